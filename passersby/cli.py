@@ -1,0 +1,35 @@
+"""The `passersby` command line: thin wrappers around the package's modules."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    help="passersby: endless, never-repeating generative portraits.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main() -> None:
+    """passersby: endless, never-repeating generative portraits.
+
+    Examples:
+        passersby sample --n 16 --out grid.png
+        passersby prepare ~/portraits data/portraits --size 256
+        passersby train data/portraits --out runs/mine --steps 20000
+    """
+
+
+def _register() -> None:
+    from passersby.train.cli import train_command
+
+    app.command("train")(train_command)
+
+
+_register()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,113 @@
+"""Frozen, typed configuration.
+
+`ModelConfig` describes a generator/discriminator pair completely: it is stored inside every
+checkpoint, so loading a model needs nothing else (as nanoGPT's GPTConfig). `TrainConfig`
+describes one training run and is stored in training checkpoints so `--resume` can check it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+RESOLUTIONS = (64, 128, 256)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a FastGAN-style generator and its discriminator.
+
+    Args:
+        resolution: output side in pixels (64, 128 or 256).
+        z_dim: latent size; a face is one point z ~ N(0, I) of this size.
+        ngf: generator width; channel counts are multiples of it (FastGAN uses 64).
+        ndf: discriminator width.
+        class_names: names of the classes the generator is conditioned on, e.g.
+            ("feminine", "masculine"); empty for an unconditional model.
+
+    Example:
+        >>> ModelConfig(resolution=128, ngf=32).n_classes
+        0
+    """
+
+    resolution: int = 256
+    z_dim: int = 128
+    ngf: int = 32
+    ndf: int = 32
+    class_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
+        if self.z_dim < 8 or self.ngf < 4 or self.ndf < 4:
+            raise ValueError("z_dim must be >= 8 and ngf, ndf >= 4")
+        if len(self.class_names) == 1:
+            raise ValueError("a conditional model needs at least two class names")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields {sorted(unknown)}: newer passersby?")
+        d = dict(d)
+        d["class_names"] = tuple(d.get("class_names", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Args:
+        batch_size: images per optimisation step (per process under DDP).
+        lr: Adam learning rate for both networks.
+        ema_decay: decay of the exponential moving average of generator weights.
+        augment: DiffAugment policy, comma-separated from "color", "translation", "cutout".
+        recon_weight: weight of the discriminator's self-supervised reconstruction loss.
+        sample_every / checkpoint_every / metric_every: in steps.
+        keep_last: how many recent checkpoints to keep beside the best one.
+        seed: seeds every RNG of the run.
+        amp: use bfloat16 autocast on CUDA (ignored on CPU).
+        metric_samples: generated images used for the KID/FD metric.
+
+    Example:
+        >>> TrainConfig(batch_size=8).augment
+        'color,translation,cutout'
+    """
+
+    batch_size: int = 8
+    lr: float = 2e-4
+    ema_decay: float = 0.999
+    augment: str = "color,translation,cutout"
+    recon_weight: float = 1.0
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    metric_every: int = 2000
+    keep_last: int = 3
+    seed: int = 0
+    amp: bool = True
+    metric_samples: int = 500
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["model"] = self.model.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        d["model"] = ModelConfig.from_dict(d.get("model", {}))
+        return cls(**d)

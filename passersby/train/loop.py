@@ -1,0 +1,197 @@
+"""The training loop: hinge-loss GAN with DiffAugment, a reconstructing discriminator and EMA.
+
+Layout of a run folder (RUN):
+    RUN/checkpoints/step-00001000.safetensors   resumable state, last K kept
+    RUN/best.safetensors                        resumable state with the best KID so far
+    RUN/model.safetensors                       inference generator (EMA) of the latest step
+    RUN/best-model.safetensors                  inference generator of the best step
+    RUN/samples/step-00001000.png, latest.png   grids of fixed latents
+    RUN/curves.png, RUN/log.jsonl               losses and metrics
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from passersby.checkpoint import CheckpointError, load_train_state, save_model, save_train_state
+from passersby.config import ModelConfig, TrainConfig
+from passersby.model.augment import diff_augment, parse_policy
+from passersby.model.discriminator import Discriminator
+from passersby.model.generator import Generator, recalibrate_batchnorm
+from passersby.train import dist
+from passersby.train.data import TrainingSet
+from passersby.train.report import grid_image, plot_curves, save_png, to_uint8
+from passersby.train.state import Rngs, TrainState, pack, unpack
+
+GRID_N = 16
+CALIB_SEED = 1234  # BN recalibration draws from its own fixed stream: never disturbs the run's
+
+
+@dataclass
+class StepStats:
+    loss_d: float
+    loss_g: float
+    loss_recon: float
+
+
+def build_state(cfg: TrainConfig, device: torch.device, rank: int = 0) -> TrainState:
+    """Fresh networks (seeded init), Adam optimisers and RNG streams for a run."""
+    torch.manual_seed(cfg.seed)  # weight init and spectral-norm vectors: same on every rank
+    G, D = Generator(cfg.model).to(device), Discriminator(cfg.model).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    for p in G_ema.parameters():
+        p.requires_grad_(False)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    return TrainState(G, D, G_ema, opt_g, opt_d, Rngs.seeded(cfg.seed, rank))
+
+
+def _autocast(device: torch.device, enabled: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
+def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torch.device,
+               info: dist.DistInfo) -> StepStats:
+    """One discriminator update and one generator update on a fresh batch."""
+    policy = parse_policy(cfg.augment)
+    real, label, fake_label = data.batch(cfg.batch_size, ts.rngs.data, device)
+    if not cfg.model.n_classes:
+        label = fake_label = None
+    z = torch.randn(cfg.batch_size, cfg.model.z_dim, generator=ts.rngs.z).to(device)
+    amp = cfg.amp
+    with _autocast(device, amp):
+        fake = ts.G(z, fake_label)
+    # --- discriminator: hinge on real/fake + L1 reconstruction of the (augmented) real image
+    with _autocast(device, amp):
+        real_aug = diff_augment(real, policy, ts.rngs.aug)
+        logits_real, recon = ts.D(real_aug, label, reconstruct=True)
+        logits_fake = ts.D(diff_augment(fake.detach(), policy, ts.rngs.aug), fake_label)
+        target = F.interpolate(real_aug, size=recon.shape[-1], mode="area")
+        loss_recon = F.l1_loss(recon.float(), target.float())
+        loss_d = F.relu(1 - logits_real.float()).mean() + F.relu(1 + logits_fake.float()).mean()
+    ts.opt_d.zero_grad(set_to_none=True)
+    (loss_d + cfg.recon_weight * loss_recon).backward()
+    dist.average_gradients(ts.D, info)
+    ts.opt_d.step()
+    # --- generator: fool the discriminator through the same augmentation
+    with _autocast(device, amp):
+        loss_g = -ts.D(diff_augment(fake, policy, ts.rngs.aug), fake_label).float().mean()
+    ts.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    dist.average_gradients(ts.G, info)
+    ts.opt_g.step()
+    update_ema(ts.G_ema, ts.G, cfg.ema_decay)
+    ts.step += 1
+    return StepStats(loss_d.item(), loss_g.item(), loss_recon.item())
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameters only (BN stats: recalibrated)."""
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm, 1.0 - decay)
+
+
+def fixed_latents(cfg: ModelConfig, n: int = GRID_N) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The grid's latents: the same for every step of every run with this config."""
+    g = torch.Generator().manual_seed(2024)
+    z = torch.randn(n, cfg.z_dim, generator=g)
+    label = torch.arange(n) % cfg.n_classes if cfg.n_classes else None
+    return z, label
+
+
+@torch.no_grad()
+def ema_for_inference(ts: TrainState, device: torch.device) -> Generator:
+    """A copy of the EMA generator with BatchNorm statistics re-estimated, in eval mode."""
+    g = copy.deepcopy(ts.G_ema)
+    # 512 latents on a GPU; 64 on a CPU, where each forward pass is expensive.
+    n_batches, bs = (16, 32) if device.type == "cuda" else (4, 16)
+    recalibrate_batchnorm(g, n_batches, bs, gen=torch.Generator().manual_seed(CALIB_SEED), device=device)
+    return g.eval()
+
+
+@torch.no_grad()
+def write_samples(g: Generator, run: Path, step: int, device: torch.device) -> None:
+    z, label = fixed_latents(g.cfg)
+    imgs = g(z.to(device), None if label is None else label.to(device))
+    grid = grid_image(to_uint8(imgs), ncol=8 if g.cfg.n_classes else None)
+    save_png(run / "samples" / f"step-{step:08d}.png", grid)
+    save_png(run / "samples" / "latest.png", grid)
+
+
+def make_sampler(g: Generator, device: torch.device, seed: int) -> Callable[[int], torch.Tensor]:
+    """n -> (n, 3, R, R) images from fresh latents (classes balanced), batches of 50."""
+    gen = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def sample(n: int) -> torch.Tensor:
+        out = []
+        for i in range(0, n, 50):
+            b = min(50, n - i)
+            z = torch.randn(b, g.cfg.z_dim, generator=gen).to(device)
+            lab = (torch.arange(i, i + b) % g.cfg.n_classes).to(device) if g.cfg.n_classes else None
+            out.append(g(z, lab).float())
+        return torch.cat(out)
+
+    return sample
+
+
+def evaluate(g: Generator, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> dict:
+    """KID/FD in EfficientNet-Lite0 feature space + memorisation check (see passersby.metrics)."""
+    from passersby.metrics.evaluate import evaluate_generator
+
+    real = data.images.float().div(127.5).sub(1.0)
+    return evaluate_generator(make_sampler(g, device, seed=cfg.seed + 17), real, n=cfg.metric_samples,
+                              rng_seed=cfg.seed, data_key=data.data_hash)
+
+
+def checkpoint_meta(ts: TrainState, cfg: TrainConfig, data: TrainingSet, info: dist.DistInfo, extra: dict) -> dict:
+    return {"train_config": cfg.to_dict(), "data_hash": data.data_hash, "data_root": str(data.root),
+            "class_names": list(data.class_names), "world_size": info.world, **extra}
+
+
+def save_checkpoint(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path, info: dist.DistInfo,
+                    g: Generator, is_best: bool, extra: dict) -> None:
+    """Write resumable state (rotating the last K), and the inference model `g` (EMA, BN recalibrated)."""
+    tensors, meta = pack(ts)
+    meta.update(checkpoint_meta(ts, cfg, data, info, extra))
+    ckdir = run / "checkpoints"
+    save_train_state(ckdir / f"step-{ts.step:08d}.safetensors", tensors, meta)
+    for old in sorted(ckdir.glob("step-*.safetensors"))[: -cfg.keep_last]:
+        old.unlink()
+    model_meta = {"step": ts.step, "data_hash": data.data_hash, "metrics": ts.history[-1] if ts.history else {},
+                  "train_config": cfg.to_dict(), **extra}
+    save_model(run / "model.safetensors", g, cfg.model, model_meta)
+    if is_best:
+        save_train_state(run / "best.safetensors", tensors, meta)
+        save_model(run / "best-model.safetensors", g, cfg.model, model_meta)
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    cks = sorted((run / "checkpoints").glob("step-*.safetensors"))
+    return cks[-1] if cks else None
+
+
+def resume(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path) -> None:
+    """Restore the newest checkpoint of `run` into `ts`, refusing an incompatible one."""
+    path = latest_checkpoint(run)
+    if path is None:
+        raise CheckpointError(f"{run}: nothing to resume (no checkpoints/step-*.safetensors) — drop --resume to start fresh")
+    tensors, meta = load_train_state(path)
+    saved = meta.get("train_config", {}).get("model")
+    if saved != cfg.model.to_dict():
+        raise CheckpointError(f"{path}: was trained with model config {saved}, this run asks for {cfg.model.to_dict()} — use the same options or a new --out")
+    if meta.get("data_hash") != data.data_hash:
+        raise CheckpointError(f"{path}: was trained on other data (hash {meta.get('data_hash')} ≠ {data.data_hash}) — resume with the same DATA")
+    try:
+        unpack(ts, tensors, meta)
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise CheckpointError(f"{path}: incompatible training state ({str(e).splitlines()[0]})") from e

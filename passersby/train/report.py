@@ -1,0 +1,71 @@
+"""Pictures of a run: sample grids (fixed latents, so progress is visible) and loss curves."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from passersby.checkpoint import atomic_write_bytes
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, 3, H, W) float in [-1, 1] -> (N, H, W, 3) uint8."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def grid_image(images: np.ndarray, ncol: int | None = None, pad: int = 2) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> one (rows*H, cols*W, 3) uint8 mosaic on a dark background."""
+    n, h, w, _ = images.shape
+    ncol = ncol or math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    out = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 24, np.uint8)
+    for i, im in enumerate(images):
+        r, c = divmod(i, ncol)
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
+    return out
+
+
+def save_png(path: Path, array: np.ndarray) -> None:
+    """Atomically write an (H, W, 3) uint8 array as PNG."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Loss curves (left) and feature-space metrics (right) from the run's log rows."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # headless; never opens a window
+    import matplotlib.pyplot as plt
+
+    steps = [h["step"] for h in history if "loss_d" in h]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key, label in (("loss_d", "D hinge"), ("loss_g", "G"), ("loss_recon", "D recon (L1)")):
+        ys = [h[key] for h in history if key in h]
+        if ys:
+            ax1.plot(steps[: len(ys)], ys, label=label)
+    ax1.set_xlabel("step")
+    ax1.set_title("losses")
+    ax1.legend()
+    mrows = [h for h in history if "kid_effnetlite0" in h]
+    if mrows:
+        ax2.plot([h["step"] for h in mrows], [h["kid_effnetlite0"] * 1000 for h in mrows], "o-", label="KID×1000 (EffNet-Lite0)")
+        ax2.plot([h["step"] for h in mrows], [h["fd_effnetlite0"] for h in mrows], "s-", label="FD (EffNet-Lite0)")
+        ax2.set_yscale("log")
+        ax2.legend()
+    ax2.set_xlabel("step")
+    ax2.set_title("distance to the training set (lower is better)")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())

@@ -1,0 +1,132 @@
+"""`passersby train`: drive the loop with progress, periodic pictures, metrics and checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from passersby.config import TrainConfig
+from passersby.train import dist
+from passersby.train.data import load_training_set
+from passersby.train.loop import (
+    build_state, ema_for_inference, evaluate, resume, save_checkpoint, train_step, write_samples,
+)
+from passersby.train.report import plot_curves
+
+LOG_EVERY = 50
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    TextColumn("{task.fields[status]}"), disable=not enabled)
+
+
+def train(data_dir: Path, run: Path, cfg: TrainConfig, steps: int, resume_run: bool = False,
+          device: str = "auto", max_minutes: float | None = None, evaluate_metrics: bool = True,
+          conditional: bool = True) -> dict:
+    """Train until `steps` total steps (or `max_minutes`), writing everything under `run`.
+
+    Args:
+        data_dir: a folder made by `passersby prepare`.
+        run: output folder (created); with `resume_run`, continued from its newest checkpoint.
+        cfg: the run's TrainConfig (its ModelConfig's class_names are taken from the data).
+        steps: total optimisation steps, counting steps done before a resume.
+        device: "auto", "cpu" or "cuda".
+        max_minutes: stop (with a checkpoint) after this much wall time.
+        evaluate_metrics: compute KID/FD + memorisation every cfg.metric_every steps.
+        conditional: condition on the dataset's labels (when it has any).
+
+    Returns:
+        The last log row (step, losses, metrics).
+
+    Example:
+        >>> train(Path("data/portraits"), Path("runs/a"), TrainConfig(), steps=20000)  # doctest: +SKIP
+    """
+    info, dev = dist.setup(device)
+    try:
+        return _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evaluate_metrics, conditional)
+    finally:
+        dist.cleanup(info)
+
+
+def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evaluate_metrics, conditional) -> dict:
+    data = load_training_set(data_dir, cfg.model.resolution, device=dev)
+    classes = list(data.class_names) if conditional and len(data.class_names) >= 2 else []
+    cfg = TrainConfig.from_dict({**cfg.to_dict(), "model": {**cfg.model.to_dict(), "class_names": classes}})
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    ts = build_state(cfg, dev, info.rank)
+    if resume_run:
+        resume(ts, cfg, data, run)
+    dist.broadcast_module(ts.G, info)
+    dist.broadcast_module(ts.D, info)
+    run.mkdir(parents=True, exist_ok=True)
+    if info.main:
+        (run / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    t_start, t_log, n_log = time.time(), time.time(), 0
+    sums = {"loss_d": 0.0, "loss_g": 0.0, "loss_recon": 0.0}
+    row: dict = {"step": ts.step}
+    with _progress(info.main) as bar:
+        task = bar.add_task("train", total=steps, completed=ts.step, status="")
+        while ts.step < steps:
+            st = train_step(ts, data, cfg, dev, info)
+            for k in sums:
+                sums[k] += getattr(st, k)
+            n_log += 1
+            out_of_time = max_minutes is not None and (time.time() - t_start) > max_minutes * 60
+            last = ts.step >= steps or out_of_time
+            if ts.step % LOG_EVERY == 0 or last:
+                ips = n_log * cfg.batch_size * info.world / max(1e-9, time.time() - t_log)
+                row = {"step": ts.step, **{k: v / n_log for k, v in sums.items()}, "img_per_s": ips,
+                       "elapsed_s": time.time() - t_start}
+                ts.history.append(row)
+                if info.main:
+                    with open(run / "log.jsonl", "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                bar.update(task, completed=ts.step, status=f"D {row['loss_d']:.3f}  G {row['loss_g']:.3f}  {ips:.1f} img/s")
+                sums = dict.fromkeys(sums, 0.0)
+                t_log, n_log = time.time(), 0
+            periodic(ts, cfg, data, run, info, dev, last, evaluate_metrics)
+            if out_of_time:
+                break
+    return ts.history[-1] if ts.history else row
+
+
+def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evaluate_metrics: bool) -> None:
+    """Samples, metrics and checkpoints on their schedules (rank 0 writes; others wait)."""
+    do_sample = ts.step % cfg.sample_every == 0 or last
+    do_metric = evaluate_metrics and (ts.step % cfg.metric_every == 0 or last)
+    do_ckpt = ts.step % cfg.checkpoint_every == 0 or last
+    if not (do_sample or do_metric or do_ckpt):
+        return
+    if info.main:
+        g = ema_for_inference(ts, dev)
+        if do_sample:
+            write_samples(g, run, ts.step, dev)
+        is_best, m = False, None
+        if do_metric:
+            try:
+                m = evaluate(g, data, cfg, dev)
+            except Exception as e:  # a broken metric must not end a long run: say so, go on
+                import sys
+
+                print(f"warning: metrics failed at step {ts.step}: {e!r}", file=sys.stderr)
+                m = None
+        if do_metric and m is not None:
+            flat = {k: v for k, v in m.items() if not isinstance(v, dict)}
+            flat.update({f"mem_{k}": v for k, v in m.get("memorisation", {}).items()})
+            ts.history.append({"step": ts.step, **flat})
+            with open(run / "log.jsonl", "a") as f:
+                f.write(json.dumps(ts.history[-1]) + "\n")
+            kid = m["kid_effnetlite0"]
+            if ts.best_metric is None or kid < ts.best_metric:
+                ts.best_metric, is_best = kid, True
+        if do_ckpt or is_best:
+            save_checkpoint(ts, cfg, data, run, info, g, is_best, extra={})
+        plot_curves(ts.history, run / "curves.png")
+    dist.barrier(info)

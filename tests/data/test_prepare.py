@@ -1,0 +1,284 @@
+"""prepare(): odd files, duplicates, labels, atomic output, and the manifest reader."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import passersby.data.prepare as prep
+from passersby.data.labels import FEMININE, MASCULINE, LabelError
+from passersby.data.prepare import DatasetError, PrepareError, load_manifest, prepare
+
+PORTRAITS = Path(__file__).resolve().parents[1] / "fixtures" / "portraits"
+SIZE = 64  # small outputs keep the tests fast; the code path is the same at 256
+
+
+def run(src: Path, dst: Path, **kw: object) -> prep.PrepareReport:
+    return prepare(src, dst, size=SIZE, progress=False, **kw)
+
+
+def leftovers(parent: Path) -> list[str]:
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def test_odd_files(odd_source, tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    report = run(odd_source.root, dst)
+    reasons = {s.source: s.reason for s in report.skipped}
+    assert set(reasons) == set(odd_source.broken)
+    for rel, start in odd_source.broken.items():
+        assert reasons[rel].startswith(start), (rel, reasons[rel])
+    assert report.exact_duplicates == 1 and report.near_duplicates == 1
+    assert report.found == len(odd_source.broken) + len(odd_source.written)
+    assert report.ignored_files == odd_source.ignored  # .hidden.jpg is not even listed
+    assert report.skipped_by_reason["decompression bomb"] == 2
+
+    manifest = load_manifest(dst)
+    assert [i.source for i in manifest.items] == odd_source.written
+    for k, item in enumerate(manifest.items):
+        assert item.file == f"images/{k:06d}.png"
+        with Image.open(dst / item.file) as im:
+            assert im.mode == "RGB" and im.size == (SIZE, SIZE)
+    assert report.written == len(manifest) == report.faces_found + report.centre_cropped
+
+    text = (dst / "report.txt").read_text()
+    for rel in odd_source.broken:
+        assert rel in text
+    saved = json.loads((dst / "report.json").read_text())
+    assert saved["written"] == report.written and len(saved["skipped"]) == len(odd_source.broken)
+    assert leftovers(tmp_path) == []
+
+
+def test_odd_formats_look_right(odd_source, tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    run(odd_source.root, dst)
+    items = {i.source: i for i in load_manifest(dst).items}
+
+    def pixels(rel: str) -> np.ndarray:
+        with Image.open(dst / items[rel].file) as im:
+            return np.asarray(im)
+
+    gray = pixels("gray16.png")
+    assert (
+        np.array_equal(gray[..., 0], gray[..., 2]) and 60 < gray.mean() < 200
+    )  # scaled, not clipped
+    rot = items["rotated.jpg"]
+    assert rot.crop[2] <= 100 and rot.crop[3] <= 128  # cropped from the upright 100 x 128 image
+    for rel, clear in (("rgba.png", 40), ("palette.png", 20)):  # transparent left columns
+        x0, _, x1, _ = items[rel].crop
+        white = int((clear - x0) * SIZE / (x1 - x0)) - 1
+        assert white > 0 and (pixels(rel)[:, :white] == 255).all(), rel
+    cmyk = pixels("cmyk.jpg").astype(int)
+    assert np.ptp(cmyk.mean(axis=(0, 1))) > 5  # still in colour, not grey
+
+
+def test_titles_csv_labels(portraits_src: Path, tmp_path: Path) -> None:
+    report = run(portraits_src, tmp_path / "out", labels=PORTRAITS / "titles.csv")
+    manifest = load_manifest(tmp_path / "out")
+    by_source = {i.source: i for i in manifest.items}
+    assert len(manifest) == 12 and report.labels == {FEMININE: 6, MASCULINE: 5, "unknown": 1}
+    assert by_source["pope-julius-ii.jpg"].label == MASCULINE
+    assert by_source["portrait-of-a-lady.jpg"].label == FEMININE
+    assert by_source["self-portrait-1887.jpg"].label is None
+    assert {i.label_source for i in manifest.items} == {"title", None}
+    assert manifest.class_names == (FEMININE, MASCULINE)
+    assert report.faces_found == 8 and report.centre_cropped == 4
+
+
+def test_labels_csv_and_file_name_labels(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "women").mkdir(parents=True)
+    files = sorted(PORTRAITS.glob("*.jpg"))
+    shutil.copy(files[0], src / "a.jpg")
+    shutil.copy(files[1], src / "women" / "b.jpg")
+    shutil.copy(files[2], src / "portrait-of-a-man.jpg")
+    shutil.copy(files[3], src / "d.jpg")
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,label\na.jpg,male\nwomen/b.jpg,\nmissing.jpg,f\n")
+    report = run(src, tmp_path / "out", labels=csv)
+    got = {i.source: (i.label, i.label_source) for i in load_manifest(tmp_path / "out").items}
+    assert got == {
+        "a.jpg": (MASCULINE, "csv"),
+        "d.jpg": (None, None),
+        "portrait-of-a-man.jpg": (MASCULINE, "filename"),
+        "women/b.jpg": (FEMININE, "filename"),  # a blank CSV label falls back to the folder
+    }
+    assert report.labels_csv_unmatched == ["missing.jpg"]
+
+
+def test_bad_labels_csv_writes_nothing(portraits_src: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,label\nx.jpg,f\ny.jpg,androgynous\n")
+    with pytest.raises(LabelError, match=r"labels\.csv:3: unknown label 'androgynous'"):
+        run(portraits_src, tmp_path / "out", labels=csv)
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+def test_require_face(portraits_src: Path, tmp_path: Path) -> None:
+    report = run(portraits_src, tmp_path / "out", require_face=True)
+    assert report.written == 8 and report.skipped_by_reason == {"no face found": 4}
+    assert all(i.face for i in load_manifest(tmp_path / "out").items)
+
+
+def test_classifier_fills_only_missing_labels_on_faces(portraits_src: Path, tmp_path: Path) -> None:
+    run(portraits_src, tmp_path / "out", labels=PORTRAITS / "titles.csv", classify_unlabelled=True)
+    items = load_manifest(tmp_path / "out").items
+    assert all(i.label_source in ("title", "classifier", None) for i in items)
+    by_source = {i.source: i for i in items}
+    assert [s for s, i in by_source.items() if i.label_source == "classifier"] == [
+        "self-portrait-1887.jpg"
+    ]
+    assert by_source["self-portrait-1887.jpg"].face
+    assert by_source["self-portrait-1887.jpg"].label == MASCULINE  # van Gogh
+
+
+def test_crash_midway_leaves_no_dataset_and_no_temp(
+    portraits_src: Path, tmp_path: Path, monkeypatch
+) -> None:
+    real = prep._write_image
+    calls = []
+
+    def failing(*args, **kw):
+        calls.append(1)
+        if len(calls) > 3:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(prep, "_write_image", failing)
+    with pytest.raises(OSError):
+        run(portraits_src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_refuses_to_overwrite_then_swaps_atomically(
+    portraits_src: Path, tmp_path: Path, monkeypatch
+) -> None:
+    dst = tmp_path / "out"
+    first = run(portraits_src, dst)
+    old_hash = load_manifest(dst).data_hash
+    with pytest.raises(PrepareError, match="not empty.*--overwrite"):
+        run(portraits_src, dst)
+    (portraits_src / "pope-julius-ii.jpg").unlink()
+
+    monkeypatch.setattr(
+        prep, "_write_outputs", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom"))
+    )
+    with pytest.raises(RuntimeError):
+        run(portraits_src, dst, overwrite=True)
+    assert load_manifest(dst).data_hash == old_hash  # a failed overwrite keeps the old dataset
+    monkeypatch.undo()
+
+    second = run(portraits_src, dst, overwrite=True)
+    assert second.written == first.written - 1 and load_manifest(dst).data_hash != old_hash
+    assert leftovers(tmp_path) == []
+
+
+def test_empty_dst_folder_is_fine_and_stale_temps_are_removed(
+    portraits_src: Path, tmp_path: Path
+) -> None:
+    dst = tmp_path / "out"
+    dst.mkdir()
+    stale = tmp_path / ".out.tmp-999999999"  # a run that was killed; no such process
+    (stale / "images").mkdir(parents=True)
+    run(portraits_src, dst)
+    assert len(load_manifest(dst)) == 12 and not stale.exists()
+
+
+@pytest.mark.parametrize(
+    "make_src, dst_name, message",
+    [
+        (lambda t: t / "nope", "out", "source folder not found"),
+        (lambda t: t, "out", "must not be inside the source"),
+        (lambda t: t / "src", "src", "must not be inside the source"),
+    ],
+)
+def test_bad_arguments(tmp_path: Path, make_src, dst_name: str, message: str) -> None:
+    (tmp_path / "src").mkdir()
+    with pytest.raises(PrepareError, match=message):
+        run(make_src(tmp_path), tmp_path / dst_name)
+
+
+def test_no_images_and_bad_size(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "readme.txt").write_text("hi")
+    with pytest.raises(PrepareError, match="no image files found"):
+        run(tmp_path / "src", tmp_path / "out")
+    with pytest.raises(PrepareError, match="--size"):
+        prepare(tmp_path / "src", tmp_path / "out", size=3, progress=False)
+
+
+def test_deterministic_and_same_with_workers(portraits_src: Path, tmp_path: Path) -> None:
+    run(portraits_src, tmp_path / "a")
+    run(portraits_src, tmp_path / "b", workers=2)
+    a = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    b = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert a == b
+    for item in a["items"]:
+        assert (tmp_path / "a" / item["file"]).read_bytes() == (
+            tmp_path / "b" / item["file"]
+        ).read_bytes()
+
+
+def test_manifest_format(portraits_src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "out"
+    run(portraits_src, dst)
+    raw = json.loads((dst / "manifest.json").read_text())
+    assert raw["format"] == "passersby-dataset" and raw["version"] == 1 and raw["size"] == SIZE
+    assert raw["class_names"] == [FEMININE, MASCULINE]  # from the file names of the fixtures
+    item = raw["items"][0]
+    assert set(item) == {
+        "file",
+        "source",
+        "sha256",
+        "phash",
+        "crop",
+        "face",
+        "label",
+        "label_source",
+    }
+    assert len(item["sha256"]) == 64 and len(item["phash"]) == 16
+    assert raw["data_hash"] == prep.data_hash([i["sha256"] for i in raw["items"]], SIZE)
+
+
+def test_load_manifest_errors(portraits_src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "data"
+    with pytest.raises(DatasetError, match=r"no such dataset folder .* run `passersby prepare SRC"):
+        load_manifest(dst)
+    dst.mkdir()
+    with pytest.raises(DatasetError, match=r"data: no manifest\.json — run `passersby prepare SRC"):
+        load_manifest(dst)
+    dst.rmdir()
+    run(portraits_src, dst)
+    path = dst / "manifest.json"
+    good = json.loads(path.read_text())
+
+    def broken(change) -> str:
+        raw = json.loads(json.dumps(good))
+        change(raw)
+        path.write_text(json.dumps(raw))
+        with pytest.raises(DatasetError) as e:
+            load_manifest(dst)
+        return str(e.value)
+
+    assert "not a passersby dataset" in broken(lambda r: r.update(format="other"))
+    assert "newer than this passersby" in broken(lambda r: r.update(version=2))
+    assert "'size'" in broken(lambda r: r.update(size="256"))
+    assert "'class_names'" in broken(lambda r: r.update(class_names=["masculine", "feminine"]))
+    assert "items[0] field 'crop'" in broken(lambda r: r["items"][0].update(crop=[1, 2]))
+    assert "items[1] label 'other'" in broken(lambda r: r["items"][1].update(label="other"))
+    assert "'data_hash' does not match" in broken(lambda r: r["items"].pop())
+    path.write_text(json.dumps(good))
+    (dst / good["items"][0]["file"]).unlink()
+    assert "listed in manifest.json but missing" in str(
+        pytest.raises(DatasetError, load_manifest, dst).value
+    )
+    assert len(load_manifest(dst, check_files=False)) == 12
+    path.write_text("{not json")
+    with pytest.raises(DatasetError, match="unreadable"):
+        load_manifest(dst)

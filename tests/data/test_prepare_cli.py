@@ -1,0 +1,66 @@
+"""`passersby prepare` through typer, on an app built here as passersby/cli.py builds it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from passersby.data.cli import prepare_command
+from passersby.data.prepare import load_manifest
+
+PORTRAITS = Path(__file__).resolve().parents[1] / "fixtures" / "portraits"
+
+
+@pytest.fixture
+def app() -> typer.Typer:
+    app = typer.Typer(pretty_exceptions_enable=False)
+    app.command()(prepare_command)
+    return app
+
+
+def invoke(app: typer.Typer, *args: str):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_prepare_prints_a_summary(app, portraits_src: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "data" / "portraits"  # parent folders are created
+    result = invoke(app, portraits_src, dst, "--size", "64", "--labels", PORTRAITS / "titles.csv")
+    assert result.exit_code == 0, result.output
+    assert "written" in result.output and "12" in result.output and "report.txt" in result.output
+    assert "label feminine" in result.output
+    assert len(load_manifest(dst)) == 12
+
+
+def test_help_has_an_example(app) -> None:
+    result = invoke(app, "--help")
+    assert result.exit_code == 0 and "passersby prepare ~/portraits" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{tmp}/missing", "{tmp}/out"], "source folder not found"),
+        (["{src}", "{tmp}/out", "--size", "2"], "--size must be between"),
+        (["{src}", "{tmp}/out", "--labels", "{tmp}/nope.csv"], "labels CSV not found"),
+        (["{src}", "{tmp}/out", "--labels", "{tmp}/bad.csv"], "bad.csv:2: unknown label 'x'"),
+        (["{src}", "{tmp}/full"], "not empty"),
+    ],
+)
+def test_errors_are_one_line_and_exit_1(
+    app, portraits_src: Path, tmp_path: Path, args, message
+) -> None:
+    (tmp_path / "bad.csv").write_text("file,label\na.jpg,x\n")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.txt").write_text("precious")
+    argv = [a.format(tmp=tmp_path, src=portraits_src) for a in args] + ["--size", "64"] * (
+        "--size" not in args
+    )
+    result = invoke(app, *argv)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
+    assert (tmp_path / "full" / "keep.txt").read_text() == "precious"
+    assert not (tmp_path / "out").exists()
