@@ -24,8 +24,12 @@ def main() -> None:
 
 
 def _register() -> None:
+    from passersby.data.cli import prepare_command
+    from passersby.sample_cli import sample_command
     from passersby.train.cli import train_command
 
+    app.command("sample")(sample_command)
+    app.command("prepare")(prepare_command)
     app.command("train")(train_command)
 
 

@@ -7,18 +7,16 @@ one explicit generator, which makes resuming exact.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from passersby.data.manifest import DatasetError, load_manifest
+
 MIN_IMAGES = 8
-
-
-class DatasetError(Exception):
-    """The dataset cannot be trained on; the message names the file and what to do."""
+__all__ = ["DatasetError", "TrainingSet", "load_training_set", "MIN_IMAGES"]
 
 
 @dataclass
@@ -65,50 +63,32 @@ def load_training_set(root: Path, resolution: int | None = None, device: str | t
             with --size), so a run never silently trains on resized data.
         device: where the uint8 image tensor lives.
 
+    Raises:
+        DatasetError: missing/invalid manifest, too few images, unreadable or wrong-size image.
+
     Example:
         >>> ts = load_training_set(Path("data/portraits"), 256)  # doctest: +SKIP
     """
     from PIL import Image
 
-    root = Path(root)
-    mpath = root / "manifest.json"
-    if not mpath.is_file():
-        raise DatasetError(f"{root}: no manifest.json — run `passersby prepare SRC {root}` first")
-    try:
-        manifest = json.loads(mpath.read_text())
-        items = manifest["items"]
-        class_names = tuple(manifest.get("class_names", []))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise DatasetError(f"{mpath}: not a passersby manifest ({e}) — re-run `passersby prepare`") from e
-    if len(items) < MIN_IMAGES:
-        raise DatasetError(f"{root}: {len(items)} images; at least {MIN_IMAGES} are needed to train (a few hundred to learn well)")
+    manifest = load_manifest(Path(root))
+    if len(manifest.items) < MIN_IMAGES:
+        raise DatasetError(f"{root}: {len(manifest.items)} images; at least {MIN_IMAGES} are needed to train (a few hundred to learn well)")
+    if resolution is not None and manifest.size != resolution:
+        raise DatasetError(f"{root}: images are {manifest.size}px, the model wants {resolution}px — "
+                           f"re-run `passersby prepare SRC DST --size {resolution}` or pass --resolution {manifest.size}")
     arrays, labels = [], []
-    for it in items:
-        p = root / it["file"]
+    for it in manifest.items:
+        p = manifest.root / it.file
         try:
             with Image.open(p) as im:
                 a = np.asarray(im.convert("RGB"))
         except (OSError, ValueError) as e:
             raise DatasetError(f"{p}: unreadable image ({e}) — re-run `passersby prepare`") from e
-        if resolution is not None and a.shape[:2] != (resolution, resolution):
-            raise DatasetError(
-                f"{p}: image is {a.shape[1]}x{a.shape[0]}, the model wants {resolution}x{resolution} — "
-                f"re-run `passersby prepare SRC DST --size {resolution}`"
-            )
+        if a.shape[:2] != (manifest.size, manifest.size):
+            raise DatasetError(f"{p}: image is {a.shape[1]}x{a.shape[0]}, the manifest says {manifest.size} — re-run `passersby prepare`")
         arrays.append(a)
-        lab = it.get("label")
-        labels.append(class_names.index(lab) if lab in class_names else -1)
-    if len({a.shape for a in arrays}) != 1:
-        raise DatasetError(f"{root}: images have different sizes — re-run `passersby prepare`")
+        labels.append(manifest.class_names.index(it.label) if it.label in manifest.class_names else -1)
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().to(device)
-    data_hash = manifest.get("data_hash") or _hash_items(items)
-    return TrainingSet(images, torch.tensor(labels, dtype=torch.int64), class_names, data_hash, root)
-
-
-def _hash_items(items: list[dict]) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for it in sorted(items, key=lambda it: it["file"]):
-        h.update(str(it.get("sha256", it["file"])).encode())
-    return h.hexdigest()[:16]
+    return TrainingSet(images, torch.tensor(labels, dtype=torch.int64), manifest.class_names,
+                       manifest.data_hash, manifest.root)

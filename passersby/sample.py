@@ -1,0 +1,78 @@
+"""Sampling faces from a generator: latents from a seed, images, grids.
+
+Which face you get is a pure function of (model file, seed, index), so any face can be
+re-rendered later from those three values.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from passersby.checkpoint import ModelInfo, load_model
+from passersby.train.report import grid_image, save_png, to_uint8
+
+DEFAULT_MODEL = "default.safetensors"
+
+
+def default_model_path() -> Path:
+    """The generator shipped inside the package (see passersby/assets/MODEL_CARD.md)."""
+    return Path(str(resources.files("passersby") / "assets" / DEFAULT_MODEL))
+
+
+def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
+    """(n, z_dim) standard-normal latents; the same seed always gives the same latents."""
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def render(g: torch.nn.Module, z: torch.Tensor, label: torch.Tensor | None = None, batch: int = 16) -> np.ndarray:
+    """Generate images for latents z (n, z_dim): (n, R, R, 3) uint8."""
+    dev = next(g.parameters()).device
+    out = []
+    for i in range(0, len(z), batch):
+        lab = None if label is None else label[i : i + batch].to(dev)
+        out.append(to_uint8(g(z[i : i + batch].to(dev), lab)))
+    return np.concatenate(out)
+
+
+def sample(model: Path | None, n: int, seed: int, class_name: str | None = None) -> tuple[np.ndarray, ModelInfo]:
+    """n faces from `model` (default: the shipped model) as (n, R, R, 3) uint8.
+
+    Args:
+        model: a model .safetensors; None for the shipped default.
+        n: number of faces.
+        seed: latent seed.
+        class_name: for conditional models, the class to draw (default: alternate classes).
+
+    Example:
+        >>> faces, info = sample(None, 4, seed=1)  # doctest: +SKIP
+    """
+    g, info = load_model(model or default_model_path())
+    z = latents(n, info.config.z_dim, seed)
+    label = None
+    if info.config.n_classes:
+        if class_name is None:
+            label = torch.arange(n) % info.config.n_classes
+        elif class_name in info.config.class_names:
+            label = torch.full((n,), info.config.class_names.index(class_name))
+        else:
+            raise ValueError(f"class {class_name!r} not in this model's classes {info.config.class_names}")
+    return render(g, z, label), info
+
+
+def write_grid(images: np.ndarray, out: Path, ncol: int | None = None) -> None:
+    save_png(out, grid_image(images, ncol=ncol))
+
+
+def write_singles(images: np.ndarray, folder: Path, seed: int) -> list[Path]:
+    """One PNG per face, named by seed and index so each can be re-rendered."""
+    paths = []
+    for i, im in enumerate(images):
+        p = Path(folder) / f"seed{seed}-{i:04d}.png"
+        save_png(p, im)
+        paths.append(p)
+    return paths
