@@ -13,6 +13,7 @@ Two kinds, told apart by the metadata's "format":
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -44,6 +45,21 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
+@functools.cache
+def _umask() -> int:
+    umask = os.umask(0o022)  # the only way to read it; restored at once, read once per process
+    os.umask(umask)
+    return umask
+
+
+def _new_file_mode(path: Path) -> int:
+    """Permissions for the file we are about to (re)place: the old file's, else 0o666 & ~umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash leaves either the old file or the new one.
 
@@ -51,19 +67,25 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         CheckpointError: if the write fails (disk full, permissions); the old file is intact.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            # mkstemp creates 0600 files: give the result the permissions a plain open() would.
+            os.fchmod(f.fileno(), _new_file_mode(path))
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    except BaseException as e:  # also KeyboardInterrupt: never leave a temporary file behind
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if not isinstance(e, OSError):
+            raise
         raise CheckpointError(
             f"{path}: could not write ({e.strerror or e}); the previous file is intact — "
             "free disk space or choose another --out"
@@ -98,10 +120,15 @@ def _read(path: Path, expect_format: str) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({e})") from e
     if raw is None:
         raise CheckpointError(f"{path}: safetensors file without passersby metadata — not ours")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: corrupt passersby metadata ({e})") from e
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: corrupt passersby metadata (not a JSON object)")
     fmt, ver = meta.get("format"), meta.get("version")
     if fmt != expect_format:
-        hint = " (use the run's model.safetensors or `passersby export`)" if fmt == TRAIN_FORMAT else ""
+        hint = " (pass the run's model.safetensors or best-model.safetensors)" if fmt == TRAIN_FORMAT else ""
         raise CheckpointError(f"{path}: is a {fmt!r} checkpoint, expected {expect_format!r}{hint}")
     if not isinstance(ver, int) or ver > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ver} is newer than this passersby reads ({VERSION}); upgrade passersby")

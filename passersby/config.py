@@ -101,6 +101,16 @@ class TrainConfig:
     metric_samples: int = 500
     model: ModelConfig = field(default_factory=ModelConfig)
 
+    def __post_init__(self) -> None:
+        # Checked here, not deep in the loop: a 0 would be a ZeroDivisionError at the first step
+        # (sample_every) or silently keep every checkpoint (keep_last).
+        for name in ("batch_size", "sample_every", "checkpoint_every", "metric_every", "keep_last"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["model"] = self.model.to_dict()

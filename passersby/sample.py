@@ -24,8 +24,14 @@ def default_model_path() -> Path:
 
 
 def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
-    """(n, z_dim) standard-normal latents; the same seed always gives the same latents."""
-    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    """(n, z_dim) standard-normal latents; the same seed always gives the same latents.
+
+    Latent i depends on (seed, i) only, not on n: torch's CPU normal sampler transforms blocks
+    of 16 values and redraws a ragged last block, so rows are drawn 16-aligned, then cut.
+    """
+    padded = -(-z_dim // 16) * 16  # = z_dim for the usual sizes (128, 256): same draws as before
+    z = torch.randn(n, padded, generator=torch.Generator().manual_seed(seed))
+    return z[:, :z_dim].contiguous()
 
 
 @torch.no_grad()

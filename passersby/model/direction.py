@@ -117,3 +117,9 @@ def fit_latent_direction(z: np.ndarray, p_masc: np.ndarray) -> np.ndarray:
     y = (p_masc > 0.5).astype(float)
     w, _ = fit_logistic(z, y, l2=1e-1)
     return w / np.linalg.norm(w)
+
+
+def orthogonalise(d: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Unit vector: d with its component along unit vector `other` removed."""
+    d = d - (d @ other) * other
+    return d / np.linalg.norm(d)

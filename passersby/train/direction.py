@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from passersby.checkpoint import load_model, save_model
-from passersby.model.direction import LABELS, LabelDirection, fit_latent_direction, fit_probe
+from passersby.model.direction import LABELS, LabelDirection, fit_latent_direction, fit_probe, orthogonalise
 from passersby.sample import latents, render
 
 BATCH = 50
@@ -31,16 +31,34 @@ def _features(images_uint8: np.ndarray, fx) -> np.ndarray:
 
 
 def _labelled_real(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Training images whose label is feminine/masculine: (n, R, R, 3) uint8, (n,) {0, 1}."""
-    from passersby.train.data import load_training_set
+    """Labelled training images in which a face was detected: (n, R, R, 3) uint8, (n,) {0, 1}.
 
-    ts = load_training_set(data_dir)
-    if set(LABELS) - set(ts.class_names):
-        raise ValueError(f"{data_dir}: needs feminine and masculine labels (prepare with --labels)")
-    idx = [LABELS.index(ts.class_names[c]) if c >= 0 else -1 for c in ts.labels.tolist()]
-    keep = np.array(idx) >= 0
-    imgs = ts.images.permute(0, 2, 3, 1).numpy()[keep]
-    return imgs, np.array(idx)[keep]
+    Only detected faces: on the portraits, most undetected ones are ukiyo-e prints, whose
+    titles are mostly feminine ("beauty", "geisha"), so with them the probe learns "print vs
+    oil painting" instead of sex (seen: the first fit steered "feminine" into white prints).
+    """
+    from PIL import Image
+
+    from passersby.data.manifest import load_manifest
+
+    m = load_manifest(Path(data_dir))
+    keep = [it for it in m.items if it.label in LABELS and it.face]
+    if len({it.label for it in keep}) < 2:
+        raise ValueError(f"{data_dir}: needs detected faces labelled feminine and masculine (prepare with --labels)")
+    imgs = np.stack([np.asarray(Image.open(m.root / it.file).convert("RGB")) for it in keep])
+    return imgs, np.array([LABELS.index(it.label) for it in keep])
+
+
+def has_face(images_uint8: np.ndarray) -> np.ndarray:
+    """(n, H, W, 3) uint8 -> (n,) bool: does dlib's detector find a face (grey-padded 25%)?"""
+    from passersby.data.faces import detect_faces
+
+    out = []
+    for im in images_uint8:
+        pad = im.shape[0] // 4
+        padded = np.pad(im, ((pad, pad), (pad, pad), (0, 0)), constant_values=128)
+        out.append(bool(detect_faces(padded)))
+    return np.array(out)
 
 
 def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, scale: float = 2.0,
@@ -66,10 +84,18 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
     real, real_y = _labelled_real(data_dir)
     probe, probe_acc = fit_probe(_features(real, fx), real_y, rng)
     z = latents(n, info.config.z_dim, seed)
-    p_masc = probe.predict(_features(render(g, z), fx))
-    direction = LabelDirection(fit_latent_direction(z.numpy().astype(np.float64), p_masc), scale, probe_acc)
+    zn = z.numpy().astype(np.float64)
+    faces = render(g, z)
+    p_masc = probe.predict(_features(faces, fx))
+    face = has_face(faces)
+    # Fit on faces only, then remove the component along "face / no face", so steering a
+    # screen never walks it out of the region where the generator draws faces.
+    d = fit_latent_direction(zn[face], p_masc[face])
+    d = orthogonalise(d, fit_latent_direction(zn, face.astype(float)))
+    direction = LabelDirection(d, scale, probe_acc)
     report: dict[str, Any] = {"n_fit": n, "probe_heldout_accuracy": probe_acc, "n_real_labelled": int(len(real_y)),
-                              "scale": scale, "generated_probe_masculine_fraction": float((p_masc > 0.5).mean())}
+                              "scale": scale, "generated_face_fraction": float(face.mean()),
+                              "generated_probe_masculine_fraction": float((p_masc[face] > 0.5).mean())}
     z_eval = latents(n_eval, info.config.z_dim, seed + 1)
     images, requested = [], []
     for label in LABELS:

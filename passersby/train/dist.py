@@ -70,6 +70,25 @@ def average_gradients(module: torch.nn.Module, info: DistInfo) -> None:
         offset += n
 
 
+def all_gather_object(obj, info: DistInfo) -> list:
+    """Every process's `obj` (picklable), indexed by rank; [obj] when not distributed."""
+    if info.world == 1:
+        return [obj]
+    out: list = [None] * info.world
+    torch_dist.all_gather_object(out, obj)
+    return out
+
+
+def any_process(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every process if `flag` is true on any: keeps per-process decisions (wall-clock
+    limits) in step, so no process leaves the loop while the others wait in an all-reduce."""
+    if info.world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    torch_dist.all_reduce(t, op=torch_dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.world > 1:
         torch_dist.barrier()

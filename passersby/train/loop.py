@@ -29,7 +29,7 @@ from passersby.model.generator import Generator, recalibrate_batchnorm
 from passersby.train import dist
 from passersby.train.data import TrainingSet
 from passersby.train.report import grid_image, plot_curves, save_png, to_uint8
-from passersby.train.state import Rngs, TrainState, pack, unpack
+from passersby.train.state import RNG_NAMES, Rngs, TrainState, pack, rng_states, unpack
 
 GRID_N = 16
 CALIB_SEED = 1234  # BN recalibration draws from its own fixed stream: never disturbs the run's
@@ -159,9 +159,18 @@ def checkpoint_meta(ts: TrainState, cfg: TrainConfig, data: TrainingSet, info: d
 
 
 def save_checkpoint(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path, info: dist.DistInfo,
-                    g: Generator, is_best: bool, extra: dict) -> None:
-    """Write resumable state (rotating the last K), and the inference model `g` (EMA, BN recalibrated)."""
+                    g: Generator, is_best: bool, extra: dict,
+                    rank_rngs: list[dict[str, torch.Tensor]] | None = None) -> None:
+    """Write resumable state (rotating the last K), and the inference model `g` (EMA, BN recalibrated).
+
+    `rank_rngs`: every process's RNG states (index = rank) under DDP, where each process draws
+    its own batches; rank 0's are `pack`'s "rng.*", the others are stored as "rng_rank{r}.*".
+    """
     tensors, meta = pack(ts)
+    for r, states in enumerate(rank_rngs or []):
+        if r > 0:
+            for name, st in states.items():
+                tensors[f"rng_rank{r}.{name}"] = st
     meta.update(checkpoint_meta(ts, cfg, data, info, extra))
     ckdir = run / "checkpoints"
     save_train_state(ckdir / f"step-{ts.step:08d}.safetensors", tensors, meta)
@@ -180,8 +189,12 @@ def latest_checkpoint(run: Path) -> Path | None:
     return cks[-1] if cks else None
 
 
-def resume(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path) -> None:
-    """Restore the newest checkpoint of `run` into `ts`, refusing an incompatible one."""
+def resume(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path, rank: int = 0) -> None:
+    """Restore the newest checkpoint of `run` into `ts`, refusing an incompatible one.
+
+    `rank`: this process's rank under DDP; it continues its own random streams when the
+    checkpoint has them (same number of processes), else starts fresh ones of its own.
+    """
     path = latest_checkpoint(run)
     if path is None:
         raise CheckpointError(f"{run}: nothing to resume (no checkpoints/step-*.safetensors) — drop --resume to start fresh")
@@ -195,3 +208,10 @@ def resume(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path) -> No
         unpack(ts, tensors, meta)
     except (KeyError, RuntimeError, ValueError) as e:
         raise CheckpointError(f"{path}: incompatible training state ({str(e).splitlines()[0]})") from e
+    if rank > 0:
+        keys = [f"rng_rank{rank}.{name}" for name in RNG_NAMES]
+        if all(k in tensors for k in keys):
+            for name, k in zip(RNG_NAMES, keys):
+                getattr(ts.rngs, name).set_state(tensors[k])
+        else:  # saved by fewer processes: streams of its own, never a copy of rank 0's
+            ts.rngs = Rngs.seeded(cfg.seed + ts.step, rank)

@@ -55,7 +55,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
             ax1.plot(steps[: len(ys)], ys, label=label)
     ax1.set_xlabel("step")
     ax1.set_title("losses")
-    ax1.legend()
+    if ax1.lines:  # no loss row yet (metrics before the first log step): no empty legend
+        ax1.legend()
     mrows = [h for h in history if "kid_effnetlite0" in h]
     if mrows:
         ax2.plot([h["step"] for h in mrows], [h["kid_effnetlite0"] * 1000 for h in mrows], "o-", label="KID×1000 (EffNet-Lite0)")

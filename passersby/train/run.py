@@ -8,13 +8,16 @@ from pathlib import Path
 
 import torch
 
+from passersby.checkpoint import CheckpointError
 from passersby.config import TrainConfig
 from passersby.train import dist
 from passersby.train.data import load_training_set
 from passersby.train.loop import (
-    build_state, ema_for_inference, evaluate, resume, save_checkpoint, train_step, write_samples,
+    build_state, ema_for_inference, evaluate, latest_checkpoint, resume, save_checkpoint, train_step,
+    write_samples,
 )
 from passersby.train.report import plot_curves
+from passersby.train.state import rng_states
 
 LOG_EVERY = 50
 
@@ -55,6 +58,12 @@ def train(data_dir: Path, run: Path, cfg: TrainConfig, steps: int, resume_run: b
 
 
 def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evaluate_metrics, conditional) -> dict:
+    run = Path(run)
+    if not resume_run and latest_checkpoint(run) is not None:
+        # A fresh run here would interleave its checkpoints with the old ones (and rotation would
+        # delete the new ones, which sort first): refuse instead.
+        raise CheckpointError(f"{run}: already holds a run ({latest_checkpoint(run).name}) — "
+                              "pass --resume to continue it, or choose a new --out")
     data = load_training_set(data_dir, cfg.model.resolution, device=dev)
     classes = list(data.class_names) if conditional and len(data.class_names) >= 2 else []
     cfg = TrainConfig.from_dict({**cfg.to_dict(), "model": {**cfg.model.to_dict(), "class_names": classes}})
@@ -62,7 +71,7 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
         torch.backends.cudnn.benchmark = True
     ts = build_state(cfg, dev, info.rank)
     if resume_run:
-        resume(ts, cfg, data, run)
+        resume(ts, cfg, data, run, rank=info.rank)
     dist.broadcast_module(ts.G, info)
     dist.broadcast_module(ts.D, info)
     run.mkdir(parents=True, exist_ok=True)
@@ -78,7 +87,9 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
             for k in sums:
                 sums[k] += getattr(st, k)
             n_log += 1
-            out_of_time = max_minutes is not None and (time.time() - t_start) > max_minutes * 60
+            # Every process must agree to stop, or the others would wait for it forever.
+            out_of_time = max_minutes is not None and dist.any_process(
+                (time.time() - t_start) > max_minutes * 60, info, dev)
             last = ts.step >= steps or out_of_time
             if ts.step % LOG_EVERY == 0 or last:
                 ips = n_log * cfg.batch_size * info.world / max(1e-9, time.time() - t_log)
@@ -104,6 +115,8 @@ def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evalu
     do_ckpt = ts.step % cfg.checkpoint_every == 0 or last
     if not (do_sample or do_metric or do_ckpt):
         return
+    # Collective: every process sends its random streams, rank 0 stores them in the checkpoint.
+    rank_rngs = dist.all_gather_object(rng_states(ts.rngs), info) if (do_ckpt or do_metric) else None
     if info.main:
         g = ema_for_inference(ts, dev)
         if do_sample:
@@ -127,6 +140,6 @@ def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evalu
             if ts.best_metric is None or kid < ts.best_metric:
                 ts.best_metric, is_best = kid, True
         if do_ckpt or is_best:
-            save_checkpoint(ts, cfg, data, run, info, g, is_best, extra={})
+            save_checkpoint(ts, cfg, data, run, info, g, is_best, extra={}, rank_rngs=rank_rngs)
         plot_curves(ts.history, run / "curves.png")
     dist.barrier(info)

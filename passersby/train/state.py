@@ -45,6 +45,11 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+def rng_states(rngs: Rngs) -> dict[str, torch.Tensor]:
+    """{name: state} of the run's random streams (what `pack` stores as "rng.{name}")."""
+    return {name: getattr(rngs, name).get_state() for name in RNG_NAMES}
+
+
 def _flatten_optimizer(prefix: str, opt: torch.optim.Optimizer, out: dict[str, torch.Tensor]) -> list:
     sd = opt.state_dict()
     for idx, st in sd["state"].items():
@@ -71,8 +76,8 @@ def pack(ts: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             tensors[f"{name}.{k}"] = v
     groups_g = _flatten_optimizer("opt_g", ts.opt_g, tensors)
     groups_d = _flatten_optimizer("opt_d", ts.opt_d, tensors)
-    for name in RNG_NAMES:
-        tensors[f"rng.{name}"] = getattr(ts.rngs, name).get_state()
+    for name, st in rng_states(ts.rngs).items():
+        tensors[f"rng.{name}"] = st
     meta = {"step": ts.step, "best_metric": ts.best_metric, "history": ts.history,
             "opt_g_groups": groups_g, "opt_d_groups": groups_d}
     return tensors, meta

@@ -1,0 +1,106 @@
+"""Fixtures shared by the training, checkpoint, sampling and CLI tests.
+
+Everything is built at test time from the committed portrait fixtures (tests/fixtures/portraits):
+no test needs ../shared, a GPU or the network. Models are tiny (64 px, ngf = ndf = 8, z_dim 16)
+so a training step costs a fraction of a second on one CPU core.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PORTRAITS = FIXTURES / "portraits"
+TITLES = PORTRAITS / "titles.csv"
+
+# Tests run on small CPU machines next to other work: one intra-op thread is both faster for
+# these tiny tensors (no spinning thread pool) and steadier when the cores are shared.
+torch.set_num_threads(1)
+
+
+def tiny_model_config(**overrides):
+    """A ModelConfig small enough to train for a few steps in seconds."""
+    from passersby.config import ModelConfig
+
+    kw = dict(resolution=64, z_dim=16, ngf=8, ndf=8)
+    kw.update(overrides)
+    return ModelConfig(**kw)
+
+
+def tiny_train_config(model=None, **overrides):
+    """A TrainConfig for tiny runs: batch 2, nothing periodic unless asked for."""
+    from passersby.config import TrainConfig
+
+    kw = dict(batch_size=2, sample_every=1000, checkpoint_every=1000, metric_every=1000,
+              metric_samples=8, keep_last=3, seed=0)
+    kw.update(overrides)
+    return TrainConfig(model=model or tiny_model_config(), **kw)
+
+
+def _prepare(src_files: list[Path], dst: Path, size: int) -> Path:
+    from passersby.data.prepare import prepare
+
+    src = dst.parent / f"{dst.name}-src"
+    src.mkdir(parents=True)
+    for f in src_files:
+        shutil.copy(f, src / f.name)
+    prepare(src, dst, size=size, labels=TITLES, progress=False)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def portrait_jpegs() -> list[Path]:
+    files = sorted(PORTRAITS.glob("*.jpg"))
+    assert len(files) == 12, "the portrait fixtures changed: update the tests"
+    return files
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tmp_path_factory, portrait_jpegs) -> Path:
+    """All 12 fixture portraits prepared at 64 px, labelled from titles.csv (6 feminine,
+    5 masculine, 1 unlabelled). Read-only for tests: copy it before changing anything."""
+    return _prepare(portrait_jpegs, tmp_path_factory.mktemp("data") / "portraits64", 64)
+
+
+@pytest.fixture(scope="session")
+def prepared_subset(tmp_path_factory, portrait_jpegs):
+    """n -> a dataset of the first n fixture portraits at 64 px (built once per n)."""
+    cache: dict[int, Path] = {}
+
+    def make(n: int) -> Path:
+        if n not in cache:
+            cache[n] = _prepare(portrait_jpegs[:n], tmp_path_factory.mktemp("data") / f"first{n}", 64)
+        return cache[n]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory) -> Path:
+    """An (untrained, BN-recalibrated) conditional 64 px generator saved as a model file."""
+    from passersby.checkpoint import save_model
+    from passersby.model.generator import Generator, recalibrate_batchnorm
+
+    cfg = tiny_model_config(class_names=("feminine", "masculine"))
+    torch.manual_seed(0)
+    g = Generator(cfg)
+    recalibrate_batchnorm(g, 2, 8, gen=torch.Generator().manual_seed(1), device=torch.device("cpu"))
+    path = tmp_path_factory.mktemp("models") / "tiny.safetensors"
+    save_model(path, g.eval(), cfg, {"step": 0})
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_config():
+    """tiny_model_config as a fixture: model_config(**overrides) -> ModelConfig."""
+    return tiny_model_config
+
+
+@pytest.fixture(scope="session")
+def train_config():
+    """tiny_train_config as a fixture: train_config(model=None, **overrides) -> TrainConfig."""
+    return tiny_train_config
