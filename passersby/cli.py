@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 app = typer.Typer(
-    help="passersby: endless, never-repeating generative portraits.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

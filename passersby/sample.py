@@ -52,7 +52,9 @@ def sample(model: Path | None, n: int, seed: int, class_name: str | None = None)
         model: a model .safetensors; None for the shipped default.
         n: number of faces.
         seed: latent seed.
-        class_name: for conditional models, the class to draw (default: alternate classes).
+        class_name: for conditional models, the class to draw (default: alternate classes);
+            for unconditional models with a stored latent direction ("feminine"/"masculine"),
+            the side of that direction to draw from.
 
     Example:
         >>> faces, info = sample(None, 4, seed=1)  # doctest: +SKIP
@@ -60,6 +62,13 @@ def sample(model: Path | None, n: int, seed: int, class_name: str | None = None)
     g, info = load_model(model or default_model_path())
     z = latents(n, info.config.z_dim, seed)
     label = None
+    if class_name is not None and not info.config.n_classes:
+        from passersby.train.direction import load_direction
+
+        direction = load_direction(info.meta)
+        if direction is None:
+            raise ValueError(f"{info.path}: unconditional and has no latent direction; drop --label or run `passersby direction`")
+        return render(g, direction.apply(z, class_name)), info
     if info.config.n_classes:
         if class_name is None:
             label = torch.arange(n) % info.config.n_classes

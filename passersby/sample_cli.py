@@ -15,18 +15,20 @@ def sample_command(
     out: Path = typer.Option(Path("grid.png"), help="Grid PNG, or a folder with --singles."),
     singles: bool = typer.Option(False, "--singles", help="Write one PNG per face into the folder --out."),
     ncol: int = typer.Option(0, help="Grid columns (0 = square)."),
+    label: Optional[str] = typer.Option(None, help="feminine or masculine (class, or the model's latent direction)."),
 ) -> None:
     """Generate faces as a grid (or single images).
 
     Examples:
         passersby sample --n 16 --seed 7 --out grid.png
+        passersby sample --n 8 --label feminine --out women.png
         passersby sample --model runs/mine/model.safetensors --n 64 --out faces/ --singles
     """
     from passersby.checkpoint import CheckpointError
     from passersby.sample import sample, write_grid, write_singles
 
     try:
-        images, info = sample(model, n, seed)
+        images, info = sample(model, n, seed, class_name=label)
         if singles:
             paths = write_singles(images, out, seed)
             typer.echo(f"wrote {len(paths)} faces to {out}/ (model {info.hash}, seed {seed})")

@@ -40,6 +40,15 @@ def short_run(tmp_path_factory, prepared_data, train_config):
     return run, row
 
 
+@pytest.fixture(scope="module")
+def one_step_run(tmp_path_factory, prepared_data, train_config):
+    """The cheapest finished run: 1 step, no metrics; copy it before use."""
+    run = tmp_path_factory.mktemp("runs") / "one-step"
+    train(prepared_data, run, train_config(), steps=1, device="cpu", evaluate_metrics=False)
+    assert _ckpts(run) == ["step-00000001.safetensors"]
+    return run
+
+
 @pytest.mark.slow
 def test_short_run_writes_everything(short_run, prepared_data):
     run, row = short_run
@@ -98,9 +107,9 @@ def test_short_run_logs_losses_and_metrics(short_run):
     assert r["loss_d"] > 0 and r["loss_recon"] > 0 and r["img_per_s"] > 0
 
 
-def test_fresh_run_into_a_finished_run_is_refused(short_run, prepared_data, train_config, tmp_path):
+def test_fresh_run_into_a_finished_run_is_refused(one_step_run, prepared_data, train_config, tmp_path):
     run = tmp_path / "copy"
-    shutil.copytree(short_run[0], run)
+    shutil.copytree(one_step_run, run)
     before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
     with pytest.raises(CheckpointError) as e:
         train(prepared_data, run, train_config(), steps=2, device="cpu", evaluate_metrics=False)
@@ -147,9 +156,9 @@ def test_resume_is_exact(tmp_path, prepared_data, train_config):
 
 
 @pytest.fixture
-def resumable(short_run, tmp_path):
+def resumable(one_step_run, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(short_run[0], run)
+    shutil.copytree(one_step_run, run)
     return run
 
 
@@ -158,18 +167,18 @@ def test_resume_refuses_another_model_config(resumable, prepared_data, train_con
         with pytest.raises(CheckpointError) as e:
             train(prepared_data, resumable, cfg, steps=8, device="cpu", resume_run=True)
         msg = str(e.value)
-        assert "step-00000006.safetensors" in msg and "model config" in msg and "\n" not in msg
+        assert "step-00000001.safetensors" in msg and "model config" in msg and "\n" not in msg
     # unconditional instead of conditional is another model too
     with pytest.raises(CheckpointError, match="model config"):
         train(prepared_data, resumable, train_config(), steps=8, device="cpu", resume_run=True, conditional=False)
-    assert _ckpts(resumable) == ["step-00000006.safetensors"]
+    assert _ckpts(resumable) == ["step-00000001.safetensors"]
 
 
 def test_resume_refuses_other_data(resumable, prepared_subset, train_config):
     other = prepared_subset(10)
     with pytest.raises(CheckpointError) as e:
         train(other, resumable, train_config(), steps=8, device="cpu", resume_run=True)
-    assert "other data" in str(e.value) and "step-00000006" in str(e.value)
+    assert "other data" in str(e.value) and "step-00000001" in str(e.value)
 
 
 def test_resume_without_checkpoint(prepared_data, train_config, tmp_path):

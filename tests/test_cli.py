@@ -1,0 +1,83 @@
+"""The `passersby` command line: help texts with examples, one-line errors, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from passersby.cli import app
+
+runner = CliRunner()
+SUBCOMMANDS = sorted(c.name for c in app.registered_commands)
+
+
+def _invoke(*args: str):
+    return runner.invoke(app, list(args), prog_name="passersby")
+
+
+def test_the_documented_subcommands_exist():
+    assert {"sample", "prepare", "train", "direction"} <= set(SUBCOMMANDS)
+
+
+def test_top_level_help_has_examples():
+    res = _invoke("--help")
+    assert res.exit_code == 0, res.output
+    assert "Example" in res.output
+
+
+def test_top_level_help_lists_every_subcommand():
+    res = _invoke("--help")
+    assert res.exit_code == 0, res.output
+    for name in SUBCOMMANDS:
+        assert name in res.output
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_subcommand_help_has_examples(name):
+    res = _invoke(name, "--help")
+    assert res.exit_code == 0, res.output
+    assert "Example" in res.output
+    assert f"passersby {name}" in res.output  # the examples show real command lines
+
+
+def test_train_on_a_missing_dataset_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "no-such-data"
+    res = _invoke("train", str(missing), "--out", str(tmp_path / "run"))
+    assert res.exit_code == 1, res.output
+    assert isinstance(res.exception, SystemExit)
+    out = res.output.strip()
+    assert out.startswith("error: ") and "\n" not in out and str(missing) in out, out
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_with_bad_options_is_a_one_line_error(tmp_path, prepared_data):
+    for args, word in ((["--sample-every", "0"], "sample_every"), (["--resolution", "100"], "resolution"),
+                       (["--resolution", "128"], "128")):
+        res = _invoke("train", str(prepared_data), "--out", str(tmp_path / "run"), *args)
+        assert res.exit_code == 1, res.output
+        out = res.output.strip()
+        assert out.startswith("error: ") and "\n" not in out and word in out, out
+
+
+def test_train_cli_runs_and_resumes(tmp_path, prepared_data):
+    out = tmp_path / "run"
+    common = ["train", str(prepared_data), "--out", str(out), "--resolution", "64", "--ngf", "8", "--ndf", "8",
+              "--z-dim", "16", "--batch-size", "2", "--no-metrics", "--device", "cpu", "--unconditional"]
+    res = _invoke(*common, "--steps", "1")
+    assert res.exit_code == 0, res.output
+    assert "done at step 1" in res.output and (out / "model.safetensors").is_file()
+    res = _invoke(*common, "--steps", "2")  # forgot --resume
+    assert res.exit_code == 1 and "--resume" in res.output, res.output
+    res = _invoke(*common, "--steps", "2", "--resume")
+    assert res.exit_code == 0, res.output
+    assert "done at step 2" in res.output
+
+
+def test_module_entry_point():
+    res = subprocess.run([sys.executable, "-m", "passersby.cli", "train", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "Example" in res.stdout and res.stderr == ""
