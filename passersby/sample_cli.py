@@ -12,7 +12,7 @@ def sample_command(
     model: Optional[Path] = typer.Option(None, help="Model .safetensors; default: the shipped model."),
     n: int = typer.Option(16, min=1, max=4096, help="Number of faces."),
     seed: int = typer.Option(0, help="Latent seed: the same seed gives the same faces."),
-    out: Path = typer.Option(Path("grid.png"), help="Grid PNG, or a folder with --singles."),
+    out: Optional[Path] = typer.Option(None, help="Grid PNG (default grid.png), or a folder with --singles (default faces/)."),
     singles: bool = typer.Option(False, "--singles", help="Write one PNG per face into the folder --out."),
     ncol: int = typer.Option(0, help="Grid columns (0 = square)."),
     label: Optional[str] = typer.Option(None, help="feminine or masculine (class, or the model's latent direction)."),
@@ -27,6 +27,7 @@ def sample_command(
     from passersby.checkpoint import CheckpointError
     from passersby.sample import sample, write_grid, write_singles
 
+    out = out or Path("faces" if singles else "grid.png")
     try:
         images, info = sample(model, n, seed, class_name=label)
         if singles:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -52,4 +53,5 @@ def train_command(
     except (DatasetError, CheckpointError, ValueError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(1)
-    typer.echo(f"done at step {row.get('step')}: model {out / 'model.safetensors'}, samples {out / 'samples'}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary line, not one per process
+        typer.echo(f"done at step {row.get('step')}: model {out / 'model.safetensors'}, samples {out / 'samples'}")

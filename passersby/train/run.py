@@ -72,6 +72,8 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
     ts = build_state(cfg, dev, info.rank)
     if resume_run:
         resume(ts, cfg, data, run, rank=info.rank)
+        if info.main:
+            truncate_log(run / "log.jsonl", ts.step)
     dist.broadcast_module(ts.G, info)
     dist.broadcast_module(ts.D, info)
     run.mkdir(parents=True, exist_ok=True)
@@ -143,3 +145,13 @@ def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evalu
             save_checkpoint(ts, cfg, data, run, info, g, is_best, extra={}, rank_rngs=rank_rngs)
         plot_curves(ts.history, run / "curves.png")
     dist.barrier(info)
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop log rows written after `step` (the checkpoint resumed from), so none appear twice."""
+    from passersby.checkpoint import atomic_write_bytes
+
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
