@@ -1,0 +1,1 @@
+"""The endless stream: anchors, their do-not-use ledger, and what shows them."""
