@@ -27,7 +27,11 @@ def train_command(
     metric_every: int = typer.Option(2000, help="Compute KID/FD (EfficientNet-Lite0) every N steps."),
     metric_samples: int = typer.Option(500, help="Generated images per metric evaluation."),
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip KID/FD/memorisation checks."),
-    unconditional: bool = typer.Option(False, help="Ignore the dataset's labels."),
+    conditional: bool = typer.Option(
+        False, "--conditional/--unconditional",
+        help="Condition on the dataset's feminine/masculine labels. Off by default: on the portraits, "
+        "with labels on 3/4 of the images, conditioning collapsed to one face per class "
+        "(docs/default-model/conditional-collapse.png); use `passersby direction` instead."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest checkpoint in --out exactly."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     max_minutes: float = typer.Option(0, help="Stop (with a checkpoint) after this many minutes; 0 = no limit."),
@@ -49,7 +53,7 @@ def train_command(
                           checkpoint_every=checkpoint_every, metric_every=metric_every,
                           metric_samples=metric_samples, model=model)
         row = train(data, out, cfg, steps, resume_run=resume, device=device,
-                    max_minutes=max_minutes or None, evaluate_metrics=not no_metrics, conditional=not unconditional)
+                    max_minutes=max_minutes or None, evaluate_metrics=not no_metrics, conditional=conditional)
     except (DatasetError, CheckpointError, ValueError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(1)
