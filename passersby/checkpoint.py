@@ -13,11 +13,9 @@ Two kinds, told apart by the metadata's "format":
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from typing import Any
 import torch
 
 from passersby import __version__
+from passersby.atomic import atomic_open
 from passersby.config import ModelConfig
 
 MODEL_FORMAT = "passersby-model"
@@ -45,56 +44,20 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-@functools.cache
-def _umask() -> int:
-    umask = os.umask(0o022)  # the only way to read it; restored at once, read once per process
-    os.umask(umask)
-    return umask
-
-
-def _new_file_mode(path: Path) -> int:
-    """Permissions for the file we are about to (re)place: the old file's, else 0o666 & ~umask."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        return 0o666 & ~_umask()
-
-
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that a crash leaves either the old file or the new one.
 
     Raises:
         CheckpointError: if the write fails (disk full, permissions); the old file is intact.
     """
-    path = Path(path)
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            # mkstemp creates 0600 files: give the result the permissions a plain open() would.
-            os.fchmod(f.fileno(), _new_file_mode(path))
+        with atomic_open(Path(path), "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:  # also KeyboardInterrupt: never leave a temporary file behind
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if not isinstance(e, OSError):
-            raise
+    except OSError as e:
         raise CheckpointError(
             f"{path}: could not write ({e.strerror or e}); the previous file is intact — "
             "free disk space or choose another --out"
         ) from e
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)
 
 
 def _serialize(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> bytes:

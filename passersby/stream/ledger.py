@@ -74,13 +74,14 @@ import json
 import math
 import os
 import sqlite3
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
+
+from passersby.atomic import atomic_open, fsync_dir
 
 FORMAT = "passersby-ledger"
 VERSION = 1
@@ -302,14 +303,6 @@ def channel_seed(seed: int | None, channel: str) -> np.random.SeedSequence:
     return np.random.SeedSequence(seed, spawn_key=tuple(int(w) for w in words))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class Ledger:
     """A persistent do-not-use list of anchors, with each channel's anchor RNG.
 
@@ -364,7 +357,7 @@ class Ledger:
             meta = self._open_or_create(threshold, half, lsh)
             self._adopt(meta, threshold, half, lsh)
             # The WAL file exists now; make its directory entry durable as the commits will be.
-            _fsync_dir(self.path.parent)
+            fsync_dir(self.path.parent)
         except BaseException:
             self.close()
             raise
@@ -768,44 +761,17 @@ class Ledger:
         return n
 
 
-def _new_file_mode(path: Path) -> int:
-    """The replaced file's permissions, else what a plain open() would give (0o666 & ~umask)."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0o022)  # the only way to read it; restored at once
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
 def _atomic_write_lines(path: Path, head: Iterable[str], lines: Iterable[str]) -> int:
-    """Stream lines to a temporary file beside `path`, fsync, rename over it, fsync the directory.
-
-    Returns the number of `lines` written (not counting `head`).
-    """
-    tmp, n = None, 0
+    """Stream lines to `path` atomically (passersby.atomic); returns the number of `lines`."""
+    n = 0
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            os.fchmod(f.fileno(), _new_file_mode(path))
+        with atomic_open(path, "w") as f:
             for line in head:
                 f.write(line + "\n")
             for line in lines:
                 f.write(line + "\n")
                 n += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:  # also KeyboardInterrupt: never leave a temporary file behind
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if not isinstance(e, OSError):
-            raise
+    except OSError as e:
         raise LedgerError(f"{path}: could not write the export ({e.strerror or e}); "
                           "free disk space or choose another path") from e
-    _fsync_dir(path.parent)
     return n

@@ -1,0 +1,70 @@
+"""Atomic file replacement: write a temporary file beside the target, fsync, rename, fsync dir.
+
+A crash at any instant leaves either the old file or the new one, never a mix; an error or an
+interrupt removes the temporary file. Used by checkpoints, models, pictures, logs and exports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+
+@functools.cache
+def _umask() -> int:
+    umask = os.umask(0o022)  # the only way to read it; restored at once, read once per process
+    os.umask(umask)
+    return umask
+
+
+def new_file_mode(path: Path) -> int:
+    """Permissions for the file about to be (re)placed: the old file's, else 0o666 & ~umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or creation inside directory `path` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file that replaces `path` when the block ends without an exception.
+
+    Raises:
+        OSError: from any step (disk full, permissions); `path` is then untouched.
+
+    Example:
+        >>> with atomic_open(Path("/tmp/x.txt"), "w") as f:  # doctest: +SKIP
+        ...     f.write("hello")
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        text = {"encoding": "utf-8", "newline": "\n"} if "b" not in mode else {}
+        with os.fdopen(fd, mode, **text) as f:
+            # mkstemp creates 0600 files: give the result the permissions a plain open() would.
+            os.fchmod(f.fileno(), new_file_mode(path))
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+    finally:  # also on KeyboardInterrupt: never leave a temporary file behind
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    fsync_dir(path.parent)
