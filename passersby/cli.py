@@ -26,12 +26,14 @@ def _register() -> None:
     from passersby.data.cli import prepare_command
     from passersby.sample_cli import sample_command
     from passersby.train.cli import train_command
+    from passersby.stream.ledger_cli import ledger_app
     from passersby.train.direction_cli import direction_command
 
     app.command("sample")(sample_command)
     app.command("prepare")(prepare_command)
     app.command("train")(train_command)
     app.command("direction")(direction_command)
+    app.add_typer(ledger_app, name="ledger")
 
 
 _register()

@@ -364,6 +364,29 @@ class Ledger:
 
     # ------------------------------------------------------------ opening
 
+    @classmethod
+    def open_existing(cls, path: str | os.PathLike) -> "Ledger":
+        """Open a ledger that must already exist, reading its dimension from the file itself.
+
+        Raises:
+            LedgerError: no such file, or not a passersby ledger.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise LedgerError(f"{path}: no ledger here — no face has been shown with this home yet (check --home / PASSERSBY_HOME)")
+        con = None
+        try:
+            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            dim = dict(con.execute("SELECT key, value FROM meta")).get("dim")
+        except sqlite3.Error as e:
+            raise LedgerError(f"{path}: not a readable passersby ledger ({e})") from e
+        finally:
+            if con is not None:
+                con.close()
+        if not isinstance(dim, int):
+            raise LedgerError(f"{path}: ledger metadata has no dimension; the file is damaged — restore it from a backup")
+        return cls(path, dim, create=False)
+
     def _err(self, what: str) -> LedgerError:
         return LedgerError(f"{self.path}: {what}")
 
