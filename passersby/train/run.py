@@ -99,8 +99,7 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
                        "elapsed_s": time.time() - t_start}
                 ts.history.append(row)
                 if info.main:
-                    with open(run / "log.jsonl", "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                    append_log(run, row)
                 bar.update(task, completed=ts.step, status=f"D {row['loss_d']:.3f}  G {row['loss_g']:.3f}  {ips:.1f} img/s")
                 sums = dict.fromkeys(sums, 0.0)
                 t_log, n_log = time.time(), 0
@@ -136,8 +135,7 @@ def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evalu
             flat = {k: v for k, v in m.items() if not isinstance(v, dict)}
             flat.update({f"mem_{k}": v for k, v in m.get("memorisation", {}).items()})
             ts.history.append({"step": ts.step, **flat})
-            with open(run / "log.jsonl", "a") as f:
-                f.write(json.dumps(ts.history[-1]) + "\n")
+            append_log(run, ts.history[-1])
             kid = m["kid_effnetlite0"]
             if ts.best_metric is None or kid < ts.best_metric:
                 ts.best_metric, is_best = kid, True
@@ -145,6 +143,12 @@ def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evalu
             save_checkpoint(ts, cfg, data, run, info, g, is_best, extra={}, rank_rngs=rank_rngs)
         plot_curves(ts.history, run / "curves.png")
     dist.barrier(info)
+
+
+def append_log(run: Path, row: dict) -> None:
+    """One JSON row per line in RUN/log.jsonl (truncated back to the checkpoint on resume)."""
+    with open(run / "log.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def truncate_log(path: Path, step: int) -> None:
