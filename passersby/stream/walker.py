@@ -251,9 +251,11 @@ class Walker:
 
     Args:
         cfg: the walk.
-        anchor_source: returns the next anchor, a (d,) latent, each time it is called. It is
-            called once per anchor, in order; for "drift" only for anchor 0.
-        rng: for "drift" only (required there): draws the drift targets.
+        anchor_source: returns the next anchor, a (d,) latent, each time it is called, once
+            per anchor, in order. For "drift" it returns anchor 0 and then the drift targets
+            (so a ledger can record every fresh draw), unless `rng` is given.
+        rng: for "drift" only: draws the drift targets instead of anchor_source (then
+            anchor_source is called for anchor 0 only).
 
     Example:
         >>> rng = np.random.default_rng(0)
@@ -264,8 +266,8 @@ class Walker:
 
     def __init__(self, cfg: WalkConfig, anchor_source: Callable[[], np.ndarray],
                  rng: np.random.Generator | None = None) -> None:
-        if cfg.style == "drift" and not isinstance(rng, np.random.Generator):
-            raise ValueError("rng: style 'drift' needs an np.random.Generator for its targets")
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be an np.random.Generator (or None), got {type(rng).__name__}")
         self.cfg = cfg
         self._source = anchor_source
         self._rng = rng if cfg.style == "drift" else None
@@ -353,7 +355,8 @@ class Walker:
             self._first += 1
 
     def _next_anchor(self) -> np.ndarray:
-        if self._rng is not None and self._window:
+        drifting = self.cfg.style == "drift" and bool(self._window)
+        if drifting and self._rng is not None:
             prev = self._window[-1]
             return _f32(drift_anchor(prev, self._rng.standard_normal(prev.shape), self.cfg.drift_speed))
         a = _f32(np.asarray(self._source()))
@@ -361,7 +364,7 @@ class Walker:
         if a.ndim != 1 or a.shape != expected or not np.all(np.isfinite(a)) or not np.any(a):
             raise ValueError(f"anchor_source gave anchor {self.next_anchor_id} of shape {a.shape}: "
                              f"expected a finite, non-zero vector of shape {expected}")
-        return a
+        return _f32(drift_anchor(self._window[-1], a, self.cfg.drift_speed)) if drifting else a
 
 
 def _f32(a: np.ndarray) -> np.ndarray:

@@ -279,7 +279,7 @@ def test_anchor_ids_and_needs() -> None:
         anchor_ids(1.5, cfg)  # type: ignore[arg-type]
 
 
-def test_walker_refuses_dropped_frames_bad_anchors_and_drift_without_rng() -> None:
+def test_walker_refuses_dropped_frames_bad_anchors_and_a_bad_rng() -> None:
     w = walker("spline")
     w.latent(10 * FPA)
     with pytest.raises(ValueError, match="dropped"):
@@ -287,7 +287,7 @@ def test_walker_refuses_dropped_frames_bad_anchors_and_drift_without_rng() -> No
     with pytest.raises(ValueError, match="not in the window"):
         w.anchor(0)
     with pytest.raises(ValueError, match="rng"):
-        Walker(WalkConfig(style="drift"), Source())
+        Walker(WalkConfig(style="drift"), Source(), 7)  # type: ignore[arg-type]
     bad = iter([np.zeros(D), np.ones(D)])
     with pytest.raises(ValueError, match="anchor_source"):
         Walker(WalkConfig(), lambda: next(bad)).latent(0)
@@ -333,3 +333,17 @@ else:
     @pytest.mark.skip(reason="hypothesis is not installed")
     def test_property_tests_need_hypothesis() -> None:
         pass
+
+
+def test_drift_without_rng_takes_its_targets_from_the_source() -> None:
+    """So a ledger sees every fresh draw: anchor k = drift_anchor(anchor k-1, k-th draw)."""
+    src = Source(5)
+    w = Walker(WalkConfig(style="drift"), src)
+    w.latent(3 * FPA)
+    drawn = [np.asarray(src.drawn[k], np.float64) for k in sorted(src.drawn)]
+    n = w.next_anchor_id
+    assert n == len(drawn) >= 4  # one source call per anchor, targets included
+    expect = drawn[0]
+    for k in range(1, n):
+        expect = drift_anchor(expect, drawn[k], 0.3).astype(np.float32).astype(np.float64)
+    np.testing.assert_array_equal(w.anchor(n - 1), expect.astype(np.float32))

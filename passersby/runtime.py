@@ -1,0 +1,174 @@
+"""Runtimes: latents in, uint8 frames out, as fast as this machine allows.
+
+The reference is eager PyTorch running the training-time `Generator` ("torch"). The fast
+runtimes run the inference rewrite (`model/fused.py`: BatchNorm folded, upsample+conv as one
+transposed conv) through:
+
+    openvino     OpenVINO's CPU plugin (converts the torch module directly; bf16 where the
+                 CPU has AMX/AVX512-BF16, else fp32)
+    onnxruntime  ONNX Runtime's CPU provider (needs the `onnx` package to export)
+    compile      torch.compile (inductor; needs a C++ compiler at run time, ~15-35 s to start)
+    torch-fused  the rewrite in eager PyTorch (no extra package)
+
+"auto" takes the first of openvino, onnxruntime, torch-fused that imports. Each renderer is
+meant for ONE thread (one per screen): the stream runs a renderer per screen in its own
+thread, with `threads` cores each (1 on a 2-core machine with two screens).
+tests/test_runtime.py checks every available runtime against the reference.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import warnings
+from typing import Callable
+
+import numpy as np
+import torch
+
+from passersby.model.fused import FusedGenerator, fuse, to_uint8
+from passersby.model.generator import Generator
+
+RUNTIMES = ("auto", "openvino", "onnxruntime", "compile", "torch-fused", "torch")
+AUTO_ORDER = ("openvino", "onnxruntime", "torch-fused")
+
+
+class Renderer:
+    """z (n, z_dim) float32 -> (n, R, R, 3) uint8 frames.
+
+    Args:
+        name: the runtime that renders.
+        fn: the batch function; call the renderer, not fn.
+        precision: what the runtime computes in ("fp32", "bf16").
+
+    Example:
+        >>> r = make_renderer(g, "torch-fused")  # doctest: +SKIP
+        >>> r(np.zeros((1, 128), np.float32)).shape  # doctest: +SKIP
+        (1, 256, 256, 3)
+    """
+
+    def __init__(self, name: str, fn: Callable[[np.ndarray], np.ndarray], precision: str = "fp32") -> None:
+        self.name = name
+        self.precision = precision
+        self._fn = fn
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=np.float32)
+        if z.ndim != 2:
+            raise ValueError(f"latents must be (n, z_dim), got shape {z.shape}")
+        return self._fn(z)
+
+
+def available(name: str) -> bool:
+    """Can runtime `name` run here (its package imports)?"""
+    need = {"openvino": ["openvino"], "onnxruntime": ["onnxruntime", "onnx"], "compile": [],
+            "torch-fused": [], "torch": []}
+    if name not in need:
+        raise ValueError(f"unknown runtime {name!r}; one of {RUNTIMES}")
+    return all(importlib.util.find_spec(p) is not None for p in need[name])
+
+
+def resolve(name: str) -> str:
+    """"auto" -> the first available fast runtime; others are checked and returned."""
+    if name == "auto":
+        return next(n for n in AUTO_ORDER if available(n))
+    if not available(name):
+        raise ValueError(f"runtime {name!r} is not installed here: pip install "
+                         f"{'onnxruntime onnx' if name == 'onnxruntime' else name}, or use --runtime auto")
+    return name
+
+
+def make_renderer(g: Generator, name: str = "auto", threads: int = 1, label: int | None = None) -> Renderer:
+    """A renderer for generator `g` (and class `label` if it is conditional).
+
+    Args:
+        g: the generator (its weights are copied; g is not changed).
+        name: one of RUNTIMES.
+        threads: CPU threads this renderer may use.
+        label: class index for a conditional model, None otherwise.
+    """
+    name = resolve(name)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    if name == "torch":
+        return _torch_reference(g, label)
+    fused = fuse(g, label)
+    build = {"openvino": _openvino, "onnxruntime": _onnxruntime, "compile": _compiled,
+             "torch-fused": _torch_fused}[name]
+    return build(fused, threads)
+
+
+def _torch_reference(g: Generator, label: int | None) -> Renderer:
+    from passersby.train.report import to_uint8 as reference_uint8
+
+    g = g.eval()
+
+    @torch.no_grad()
+    def fn(z: np.ndarray) -> np.ndarray:
+        lab = None if label is None else torch.full((len(z),), int(label))
+        return reference_uint8(g(torch.from_numpy(z), lab))
+
+    return Renderer("torch", fn)
+
+
+def _torch_fused(fused: FusedGenerator, threads: int) -> Renderer:
+    @torch.no_grad()
+    def fn(z: np.ndarray) -> np.ndarray:
+        return to_uint8(fused(torch.from_numpy(z)).numpy())
+
+    return Renderer("torch-fused", fn)
+
+
+def _compiled(fused: FusedGenerator, threads: int) -> Renderer:
+    compiled = torch.compile(fused, dynamic=False)
+
+    @torch.no_grad()
+    def fn(z: np.ndarray) -> np.ndarray:
+        return to_uint8(compiled(torch.from_numpy(z)).numpy())
+
+    return Renderer("compile", fn)
+
+
+def _openvino(fused: FusedGenerator, threads: int) -> Renderer:
+    import openvino as ov
+
+    core = ov.Core()
+    caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    precision = "bf16" if "BF16" in caps else "fp32"
+    z_dim = fused.init_weight.shape[0] - (0 if fused.class_vec is None else fused.class_vec.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python control flow: static here
+        model = ov.convert_model(fused, example_input=torch.zeros(1, z_dim), input=[1, z_dim])
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
+    })
+    request = compiled.create_infer_request()
+
+    def fn(z: np.ndarray) -> np.ndarray:
+        # The graph is compiled for batch 1 (a screen renders one frame at a time).
+        return np.concatenate([to_uint8(request.infer({0: z[i : i + 1]})[0]) for i in range(len(z))])
+
+    return Renderer("openvino", fn, precision)
+
+
+def _onnxruntime(fused: FusedGenerator, threads: int) -> Renderer:
+    import onnxruntime as ort
+
+    z_dim = fused.init_weight.shape[0] - (0 if fused.class_vec is None else fused.class_vec.shape[1])
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(fused, (torch.zeros(1, z_dim),), buf, input_names=["z"], output_names=["image"],
+                          dynamic_axes={"z": {0: "n"}, "image": {0: "n"}}, dynamo=False, opset_version=17)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    # Spinning threads burn the core the other screen needs.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+
+    def fn(z: np.ndarray) -> np.ndarray:
+        return to_uint8(session.run(None, {"z": z})[0])
+
+    return Renderer("onnxruntime", fn)

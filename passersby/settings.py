@@ -1,0 +1,282 @@
+"""Every setting of an installation, from `passersby.toml`, overridden by command-line flags.
+
+One table: the dataclasses below ARE the settings (docs/settings.md is checked against them by
+tests/test_settings.py). A file holds any subset:
+
+    [model]
+    runtime = "openvino"
+
+    [walk]
+    style = "drift"
+    tempo = 8.0
+
+    [[screens]]
+    name = "feminine"
+    label = "feminine"
+    monitor = 1
+
+Where the file comes from: `--config FILE`, else `./passersby.toml` if it exists, else
+`<home>/passersby.toml` if it exists, else the defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from passersby.stream.walker import WalkConfig
+
+CONFIG_FILE = "passersby.toml"
+LABELS = ("feminine", "masculine")
+
+
+def _doc(text: str, **kw: Any) -> Any:
+    return field(metadata={"doc": text}, **kw)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    path: str = _doc("Generator .safetensors; empty = the shipped default model.", default="")
+    runtime: str = _doc("auto, openvino, onnxruntime, compile, torch-fused or torch (the eager reference).",
+                        default="auto")
+    threads: int = _doc("CPU threads per screen's renderer (1 on a 2-core machine with two screens).", default=1)
+
+
+@dataclass(frozen=True)
+class ScreenSettings:
+    name: str = _doc("Screen name; also its ledger channel and its web page /screen/NAME.", default="screen")
+    label: str = _doc("feminine, masculine, or empty for unsteered faces.", default="")
+    monitor: int = _doc("Display index for its window (0 = first monitor).", default=0)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    queue: int = _doc("Frames rendered ahead per screen (bounded queue).", default=12)
+    seed: int = _doc("Seeds each channel's anchor RNG the first time it runs; -1 = OS entropy. "
+                     "Afterwards the RNG state lives in the ledger.", default=-1)
+    home: str = _doc("Home directory (ledger, captures); empty = $PASSERSBY_HOME or the per-user data dir.",
+                     default="")
+
+
+@dataclass(frozen=True)
+class WindowSettings:
+    fullscreen: bool = _doc("Full-screen windows (false: 512x512 windows, for trying things out).", default=True)
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = _doc("Address the kiosk server binds to; loopback by default.", default="127.0.0.1")
+    port: int = _doc("Kiosk server port.", default=8765)
+    token: str = _doc("Token required for control actions; empty = a fresh random one each start.", default="")
+    jpeg_quality: int = _doc("JPEG quality of frames sent to browsers (1-100).", default=90)
+
+
+DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one installation.
+
+    Example:
+        >>> s = load_settings(None, {"walk.tempo": 4.0}, search=False)
+        >>> s.walk.tempo, [sc.name for sc in s.screens]
+        (4.0, ['masculine', 'feminine'])
+    """
+
+    model: ModelSettings = ModelSettings()
+    walk: WalkConfig = WalkConfig()
+    stream: StreamSettings = StreamSettings()
+    window: WindowSettings = WindowSettings()
+    web: WebSettings = WebSettings()
+    screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
+    source: str = ""  # the file these came from ("" = defaults only); not a setting
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.screens]
+        if not names:
+            raise SettingsError("screens: at least one [[screens]] entry is needed")
+        if len(set(names)) != len(names):
+            raise SettingsError(f"screens: names must differ, got {names}")
+        for s in self.screens:
+            if not s.name or not all(c.isalnum() or c in "-_" for c in s.name):
+                raise SettingsError(f"screens.name: {s.name!r} must be letters, digits, '-' or '_'")
+            if s.label not in ("", *LABELS):
+                raise SettingsError(f"screens.label: {s.label!r} must be one of {LABELS} or empty")
+            if s.monitor < 0:
+                raise SettingsError(f"screens.monitor: must be >= 0, got {s.monitor}")
+        _check_ranges(self)
+
+
+class SettingsError(ValueError):
+    """A setting is unknown, of the wrong type or out of range; the message names it."""
+
+
+SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
+            "window": WindowSettings, "web": WebSettings}
+
+
+def _check_ranges(s: Settings) -> None:
+    checks = [
+        ("model.threads", s.model.threads >= 1, ">= 1"),
+        ("stream.queue", s.stream.queue >= 1, ">= 1"),
+        ("stream.seed", s.stream.seed >= -1, ">= -1"),
+        ("web.port", 0 <= s.web.port <= 65535, "in 0..65535"),
+        ("web.jpeg_quality", 1 <= s.web.jpeg_quality <= 100, "in 1..100"),
+    ]
+    for name, ok, want in checks:
+        if not ok:
+            raise SettingsError(f"{name}: must be {want}")
+    from passersby.runtime import RUNTIMES
+
+    if s.model.runtime not in RUNTIMES:
+        raise SettingsError(f"model.runtime: {s.model.runtime!r} is not one of {RUNTIMES}")
+
+
+def _coerce(where: str, value: Any, typ: Any) -> Any:
+    """value as typ (int, float, str, bool), or a SettingsError naming `where`."""
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, typ) and not (typ in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise SettingsError(f"{where}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+    if typ is float and not math.isfinite(value):
+        raise SettingsError(f"{where}: must be finite, got {value!r}")
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str, base: Any = None) -> Any:
+    """An instance of dataclass `cls` from `data`, unknown keys refused, missing keys from `base`."""
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise SettingsError(f"{where}: unknown key(s) {unknown}; known: {names}")
+    values = {} if base is None else {n: getattr(base, n) for n in names}
+    for k, v in data.items():
+        values[k] = _coerce(f"{where}.{k}", v, hints[k])
+    try:
+        return cls(**values)
+    except SettingsError:
+        raise
+    except ValueError as e:
+        raise SettingsError(f"{where}: {e}") from None
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such config file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{path}: not valid TOML ({e})") from None
+
+
+def find_config(explicit: Path | None, home: Path | None) -> Path | None:
+    """The config file to use: explicit, ./passersby.toml, <home>/passersby.toml, or None."""
+    if explicit is not None:
+        return Path(explicit)
+    for candidate in (Path.cwd() / CONFIG_FILE, *([home / CONFIG_FILE] if home else [])):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(path: Path | None, overrides: dict[str, Any] | None = None, *, search: bool = True,
+                  home: Path | None = None) -> Settings:
+    """Settings from the config file (see the module docstring) with `overrides` on top.
+
+    Args:
+        path: --config FILE, or None to search (when `search`).
+        overrides: {"section.key": value} from command-line flags; None values are skipped.
+        search: look for ./passersby.toml and <home>/passersby.toml when path is None.
+        home: the resolved home directory, for the search.
+    """
+    file = find_config(path, home) if (path is not None or search) else None
+    data = read_toml(file) if file else {}
+    where = str(file) if file else "defaults"
+    unknown = sorted(set(data) - set(SECTIONS) - {"screens"})
+    if unknown:
+        raise SettingsError(f"{where}: unknown section(s) {unknown}; known: {sorted(SECTIONS) + ['screens']}")
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, name = key.partition(".")
+        if section not in SECTIONS or not name:
+            raise ValueError(f"override {key!r}: expected 'section.key' with section in {sorted(SECTIONS)}")
+        data.setdefault(section, {})[name] = value
+    parts: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        raw = data.get(section, {})
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{where}: [{section}] must be a table")
+        parts[section] = _build(cls, raw, f"{where}: {section}", getattr(Settings, section))
+    screens = data.get("screens")
+    if screens is not None:
+        if not isinstance(screens, list) or not all(isinstance(s, dict) for s in screens):
+            raise SettingsError(f"{where}: screens must be an array of tables ([[screens]])")
+        parts["screens"] = tuple(_build(ScreenSettings, s, f"{where}: screens[{i}]") for i, s in enumerate(screens))
+    try:
+        return Settings(**parts, source=str(file) if file else "")
+    except SettingsError as e:
+        raise SettingsError(f"{where}: {e}") from None
+
+
+def to_toml(s: Settings) -> str:
+    """The resolved settings as a complete passersby.toml, each key with its doc as a comment."""
+    lines = [f"# passersby settings (from {s.source or 'defaults'})", ""]
+    for section, cls in SECTIONS.items():
+        lines.append(f"[{section}]")
+        lines += _table_lines(cls, getattr(s, section))
+        lines.append("")
+    for sc in s.screens:
+        lines.append("[[screens]]")
+        lines += _table_lines(ScreenSettings, sc)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _table_lines(cls: type, obj: Any) -> list[str]:
+    out = []
+    for f in dataclasses.fields(cls):
+        doc = f.metadata.get("doc") or WALK_DOCS.get(f.name, "")
+        out.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}" + (f"  # {doc}" if doc else ""))
+    return out
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+WALK_DOCS = {
+    "style": "spline (C2 through anchors), slerp (arcs, rests at anchors) or drift (slow random walk).",
+    "tempo": "Seconds from one anchor face to the next.",
+    "fps": "Frames per second of every screen.",
+    "drift_speed": "drift only: weight of the fresh face in each new anchor, in (0, 1].",
+    "tangent_scale": "spline only: tangent length at anchors, in (0, 2] (1.75 evens the speed).",
+}
+
+
+def settings_table() -> list[tuple[str, str, str, str]]:
+    """(key, type, default, meaning) for every setting: the source of docs/settings.md."""
+    rows = []
+    for section, cls in [*SECTIONS.items(), ("screens", ScreenSettings)]:
+        hints = get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = getattr(Settings, section, None)
+            value = getattr(default, f.name) if section != "screens" else f.default
+            doc = f.metadata.get("doc") or WALK_DOCS.get(f.name, "")
+            rows.append((f"{section}.{f.name}", hints[f.name].__name__, _toml_value(value), doc))
+    return rows
+
+
+

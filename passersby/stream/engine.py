@@ -1,0 +1,335 @@
+"""The installation's engine: per screen, a walk through latent space rendered ahead of display.
+
+    anchors (ledger) -> Walker (stream/walker.py) -> renderer (runtime.py) -> bounded queue
+                                                                                  |
+                                              Pacer: one frame per screen every 1/fps -> FrameHub -> sinks
+
+Each screen has a producer thread that owns its walker, its ledger connection and its
+renderer, and renders frames ahead into a bounded queue (so a slow frame is absorbed and the
+display never waits on the network or the ledger). The pacer takes one frame per screen every
+1/fps seconds and publishes it; if a queue is empty the screen keeps its last frame and the
+pacer counts a late frame. Offline (`render`), frames are taken straight from the queues.
+
+Never repeating: every anchor comes from `Ledger.claim`, which records it (with the channel's
+RNG state) before the walker can render any frame from it. A restart starts a new walk from
+fresh anchors, so nothing shown before is shown again, whether the engine stopped cleanly or
+was killed. For the "drift" style the ledger records each fresh random target; every drift
+anchor mixes a never-used target into the previous one.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from passersby.stream.frames import Frame, FrameHub
+from passersby.stream.ledger import Ledger
+from passersby.stream.walker import Walker, WalkConfig
+
+
+@dataclass(frozen=True)
+class ScreenPlan:
+    """What one screen needs, model-free: its name (= ledger channel), how to propose an anchor
+    from the channel's RNG, and how to build its renderer (called once, in the engine).
+
+    Args:
+        name: screen name and ledger channel.
+        propose: rng -> (z_dim,) float latent; must draw all randomness from rng.
+        make_renderer: () -> callable mapping (1, z_dim) float32 to (1, R, R, 3) uint8.
+    """
+
+    name: str
+    propose: Callable[[np.random.Generator], np.ndarray]
+    make_renderer: Callable[[], Callable[[np.ndarray], np.ndarray]]
+
+
+class LedgerAnchors:
+    """A walker's anchor source: each call claims the channel's next anchor in the ledger.
+
+    Opened lazily in the thread that first calls it (an SQLite connection stays in its thread).
+    """
+
+    def __init__(self, ledger_path: Path, z_dim: int, channel: str, propose: Callable, model_hash: str,
+                 seed: int | None) -> None:
+        self.path, self.z_dim, self.channel = ledger_path, z_dim, channel
+        self.propose, self.model_hash, self.seed = propose, model_hash, seed
+        self.ledger: Ledger | None = None
+        self.by_position: dict[int, int] = {}  # walk anchor position -> ledger id (recent ones)
+        self.claimed = 0
+
+    def __call__(self) -> np.ndarray:
+        if self.ledger is None:
+            self.ledger = Ledger(self.path, dim=self.z_dim, channel=self.channel, seed=self.seed)
+        anchor_id, z = self.ledger.claim(self.channel, self.propose, self.model_hash)
+        # The walker calls its source once per anchor, in order: call k is walk position k.
+        self.by_position[self.claimed] = anchor_id
+        self.claimed += 1
+        return z
+
+    def ledger_ids(self, positions: list[int]) -> list[int]:
+        """Ledger ids of walk positions (forgetting older ones: memory stays bounded)."""
+        out = [self.by_position[p] for p in positions]
+        for old in [p for p in self.by_position if p < positions[0] - 8]:
+            del self.by_position[old]
+        return out
+
+    def close(self) -> None:
+        if self.ledger is not None:
+            self.ledger.close()
+            self.ledger = None
+
+
+class ScreenProducer(threading.Thread):
+    """Renders one screen's frames, in order, into a bounded queue (its own thread)."""
+
+    def __init__(self, plan: ScreenPlan, walk: WalkConfig, anchors: LedgerAnchors, renderer: Callable,
+                 model_hash: str, queue_size: int) -> None:
+        super().__init__(name=f"passersby-{plan.name}", daemon=True)
+        self.plan, self.walk, self.anchors, self.renderer = plan, walk, anchors, renderer
+        self.model_hash = model_hash
+        self.frames: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        self.walker = Walker(walk, anchors)
+        self.stop_event = threading.Event()
+        self.error: BaseException | None = None
+        self._skip_to: int | None = None
+        self._lock = threading.Lock()
+        self.render_seconds: deque[float] = deque(maxlen=300)
+
+    def next_anchor(self) -> None:
+        """Jump to the next anchor (a deliberate cut) and drop frames rendered ahead."""
+        with self._lock:
+            self._skip_to = -1
+        _drain(self.frames)
+
+    def run(self) -> None:
+        index = 0
+        try:
+            while not self.stop_event.is_set():
+                with self._lock:
+                    if self._skip_to is not None:
+                        fpa = self.walk.frames_per_anchor
+                        index = max(index, int(math.ceil((math.floor(index / fpa) + 1) * fpa)))
+                        self._skip_to = None
+                frame = self._render(index)
+                while not self.stop_event.is_set():
+                    try:
+                        self.frames.put(frame, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                index += 1
+        except BaseException as e:  # surfaced by Engine.check()
+            self.error = e
+        finally:
+            self.anchors.close()
+
+    def _render(self, index: int) -> Frame:
+        t0 = time.perf_counter()
+        z = self.walker.latent(index)
+        image = self.renderer(z[None])[0]
+        self.render_seconds.append(time.perf_counter() - t0)
+        key = self.walker.frame_key(index)
+        # The frame's anchors as ledger rows (drift: the fresh draws mixed into these anchors).
+        key.update(model=self.model_hash, screen=self.plan.name,
+                   ledger_ids=self.anchors.ledger_ids(key["anchor_ids"]))
+        return Frame(self.plan.name, index, image, key)
+
+
+def _drain(q: queue.Queue) -> None:
+    while True:
+        try:
+            q.get_nowait()
+        except queue.Empty:
+            return
+
+
+class Engine:
+    """Producers for every screen, a pacer, a hub for sinks, and control actions.
+
+    Args:
+        plans: one ScreenPlan per screen, in display order.
+        walk: the walk (style, tempo, fps).
+        ledger_path: the do-not-use ledger (shared by all screens, one channel each).
+        z_dim: latent size.
+        model_hash: identity of the rendering model (frame keys, ledger rows).
+        queue_size: frames rendered ahead per screen.
+        seed: seeds each channel's RNG the first time (None: OS entropy).
+        info: extra status entries (model name, runtime, ...).
+
+    Example:
+        >>> engine = Engine(plans, WalkConfig(), home / "ledger.sqlite", 128, "9f2c")  # doctest: +SKIP
+        >>> engine.start(); frame = engine.hub.wait_newer("masculine", -1, 5.0)  # doctest: +SKIP
+    """
+
+    def __init__(self, plans: list[ScreenPlan], walk: WalkConfig, ledger_path: Path, z_dim: int, model_hash: str,
+                 queue_size: int = 12, seed: int | None = None, info: dict[str, Any] | None = None) -> None:
+        self.walk = walk
+        self.info = dict(info or {})
+        self.producers = [
+            ScreenProducer(p, walk, LedgerAnchors(ledger_path, z_dim, p.name, p.propose, model_hash, seed),
+                           p.make_renderer(), model_hash, queue_size)
+            for p in plans
+        ]
+        self.ledger_path = Path(ledger_path)
+        self.hub = FrameHub([p.name for p in plans], status=self.status, controls=self)
+        self.quit_event = threading.Event()
+        self.paused = threading.Event()
+        self.pacer: Pacer | None = None
+        self.started_at = time.time()
+        # Create (or check) the ledger here, once: screens opening a new file at the same
+        # moment would race to create its schema.
+        with Ledger(self.ledger_path, dim=z_dim, seed=seed) as ledger:
+            self._ledger_start = len(ledger)
+
+    @property
+    def screens(self) -> list[str]:
+        return self.hub.screens
+
+    def start(self, pace: bool = True, prefill: float = 0.5) -> None:
+        """Start the producers; with `pace`, wait until each queue is `prefill` full, then pace."""
+        for p in self.producers:
+            p.start()
+        if pace:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not all(
+                    p.frames.qsize() >= max(1, int(p.frames.maxsize * prefill)) for p in self.producers):
+                self.check()
+                time.sleep(0.01)
+            self.pacer = Pacer(self)
+            self.pacer.start()
+
+    def take(self, screen_index: int, timeout: float = 60.0) -> Frame:
+        """Offline: the next frame of screen `screen_index` (blocks; raises on producer errors)."""
+        p = self.producers[screen_index]
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check()
+            try:
+                return p.frames.get(timeout=0.1)
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"screen {p.plan.name}: no frame in {timeout} s") from None
+
+    def check(self) -> None:
+        """Raise the first producer error (e.g. a LedgerError) in the caller's thread."""
+        for p in self.producers:
+            if p.error is not None:
+                raise p.error
+
+    def control(self, action: str) -> None:
+        """pause / resume / next / quit (FrameHub.control validates the name)."""
+        if action == "pause":
+            self.paused.set()
+        elif action == "resume":
+            self.paused.clear()
+        elif action == "next":
+            for p in self.producers:
+                p.next_anchor()
+        elif action == "quit":
+            self.quit_event.set()
+
+    def stop(self) -> None:
+        self.quit_event.set()
+        if self.pacer is not None:
+            self.pacer.stop_event.set()
+            self.pacer.join(timeout=5)
+        for p in self.producers:
+            p.stop_event.set()
+        for p in self.producers:
+            if p.is_alive():
+                p.join(timeout=10)
+        self.hub.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def status(self) -> dict[str, Any]:
+        claimed = sum(p.anchors.claimed for p in self.producers)
+        out: dict[str, Any] = dict(self.info)
+        out.update(
+            screens=self.screens,
+            paused=self.paused.is_set(),
+            uptime_s=round(time.time() - self.started_at, 1),
+            faces_this_run=claimed,
+            ledger_size=self._ledger_start + claimed,
+            nominal_fps=self.walk.fps,
+        )
+        if self.pacer is not None:
+            out.update(self.pacer.stats())
+        out["render_ms"] = {p.plan.name: round(1000 * float(np.median(p.render_seconds)), 1)
+                            if p.render_seconds else None for p in self.producers}
+        return out
+
+
+class Pacer(threading.Thread):
+    """Publishes one frame per screen every 1/fps seconds; measures what it shows."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(name="passersby-pacer", daemon=True)
+        self.engine = engine
+        self.period = 1.0 / engine.walk.fps
+        self.stop_event = threading.Event()
+        names = engine.screens
+        self.shown = {n: 0 for n in names}
+        self.late = {n: 0 for n in names}
+        self.last_shown: dict[str, float] = {}
+        self.intervals: dict[str, deque[float]] = {n: deque(maxlen=100_000) for n in names}
+        self.recent: dict[str, deque[float]] = {n: deque(maxlen=int(2 * engine.walk.fps) + 1) for n in names}
+
+    def run(self) -> None:
+        next_t = time.monotonic()
+        while not self.stop_event.is_set() and not self.engine.quit_event.is_set():
+            if self.engine.paused.is_set():
+                time.sleep(self.period)
+                next_t = time.monotonic()
+                self.last_shown.clear()  # a pause is not a slow frame
+                continue
+            self._tick()
+            next_t += self.period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -self.period:  # fell behind by more than a frame: do not burst to catch up
+                next_t = time.monotonic()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for p in self.engine.producers:
+            name = p.plan.name
+            try:
+                frame = p.frames.get_nowait()
+            except queue.Empty:
+                self.late[name] += 1
+                continue
+            object.__setattr__(frame, "shown_at", now)
+            self.engine.hub.publish(frame)
+            if name in self.last_shown:
+                self.intervals[name].append(now - self.last_shown[name])
+            self.last_shown[name] = now
+            self.recent[name].append(now)
+            self.shown[name] += 1
+
+    def stats(self) -> dict[str, Any]:
+        fps = {}
+        for n, r in self.recent.items():
+            fps[n] = round((len(r) - 1) / (r[-1] - r[0]), 2) if len(r) > 1 and r[-1] > r[0] else 0.0
+        return {"fps": fps, "frames_shown": dict(self.shown), "late_frames": dict(self.late)}
+
+    def interval_percentiles(self, qs: tuple[float, ...] = (50, 99)) -> dict[str, dict[str, float]]:
+        """Per screen: {"p50": s, "p99": s, "max": s} of the intervals between shown frames."""
+        out = {}
+        for n, iv in self.intervals.items():
+            a = np.asarray(iv) if iv else np.zeros(1)
+            out[n] = {**{f"p{q:g}": float(np.percentile(a, q)) for q in qs}, "max": float(a.max())}
+        return out

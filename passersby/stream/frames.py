@@ -1,0 +1,141 @@
+"""What the engine hands to sinks (window, web kiosk, video): frames, status and controls.
+
+Sinks know nothing about models. They read `Frame`s (an RGB image and the key that identifies
+it) from a `FrameHub`, read a status dict, and ask for control actions through `Controls`.
+The hub keeps only the latest frame of each screen: a slow sink (a browser on a bad network)
+skips frames instead of holding up the display.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+ACTIONS = ("pause", "resume", "next", "quit")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One displayed frame of one screen.
+
+    Args:
+        screen: the screen's name (also its ledger channel), e.g. "feminine".
+        index: frame number in this screen's walk since the engine started (0, 1, 2, ...).
+        image: (H, W, 3) uint8 RGB, C-contiguous.
+        key: JSON-able identity of the frame: {"model": hash, "frame", "anchor_ids", "t",
+            "walk"} - enough to re-render it bit for bit (see stream/walker.py).
+        shown_at: time.monotonic() when it was published.
+    """
+
+    screen: str
+    index: int
+    image: np.ndarray
+    key: dict[str, Any] = field(default_factory=dict)
+    shown_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        im = self.image
+        if not (isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3):
+            raise ValueError(f"frame image must be (H, W, 3) uint8, got {getattr(im, 'shape', None)} "
+                             f"{getattr(im, 'dtype', type(im))}")
+
+
+class Controls(Protocol):
+    """What a sink may ask the installation to do; `action` is one of ACTIONS."""
+
+    def control(self, action: str) -> None: ...
+
+
+class FrameHub:
+    """Latest frame per screen, status, and subscribers; thread-safe.
+
+    The engine's pacer calls `publish`; sinks either poll `latest`, block in `wait_newer`, or
+    `subscribe` a callback (called in the publisher's thread: keep it short, e.g. hand over to
+    an asyncio loop with loop.call_soon_threadsafe).
+
+    Args:
+        screens: the screen names, in display order.
+        status: returns the installation's status as a JSON-able dict (model, fps, faces
+            shown, ledger size, ...); called by sinks that show it.
+        controls: where control actions go; None refuses them.
+
+    Example:
+        >>> hub = FrameHub(["a"])
+        >>> hub.publish(Frame("a", 0, np.zeros((4, 4, 3), np.uint8)))
+        >>> hub.latest("a").index
+        0
+    """
+
+    def __init__(self, screens: list[str], status: Callable[[], dict[str, Any]] | None = None,
+                 controls: Controls | None = None) -> None:
+        if not screens or len(set(screens)) != len(screens):
+            raise ValueError(f"screens must be distinct names, at least one, got {screens!r}")
+        self.screens = list(screens)
+        self._status = status or (lambda: {})
+        self._controls = controls
+        self._latest: dict[str, Frame] = {}
+        self._cond = threading.Condition()
+        self._subscribers: list[Callable[[Frame], None]] = []
+        self.closed = False
+
+    def publish(self, frame: Frame) -> None:
+        if frame.screen not in self.screens:
+            raise ValueError(f"unknown screen {frame.screen!r}; screens are {self.screens}")
+        if not frame.shown_at:
+            object.__setattr__(frame, "shown_at", time.monotonic())
+        with self._cond:
+            self._latest[frame.screen] = frame
+            subs = list(self._subscribers)
+            self._cond.notify_all()
+        for cb in subs:
+            cb(frame)
+
+    def latest(self, screen: str) -> Frame | None:
+        with self._cond:
+            return self._latest.get(screen)
+
+    def wait_newer(self, screen: str, index: int, timeout: float) -> Frame | None:
+        """The latest frame of `screen` if its index is > `index`, waiting up to `timeout` s."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                f = self._latest.get(screen)
+                if (f is not None and f.index > index) or self.closed:
+                    return f if f is not None and f.index > index else None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def subscribe(self, callback: Callable[[Frame], None]) -> Callable[[], None]:
+        """Call `callback(frame)` on every publish; returns a function that unsubscribes."""
+        with self._cond:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._cond:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._status())
+
+    def control(self, action: str) -> None:
+        """Forward a control action; ValueError for unknown actions, PermissionError if none."""
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}; one of {ACTIONS}")
+        if self._controls is None:
+            raise PermissionError("this installation takes no control actions")
+        self._controls.control(action)
+
+    def close(self) -> None:
+        """Wake every waiter; sinks should stop."""
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()

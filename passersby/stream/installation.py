@@ -1,0 +1,114 @@
+"""Settings + model -> a running Engine: the one place where the stream meets the model.
+
+The engine (stream/engine.py) and the sinks never see a generator: they get, per screen, a
+function that proposes anchors and a factory for a renderer. This module builds those from
+the settings: the model file (default: the shipped one), its masculine/feminine latent
+direction (or classes, for a conditional model), and the runtime.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from passersby.checkpoint import ModelInfo, load_model
+from passersby.home import ledger_path, resolve_home
+from passersby.runtime import make_renderer, resolve
+from passersby.sample import default_model_path
+from passersby.settings import ScreenSettings, Settings
+from passersby.stream.engine import Engine, ScreenPlan
+
+
+def steered_proposer(z_dim: int, vector: np.ndarray | None, scale: float, label: str) -> Callable:
+    """rng -> anchor: z ~ N(0, I), with its component along `vector` set to +scale (masculine)
+    or -scale (feminine) when a label and a direction are given (model/direction.py)."""
+    if not label or vector is None:
+        return lambda rng: rng.standard_normal(z_dim)
+    d = np.asarray(vector, np.float64)
+    d = d / np.linalg.norm(d)
+    target = scale if label == "masculine" else -scale
+
+    def propose(rng: np.random.Generator) -> np.ndarray:
+        z = rng.standard_normal(z_dim)
+        return z - (z @ d) * d + target * d
+
+    return propose
+
+
+@dataclass
+class Installation:
+    """A built engine and what it runs. `close()` removes a dry-run ledger."""
+
+    engine: Engine
+    model: ModelInfo
+    runtime: str
+    ledger: Path
+    dry_dir: Path | None = None
+
+    def close(self) -> None:
+        self.engine.stop()
+        if self.dry_dir is not None:
+            shutil.rmtree(self.dry_dir, ignore_errors=True)
+
+
+def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings) -> ScreenPlan:
+    cfg = info.config
+    label_index = None
+    vector, scale = None, 0.0
+    if screen.label and cfg.n_classes:
+        if screen.label not in cfg.class_names:
+            raise ValueError(f"screens.label: {screen.label!r} is not a class of {info.path.name} {cfg.class_names}")
+        label_index = cfg.class_names.index(screen.label)
+    elif cfg.n_classes:
+        raise ValueError(f"screens.label: {info.path.name} is conditional; give each screen one of {cfg.class_names}")
+    elif screen.label:
+        from passersby.train.direction import load_direction
+
+        direction = load_direction(info.meta)
+        if direction is None:
+            raise ValueError(f"{info.path}: has no masculine/feminine direction for screen {screen.name!r}; "
+                             f"run `passersby direction`, or set the screen's label to \"\"")
+        vector, scale = direction.vector, direction.scale
+    m = settings.model
+    return ScreenPlan(
+        name=screen.name,
+        propose=steered_proposer(cfg.z_dim, vector, scale, screen.label),
+        make_renderer=lambda: make_renderer(g, m.runtime, m.threads, label_index),
+    )
+
+
+def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False) -> Installation:
+    """Load the model and build (not start) the engine for `settings`.
+
+    Args:
+        settings: resolved settings (settings.load_settings).
+        home: installation home (None: settings.stream.home, $PASSERSBY_HOME, per-user dir).
+        dry_ledger: draw anchors from a throwaway ledger in a temp dir: the real ledger is
+            neither read nor written, no face is used up.
+
+    Example:
+        >>> inst = build(load_settings(None))  # doctest: +SKIP
+        >>> inst.engine.start()  # doctest: +SKIP
+    """
+    home = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))
+    model_path = Path(settings.model.path) if settings.model.path else default_model_path()
+    g, info = load_model(model_path)
+    g = g.float().eval()  # stored fp16; this CPU computes in fp32
+    runtime = resolve(settings.model.runtime)
+    if runtime in ("torch", "torch-fused", "compile"):
+        torch.set_num_threads(settings.model.threads)
+    dry_dir = Path(tempfile.mkdtemp(prefix="passersby-dry-")) if dry_ledger else None
+    path = dry_dir / "ledger.sqlite" if dry_dir else ledger_path(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plans = [_screen_plan(g, info, s, settings) for s in settings.screens]
+    seed = None if settings.stream.seed < 0 else settings.stream.seed
+    engine = Engine(plans, settings.walk, path, info.config.z_dim, info.hash, settings.stream.queue, seed,
+                    info={"model": info.path.name, "model_hash": info.hash, "runtime": runtime,
+                          "home": str(home), "dry_ledger": dry_ledger})
+    return Installation(engine, info, runtime, path, dry_dir)

@@ -1,0 +1,146 @@
+"""The engine: frames in order from the ledger's anchors, pacing, controls, restarts, kill -9."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from passersby.stream.engine import Engine, ScreenPlan
+from passersby.stream.ledger import Ledger
+from passersby.stream.walker import WalkConfig, frame_latent
+
+D = 128
+WORKER = Path(__file__).resolve().parent / "engine_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fake_renderer():
+    def render(z: np.ndarray) -> np.ndarray:
+        return (np.tanh(z[:, :48]).reshape(-1, 4, 4, 3) * 127 + 128).astype(np.uint8)
+    return render
+
+
+def plans(names=("left", "right"), renderer=fake_renderer) -> list[ScreenPlan]:
+    return [ScreenPlan(n, lambda rng: rng.standard_normal(D), renderer) for n in names]
+
+
+def engine(tmp_path: Path, walk=WalkConfig(tempo=0.2, fps=30.0), **kw) -> Engine:
+    return Engine(plans(**kw), walk, tmp_path / "ledger.sqlite", D, "hash0", queue_size=4, seed=3)
+
+
+def test_offline_frames_follow_the_walk_through_recorded_anchors(tmp_path: Path) -> None:
+    walk = WalkConfig(tempo=0.2, fps=30.0)
+    with engine(tmp_path, walk) as e:
+        e.start(pace=False)
+        frames = [e.take(0) for _ in range(20)]
+        other = [e.take(1) for _ in range(20)]
+    assert [f.index for f in frames] == list(range(20))
+    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        rows = {i: z for i, z in led.recent("left", 100)}
+        assert len(led.recent("right", 100)) >= 3
+    for f in frames[::7]:
+        key = f.key
+        assert key["model"] == "hash0" and key["screen"] == "left"
+        anchors = np.stack([rows[i] for i in key["ledger_ids"]])
+        z = frame_latent(anchors, key["t"], WalkConfig.from_dict(key["walk"]))
+        np.testing.assert_array_equal(f.image, fake_renderer()(z[None])[0])  # re-rendered from its key
+    assert not np.array_equal(frames[0].image, other[0].image)  # two screens, two channels
+
+
+def test_paced_engine_publishes_every_screen_at_fps_and_obeys_controls(tmp_path: Path) -> None:
+    with engine(tmp_path) as e:
+        e.start()
+        time.sleep(1.0)
+        st = e.status()
+        assert set(st["fps"]) == {"left", "right"}
+        assert all(25 <= v <= 35 for v in st["fps"].values()), st["fps"]
+        assert st["faces_this_run"] >= 4 and st["ledger_size"] == st["faces_this_run"]
+        e.hub.control("pause")
+        time.sleep(0.15)
+        held = e.hub.latest("left").index
+        time.sleep(0.3)
+        assert e.hub.latest("left").index == held and e.status()["paused"]
+        e.hub.control("resume")
+        assert e.hub.wait_newer("left", held, 2.0) is not None
+        before = e.hub.latest("left").index
+        e.hub.control("next")
+        fpa = e.walk.frames_per_anchor
+        deadline = time.monotonic() + 3
+        while e.hub.latest("left").index < (before // fpa + 1) * fpa and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert e.hub.latest("left").index >= (before // fpa + 1) * fpa  # jumped to the next face
+        e.hub.control("quit")
+        assert e.quit_event.is_set()
+        with pytest.raises(ValueError, match="unknown action"):
+            e.hub.control("explode")
+
+
+def test_a_renderer_error_reaches_the_caller(tmp_path: Path) -> None:
+    def broken():
+        def render(z):
+            raise RuntimeError("GPU on fire")
+        return render
+
+    with engine(tmp_path, renderer=broken) as e:
+        e.start(pace=False)
+        with pytest.raises(RuntimeError, match="on fire"):
+            e.take(0, timeout=5)
+
+
+def test_a_restart_continues_with_new_anchors(tmp_path: Path) -> None:
+    seen = []
+    for _ in range(3):
+        with engine(tmp_path) as e:
+            e.start(pace=False)
+            seen.append({i for f in (e.take(0) for _ in range(15)) for i in f.key["ledger_ids"]})
+    assert not (seen[0] & seen[1]) and not (seen[1] & seen[2]) and not (seen[0] & seen[2])
+    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        z = np.stack([z for _, z in led.recent("left", 1000)])
+        assert len({row.tobytes() for row in z}) == len(z)
+
+
+def test_kill_9_mid_stream_never_shows_an_anchor_twice(tmp_path: Path) -> None:
+    """The real engine (two paced screens, real ledger) SIGKILLed at random moments, 12 times."""
+    path = tmp_path / "ledger.sqlite"
+    rnd = random.Random(7)
+    runs: list[dict[str, list[tuple[int, tuple[int, ...]]]]] = []
+    for k in range(12):
+        out = tmp_path / f"run-{k}.out"
+        with open(out, "wb") as fo, open(tmp_path / f"run-{k}.err", "wb") as fe:
+            p = subprocess.Popen([sys.executable, str(WORKER), str(path), "11"], stdout=fo, stderr=fe, cwd=ROOT)
+            time.sleep(rnd.uniform(1.2, 2.5))  # ~1 s to import and start, then mid-stream
+            p.send_signal(signal.SIGKILL)
+            p.wait(timeout=30)
+        assert p.returncode == -signal.SIGKILL, (tmp_path / f"run-{k}.err").read_text()
+        lines = out.read_bytes().decode().split("\n")
+        assert lines[-1] == ""
+        shown: dict[str, list[tuple[int, tuple[int, ...]]]] = {"left": [], "right": []}
+        for line in lines[:-1]:
+            screen, idx, ids = line.split()
+            shown[screen].append((int(idx), tuple(int(i) for i in ids.split(","))))
+        assert shown["left"] and shown["right"], f"run {k} showed nothing"
+        runs.append(shown)
+
+    with Ledger.open_existing(path) as led:
+        assert led.integrity_check() == "ok" and led.check(deep=True).ok
+        rows = dict(led.recent(None, 100_000)) if False else {i: z for c in ("left", "right") for i, z in led.recent(c, 100_000)}
+    assert len({z.tobytes() for z in rows.values()}) == len(rows)  # no anchor recorded twice
+    per_run = []
+    for shown in runs:
+        ids = set()
+        for screen, seq in shown.items():
+            assert [i for i, _ in seq] == sorted(i for i, _ in seq)  # in order within a run
+            for _, anchor_ids in seq:
+                assert all(i in rows for i in anchor_ids)  # everything shown was recorded first
+                ids.update(anchor_ids)
+        per_run.append(ids)
+    for a in range(len(per_run)):
+        for b in range(a + 1, len(per_run)):
+            assert not (per_run[a] & per_run[b]), f"runs {a} and {b} showed the same anchor"

@@ -1,0 +1,94 @@
+"""Fast runtimes against the reference (eager PyTorch on the training-time Generator)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from passersby.checkpoint import load_model
+from passersby.config import ModelConfig
+from passersby.model.fused import fuse, upsample_conv_as_transposed
+from passersby.model.generator import Generator
+from passersby.runtime import RUNTIMES, available, make_renderer, resolve
+from passersby.sample import default_model_path
+
+FAST = [n for n in RUNTIMES if n not in ("auto", "torch", "compile")]
+
+
+def _random_bn(g: Generator, seed: int) -> Generator:
+    """Non-trivial BatchNorm statistics, so folding them is really tested."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in g.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.3)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
+    return g.eval()
+
+
+def test_upsample_conv_equals_transposed_conv() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 7, 6, generator=gen)
+    w = torch.randn(4, 5, 3, 3, generator=gen)
+    up = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+    ref = torch.nn.functional.conv2d(up, w, padding=1)
+    fast = torch.nn.functional.conv_transpose2d(x, upsample_conv_as_transposed(w), stride=2, padding=1)
+    assert fast.shape == ref.shape == (2, 4, 14, 12)
+    assert torch.allclose(fast, ref, atol=1e-4), (fast - ref).abs().max()
+
+
+@pytest.mark.parametrize("resolution, n_classes", [(64, 0), (128, 0), (64, 2)])
+def test_fused_generator_matches_reference(resolution: int, n_classes: int) -> None:
+    names = ("feminine", "masculine")[:n_classes]
+    torch.manual_seed(1)
+    g = _random_bn(Generator(ModelConfig(resolution=resolution, ngf=8, class_names=names)), 2)
+    z = torch.randn(3, 128)
+    label = 1 if n_classes else None
+    with torch.no_grad():
+        ref = g(z, None if label is None else torch.full((3,), label))
+        got = fuse(g, label)(z)
+    ref = ((ref + 1) * 127.5).permute(0, 2, 3, 1)
+    assert got.shape == ref.shape
+    assert (got - ref).abs().max() < 1e-3
+
+
+def test_fuse_refuses_wrong_label_use() -> None:
+    g = Generator(ModelConfig(resolution=64, ngf=8))
+    with pytest.raises(ValueError, match="unconditional"):
+        fuse(g, 0)
+    gc = Generator(ModelConfig(resolution=64, ngf=8, class_names=("feminine", "masculine")))
+    with pytest.raises(ValueError, match="conditional"):
+        fuse(gc)
+
+
+@pytest.fixture(scope="module")
+def default_g() -> Generator:
+    g, _ = load_model(default_model_path())
+    return g.float().eval()
+
+
+@pytest.mark.parametrize("name", FAST)
+def test_fast_runtime_matches_reference_on_the_default_model(name: str, default_g: Generator) -> None:
+    if not available(name):
+        pytest.skip(f"{name} not installed")
+    z = np.random.default_rng(3).standard_normal((4, 128)).astype(np.float32)
+    ref = make_renderer(default_g, "torch")(z).astype(int)
+    got = make_renderer(default_g, name)(z).astype(int)
+    assert got.shape == ref.shape == (4, 256, 256, 3)
+    diff = np.abs(got - ref)
+    # fp32 everywhere: only rounding at .5 boundaries may differ, by one level.
+    assert diff.max() <= 2 and diff.mean() < 0.02, (diff.max(), diff.mean())
+
+
+def test_auto_picks_a_fast_runtime_and_unknown_names_fail() -> None:
+    assert resolve("auto") in ("openvino", "onnxruntime", "torch-fused")
+    with pytest.raises(ValueError, match="unknown runtime"):
+        available("tensorrt")
+
+
+def test_openvino_is_installed() -> None:
+    # The default install must ship a fast runtime; "auto" silently falling back to eager
+    # PyTorch would halve the frame rate.
+    assert available("openvino")
