@@ -16,6 +16,8 @@ def main() -> None:
     """passersby: endless, never-repeating generative portraits.
 
     Examples:
+        passersby show
+        passersby render --seconds 30 --out passersby.mp4
         passersby sample --n 16 --out grid.png
         passersby prepare ~/portraits data/portraits --size 256
         passersby train data/portraits --out runs/mine --steps 20000
@@ -28,12 +30,17 @@ def _register() -> None:
     from passersby.train.cli import train_command
     from passersby.stream.ledger_cli import ledger_app
     from passersby.train.direction_cli import direction_command
+    from passersby.stream.cli import config_app, render_command, serve_command, show_command
 
+    app.command("show")(show_command)
+    app.command("serve")(serve_command)
+    app.command("render")(render_command)
     app.command("sample")(sample_command)
     app.command("prepare")(prepare_command)
     app.command("train")(train_command)
     app.command("direction")(direction_command)
     app.add_typer(ledger_app, name="ledger")
+    app.add_typer(config_app, name="config")
 
 
 _register()

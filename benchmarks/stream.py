@@ -1,0 +1,190 @@
+"""The live stream on this machine: frames/s per screen, frame intervals, speed-up over eager.
+
+Two phases, both with the real engine (stream/engine.py: a producer thread per screen, the
+ledger, the walker) on the shipped model, two screens (masculine, feminine), a throwaway ledger:
+
+1. Throughput, unpaced: both screens render as fast as they can, at the same time (as they
+   do live), for --throughput-seconds each with
+      reference   eager PyTorch on the training-time Generator (runtime "torch")
+      fast        the chosen runtime (default "auto": OpenVINO on the fused generator)
+   The speed-up is fast / reference frames/s per screen, measured in the same run.
+2. Live, paced at the walk's fps (30) for --seconds (the issue's target: 600), with the fast
+   runtime and a sink consuming every frame: "web" = the kiosk server with one WebSocket client
+   per screen that decodes each JPEG (as a browser would), "none" = no sink. Reports displayed
+   frames/s per screen, p50/p99/max interval between displayed frames (nominal 33.3 ms), and
+   late ticks (the pacer found no frame ready: the screen held its last frame).
+
+Usage:
+    python benchmarks/stream.py                                   # 10 min live + 2 x 20 s
+    python benchmarks/stream.py --seconds 60 --sink none --json out/stream.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from _common import CpuMeter, busy_note, machine_info, write_json
+from passersby.settings import load_settings
+from passersby.stream.installation import build
+
+
+def _installation(runtime: str, threads: int, queue: int):
+    s = load_settings(None, {"model.runtime": runtime, "model.threads": threads, "stream.queue": queue}, search=False)
+    return build(s, dry_ledger=True)
+
+
+def throughput(runtime: str, seconds: float, threads: int) -> dict[str, Any]:
+    """Unpaced frames/s per screen with both screens rendering at once."""
+    inst = _installation(runtime, threads, queue=4)
+    e = inst.engine
+    counts = [0] * len(e.screens)
+    try:
+        e.start(pace=False)
+        for k in range(len(counts)):  # warm-up: first frames compile / fill caches
+            e.take(k)
+        stop = time.perf_counter() + seconds
+        t0 = time.perf_counter()
+
+        def drain(k: int) -> None:
+            while time.perf_counter() < stop:
+                e.take(k)
+                counts[k] += 1
+
+        threads_ = [threading.Thread(target=drain, args=(k,)) for k in range(len(counts))]
+        for t in threads_:
+            t.start()
+        for t in threads_:
+            t.join()
+        wall = time.perf_counter() - t0
+    finally:
+        inst.close()
+    return {"runtime": inst.runtime, "fps_per_screen": {n: c / wall for n, c in zip(e.screens, counts)}}
+
+
+class WebClients:
+    """One WebSocket client per screen, in a thread: receives, decodes, acks every frame."""
+
+    def __init__(self, url: str, screens: list[str]) -> None:
+        self.url, self.screens = url, screens
+        self.received = {s: 0 for s in screens}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        import asyncio
+
+        await asyncio.gather(*(self._client(s) for s in self.screens))
+
+    async def _client(self, screen: str) -> None:
+        import aiohttp
+        import cv2
+
+        from passersby.web.protocol import decode_frame_message
+
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{self.url}ws/{screen}") as ws:
+                while not self.stop.is_set():
+                    msg = await ws.receive(timeout=5)
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        _header, jpeg = decode_frame_message(msg.data)
+                        cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+                        self.received[screen] += 1
+                        await ws.send_str("ack")
+                    elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+                        return
+
+
+def live(runtime: str, seconds: float, threads: int, sink: str, queue: int) -> dict[str, Any]:
+    inst = _installation(runtime, threads, queue)
+    e = inst.engine
+    server = clients = None
+    try:
+        e.start()
+        if sink == "web":
+            from passersby.web.server import KioskServer
+
+            server = KioskServer(e.hub, port=0)
+            server.start()
+            clients = WebClients(server.url, e.screens)
+            clients.thread.start()
+        e.pacer.intervals = {n: type(v)(maxlen=None) for n, v in e.pacer.intervals.items()}
+        shown0 = dict(e.pacer.shown)
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            time.sleep(0.5)
+            e.check()
+        wall = time.perf_counter() - t0
+        st = e.status()
+        pct = e.pacer.interval_percentiles((50, 99))
+    finally:
+        if clients:
+            clients.stop.set()
+        if server:
+            server.stop()
+        inst.close()
+    return {
+        "runtime": inst.runtime, "sink": sink, "seconds": wall,
+        "fps_per_screen": {n: (st["frames_shown"][n] - shown0[n]) / wall for n in e.screens},
+        "intervals_ms": {n: {k: v * 1000 for k, v in p.items()} for n, p in pct.items()},
+        "late_frames": st["late_frames"], "render_ms_median": st["render_ms"],
+        "frames_received_by_web_clients": None if clients is None else dict(clients.received),
+        "faces": st["faces_this_run"],
+    }
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=600.0, help="live phase length")
+    ap.add_argument("--throughput-seconds", type=float, default=20.0)
+    ap.add_argument("--runtime", default="auto")
+    ap.add_argument("--threads", type=int, default=1, help="threads per screen's renderer")
+    ap.add_argument("--queue", type=int, default=12, help="frames rendered ahead per screen")
+    ap.add_argument("--sink", choices=("web", "none"), default="web")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    console = Console()
+    result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
+    cpu = CpuMeter()
+    console.print("throughput, both screens unpaced: reference (eager PyTorch) ...")
+    ref = throughput("torch", args.throughput_seconds, args.threads)
+    console.print(f"throughput: {args.runtime} ...")
+    fast = throughput(args.runtime, args.throughput_seconds, args.threads)
+    console.print(f"live, paced at 30 fps, sink {args.sink}, {args.seconds:.0f} s ...")
+    lv = live(args.runtime, args.seconds, args.threads, args.sink, args.queue)
+    result.update(reference=ref, fast=fast, live=lv, cpu=cpu.stop(), machine_end=machine_info())
+    result["speedup_per_screen"] = {n: fast["fps_per_screen"][n] / ref["fps_per_screen"][n] for n in ref["fps_per_screen"]}
+
+    t = Table(title=f"stream: {fast['runtime']} vs eager PyTorch, live {lv['seconds']:.0f} s with sink {args.sink}")
+    for col in ("screen", "eager fps (unpaced)", f"{fast['runtime']} fps (unpaced)", "speed-up",
+                "live fps", "p50 ms", "p99 ms", "max ms", "late ticks"):
+        t.add_column(col, justify="right")
+    for n in ref["fps_per_screen"]:
+        iv = lv["intervals_ms"][n]
+        t.add_row(n, f"{ref['fps_per_screen'][n]:.1f}", f"{fast['fps_per_screen'][n]:.1f}",
+                  f"{result['speedup_per_screen'][n]:.2f}x", f"{lv['fps_per_screen'][n]:.2f}",
+                  f"{iv['p50']:.1f}", f"{iv['p99']:.1f}", f"{iv['max']:.1f}", str(lv["late_frames"][n]))
+    console.print(t)
+    console.print("p99 target: <= 1.5 x 33.3 ms = 50 ms; fps target: >= 30 per screen")
+    note = busy_note(result["cpu"])
+    if note:
+        console.print(f"[yellow]{note}[/yellow]")
+    write_json(args.json, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

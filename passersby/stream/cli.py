@@ -1,0 +1,230 @@
+"""`passersby show | serve | render | config show`: the installation's commands."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+CONFIG = typer.Option(None, "--config", help="Settings file (default: ./passersby.toml, else <home>/passersby.toml).")
+HOME = typer.Option(None, "--home", help="Installation home (default: $PASSERSBY_HOME, else the per-user data dir).")
+MODEL = typer.Option(None, "--model", help="Generator .safetensors (default: the shipped model).")
+RUNTIME = typer.Option(None, "--runtime", help="auto, openvino, onnxruntime, compile, torch-fused, torch.")
+STYLE = typer.Option(None, "--style", help="Motion: spline, slerp or drift.")
+TEMPO = typer.Option(None, "--tempo", help="Seconds from one face to the next.")
+FPS = typer.Option(None, "--fps", help="Frames per second per screen.")
+SCREENS = typer.Option(None, "--screens", help="Comma-separated LABEL[:MONITOR] list, e.g. 'masculine:0,feminine:1' "
+                                               "or 'feminine' (one screen); label 'any' = unsteered.")
+PORT = typer.Option(None, "--port", help="Kiosk server port.")
+HOST = typer.Option(None, "--host", help="Kiosk server address (default loopback; the token still guards controls).")
+
+
+def _fail(e: Exception) -> None:
+    typer.secho(f"error: {e}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+def _screens(spec: str) -> list[dict[str, Any]]:
+    """'masculine:0,feminine:1' -> [[screens]] tables."""
+    out = []
+    for i, part in enumerate(p.strip() for p in spec.split(",") if p.strip()):
+        label, _, monitor = part.partition(":")
+        try:
+            mon = int(monitor) if monitor else i
+        except ValueError:
+            raise typer.BadParameter(f"--screens: monitor in {part!r} must be an integer") from None
+        label = "" if label == "any" else label
+        out.append({"name": label or f"screen{i + 1}", "label": label, "monitor": mon})
+    if not out:
+        raise typer.BadParameter("--screens: give at least one screen")
+    return out
+
+
+def _settings(config: Optional[Path], home: Optional[Path], **flags: Any):
+    from passersby.home import resolve_home
+    from passersby.settings import SettingsError, load_settings
+
+    screens = flags.pop("screens", None)
+    overrides = {k.replace("__", "."): v for k, v in flags.items()}
+    try:
+        s = load_settings(config, overrides, home=resolve_home(home))
+        if screens:
+            import dataclasses
+
+            from passersby.settings import ScreenSettings, Settings
+
+            s = Settings(**{**{f.name: getattr(s, f.name) for f in dataclasses.fields(s)},
+                            "screens": tuple(ScreenSettings(**t) for t in _screens(screens))})
+        return s
+    except (SettingsError, ValueError) as e:
+        _fail(e)
+
+
+def _build(settings, home: Optional[Path], dry_ledger: bool = False):
+    from passersby.checkpoint import CheckpointError
+    from passersby.stream.installation import build
+    from passersby.stream.ledger import LedgerError
+
+    try:
+        return build(settings, home, dry_ledger=dry_ledger)
+    except (CheckpointError, LedgerError, ValueError) as e:
+        _fail(e)
+
+
+def _quit_on_signals(engine) -> None:
+    def handler(signum, frame):  # noqa: ARG001 - signal API
+        engine.quit_event.set()
+        engine.hub.close()  # wakes the window loop and the web server's waiters
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _serve_until_quit(inst, settings, what: str) -> None:
+    from passersby.web.server import KioskServer
+
+    engine = inst.engine
+    server = KioskServer(engine.hub, host=settings.web.host, port=settings.web.port,
+                         token=settings.web.token or None, jpeg_quality=settings.web.jpeg_quality)
+    try:
+        server.start()
+    except OSError as e:
+        _fail(OSError(f"cannot listen on {settings.web.host}:{settings.web.port} ({e.strerror}); try --port"))
+    typer.echo(f"{what}: serving the installation on {server.url}")
+    for name in engine.screens:
+        typer.echo(f"  screen {name}: {server.url}screen/{name}")
+    typer.echo(f"  overview with controls: {server.url}?token={server.token}")
+    typer.echo("  Ctrl-C stops.")
+    try:
+        while not engine.quit_event.wait(0.5):
+            engine.check()
+    finally:
+        server.stop()
+
+
+def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, model: Optional[Path] = MODEL,
+                 runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
+                 fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
+                 windowed: bool = typer.Option(False, "--windowed", help="Windows instead of full screen."),
+                 port: Optional[int] = PORT, host: Optional[str] = HOST) -> None:
+    """The installation: endless, never-repeating morphing faces, one window per screen.
+
+    With a display: full-screen windows on the chosen monitors (keys: space pause, n next face,
+    f fullscreen, q quit). Without one: serves the screens on http://127.0.0.1:PORT and says so.
+
+    Examples:
+        passersby show
+        passersby show --screens feminine --windowed
+        passersby show --config gallery.toml --home /srv/gallery
+    """
+    from passersby.outputs.window import display_available
+
+    settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
+                         walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
+                         window__fullscreen=False if windowed else None, web__port=port, web__host=host)
+    inst = _build(settings, home)
+    engine = inst.engine
+    _quit_on_signals(engine)
+    try:
+        engine.start()
+        if display_available():
+            from passersby.outputs.window import run_windows
+
+            typer.echo(f"showing {len(engine.screens)} screen(s) ({inst.model.hash}, {inst.runtime}); q quits")
+            run_windows(engine.hub, {s.name: s.monitor for s in settings.screens},
+                        fullscreen=settings.window.fullscreen, fps=settings.walk.fps)
+        else:
+            _serve_until_quit(inst, settings, "no display found")
+        engine.check()
+    finally:
+        inst.close()
+    _print_summary(engine)
+
+
+def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, model: Optional[Path] = MODEL,
+                  runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
+                  fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
+                  port: Optional[int] = PORT, host: Optional[str] = HOST,
+                  token: Optional[str] = typer.Option(None, "--token", help="Control token (default: random, printed).")) -> None:
+    """The web kiosk: a page per screen for kiosk browsers, and an overview with status.
+
+    Frames are pushed over WebSockets; control actions (pause, next, quit) need the token.
+
+    Examples:
+        passersby serve
+        passersby serve --port 9000 --screens masculine,feminine
+        passersby serve --host 0.0.0.0 --token "$(cat /etc/passersby-token)"
+    """
+    settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
+                         walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
+                         web__port=port, web__host=host, web__token=token)
+    inst = _build(settings, home)
+    _quit_on_signals(inst.engine)
+    try:
+        inst.engine.start()
+        _serve_until_quit(inst, settings, "passersby serve")
+    finally:
+        inst.close()
+    _print_summary(inst.engine)
+
+
+def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, help="Length of the video."),
+                   out: Optional[Path] = typer.Option(None, "--out", help="Video file (.mp4), both screens side by side."),
+                   frames: Optional[Path] = typer.Option(None, "--frames", help="Folder of PNG frames (+ frames.jsonl keys)."),
+                   per_screen: bool = typer.Option(False, "--per-screen", help="One video per screen: OUT-NAME.mp4."),
+                   dry_ledger: bool = typer.Option(False, "--dry-ledger", help="Do not use up faces: a throwaway ledger."),
+                   config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, model: Optional[Path] = MODEL,
+                   runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
+                   fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
+                   seed: Optional[int] = typer.Option(None, "--seed", help="Seed of a new ledger's RNGs (with --dry-ledger: reproducible videos).")) -> None:
+    """Render the stream headless to an H.264 video (and/or PNG frames): same engine, same ledger.
+
+    Examples:
+        passersby render --seconds 30 --out passersby.mp4
+        passersby render --seconds 10 --out clip.mp4 --per-screen --dry-ledger --seed 1
+        passersby render --seconds 2 --frames frames/ --screens feminine
+    """
+    from passersby.stream.render import render_stream
+
+    if out is None and frames is None:
+        raise typer.BadParameter("give --out video.mp4 and/or --frames DIR")
+    settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
+                         walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens, stream__seed=seed)
+    inst = _build(settings, home, dry_ledger=dry_ledger)
+    try:
+        result = render_stream(inst.engine, seconds, out, frames, per_screen)
+    except (OSError, ValueError) as e:
+        _fail(e)
+    finally:
+        inst.close()
+    for path in result.files:
+        typer.echo(f"wrote {path}")
+    typer.echo(f"{result.frames} frames per screen in {result.wall_s:.1f} s ({result.frames / result.wall_s:.1f} "
+               f"frames/s per screen); {result.faces} faces {'(dry ledger)' if dry_ledger else 'recorded in the ledger'}")
+
+
+def _print_summary(engine) -> None:
+    if engine.pacer is None:
+        return
+    st = engine.status()
+    typer.echo(f"shown: {st.get('frames_shown')}; late frames: {st.get('late_frames')}; "
+               f"faces this run: {st['faces_this_run']}; ledger: {st['ledger_size']} faces")
+
+
+config_app = typer.Typer(no_args_is_help=True, help="The installation's settings.\n\nExample:\n\n    passersby config show")
+
+
+@config_app.command("show")
+def config_show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME) -> None:
+    """Print the resolved settings as a complete passersby.toml (file, then defaults).
+
+    Examples:
+        passersby config show
+        passersby config show --config gallery.toml > resolved.toml
+    """
+    from passersby.settings import to_toml
+
+    typer.echo(to_toml(_settings(config, home)), nl=False)

@@ -1,0 +1,230 @@
+"""The kiosk's aiohttp application: pages, the frame WebSocket, status and controls.
+
+Routes:
+    GET  /                 overview: every screen, live, with status and controls
+    GET  /screen/<name>    one screen alone, for a kiosk browser (404 page if unknown)
+    GET  /ws/<name>        WebSocket of that screen's frames (format: protocol.py)
+    GET  /api/status       the hub's status dict plus "screens"
+    POST /api/control      {"action": "pause"|"resume"|"next"|"quit"}, needs the token
+    GET  /static/...       the pages' CSS and JS
+
+Controls always need the token, as ``Authorization: Bearer <token>`` or
+``X-Passersby-Token: <token>``; pages opened with ``?token=<token>`` send it for the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from passersby.stream.frames import ACTIONS
+from passersby.web.bridge import FrameBridge
+from passersby.web.pages import SECURITY_HEADERS, STATIC, Pages
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KioskState:
+    """What the handlers share: the frames, the token, the pages and the open WebSockets."""
+
+    bridge: FrameBridge
+    token: str
+    pages: Pages
+    sockets: weakref.WeakSet = field(default_factory=weakref.WeakSet)
+
+
+STATE = web.AppKey("kiosk", KioskState)
+
+
+def make_app(state: KioskState) -> web.Application:
+    """The aiohttp application serving `state` (see the module docstring for the routes).
+
+    Example:
+        >>> app = make_app(KioskState(bridge, "secret", Pages()))   # doctest: +SKIP
+    """
+    app = web.Application(middlewares=[_not_found_page], client_max_size=64 * 1024)
+    app[STATE] = state
+    app.router.add_get("/", overview)
+    app.router.add_get("/screen/{name:[^/]+}", screen_page)
+    app.router.add_get("/ws/{name:[^/]+}", frames_socket)
+    app.router.add_get("/api/status", status)
+    app.router.add_post("/api/control", control)
+    app.router.add_get("/favicon.ico", _no_icon)
+    app.router.add_static("/static/", STATIC, append_version=False)
+    app.on_response_prepare.append(_add_headers)
+    app.on_shutdown.append(_close_sockets)
+    return app
+
+
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)  # browsers ask; an empty answer keeps the logs clean
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda v: json.dumps(v, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy scalars and arrays become numbers and lists; anything else its str()."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _error(status: int, message: str) -> web.Response:
+    return _json({"error": message}, status)
+
+
+async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(SECURITY_HEADERS)
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+
+
+def _token_state(request: web.Request, token: str) -> str:
+    """"ok", "missing" or "wrong": how the page's ?token= compares with the server's."""
+    given = request.query.get("token")
+    if not given:
+        return "missing"
+    return "ok" if _same(given, token) else "wrong"
+
+
+def _same(given: str, token: str) -> bool:
+    # Bytes: compare_digest refuses non-ASCII str, and a header may hold anything.
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8"))
+
+
+def _page(request: web.Request, page: str, title: str, status: int = 200, **config: Any) -> web.Response:
+    state = request.app[STATE]
+    config.update(screens=state.bridge.hub.screens, controls=_token_state(request, state.token))
+    body = state.pages.render(page, title, config)
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
+async def overview(request: web.Request) -> web.Response:
+    return _page(request, "overview", "passersby")
+
+
+async def screen_page(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in request.app[STATE].bridge.hub.screens:
+        return _page(request, "notfound", "not found", 404, path=request.path, screen=name)
+    return _page(request, "screen", f"passersby - {name}", screen=name)
+
+
+@web.middleware
+async def _not_found_page(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Unknown paths get the 404 page (JSON under /api/ and /ws/) instead of plain text."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith(("/api/", "/ws/", "/static/")):
+            return _error(404, f"not found: {request.path}")
+        return _page(request, "notfound", "not found", 404, path=request.path, screen=None)
+
+
+async def status(request: web.Request) -> web.Response:
+    """GET /api/status: the hub's status dict plus "screens"."""
+    hub = request.app[STATE].bridge.hub
+    try:
+        # In a worker thread: the status callable belongs to the engine and may take its locks.
+        data = await asyncio.get_running_loop().run_in_executor(None, hub.status)
+    except Exception as e:  # the engine's problem, not the client's: say so, keep serving
+        log.warning("status failed: %s", e)
+        return _error(503, f"status unavailable: {e}")
+    return _json({**data, "screens": hub.screens})
+
+
+def _request_token(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.headers.get("X-Passersby-Token") or None
+
+
+async def control(request: web.Request) -> web.Response:
+    """POST /api/control {"action": ...}: check the token, then forward to the hub."""
+    state = request.app[STATE]
+    given = _request_token(request)
+    if given is None:
+        return web.json_response({"error": "controls need the token: Authorization: Bearer <token>"},
+                                 status=401, headers={"WWW-Authenticate": "Bearer"})
+    if not _same(given, state.token):
+        return _error(403, "wrong token")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):  # includes UnicodeDecodeError; RecursionError: [[[[...
+        return _error(400, 'body must be JSON: {"action": "pause"}')
+    action = body.get("action") if isinstance(body, dict) else None
+    if not isinstance(action, str) or action not in ACTIONS:
+        return _error(400, f"unknown action {action!r}; one of {list(ACTIONS)}")
+    try:
+        await asyncio.get_running_loop().run_in_executor(None, state.bridge.hub.control, action)
+    except PermissionError as e:
+        return _error(403, str(e))
+    except ValueError as e:
+        return _error(400, str(e))
+    return _json({"ok": True, "action": action})
+
+
+async def frames_socket(request: web.Request) -> web.StreamResponse:
+    """GET /ws/<name>: push that screen's newest frame each time the client acks the last one."""
+    state = request.app[STATE]
+    name = request.match_info["name"]
+    if name not in state.bridge.hub.screens:
+        return _error(404, f"unknown screen {name!r}; screens are {state.bridge.hub.screens}")
+    # No permessage-deflate: JPEG does not shrink, and compressing would cost CPU per client.
+    # A short close timeout keeps stop() quick when a client has gone silent.
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096, compress=False, timeout=2.0)
+    await ws.prepare(request)
+    state.sockets.add(ws)
+    acked = asyncio.Event()
+    acked.set()  # nothing sent yet: the first frame goes out at once
+    sender = asyncio.create_task(_send_frames(ws, state.bridge, name, acked))
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                acked.set()  # any message is an ack of the frame last sent
+    finally:
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
+        state.sockets.discard(ws)
+    return ws
+
+
+async def _send_frames(ws: web.WebSocketResponse, bridge: FrameBridge, name: str, acked: asyncio.Event) -> None:
+    seq = 0
+    while True:
+        await acked.wait()
+        got = await bridge.next_frame(name, seq)
+        if got is None:  # the server is stopping
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+            return
+        seq, frame = got  # taken before encoding, so a frame that fails to encode is skipped once
+        try:
+            data = await bridge.message(name, seq, frame)
+        except Exception:  # logged by the bridge; the next frame may do better
+            continue
+        acked.clear()
+        try:
+            await ws.send_bytes(data)
+        except (ConnectionError, RuntimeError):  # the client left; the reader loop ends too
+            return
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """on_shutdown: stop the frame flow and close every WebSocket, so shutdown need not wait."""
+    state = app[STATE]
+    state.bridge.close()
+    await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping")
+                           for ws in list(state.sockets)), return_exceptions=True)

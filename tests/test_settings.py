@@ -1,0 +1,80 @@
+"""Settings: TOML file + flags, strict validation, `config show`, and the documented table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from passersby.cli import app
+from passersby.settings import SettingsError, load_settings, settings_table, to_toml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_file_then_flags_then_defaults(tmp_path: Path) -> None:
+    cfg = tmp_path / "passersby.toml"
+    cfg.write_text('[walk]\nstyle = "drift"\ntempo = 8\n\n[[screens]]\nname = "solo"\nlabel = "feminine"\n')
+    s = load_settings(cfg, {"walk.tempo": 4.5, "model.runtime": None})
+    assert s.walk.style == "drift" and s.walk.tempo == 4.5 and s.walk.fps == 30.0
+    assert [sc.name for sc in s.screens] == ["solo"] and s.screens[0].monitor == 0
+    assert s.model.runtime == "auto" and s.source == str(cfg)
+
+
+def test_config_is_found_in_the_working_directory_then_home(tmp_path: Path, monkeypatch) -> None:
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir(), cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    (home / "passersby.toml").write_text("[walk]\ntempo = 3.0\n")
+    assert load_settings(None, home=home).walk.tempo == 3.0
+    (cwd / "passersby.toml").write_text("[walk]\ntempo = 5.0\n")
+    assert load_settings(None, home=home).walk.tempo == 5.0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[walk]\ntempoo = 3\n", r"walk: unknown key\(s\) \['tempoo'\]"),
+    ("[wlak]\n", r"unknown section\(s\) \['wlak'\]"),
+    ("[walk]\ntempo = \"fast\"\n", r"walk.tempo: expected float, got str"),
+    ("[walk]\ntempo = -1\n", r"walk: tempo must be a positive"),
+    ("[web]\nport = 70000\n", r"web.port: must be in 0..65535"),
+    ("[model]\nruntime = \"tensorrt\"\n", r"model.runtime: 'tensorrt' is not one of"),
+    ("[window]\nfullscreen = 1\n", r"window.fullscreen: expected bool, got int"),
+    ("[[screens]]\nname = \"a\"\n[[screens]]\nname = \"a\"\n", r"screens: names must differ"),
+    ("[[screens]]\nname = \"a b\"\n", r"screens.name: 'a b' must be"),
+    ("[[screens]]\nname = \"a\"\nlabel = \"other\"\n", r"screens.label: 'other'"),
+    ("[walk\n", r"not valid TOML"),
+])
+def test_bad_settings_get_one_clear_line_naming_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError, match=message) as e:
+        load_settings(cfg)
+    assert str(cfg) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="no such config file"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_config_show_prints_a_file_that_reads_back_the_same(tmp_path: Path) -> None:
+    cfg = tmp_path / "in.toml"
+    cfg.write_text('[walk]\nstyle = "slerp"\n[web]\nport = 9001\n')
+    r = CliRunner().invoke(app, ["config", "show", "--config", str(cfg)])
+    assert r.exit_code == 0, r.output
+    assert 'style = "slerp"' in r.output and "port = 9001" in r.output and "[[screens]]" in r.output
+    out = tmp_path / "resolved.toml"
+    out.write_text(r.output)
+    a, b = load_settings(cfg), load_settings(out)
+    assert (a.model, a.walk, a.stream, a.window, a.web, a.screens) == (b.model, b.walk, b.stream, b.window, b.web, b.screens)
+    bad = CliRunner().invoke(app, ["config", "show", "--config", str(tmp_path / "missing.toml")])
+    assert bad.exit_code == 1 and "no such config file" in bad.output
+
+
+def test_docs_settings_table_matches_the_code() -> None:
+    text = (ROOT / "docs" / "settings.md").read_text()
+    documented = re.findall(r"^\| `([a-z_.]+)` \| (\w+) \| `([^`]*)` \| (.*) \|$", text, re.M)
+    assert documented == [tuple(r) for r in settings_table()], "regenerate docs/settings.md from settings_table()"
+    assert to_toml(load_settings(None, search=False)).count("[[screens]]") == 2

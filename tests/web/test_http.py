@@ -1,0 +1,157 @@
+"""The kiosk's HTTP API and pages: status, token-checked controls, 404s, no 500s."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from passersby.stream.frames import FrameHub
+from passersby.web import KioskServer, control_url
+from .synthetic import SCREENS
+
+
+def request(url: str, data: bytes | None = None, headers: dict | None = None,
+            method: str | None = None) -> tuple[int, bytes, dict]:
+    """(status, body, headers) of an HTTP request; error statuses are returned, not raised."""
+    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def post_control(show, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
+    status, raw, _ = request(show.server.url + "api/control", body, headers, "POST")
+    return status, json.loads(raw)
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+def test_status_is_the_hub_status_plus_screens(show):
+    status, raw, headers = request(show.server.url + "api/status")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    body = json.loads(raw)
+    assert body["screens"] == SCREENS
+    assert body["model"] == "synthetic" and body["ledger_size"] == 1234
+
+
+def test_urls_and_token(show):
+    server = show.server
+    assert server.url == f"http://127.0.0.1:{server.port}/" and server.port > 0
+    assert control_url(server) == server.control_url == f"{server.url}?token=test-token-123"
+    assert server.screen_url("left") == f"{server.url}screen/left"
+    generated = KioskServer(show.hub, port=0)
+    assert len(generated.token) >= 16 and generated.token != KioskServer(show.hub).token
+
+
+@pytest.mark.parametrize("headers, expected", [
+    ({}, 401),
+    ({"Authorization": "Bearer wrong"}, 403),
+    ({"X-Passersby-Token": "wrong"}, 403),
+    ({"Authorization": "Bearer t\u00e9st"}, 403),  # non-ASCII must not break compare_digest
+    ({"Authorization": "Basic dGVzdA=="}, 401),
+])
+def test_control_refuses_missing_or_wrong_tokens(fresh, headers, expected):
+    status, body = post_control(fresh, b'{"action": "next"}', headers)
+    assert status == expected and "error" in body
+    assert fresh.controls.actions == []
+
+
+@pytest.mark.parametrize("headers", [bearer("test-token-123"), {"X-Passersby-Token": "test-token-123"}])
+def test_control_with_the_token_reaches_the_controls(fresh, headers):
+    status, body = post_control(fresh, b'{"action": "pause"}', headers)
+    assert (status, body) == (200, {"ok": True, "action": "pause"})
+    assert fresh.controls.actions == ["pause"]
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b"\xff\xfe", b"[1, 2]", b"null", b'{"action": 3}', b'{"action": "explode"}',
+    b'{"nothing": "here"}', b"[" * 5000 + b"]" * 5000,
+])
+def test_control_rejects_bad_bodies_with_400(fresh, body):
+    status, reply = post_control(fresh, body, bearer("test-token-123"))
+    assert status == 400 and "error" in reply
+    assert fresh.controls.actions == []
+
+
+def test_control_without_hub_controls_is_403():
+    hub = FrameHub(["a"])  # no controls
+    with KioskServer(hub, port=0, token="t") as server:
+        status, raw, _ = request(server.url + "api/control", b'{"action": "next"}', bearer("t"), "POST")
+    assert status == 403 and "no control" in json.loads(raw)["error"]
+
+
+def test_wrong_methods_are_405(show):
+    assert request(show.server.url + "api/control")[0] == 405
+    assert request(show.server.url + "api/status", b"{}", method="POST")[0] == 405
+
+
+def test_pages_and_404s(show):
+    url = show.server.url
+    status, raw, headers = request(url)
+    assert status == 200 and b"/static/overview.js" in raw
+    assert "unsafe-inline" not in headers["Content-Security-Policy"]
+    assert headers["Referrer-Policy"] == "no-referrer"
+    status, raw, _ = request(url + "screen/left")
+    assert status == 200 and b'"screen": "left"' in raw
+    status, raw, _ = request(url + "screen/nobody")
+    assert status == 404 and b"notfound.js" in raw
+    assert request(url + "no/such/page")[0] == 404
+    assert request(url + "ws/nobody")[0] == 404
+    for asset in ("kiosk.css", "stream.js", "overview.js", "screen.js", "notfound.js"):
+        assert request(url + "static/" + asset)[0] == 200, asset
+
+
+def test_page_config_says_whether_the_token_is_right(show):
+    def config(query: str) -> dict:
+        raw = request(show.server.url + "screen/left" + query)[1].decode()
+        return json.loads(raw.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+
+    assert config("")["controls"] == "missing"
+    assert config("?token=nope")["controls"] == "wrong"
+    assert config("?token=test-token-123")["controls"] == "ok"
+
+
+def test_screen_names_cannot_inject_markup():
+    hub = FrameHub(["</script><b>x", "{{config}}"])
+    with KioskServer(hub, port=0) as server:
+        raw = request(server.url + "screen/%3C%2Fscript%3E%3Cb%3Ex")[1].decode()
+        assert "</script><b>" not in raw and "\\u003c/script\\u003e" in raw
+        assert request(server.url + "screen/%7B%7Bconfig%7D%7D")[0] == 200
+
+
+def test_failing_or_odd_status_is_not_a_500():
+    def broken() -> dict:
+        raise RuntimeError("engine busy")
+
+    with KioskServer(FrameHub(["a"], status=broken), port=0) as server:
+        status, raw, _ = request(server.url + "api/status")
+        assert status == 503 and "engine busy" in json.loads(raw)["error"]
+    odd = {"fps": np.float32(29.5), "shape": np.array([2, 3]), "when": object()}
+    with KioskServer(FrameHub(["a"], status=lambda: odd), port=0) as server:
+        body = json.loads(request(server.url + "api/status")[1])
+        assert body["fps"] == 29.5 and body["shape"] == [2, 3] and body["screens"] == ["a"]
+
+
+def test_start_stop_restart_and_errors(show):
+    server = KioskServer(FrameHub(["a"]), port=0)
+    with pytest.raises(OSError, match="cannot listen"):
+        KioskServer(show.hub, port=show.server.port).start()
+    with pytest.raises(ValueError, match="jpeg_quality"):
+        KioskServer(show.hub, jpeg_quality=0)
+    server.start()
+    with pytest.raises(RuntimeError, match="already running"):
+        server.start()
+    server.stop()
+    assert not server.running
+    server.stop()  # twice is fine
+    with server:
+        assert request(server.url + "api/status")[0] == 200
+    assert not server.running
