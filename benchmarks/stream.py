@@ -9,8 +9,10 @@ ledger, the walker) on the shipped model, two screens (masculine, feminine), a t
       fast        the chosen runtime (default "auto": OpenVINO on the fused generator)
    The speed-up is fast / reference frames/s per screen, measured in the same run.
 2. Live, paced at the walk's fps (30) for --seconds (the issue's target: 600), with the fast
-   runtime and a sink consuming every frame: "web" = the kiosk server with one WebSocket client
-   per screen that decodes each JPEG (as a browser would), "none" = no sink. Reports displayed
+   runtime and a sink consuming every frame: "web" = the kiosk server (JPEG encoding, WebSocket
+   push) with one client per screen that receives and acks every frame, as the kiosk browsers
+   do - on their own machines: the clients do not decode the JPEGs here (--decode makes them,
+   charging a browser's decoding to the installation's two cores); "none" = no sink. Reports displayed
    frames/s per screen, p50/p99/max interval between displayed frames (nominal 33.3 ms), and
    late ticks (the pacer found no frame ready: the screen held its last frame).
 
@@ -73,8 +75,8 @@ def throughput(runtime: str, seconds: float, threads: int) -> dict[str, Any]:
 class WebClients:
     """One WebSocket client per screen, in a thread: receives, decodes, acks every frame."""
 
-    def __init__(self, url: str, screens: list[str]) -> None:
-        self.url, self.screens = url, screens
+    def __init__(self, url: str, screens: list[str], decode: bool) -> None:
+        self.url, self.screens, self.decode = url, screens, decode
         self.received = {s: 0 for s in screens}
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -101,14 +103,15 @@ class WebClients:
                     msg = await ws.receive(timeout=5)
                     if msg.type == aiohttp.WSMsgType.BINARY:
                         _header, jpeg = decode_frame_message(msg.data)
-                        cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+                        if self.decode:
+                            cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
                         self.received[screen] += 1
                         await ws.send_str("ack")
                     elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
                         return
 
 
-def live(runtime: str, seconds: float, threads: int, sink: str, queue: int) -> dict[str, Any]:
+def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, decode: bool) -> dict[str, Any]:
     inst = _installation(runtime, threads, queue)
     e = inst.engine
     server = clients = None
@@ -119,7 +122,7 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int) -> d
 
             server = KioskServer(e.hub, port=0)
             server.start()
-            clients = WebClients(server.url, e.screens)
+            clients = WebClients(server.url, e.screens, decode)
             clients.thread.start()
         e.pacer.intervals = {n: type(v)(maxlen=None) for n, v in e.pacer.intervals.items()}
         shown0 = dict(e.pacer.shown)
@@ -154,6 +157,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=1, help="threads per screen's renderer")
     ap.add_argument("--queue", type=int, default=12, help="frames rendered ahead per screen")
     ap.add_argument("--sink", choices=("web", "none"), default="web")
+    ap.add_argument("--decode", action="store_true", help="web clients decode every JPEG (in this process)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     console = Console()
@@ -164,7 +168,7 @@ def main(argv: list[str]) -> int:
     console.print(f"throughput: {args.runtime} ...")
     fast = throughput(args.runtime, args.throughput_seconds, args.threads)
     console.print(f"live, paced at 30 fps, sink {args.sink}, {args.seconds:.0f} s ...")
-    lv = live(args.runtime, args.seconds, args.threads, args.sink, args.queue)
+    lv = live(args.runtime, args.seconds, args.threads, args.sink, args.queue, args.decode)
     result.update(reference=ref, fast=fast, live=lv, cpu=cpu.stop(), machine_end=machine_info())
     result["speedup_per_screen"] = {n: fast["fps_per_screen"][n] / ref["fps_per_screen"][n] for n in ref["fps_per_screen"]}
 

@@ -142,6 +142,8 @@ def _openvino(fused: FusedGenerator, threads: int) -> Renderer:
     compiled = core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
         "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
+        # Each screen compiles its own model; pinned, their threads could share one core.
+        "ENABLE_CPU_PINNING": False,
     })
     request = compiled.create_infer_request()
 

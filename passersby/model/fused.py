@@ -11,6 +11,9 @@ is what the fast runtimes (stream/runtime.py) compile:
   same small row; per axis the 4 taps of the transposed kernel are [w2, w1+w2, w0+w1, w0].
   Cost per output: 4 taps instead of 9 per axis pair, 16/36 of the MACs; the 256² upsampled
   map is never materialised. On the default model: 1.2 -> 0.68 GFLOPs per frame.
+- GLU's two halves come from two convs instead of one conv and a channel split, and the 3-channel
+  output conv is padded to 8 channels (AVX2 holds 8 floats): both layouts suit the CPU kernels
+  better (measured: ~10 % faster in OpenVINO on a 2-core AVX2 CPU), same arithmetic.
 - The output is (N, R, R, 3) in [0, 255] (NHWC, as displays want it); `to_uint8` rounds it.
 - A conditional model's class is baked in (`label`): each screen compiles its own graph.
 """
@@ -53,24 +56,61 @@ def _glu(x: torch.Tensor) -> torch.Tensor:
     return a * torch.sigmoid(b)
 
 
+class GluConv(nn.Module):
+    """GLU(conv(x)) as value_conv(x) * sigmoid(gate_conv(x)): the conv's output channels split
+    into two convs. weight: Conv2d layout (Co, Ci, k, k), or (Ci, Co, 4, 4) when `transposed`."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, transposed: bool) -> None:
+        super().__init__()
+        co = bias.shape[0] // 2
+        self.value, self.gate = (self._conv(weight, bias, transposed, sl) for sl in (slice(0, co), slice(co, None)))
+
+    @staticmethod
+    def _conv(weight: torch.Tensor, bias: torch.Tensor, transposed: bool, sl: slice) -> nn.Module:
+        if transposed:
+            w = weight[:, sl].clone()
+            conv = nn.ConvTranspose2d(w.shape[0], w.shape[1], 4, 2, 1)
+        else:
+            w = weight[sl].clone()
+            conv = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2], 1, w.shape[2] // 2)
+        conv.weight.data, conv.bias.data = w, bias[sl].clone()
+        return conv
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.value(x) * torch.sigmoid(self.gate(x))
+
+
 class FusedUp(nn.Module):
-    """An UpBlock as transposed conv (+ folded BN) [+ conv3x3 (+ folded BN)], GLU after each."""
+    """An UpBlock as GLU(transposed conv (+ folded BN)) [then GLU(conv3x3 (+ folded BN))]."""
 
     def __init__(self, block: UpBlock) -> None:
         super().__init__()
         layers = list(block.net)  # Upsample, Conv, BN, GLU [, Conv, BN, GLU]
         w, b = fold_bn(layers[1], layers[2])
-        self.up = nn.ConvTranspose2d(w.shape[1], w.shape[0], 4, 2, 1)
-        self.up.weight.data, self.up.bias.data = upsample_conv_as_transposed(w), b
+        self.up = GluConv(upsample_conv_as_transposed(w), b, transposed=True)
         self.conv = None
         if len(layers) > 4:
-            w2, b2 = fold_bn(layers[4], layers[5])
-            self.conv = nn.Conv2d(w2.shape[1], w2.shape[0], 3, 1, 1)
-            self.conv.weight.data, self.conv.bias.data = w2, b2
+            self.conv = GluConv(*fold_bn(layers[4], layers[5]), transposed=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = _glu(self.up(x))
-        return x if self.conv is None else _glu(self.conv(x))
+        x = self.up(x)
+        return x if self.conv is None else self.conv(x)
+
+
+class PaddedRGB(nn.Module):
+    """The output conv (Ci -> 3) computed as Ci -> 8 with zero filters, then cut to 3."""
+
+    def __init__(self, conv: nn.Conv2d, width: int = 8) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(conv.in_channels, width, conv.kernel_size, 1, conv.padding)
+        w = conv.weight.new_zeros(width, *conv.weight.shape[1:])
+        b = conv.bias.new_zeros(width)
+        w[: conv.out_channels], b[: conv.out_channels] = conv.weight.detach(), conv.bias.detach()
+        self.conv.weight.data, self.conv.bias.data = w, b
+        self.out = conv.out_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[:, : self.out]
 
 
 class FusedGenerator(nn.Module):
@@ -98,7 +138,7 @@ class FusedGenerator(nn.Module):
         self.ups = nn.ModuleDict({k: FusedUp(v) for k, v in g.ups.items()})
         self.sles = g.sles  # cheap (4x4 pooled): kept as they are
         self.sle_pairs = list(g.sle_pairs)
-        self.to_rgb = g.to_rgb
+        self.to_rgb = PaddedRGB(g.to_rgb)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.class_vec is not None:
