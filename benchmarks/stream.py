@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--decode", action="store_true", help="web clients decode every JPEG (in this process)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    console = Console()
+    console = Console(width=max(140, Console().width))  # the table is wide; logs are not ttys
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
     cpu = CpuMeter()
     console.print("throughput, both screens unpaced: reference (eager PyTorch) ...")

@@ -1,0 +1,28 @@
+"""The stream benchmark runs end to end (tiny durations; it asserts no timing, only that the
+figures it reports exist and are sane), so it cannot rot between releases."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_stream_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "stream.json"
+    r = subprocess.run([sys.executable, "benchmarks/stream.py", "--seconds", "3", "--throughput-seconds", "1",
+                        "--sink", "web", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    screens = ["masculine", "feminine"]
+    assert res["reference"]["runtime"] == "torch" and res["fast"]["runtime"] != "torch"
+    for s in screens:
+        assert res["reference"]["fps_per_screen"][s] > 0 and res["fast"]["fps_per_screen"][s] > 0
+        assert res["speedup_per_screen"][s] > 0
+        assert res["live"]["fps_per_screen"][s] > 0
+        assert 0 < res["live"]["intervals_ms"][s]["p50"] <= res["live"]["intervals_ms"][s]["p99"]
+        assert res["live"]["frames_received_by_web_clients"][s] > 0
+    assert "speed-up" in r.stdout and "p99" in r.stdout
