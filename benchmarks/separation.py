@@ -14,6 +14,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,13 @@ from rich.table import Table
 
 from _common import machine_info, write_json
 from passersby.metrics.gender import classify_gender
-from passersby.settings import ScreenSettings, Settings, load_settings
+from passersby.settings import ScreenSettings, load_settings
 from passersby.stream.installation import build
 
 
 def sample_stream(labels: list[str], frames: int, every: int, seed: int) -> dict[str, list[np.ndarray]]:
     base = load_settings(None, {"stream.seed": seed}, search=False)
-    s = Settings(model=base.model, walk=base.walk, stream=base.stream, window=base.window, web=base.web,
-                 screens=tuple(ScreenSettings(lab or "unsteered", lab, i) for i, lab in enumerate(labels)))
+    s = dataclasses.replace(base, screens=tuple(ScreenSettings(lab or "unsteered", lab, i) for i, lab in enumerate(labels)))
     inst = build(s, dry_ledger=True)
     out: dict[str, list[np.ndarray]] = {sc.name: [] for sc in s.screens}
     try:

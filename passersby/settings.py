@@ -75,6 +75,13 @@ class WebSettings:
     jpeg_quality: int = _doc("JPEG quality of frames sent to browsers (1-100).", default=90)
 
 
+@dataclass(frozen=True)
+class TasteSettings:
+    curator: str = _doc("Curator whose taste (`passersby taste`) the stream follows; empty = none.", default="")
+    exactingness: float = _doc("0 = ignore the taste, 1 = only the faces it likes most; live knob on the "
+                               "kiosk overview.", default=0.5)
+
+
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
 
 
@@ -93,6 +100,7 @@ class Settings:
     stream: StreamSettings = StreamSettings()
     window: WindowSettings = WindowSettings()
     web: WebSettings = WebSettings()
+    taste: TasteSettings = TasteSettings()
     screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
     source: str = ""  # the file these came from ("" = defaults only); not a setting
 
@@ -117,7 +125,7 @@ class SettingsError(ValueError):
 
 
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
-            "window": WindowSettings, "web": WebSettings}
+            "window": WindowSettings, "web": WebSettings, "taste": TasteSettings}
 
 
 def _check_ranges(s: Settings) -> None:
@@ -127,6 +135,7 @@ def _check_ranges(s: Settings) -> None:
         ("stream.seed", s.stream.seed >= -1, ">= -1"),
         ("web.port", 0 <= s.web.port <= 65535, "in 0..65535"),
         ("web.jpeg_quality", 1 <= s.web.jpeg_quality <= 100, "in 1..100"),
+        ("taste.exactingness", 0.0 <= s.taste.exactingness <= 1.0, "in 0..1"),
     ]
     for name, ok, want in checks:
         if not ok:

@@ -54,10 +54,9 @@ def _settings(config: Optional[Path], home: Optional[Path], **flags: Any):
         if screens:
             import dataclasses
 
-            from passersby.settings import ScreenSettings, Settings
+            from passersby.settings import ScreenSettings
 
-            s = Settings(**{**{f.name: getattr(s, f.name) for f in dataclasses.fields(s)},
-                            "screens": tuple(ScreenSettings(**t) for t in _screens(screens))})
+            s = dataclasses.replace(s, screens=tuple(ScreenSettings(**t) for t in _screens(screens)))
         return s
     except (SettingsError, ValueError) as e:
         _fail(e)

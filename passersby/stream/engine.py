@@ -163,6 +163,8 @@ class Engine:
         queue_size: frames rendered ahead per screen.
         seed: seeds each channel's RNG the first time (None: OS entropy).
         info: extra status entries (model name, runtime, ...).
+        exactingness: the live taste knob (an object with a settable `.value` in [0, 1], read
+            by the screens' proposers), or None when the installation follows no taste.
 
     Example:
         >>> engine = Engine(plans, WalkConfig(), home / "ledger.sqlite", 128, "9f2c")  # doctest: +SKIP
@@ -170,8 +172,10 @@ class Engine:
     """
 
     def __init__(self, plans: list[ScreenPlan], walk: WalkConfig, ledger_path: Path, z_dim: int, model_hash: str,
-                 queue_size: int = 12, seed: int | None = None, info: dict[str, Any] | None = None) -> None:
+                 queue_size: int = 12, seed: int | None = None, info: dict[str, Any] | None = None,
+                 exactingness: Any = None) -> None:
         self.walk = walk
+        self.exactingness = exactingness
         self.info = dict(info or {})
         self.producers = [
             ScreenProducer(p, walk, LedgerAnchors(ledger_path, z_dim, p.name, p.propose, model_hash, seed),
@@ -224,9 +228,13 @@ class Engine:
             if p.error is not None:
                 raise p.error
 
-    def control(self, action: str) -> None:
-        """pause / resume / next / quit (FrameHub.control validates the name)."""
-        if action == "pause":
+    def control(self, action: str, value: float | None = None) -> None:
+        """pause / resume / next / quit / exactingness (FrameHub.control validates)."""
+        if action == "exactingness":
+            if self.exactingness is None:
+                raise PermissionError("this installation follows no taste: set [taste] curator")
+            self.exactingness.value = value
+        elif action == "pause":
             self.paused.set()
         elif action == "resume":
             self.paused.clear()
@@ -265,6 +273,8 @@ class Engine:
             ledger_size=self._ledger_start + claimed,
             nominal_fps=self.walk.fps,
         )
+        if self.exactingness is not None:
+            out["exactingness"] = self.exactingness.value
         if self.pacer is not None:
             out.update(self.pacer.stats())
         out["render_ms"] = {p.plan.name: round(1000 * float(np.median(p.render_seconds)), 1)

@@ -15,7 +15,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-ACTIONS = ("pause", "resume", "next", "quit")
+ACTIONS = ("pause", "resume", "next", "quit", "exactingness")  # the last takes a value in [0, 1]
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,10 @@ class Frame:
 
 
 class Controls(Protocol):
-    """What a sink may ask the installation to do; `action` is one of ACTIONS."""
+    """What a sink may ask the installation to do; `action` is one of ACTIONS, `value` the
+    setting for actions that take one ("exactingness": 0..1)."""
 
-    def control(self, action: str) -> None: ...
+    def control(self, action: str, value: float | None = None) -> None: ...
 
 
 class FrameHub:
@@ -126,13 +127,22 @@ class FrameHub:
     def status(self) -> dict[str, Any]:
         return dict(self._status())
 
-    def control(self, action: str) -> None:
-        """Forward a control action; ValueError for unknown actions, PermissionError if none."""
+    def control(self, action: str, value: float | None = None) -> None:
+        """Forward a control action; ValueError for unknown actions or bad values,
+        PermissionError if this installation takes none (or not this one)."""
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; one of {ACTIONS}")
+        if action == "exactingness":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"exactingness needs a value in [0, 1], got {value!r}")
+        elif value is not None:
+            raise ValueError(f"action {action!r} takes no value")
         if self._controls is None:
             raise PermissionError("this installation takes no control actions")
-        self._controls.control(action)
+        if value is None:
+            self._controls.control(action)
+        else:
+            self._controls.control(action, float(value))
 
     def close(self) -> None:
         """Wake every waiter; sinks should stop."""

@@ -57,7 +57,28 @@ class Installation:
             shutil.rmtree(self.dry_dir, ignore_errors=True)
 
 
-def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings) -> ScreenPlan:
+def _taste(settings: Settings, home: Path, info: ModelInfo):
+    """(TasteModel, Exactingness knob) of the configured curator for this model, or (None, None)."""
+    if not settings.taste.curator:
+        return None, None
+    from passersby.taste.model import TasteModel
+    from passersby.taste.steer import Exactingness
+    from passersby.taste.store import TasteStore
+
+    path = home / "taste.sqlite"
+    if not path.exists():
+        raise ValueError(f"taste.curator: {path} does not exist; rate faces first with "
+                         f"`passersby taste --curator {settings.taste.curator}`")
+    with TasteStore(path) as store:
+        z, ratings, _ids = store.ratings(settings.taste.curator, model_hash=info.hash)
+    if not len(ratings):
+        raise ValueError(f"taste.curator: {settings.taste.curator!r} has rated no faces of model {info.hash} in "
+                         f"{path}; run `passersby taste --curator {settings.taste.curator}`")
+    return TasteModel.fit(z, ratings), Exactingness(settings.taste.exactingness)
+
+
+def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
+                 taste=None, knob=None) -> ScreenPlan:
     cfg = info.config
     label_index = None
     vector, scale = None, 0.0
@@ -76,9 +97,14 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
                              f"run `passersby direction`, or set the screen's label to \"\"")
         vector, scale = direction.vector, direction.scale
     m = settings.model
+    propose = steered_proposer(cfg.z_dim, vector, scale, screen.label)
+    if taste is not None:
+        from passersby.taste.steer import steer
+
+        propose = steer(propose, taste, knob)
     return ScreenPlan(
         name=screen.name,
-        propose=steered_proposer(cfg.z_dim, vector, scale, screen.label),
+        propose=propose,
         make_renderer=lambda: make_renderer(g, m.runtime, m.threads, label_index),
     )
 
@@ -106,9 +132,13 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     dry_dir = Path(tempfile.mkdtemp(prefix="passersby-dry-")) if dry_ledger else None
     path = dry_dir / "ledger.sqlite" if dry_dir else ledger_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plans = [_screen_plan(g, info, s, settings) for s in settings.screens]
+    taste, knob = _taste(settings, home, info)
+    plans = [_screen_plan(g, info, s, settings, taste, knob) for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
+    status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),
+              "dry_ledger": dry_ledger}
+    if taste is not None:
+        status.update(curator=settings.taste.curator, taste_ratings=taste.n)
     engine = Engine(plans, settings.walk, path, info.config.z_dim, info.hash, settings.stream.queue, seed,
-                    info={"model": info.path.name, "model_hash": info.hash, "runtime": runtime,
-                          "home": str(home), "dry_ledger": dry_ledger})
+                    info=status, exactingness=knob)
     return Installation(engine, info, runtime, path, dry_dir)

@@ -5,7 +5,8 @@ Routes:
     GET  /screen/<name>    one screen alone, for a kiosk browser (404 page if unknown)
     GET  /ws/<name>        WebSocket of that screen's frames (format: protocol.py)
     GET  /api/status       the hub's status dict plus "screens"
-    POST /api/control      {"action": "pause"|"resume"|"next"|"quit"}, needs the token
+    POST /api/control      {"action": "pause"|"resume"|"next"|"quit"} or
+                           {"action": "exactingness", "value": 0..1}, needs the token
     GET  /static/...       the pages' CSS and JS
 
 Controls always need the token, as ``Authorization: Bearer <token>`` or
@@ -168,13 +169,14 @@ async def control(request: web.Request) -> web.Response:
     action = body.get("action") if isinstance(body, dict) else None
     if not isinstance(action, str) or action not in ACTIONS:
         return _error(400, f"unknown action {action!r}; one of {list(ACTIONS)}")
+    value = body.get("value")
     try:
-        await asyncio.get_running_loop().run_in_executor(None, state.bridge.hub.control, action)
+        await asyncio.get_running_loop().run_in_executor(None, state.bridge.hub.control, action, value)
     except PermissionError as e:
         return _error(403, str(e))
     except ValueError as e:
         return _error(400, str(e))
-    return _json({"ok": True, "action": action})
+    return _json({"ok": True, "action": action, **({"value": value} if value is not None else {})})
 
 
 async def frames_socket(request: web.Request) -> web.StreamResponse:

@@ -82,6 +82,24 @@ def test_paced_engine_publishes_every_screen_at_fps_and_obeys_controls(tmp_path:
             e.hub.control("explode")
 
 
+def test_exactingness_is_a_live_knob_only_when_a_taste_is_followed(tmp_path: Path) -> None:
+    class Knob:
+        value = 0.5
+
+    with engine(tmp_path) as e:
+        with pytest.raises(PermissionError, match="no taste"):
+            e.hub.control("exactingness", 0.3)
+    knob = Knob()
+    e2 = Engine(plans(), WalkConfig(tempo=0.2), tmp_path / "ledger.sqlite", D, "hash0", exactingness=knob)
+    try:
+        e2.hub.control("exactingness", 0.9)
+        assert knob.value == 0.9 and e2.status()["exactingness"] == 0.9
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            e2.hub.control("exactingness", 2.0)
+    finally:
+        e2.stop()
+
+
 def test_a_renderer_error_reaches_the_caller(tmp_path: Path) -> None:
     def broken():
         def render(z):

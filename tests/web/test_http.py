@@ -74,11 +74,19 @@ def test_control_with_the_token_reaches_the_controls(fresh, headers):
 @pytest.mark.parametrize("body", [
     b"", b"not json", b"\xff\xfe", b"[1, 2]", b"null", b'{"action": 3}', b'{"action": "explode"}',
     b'{"nothing": "here"}', b"[" * 5000 + b"]" * 5000,
+    b'{"action": "exactingness"}', b'{"action": "exactingness", "value": 1.5}',
+    b'{"action": "exactingness", "value": "high"}', b'{"action": "next", "value": 1}',
 ])
 def test_control_rejects_bad_bodies_with_400(fresh, body):
     status, reply = post_control(fresh, body, bearer("test-token-123"))
     assert status == 400 and "error" in reply
     assert fresh.controls.actions == []
+
+
+def test_exactingness_takes_a_value_in_0_1(fresh):
+    status, body = post_control(fresh, b'{"action": "exactingness", "value": 0.25}', bearer("test-token-123"))
+    assert (status, body) == (200, {"ok": True, "action": "exactingness", "value": 0.25})
+    assert fresh.controls.actions == ["exactingness=0.25"]
 
 
 def test_control_without_hub_controls_is_403():

@@ -124,6 +124,7 @@
         paused = status.paused;
         showPauseButton();
       }
+      showExactingness(status.exactingness);
     } catch (err) {
       note.textContent = 'Status unavailable – retrying.';
     }
@@ -173,8 +174,29 @@
     quitButton.textContent = 'Quit';
   }
 
+  // The taste knob appears when the installation follows a curator's taste (status has it).
+  const knob = document.getElementById('exactingness');
+  const knobBox = document.getElementById('exactingness-control');
+  const knobValue = document.getElementById('exactingness-value');
+  let knobBusy = false; // the user is dragging: do not move the knob under their finger
+  function showExactingness(value) {
+    if (typeof value !== 'number') return;
+    knobBox.hidden = false;
+    if (!knobBusy) {
+      knob.value = String(value);
+      knobValue.textContent = value.toFixed(2);
+    }
+  }
+  knob.addEventListener('input', () => { knobBusy = true; knobValue.textContent = Number(knob.value).toFixed(2); });
+  knob.addEventListener('change', async () => {
+    const result = await Passersby.sendControl('exactingness', Number(knob.value));
+    knobBusy = false;
+    note.textContent = result.ok ? `Exactingness ${Number(knob.value).toFixed(2)}.` : `refused: ${result.error}`;
+  });
+
   const buttons = document.querySelectorAll('.buttons button');
   const locked = Passersby.lockedReason(cfg);
+  knob.disabled = Boolean(locked);
   for (const button of buttons) {
     button.disabled = Boolean(locked);
     button.addEventListener('click', () => press(button));

@@ -136,12 +136,12 @@ const Passersby = (() => {
   }
 
   /** POST /api/control; resolves to {ok, error?}, never rejects. */
-  async function sendControl(action) {
+  async function sendControl(action, value) {
     try {
       const response = await fetch('/api/control', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token()}` },
-        body: JSON.stringify({ action }),
+        body: JSON.stringify(value === undefined ? { action } : { action, value }),
       });
       const body = await response.json().catch(() => ({}));
       return response.ok ? { ok: true } : { ok: false, error: body.error || `HTTP ${response.status}` };
