@@ -31,6 +31,7 @@ def _register() -> None:
     from passersby.stream.ledger_cli import ledger_app
     from passersby.train.direction_cli import direction_command
     from passersby.stream.cli import config_app, render_command, serve_command, show_command
+    from passersby.taste.cli import taste_app
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
@@ -41,6 +42,7 @@ def _register() -> None:
     app.command("direction")(direction_command)
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(config_app, name="config")
+    app.add_typer(taste_app, name="taste")
 
 
 _register()

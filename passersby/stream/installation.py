@@ -61,6 +61,7 @@ def _taste(settings: Settings, home: Path, info: ModelInfo):
     """(TasteModel, Exactingness knob) of the configured curator for this model, or (None, None)."""
     if not settings.taste.curator:
         return None, None
+    from passersby.blas import limit_blas_threads
     from passersby.taste.model import TasteModel
     from passersby.taste.steer import Exactingness
     from passersby.taste.store import TasteStore
@@ -74,6 +75,8 @@ def _taste(settings: Settings, home: Path, info: ModelInfo):
     if not len(ratings):
         raise ValueError(f"taste.curator: {settings.taste.curator!r} has rated no faces of model {info.hash} in "
                          f"{path}; run `passersby taste --curator {settings.taste.curator}`")
+    # The proposers score up to 64 candidates per anchor while the renderers hold both cores.
+    limit_blas_threads(1)
     return TasteModel.fit(z, ratings), Exactingness(settings.taste.exactingness)
 
 

@@ -73,7 +73,7 @@ class KioskServer:
     @property
     def url(self) -> str:
         """The overview page, without the token, e.g. "http://127.0.0.1:8765/"."""
-        return f"http://{_url_host(self.host)}:{self._port}/"
+        return f"http://{url_host(self.host)}:{self._port}/"
 
     @property
     def control_url(self) -> str:
@@ -94,9 +94,9 @@ class KioskServer:
         is taken or invalid, RuntimeError if already running."""
         if self.running:
             raise RuntimeError(f"kiosk server already running at {self.url}")
-        sock = _listen(self.host, self._requested_port)
+        sock = listen_socket(self.host, self._requested_port)
         self._port = sock.getsockname()[1]
-        if not _is_loopback(self.host):
+        if not is_loopback(self.host):
             log.warning("kiosk server listens on %s, reachable from the network; controls need the token",
                         self.host)
         ready = threading.Event()
@@ -164,7 +164,7 @@ def control_url(server: KioskServer) -> str:
     return server.control_url
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: a free one), IPv4 or IPv6 as the host says."""
     try:
         family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
@@ -174,7 +174,7 @@ def _listen(host: str, port: int) -> socket.socket:
         raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror or e}") from e
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -183,7 +183,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
     """The host part of a URL for `host`: wildcards read as loopback, IPv6 in brackets."""
     if host in _WILDCARDS:
         host = "127.0.0.1" if host != "::" else "::1"

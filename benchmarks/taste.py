@@ -1,0 +1,300 @@
+"""Does the stream learn a curator's taste? Simulated curators swipe real faces of the shipped model.
+
+Each simulated curator has a hidden taste, judged on the rendered face (the code under test
+only ever sees latents and ratings):
+
+    darker backgrounds    mean brightness of the outer 12 % frame below the 30th percentile of
+                          random faces (so ~30 % of random faces are liked)
+    like these portraits  EfficientNet-Lite0 features closest (max cosine) to 5 fixture
+                          portraits, above the 70th percentile of random faces (~30 % liked)
+    masculine screen      the independent gender classifier calls the face masculine
+
+The curator swipes as the app would: `choose_next` picks the face, the taste judges it,
+`TasteModel.fit` refits on all ratings so far, with the salience prior of the shipped model
+(`model.salience_prior`, from 512 renders that no taste sees; --prior none for the isotropic
+one). Before training and after 25, 50 and 100 swipes
+the stream (`steer` over the unsteered proposer z ~ N(0, I)) draws --anchors anchors at
+exactingness 0.5 and 1.0; they are rendered and judged by the hidden taste. Reported: share of
+streamed anchors liked, their diversity (mean pairwise distance; % of the untrained stream's),
+the model's AUC against the hidden taste on the calibration faces, and the time to refit after
+a rating and to choose the next face. Every cell streams from the same seed (common random
+numbers), so differences between cells come from the model, not from the draws.
+
+Usage:
+    python benchmarks/taste.py --json out/taste.json            # ~10 min on a 2-core CPU
+    python benchmarks/taste.py --tastes darker --anchors 50      # one taste, quicker
+"""
+
+from __future__ import annotations
+
+import os
+
+# Small (129 x 129) matrices: OpenBLAS's thread pool only spins against the renderer here,
+# making every refit several times slower on a 2-core machine. Must precede numpy's import.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from _common import CpuMeter, busy_note, machine_info, median, write_json  # noqa: E402
+from passersby.taste.active import choose_next  # noqa: E402
+from passersby.taste.model import TasteModel, evaluate, roc_auc, salience_prior  # noqa: E402
+from passersby.taste.steer import diversity, steer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+Z_DIM = 128
+BORDER = 0.12
+REFERENCE_PORTRAITS = ("girl-with-a-fan.jpg", "man-with-a-pipe-1892.jpg", "pope-julius-ii.jpg",
+                       "portrait-of-a-lady.jpg", "the-geisha-kamekichi.jpg")
+TASTES = ("darker", "portraits", "masculine")
+
+
+def base(rng: np.random.Generator) -> np.ndarray:
+    """The unsteered proposer."""
+    return rng.standard_normal(Z_DIM)
+
+
+# ---------------------------------------------------------------- hidden tastes (image -> score)
+
+
+def border_brightness(images: np.ndarray) -> np.ndarray:
+    """(n,) mean luma of the outer BORDER frame of (n, H, W, 3) uint8 images."""
+    x = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # (n, H, W)
+    k = round(BORDER * images.shape[1])
+    mask = np.ones(images.shape[1:3], bool)
+    mask[k:-k, k:-k] = False
+    return x[:, mask].mean(1)
+
+
+def _features(images: np.ndarray) -> np.ndarray:
+    import torch
+
+    from passersby.metrics.features import FeatureExtractor
+
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    f = FeatureExtractor(batch_size=16).extract(x).numpy().astype(np.float64)
+    return f / np.linalg.norm(f, axis=1, keepdims=True)
+
+
+def portrait_similarity(reference: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """images -> (n,) max cosine similarity of their features to the reference features."""
+    return lambda images: (_features(images) @ reference.T).max(1)
+
+
+def masculine(images: np.ndarray) -> np.ndarray:
+    """(n,) 1.0 where the classifier says masculine, 0.0 feminine, NaN no face."""
+    from passersby.metrics.gender import classify_gender
+
+    lab = [label for label, _ in classify_gender(list(images))]
+    return np.array([1.0 if v == "masculine" else 0.0 if v == "feminine" else np.nan for v in lab])
+
+
+class Taste:
+    """A hidden taste: score(images), and a threshold on the score that makes a like.
+
+    `calibration` holds the scores of the random calibration faces (computed once).
+    """
+
+    def __init__(self, name: str, score: Callable, calibration: np.ndarray, threshold: float, below: bool) -> None:
+        self.name, self.score, self.calibration = name, score, calibration
+        self.threshold, self.below = threshold, below
+
+    def rule(self, scores: np.ndarray) -> np.ndarray:
+        return (scores < self.threshold) if self.below else (scores >= self.threshold)  # NaN: not liked
+
+    def likes(self, images: np.ndarray) -> np.ndarray:
+        return self.rule(self.score(images))
+
+
+def make_tastes(names: list[str], calibration: np.ndarray) -> list[Taste]:
+    """The hidden tastes, thresholds calibrated on random faces."""
+    from PIL import Image
+
+    out = []
+    for name in names:
+        if name == "darker":
+            s = border_brightness(calibration)
+            out.append(Taste("darker backgrounds", border_brightness, s, float(np.percentile(s, 30)), True))
+        elif name == "portraits":
+            refs = np.stack([np.asarray(Image.open(ROOT / "tests/fixtures/portraits" / f).convert("RGB"))
+                             for f in REFERENCE_PORTRAITS])
+            score = portrait_similarity(_features(refs))
+            s = score(calibration)
+            out.append(Taste("like these portraits", score, s, float(np.percentile(s, 70)), False))
+        elif name == "masculine":
+            out.append(Taste("masculine screen", masculine, masculine(calibration), 0.5, False))
+        else:
+            raise SystemExit(f"unknown taste {name!r}; choose from {TASTES}")
+    return out
+
+
+# ---------------------------------------------------------------- simulation
+
+
+def stream_cell(model: TasteModel, e: float, renderer: Callable, taste: Taste, n: int, seed: int,
+                untrained_div: float) -> dict[str, Any]:
+    st = steer(base, model, e)
+    rng = np.random.default_rng([seed, 2])
+    anchors = np.stack([st(rng) for _ in range(n)])
+    liked = taste.likes(renderer(anchors.astype(np.float32)))
+    div = diversity(anchors)
+    return {"exactingness": e, "liked": float(liked.mean()), "diversity": div,
+            "diversity_pct_of_untrained": 100.0 * div / untrained_div}
+
+
+def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, prior: np.ndarray | None, cal_z: np.ndarray,
+          cal_liked: np.ndarray, untrained_div: float, index: int) -> dict[str, Any]:
+    """One curator: --swipes swipes, stream cells at each checkpoint."""
+    rng = np.random.default_rng([args.seed, index, 1])
+    model = TasteModel.empty(Z_DIM, args.features, prior=prior)
+    zs, ratings, fit_s, choose_s, cells = [], [], [], [], []
+    for i in range(1, max(args.checkpoints) + 1):
+        t0 = time.perf_counter()
+        z = choose_next(model, base, rng, explore=args.explore)
+        choose_s.append(time.perf_counter() - t0)
+        liked = bool(taste.likes(renderer(z[None].astype(np.float32)))[0])
+        zs.append(z)
+        ratings.append("like" if liked else "dislike")
+        t0 = time.perf_counter()
+        model = TasteModel.fit(np.stack(zs), ratings, features=args.features, prior=prior)
+        fit_s.append(time.perf_counter() - t0)
+        if i in args.checkpoints:
+            auc = roc_auc(model.prob(cal_z), cal_liked.astype(float))
+            for e in args.exactingness:
+                cell = stream_cell(model, e, renderer, taste, args.anchors, args.seed, untrained_div)
+                cells.append({"swipes": i, "model_auc": auc, "l2": model.l2, **cell})
+    held = evaluate(np.stack(zs), ratings, features=args.features, prior=prior)
+    return {"cells": cells, "liked_while_swiping": ratings.count("like") / len(ratings), "held_out": held,
+            "refit_ms": {"median": 1e3 * median(fit_s), "max": 1e3 * max(fit_s)},
+            "choose_next_ms": {"median": 1e3 * median(choose_s), "max": 1e3 * max(choose_s)}}
+
+
+def _prior_summary(prior: np.ndarray | None, seconds: float) -> dict[str, Any] | None:
+    if prior is None:
+        return None
+    ev = np.sort(np.linalg.eigvalsh(prior))[::-1]
+    return {"seconds": seconds, "top_share": {k: float(ev[:k].sum() / ev.sum()) for k in (1, 4, 16, 32)}}
+
+
+def fit_timing(seed: int, features: str, prior: np.ndarray | None) -> float:
+    """Seconds to fit 5000 x 128 ratings (l2 chosen by evidence)."""
+    rng = np.random.default_rng([seed, 9])
+    z = rng.standard_normal((5000, Z_DIM))
+    ratings = ["like" if v > 0.5 else "dislike" for v in z @ rng.standard_normal(Z_DIM) / np.sqrt(Z_DIM)]
+    t0 = time.perf_counter()
+    TasteModel.fit(z, ratings, features=features, prior=prior)
+    return time.perf_counter() - t0
+
+
+# ---------------------------------------------------------------- report
+
+
+def report(console: Console, res: dict[str, Any]) -> None:
+    t = Table(title=f"share of streamed anchors the hidden taste likes ({res['args']['anchors']} anchors a cell)")
+    for col in ("taste", "swipes", "exactingness", "liked", "diversity", "% of untrained", "model AUC"):
+        t.add_column(col, justify="right")
+    for name, r in res["tastes"].items():
+        t.add_row(name, "0", "any", f"{r['untrained_liked']:.0%}", f"{res['untrained_diversity']:.2f}", "100%", "—")
+        for c in r["cells"]:
+            t.add_row("", str(c["swipes"]), f"{c['exactingness']:.1f}", f"{c['liked']:.0%}", f"{c['diversity']:.2f}",
+                      f"{c['diversity_pct_of_untrained']:.0f}%", f"{c['model_auc']:.2f}")
+        t.add_section()
+    console.print(t)
+    s = Table(title="the curator's side")
+    for col in ("taste", "random faces liked", "liked while swiping", "held-out acc / AUC (last 50)",
+                "refit ms (median / max)", "choose_next ms (median / max)"):
+        s.add_column(col, justify="right")
+    for name, r in res["tastes"].items():
+        h = r["held_out"]
+        s.add_row(name, f"{r['calibration_liked']:.0%}", f"{r['liked_while_swiping']:.0%}",
+                  f"{h['accuracy']:.2f} / {h['auc']:.2f}",
+                  f"{r['refit_ms']['median']:.1f} / {r['refit_ms']['max']:.1f}",
+                  f"{r['choose_next_ms']['median']:.2f} / {r['choose_next_ms']['max']:.2f}")
+    console.print(s)
+    pr = res["prior"]
+    prior = ("identity (isotropic)" if pr is None else
+             f"salience ({res['args']['prior_faces']} faces, {pr['seconds']:.0f} s; top 4 of {Z_DIM} directions hold "
+             f"{pr['top_share'][4]:.0%} of it)")
+    console.print(f"prior: {prior}; features {res['args']['features']!r}; fit of 5000 x {Z_DIM} ratings: "
+                  f"{res['fit_5000_s']:.2f} s; wall {res['cpu']['wall_s']:.0f} s")
+    if res.get("masculine_no_face") is not None:
+        console.print(f"masculine screen: no face found in {res['masculine_no_face']:.0%} of random faces "
+                      "(never liked)")
+    note = busy_note(res["cpu"])
+    if note:
+        console.print(f"[yellow]{note}[/yellow]")
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tastes", nargs="+", default=list(TASTES), choices=TASTES)
+    ap.add_argument("--anchors", type=int, default=100, help="streamed anchors per cell")
+    ap.add_argument("--calibration", type=int, default=300, help="random faces that set the thresholds")
+    ap.add_argument("--checkpoints", type=int, nargs="+", default=[25, 50, 100], help="swipes after which to stream")
+    ap.add_argument("--exactingness", type=float, nargs="+", default=[0.5, 1.0])
+    ap.add_argument("--explore", type=float, default=0.7, help="choose_next's explore probability")
+    ap.add_argument("--features", default="z", help="TasteModel feature map (model.FEATURE_MAPS)")
+    ap.add_argument("--prior", default="salience", choices=("salience", "none"),
+                    help="weight prior: model.salience_prior of the shipped model, or the identity")
+    ap.add_argument("--prior-faces", type=int, default=512, help="faces rendered for the salience prior")
+    ap.add_argument("--threads", type=int, default=1, help="renderer threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    console = Console(width=130)
+    result = run(args, console)
+    report(console, result)
+    write_json(args.json, result)
+    return 0
+
+
+def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    import torch
+
+    from passersby.checkpoint import load_model
+    from passersby.runtime import make_renderer
+    from passersby.sample import default_model_path
+
+    meter = CpuMeter()
+    g, info = load_model(default_model_path())
+    torch.set_num_threads(args.threads)  # the feature extractor: more threads only fight the renderer here
+    renderer = make_renderer(g.float().eval(), "auto", threads=args.threads)
+    t0 = time.perf_counter()
+    prior = None
+    if args.prior == "salience":  # its own latents (seed + 1000): none of them is judged by a taste
+        prior = salience_prior(renderer, Z_DIM, n=args.prior_faces, seed=args.seed + 1000)
+    prior_s = time.perf_counter() - t0
+    cal_z = np.random.default_rng([args.seed, 0]).standard_normal((args.calibration, Z_DIM))
+    calibration = renderer(cal_z.astype(np.float32))
+    untrained_rng = np.random.default_rng([args.seed, 2])  # the stream's seed: steer at e = 0
+    untrained_z = np.stack([base(untrained_rng) for _ in range(args.anchors)])
+    untrained = renderer(untrained_z.astype(np.float32))
+    untrained_div = diversity(untrained_z)
+    res: dict[str, Any] = {"machine": machine_info(), "args": {k: (str(v) if isinstance(v, Path) else v)
+                                                               for k, v in vars(args).items()},
+                           "model": info.path.name, "runtime": renderer.name, "untrained_diversity": untrained_div,
+                           "prior": _prior_summary(prior, prior_s), "tastes": {}}
+    for index, taste in enumerate(make_tastes(args.tastes, calibration)):
+        console.print(f"curator {index + 1}: {taste.name} ...")
+        cal_liked = taste.rule(taste.calibration)
+        r = swipe(taste, renderer, args, prior, cal_z, cal_liked, untrained_div, index)
+        res["tastes"][taste.name] = {"calibration_liked": float(cal_liked.mean()),
+                                     "threshold": taste.threshold,
+                                     "untrained_liked": float(taste.likes(untrained).mean()), **r}
+        if taste.name == "masculine screen":
+            res["masculine_no_face"] = float(np.isnan(taste.calibration).mean())
+    res["fit_5000_s"] = fit_timing(args.seed, args.features, prior)
+    res["cpu"] = meter.stop()
+    res["machine_end"] = machine_info()
+    return res
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,212 @@
+"""`passersby taste`: the swipe app that learns a curator's taste, and its ratings' files.
+
+Registered in passersby.cli as ``app.add_typer(taste_app, name="taste")``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+taste_app = typer.Typer(
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)  # its help is taste_main's docstring
+
+HOME = typer.Option(None, "--home", help="Installation home (default: $PASSERSBY_HOME, else the per-user data dir).")
+LABELS = ("any", "feminine", "masculine")
+
+
+def _fail(e: Any) -> None:
+    typer.secho(f"error: {e}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+def _open_store(home: Optional[Path], create: bool):
+    from passersby.taste.store import TasteStore, TasteStoreError, taste_path
+
+    path = taste_path(home)
+    try:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return TasteStore(path, create=create)
+    except (TasteStoreError, OSError) as e:
+        _fail(e)
+
+
+def _when(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ---------------------------------------------------------------- the app
+
+
+def _faces(model: Optional[Path], label: str, runtime: str) -> tuple[Callable, Callable, str]:
+    """(renderer, proposer, model hash) for the faces of one screen (`label`) of `model`."""
+    from passersby.checkpoint import load_model
+    from passersby.runtime import make_renderer
+    from passersby.sample import default_model_path
+    from passersby.stream.installation import steered_proposer
+
+    g, info = load_model(model or default_model_path())
+    g = g.float().eval()  # stored fp16; this CPU computes in fp32
+    cfg = info.config
+    steer = "" if label == "any" else label
+    label_index, vector, scale = None, None, 0.0
+    if cfg.n_classes:
+        if steer not in cfg.class_names:
+            raise ValueError(f"{info.path.name} is conditional: --label must be one of {list(cfg.class_names)}")
+        label_index = cfg.class_names.index(steer)
+    elif steer:
+        from passersby.train.direction import load_direction
+
+        direction = load_direction(info.meta)
+        if direction is None:
+            raise ValueError(f"{info.path}: has no masculine/feminine direction; use --label any "
+                             "or run `passersby direction`")
+        vector, scale = direction.vector, direction.scale
+    renderer = make_renderer(g, runtime, threads=1, label=label_index)
+    return renderer, steered_proposer(cfg.z_dim, vector, scale, steer), info.hash
+
+
+@taste_app.callback()
+def taste_main(
+    ctx: typer.Context,
+    curator: str = typer.Option("curator", "--curator", help="Whose taste: each curator has their own profile."),
+    home: Optional[Path] = HOME,
+    model: Optional[Path] = typer.Option(None, "--model", help="Generator .safetensors (default: the shipped model)."),
+    label: str = typer.Option("any", "--label", help="Which screen's faces to rate: feminine, masculine or any."),
+    port: int = typer.Option(8766, "--port", min=0, max=65535, help="Port of the app."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address (default loopback; rating always needs the token)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Token for rating (default: a random one)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the faces shown (default: fresh each run)."),
+    runtime: str = typer.Option("auto", "--runtime", help="auto, openvino, onnxruntime, torch-fused, torch."),
+) -> None:
+    """Teach the installation a curator's taste: rate faces in the browser, the model learns.
+
+    Without a subcommand: serves the swipe app and prints its address with the token; open it
+    on a phone, tablet or desktop. Keys: right/L like, left/D dislike, up superlike, down/space
+    skip; or swipe the face. Ratings go to <home>/taste.sqlite. Ctrl-C stops.
+
+    Examples:
+        passersby taste --curator ada
+        passersby taste --curator ada --label feminine --port 9000
+        passersby taste --curator ada --host 0.0.0.0 --token s3cret
+        passersby taste export --curator ada --out ada-taste.json
+        passersby taste curators
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from passersby.checkpoint import CheckpointError
+    from passersby.taste.store import TasteStoreError, check_curator
+
+    if label not in LABELS:
+        _fail(f"--label must be one of {list(LABELS)}, got {label!r}")
+    try:
+        check_curator(curator)
+    except ValueError as e:
+        _fail(f"--curator: {e}")
+    store = _open_store(home, create=True)
+    try:
+        renderer, propose, model_hash = _faces(model, label, runtime)
+        _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label)
+    except OSError as e:  # the address: "cannot listen on 127.0.0.1:8766: Address already in use"
+        _fail(f"{e.strerror or e}; try another --port")
+    except (CheckpointError, TasteStoreError, ValueError, RuntimeError) as e:
+        _fail(e)
+    finally:
+        store.close()
+
+
+def _serve(store, renderer, propose, model_hash: str, curator: str, host: str, port: int,
+           token: Optional[str], seed: Optional[int], label: str) -> None:
+    from passersby.taste.server import TasteServer
+
+    server = TasteServer(store, renderer, propose, model_hash, curator, host=host, port=port, token=token,
+                         seed=seed, label="" if label == "any" else label)
+    server.start()
+    quit_event = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: quit_event.set())
+    typer.echo(f"taste: curator {curator}, {label} faces, model {model_hash[:12]}")
+    typer.echo(f"  rate here:  {server.control_url}")
+    typer.echo(f"  look only:  {server.url}")
+    typer.echo("  Ctrl-C stops.")
+    try:
+        while not quit_event.wait(0.5):
+            pass
+    finally:
+        server.stop()
+    typer.echo(f"taste: stopped; {server.deck.progress()['rated']} ratings by {curator} for this model")
+
+
+# ---------------------------------------------------------------- files
+
+
+@taste_app.command("export")
+def export_command(
+    curator: str = typer.Option(..., "--curator", help="Whose ratings."),
+    out: Path = typer.Option(..., "--out", help="JSON file to write (atomically)."),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Write a curator's ratings (latents, ratings, models, times) to a JSON file.
+
+    Examples:
+        passersby taste export --curator ada --out ada-taste.json
+        passersby taste export --curator ada --out /media/usb/ada.json --home /srv/gallery
+    """
+    from passersby.taste.store import TasteStoreError
+
+    with _open_store(home, create=False) as store:
+        try:
+            n = store.export_json(curator, out)
+        except (TasteStoreError, ValueError) as e:
+            _fail(e)
+    typer.echo(f"wrote {out}: {n} ratings by {curator}")
+
+
+@taste_app.command("import")
+def import_command(
+    file: Path = typer.Argument(..., help="A file written by `passersby taste export`."),
+    curator: Optional[str] = typer.Option(None, "--curator", help="File the ratings under this name "
+                                                                  "(default: the file's curator)."),
+    home: Optional[Path] = HOME,
+) -> None:
+    """Add the ratings of an export file; ratings already here are skipped, so twice is harmless.
+
+    Examples:
+        passersby taste import ada-taste.json
+        passersby taste import ada-taste.json --curator ada-2 --home /srv/gallery
+    """
+    from passersby.taste.store import TasteStoreError
+
+    with _open_store(home, create=True) as store:
+        try:
+            n = store.import_json(file, curator=curator)
+        except (TasteStoreError, ValueError) as e:
+            _fail(e)
+    typer.echo(f"imported {n} new ratings from {file} (ratings already here are skipped)")
+
+
+@taste_app.command("curators")
+def curators_command(home: Optional[Path] = HOME) -> None:
+    """List the curators with ratings: how many, and when they last rated.
+
+    Examples:
+        passersby taste curators
+        passersby taste curators --home /srv/gallery
+    """
+    with _open_store(home, create=False) as store:
+        rows = store.curators()
+    if not rows:
+        typer.echo(f"no ratings yet in {store.path}")
+        return
+    width = max(len(name) for name, _, _ in rows)
+    for name, count, last in rows:
+        typer.echo(f"{name:<{width}}  {count:>6} ratings  last {_when(last)}")

@@ -1,0 +1,77 @@
+"""Settings + model -> engine: labelled screens and a curator's taste reach the anchors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from passersby.checkpoint import load_model
+from passersby.sample import default_model_path
+from passersby.settings import ScreenSettings, TasteSettings, load_settings
+from passersby.stream.installation import build
+from passersby.stream.ledger import Ledger
+from passersby.taste.store import TasteStore
+
+
+def _settings(**taste):
+    s = load_settings(None, {"stream.seed": 5, "walk.tempo": 0.2}, search=False)
+    return dataclasses.replace(s, screens=(ScreenSettings("solo", "", 0),), taste=TasteSettings(**taste))
+
+
+def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path) -> None:
+    _, info = load_model(default_model_path())
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(128)
+    u /= np.linalg.norm(u)
+    with TasteStore(tmp_path / "taste.sqlite") as store:
+        for _ in range(300):  # a synthetic curator who likes one direction of z
+            z = rng.standard_normal(128).astype(np.float32)
+            store.add("ada", z, "like" if z @ u > 0.5 else "dislike", info.hash)
+    home = tmp_path
+    inst = build(_settings(curator="ada", exactingness=1.0), home)
+    try:
+        assert inst.engine.status()["curator"] == "ada" and inst.engine.status()["exactingness"] == 1.0
+        inst.engine.hub.control("exactingness", 0.25)
+        assert inst.engine.exactingness.value == 0.25
+        inst.engine.hub.control("exactingness", 1.0)
+        inst.engine.start(pace=False)
+        for _ in range(60):
+            inst.engine.take(0)
+    finally:
+        inst.close()
+    with Ledger.open_existing(home / "ledger.sqlite") as led:
+        steered = np.stack([z for _, z in led.recent("solo", 100)])
+    assert len(steered) >= 5
+    assert float(np.mean(steered @ u)) > 1.0  # unsteered anchors average 0 along u (sd 1)
+
+
+def test_a_curator_without_ratings_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not exist"):
+        build(_settings(curator="nobody"), tmp_path)
+    TasteStore(tmp_path / "taste.sqlite").close()
+    with pytest.raises(ValueError, match="has rated no faces"):
+        build(_settings(curator="nobody"), tmp_path)
+
+
+def test_labelled_screens_push_anchors_along_the_models_direction(tmp_path: Path) -> None:
+    from passersby.train.direction import load_direction
+
+    _, info = load_model(default_model_path())
+    d = load_direction(info.meta)
+    s = dataclasses.replace(load_settings(None, {"stream.seed": 1}, search=False),
+                            screens=(ScreenSettings("m", "masculine", 0), ScreenSettings("f", "feminine", 1)))
+    inst = build(s, tmp_path)
+    try:
+        inst.engine.start(pace=False)
+        for _ in range(10):
+            inst.engine.take(0), inst.engine.take(1)
+    finally:
+        inst.close()
+    v = d.vector / np.linalg.norm(d.vector)
+    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        for channel, sign in (("m", 1), ("f", -1)):
+            proj = [float(z @ v) for _, z in led.recent(channel, 50)]
+            assert proj and all(abs(p - sign * d.scale) < 1e-3 for p in proj), proj
