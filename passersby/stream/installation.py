@@ -57,7 +57,7 @@ class Installation:
             shutil.rmtree(self.dry_dir, ignore_errors=True)
 
 
-def _taste(settings: Settings, home: Path, info: ModelInfo):
+def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
     """(TasteModel, Exactingness knob) of the configured curator for this model, or (None, None)."""
     if not settings.taste.curator:
         return None, None
@@ -77,7 +77,13 @@ def _taste(settings: Settings, home: Path, info: ModelInfo):
                          f"{path}; run `passersby taste --curator {settings.taste.curator}`")
     # The proposers score up to 64 candidates per anchor while the renderers hold both cores.
     limit_blas_threads(1)
-    return TasteModel.fit(z, ratings), Exactingness(settings.taste.exactingness)
+    from passersby.taste.prior import cached_prior
+
+    # The same prior as the swipe app's (computed there first, normally), so the same model.
+    label0 = 0 if info.config.n_classes else None  # a conditional model: any class shows what moves the picture
+    prior = cached_prior(home, info.hash, make_renderer(g, settings.model.runtime, settings.model.threads, label0),
+                         info.config.z_dim)
+    return TasteModel.fit(z, ratings, prior=prior), Exactingness(settings.taste.exactingness)
 
 
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
@@ -135,7 +141,7 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     dry_dir = Path(tempfile.mkdtemp(prefix="passersby-dry-")) if dry_ledger else None
     path = dry_dir / "ledger.sqlite" if dry_dir else ledger_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    taste, knob = _taste(settings, home, info)
+    taste, knob = _taste(settings, home, info, g)
     plans = [_screen_plan(g, info, s, settings, taste, knob) for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
     status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),

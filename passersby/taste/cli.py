@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import numpy as np
 import typer
 
 taste_app = typer.Typer(
@@ -115,7 +116,13 @@ def taste_main(
     store = _open_store(home, create=True)
     try:
         renderer, propose, model_hash = _faces(model, label, runtime)
-        _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label)
+        from passersby.home import resolve_home
+        from passersby.taste.prior import cached_prior
+
+        dim = int(np.asarray(propose(np.random.default_rng(0))).shape[0])
+        prior = cached_prior(resolve_home(home), model_hash, renderer, dim, on_compute=lambda: typer.echo(
+            "learning which latent directions change the picture (once per model, ~20 s)..."))
+        _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label, prior)
     except OSError as e:  # the address: "cannot listen on 127.0.0.1:8766: Address already in use"
         _fail(f"{e.strerror or e}; try another --port")
     except (CheckpointError, TasteStoreError, ValueError, RuntimeError) as e:
@@ -125,11 +132,11 @@ def taste_main(
 
 
 def _serve(store, renderer, propose, model_hash: str, curator: str, host: str, port: int,
-           token: Optional[str], seed: Optional[int], label: str) -> None:
+           token: Optional[str], seed: Optional[int], label: str, prior=None) -> None:
     from passersby.taste.server import TasteServer
 
     server = TasteServer(store, renderer, propose, model_hash, curator, host=host, port=port, token=token,
-                         seed=seed, label="" if label == "any" else label)
+                         seed=seed, label="" if label == "any" else label, prior=prior)
     server.start()
     quit_event = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -100,7 +100,8 @@ class Deck:
 
     def __init__(self, store: TasteStore, renderer: Callable[[np.ndarray], np.ndarray],
                  propose: Callable[[np.random.Generator], np.ndarray], model_hash: str, curator: str,
-                 label: str = "", seed: int | None = None, prefetch: int = 4, jpeg_quality: int = 90) -> None:
+                 label: str = "", seed: int | None = None, prefetch: int = 4, jpeg_quality: int = 90,
+                 prior: np.ndarray | None = None) -> None:
         if prefetch < 2:
             raise ValueError(f"prefetch must be >= 2, got {prefetch}")
         if not isinstance(model_hash, str) or not model_hash:
@@ -108,12 +109,13 @@ class Deck:
         self.store, self.renderer, self.propose = store, renderer, propose
         self.model_hash, self.curator, self.label = model_hash, check_curator(curator), label
         self.prefetch, self.jpeg_quality = prefetch, jpeg_quality
+        self.prior = prior  # taste/prior.py: the stream fits with the same one
         seeds = np.random.SeedSequence(seed).spawn(2)
         self._rng = np.random.default_rng(seeds[0])  # used in the render worker only
         gallery_rng = np.random.default_rng(seeds[1])
         self._gallery_z = np.stack([np.asarray(propose(gallery_rng), np.float32) for _ in range(GALLERY_POOL)])
         self.dim = self._gallery_z.shape[1]
-        self.model = TasteModel.empty(self.dim)
+        self.model = TasteModel.empty(self.dim, prior=prior)
         self.version = 0
         self.counts = {r: 0 for r in RATINGS}
         self.quality: dict[str, Any] = {"accuracy": None, "auc": None, "n_eval": 0, "version": 0}
@@ -276,15 +278,14 @@ class Deck:
     def _fit(self) -> tuple[TasteModel, np.ndarray, list[str]]:
         """Model worker: refit to every stored rating of this curator and model."""
         z, ratings, _ = self.store.ratings(self.curator, self.model_hash)
-        model = TasteModel.fit(z, ratings) if len(z) else TasteModel.empty(self.dim)
+        model = TasteModel.fit(z, ratings, prior=self.prior) if len(z) else TasteModel.empty(self.dim, prior=self.prior)
         return model, z, ratings
 
-    @staticmethod
-    def _measure(z: np.ndarray, ratings: list[str]) -> dict[str, Any]:
+    def _measure(self, z: np.ndarray, ratings: list[str]) -> dict[str, Any]:
         """Model worker: held-out accuracy and AUC over the last EVAL_LAST ratings (5 fits)."""
         if not len(z):
             return {"accuracy": None, "auc": None, "n_eval": 0}
-        quality = evaluate(z, ratings, last=EVAL_LAST)
+        quality = evaluate(z, ratings, last=EVAL_LAST, prior=self.prior)
         return {"accuracy": _finite_or_none(quality["accuracy"]), "auc": _finite_or_none(quality["auc"]),
                 "n_eval": quality["n"]}
 

@@ -1,0 +1,184 @@
+"""An aiohttp application served from its own thread and event loop (the kiosk, the taste app).
+
+The engine and the CLI live in ordinary threads; the web servers must never make them wait. A
+`ThreadedServer` listens on a socket bound in the caller's thread (so "address in use" is an
+OSError right there), then runs the app in a daemon thread with its own loop; `stop()` closes
+every connection and joins the thread. Subclasses say how to build the app (`setup`) and what
+to close after it (`teardown`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import socket
+import threading
+from urllib.parse import quote
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+_WILDCARDS = {"", "0.0.0.0", "::"}
+
+
+class ThreadedServer:
+    """Base class: host/port/token, start/stop in a thread, URLs.
+
+    Args:
+        host: address to listen on; loopback by default. Writes always need the token.
+        port: TCP port; 0 picks a free one (read it back from `port` after `start`).
+        token: the token for writes/controls; None makes a random one.
+
+    Example:
+        >>> class Hello(ThreadedServer):
+        ...     async def setup(self):
+        ...         app = web.Application()
+        ...         app.router.add_get("/", lambda r: web.Response(text="hi"))
+        ...         return app
+        >>> with Hello(port=0) as s:  # doctest: +SKIP
+        ...     s.url
+    """
+
+    kind = "server"  # for messages and the thread's name
+    start_timeout_s = 30.0
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0..65535, got {port}")
+        if token is not None and not token.strip():
+            raise ValueError("token must not be empty (pass None for a random one)")
+        self.host = host
+        self.token = token if token is not None else secrets.token_urlsafe(16)
+        self._requested_port = self._port = port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    # ---- what subclasses provide
+
+    async def setup(self) -> web.Application:
+        """Build the app, in the server's loop."""
+        raise NotImplementedError
+
+    async def teardown(self) -> None:
+        """Close what setup opened (after the app's own shutdown), in the server's loop."""
+
+    # ---- addresses
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the real one once started, also when asked for port 0)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The main page without the token, e.g. "http://127.0.0.1:8765/"."""
+        return f"http://{url_host(self.host)}:{self._port}/"
+
+    @property
+    def control_url(self) -> str:
+        """The main page with the token: open it to control / write."""
+        return f"{self.url}?token={quote(self.token, safe='')}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # ---- lifecycle
+
+    def start(self) -> "ThreadedServer":
+        """Listen and serve in a daemon thread; returns once listening. OSError if the address
+        is taken or invalid, RuntimeError if already running or the app failed to start."""
+        if self.running:
+            raise RuntimeError(f"{self.kind} already running at {self.url}")
+        sock = listen_socket(self.host, self._requested_port)
+        self._port = sock.getsockname()[1]
+        if not is_loopback(self.host):
+            log.warning("%s listens on %s, reachable from the network; writes need the token", self.kind, self.host)
+        ready = threading.Event()
+        self._error = None
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._serve(sock, ready)), daemon=True,
+                                        name=f"passersby-{self.kind.replace(' ', '-')}-{self._port}")
+        self._thread.start()
+        if not ready.wait(self.start_timeout_s) or self._error is not None:
+            error = self._error or TimeoutError(f"not ready after {self.start_timeout_s:.0f} s")
+            self.stop()
+            raise RuntimeError(f"{self.kind} failed to start on {self.url}: {error}") from error
+        return self
+
+    async def _serve(self, sock: socket.socket, ready: threading.Event) -> None:
+        runner = None
+        try:
+            self._loop = asyncio.get_running_loop()
+            self._stopping = asyncio.Event()
+            # No access log: pages poll their status every second, all day.
+            runner = web.AppRunner(await self.setup(), access_log=None, shutdown_timeout=2.0)
+            await runner.setup()
+            await web.SockSite(runner, sock).start()
+        except BaseException as e:  # reported to start(), which raises it in the caller's thread
+            self._error = e
+            sock.close()
+            if runner is not None:
+                await runner.cleanup()
+            await self.teardown()
+            ready.set()
+            return
+        ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()  # the app's on_shutdown hooks run here
+            await self.teardown()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close every connection, stop listening and join the thread; a no-op if not running."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None:
+            try:
+                loop.call_soon_threadsafe(stopping.set)
+            except RuntimeError:  # loop already closed: the thread is ending anyway
+                pass
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("%s thread did not stop within %.0f s", self.kind, timeout)
+        self._thread = self._loop = self._stopping = None
+
+    def __enter__(self):
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: a free one), IPv4 or IPv6 as the host says."""
+    try:
+        family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                    flags=socket.AI_PASSIVE)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_host(host: str) -> str:
+    """The host part of a URL for `host`: wildcards read as loopback, IPv6 in brackets."""
+    if host in _WILDCARDS:
+        host = "127.0.0.1" if host != "::" else "::1"
+    return f"[{host}]" if ":" in host else host
