@@ -80,6 +80,10 @@ class TasteSettings:
     curator: str = _doc("Curator whose taste (`passersby taste`) the stream follows; empty = none.", default="")
     exactingness: float = _doc("0 = ignore the taste, 1 = only the faces it likes most; live knob on the "
                                "kiosk overview.", default=0.5)
+    min_critic: float = _doc("The critic: an anchor is shown only if dlib's face detector scores it at least "
+                             "this (0 = a face is found, 1-2 = a clear one); -1 = no critic. Each judged "
+                             "candidate is rendered first (~45 ms): high values slow new faces down.",
+                             default=-1.0)
 
 
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
@@ -136,6 +140,7 @@ def _check_ranges(s: Settings) -> None:
         ("web.port", 0 <= s.web.port <= 65535, "in 0..65535"),
         ("web.jpeg_quality", 1 <= s.web.jpeg_quality <= 100, "in 1..100"),
         ("taste.exactingness", 0.0 <= s.taste.exactingness <= 1.0, "in 0..1"),
+        ("taste.min_critic", -1.0 <= s.taste.min_critic <= 4.0, "in -1..4"),
     ]
     for name, ok, want in checks:
         if not ok:

@@ -89,6 +89,22 @@ def detect_faces(
     return sorted(boxes, key=lambda b: (-(b[2] - b[0]) * (b[3] - b[1]), b))
 
 
+def face_score(rgb: np.ndarray) -> float:
+    """How clearly dlib's detector sees a face in `rgb`: its best detection score (HOG + linear
+    SVM margin; > 0 is a detection, ~1-3 a clear frontal face), -1 when nothing scores above -1.
+    The image is padded by a quarter of its side with grey first: a GAN face crop fills the frame,
+    and the detector needs some context around a face. Used as the stream's critic.
+
+    Example:
+        >>> face_score(np.zeros((64, 64, 3), np.uint8))
+        -1.0
+    """
+    pad = rgb.shape[0] // 4
+    padded = np.pad(rgb, ((pad, pad), (pad, pad), (0, 0)), constant_values=128)
+    _rects, scores, _kinds = face_detector().run(np.ascontiguousarray(padded), 0, -1.0)
+    return float(max(scores)) if len(scores) else -1.0
+
+
 def square_crop_box(
     h: int,
     w: int,

@@ -107,15 +107,29 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
         vector, scale = direction.vector, direction.scale
     m = settings.model
     propose = steered_proposer(cfg.z_dim, vector, scale, screen.label)
-    if taste is not None:
+    critic = _critic(g, m.runtime, label_index) if settings.taste.min_critic > -1.0 else None
+    if taste is not None or critic is not None:
+        from passersby.taste.model import TasteModel
         from passersby.taste.steer import steer
 
-        propose = steer(propose, taste, knob)
+        # Without a taste, every candidate is liked alike: the critic alone decides.
+        propose = steer(propose, taste if taste is not None else TasteModel.empty(cfg.z_dim),
+                        knob if knob is not None else 0.0, critic=critic,
+                        min_critic=None if critic is None else settings.taste.min_critic)
     return ScreenPlan(
         name=screen.name,
         propose=propose,
         make_renderer=lambda: make_renderer(g, m.runtime, m.threads, label_index),
     )
+
+
+def _critic(g: torch.nn.Module, runtime: str, label_index: int | None) -> Callable[[np.ndarray], float]:
+    """z -> the face detector's score of the rendered face (data/faces.face_score). Its own
+    renderer: it runs in the screen's producer thread, inside the ledger claim."""
+    from passersby.data.faces import face_score
+
+    render = make_renderer(g, runtime, 1, label_index)
+    return lambda z: face_score(render(np.asarray(z, np.float32)[None])[0])
 
 
 def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False) -> Installation:
@@ -148,6 +162,8 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
               "dry_ledger": dry_ledger}
     if taste is not None:
         status.update(curator=settings.taste.curator, taste_ratings=taste.n)
+    if settings.taste.min_critic > -1.0:
+        status.update(min_critic=settings.taste.min_critic)
     engine = Engine(plans, settings.walk, path, info.config.z_dim, info.hash, settings.stream.queue, seed,
                     info=status, exactingness=knob)
     return Installation(engine, info, runtime, path, dry_dir)

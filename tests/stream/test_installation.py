@@ -22,12 +22,17 @@ def _settings(**taste):
 
 
 def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path) -> None:
-    _, info = load_model(default_model_path())
+    from passersby.runtime import make_renderer
+    from passersby.taste.prior import cached_prior
+
+    g, info = load_model(default_model_path())
     rng = np.random.default_rng(0)
-    u = rng.standard_normal(128)
-    u /= np.linalg.norm(u)
+    # A curator who likes something visible: a latent direction that changes the picture a lot
+    # (the prior's main one; the stream computes the same prior from the same cache).
+    prior = cached_prior(tmp_path, info.hash, make_renderer(g.float().eval(), "auto"), 128)
+    u = np.linalg.eigh(prior)[1][:, -1]
     with TasteStore(tmp_path / "taste.sqlite") as store:
-        for _ in range(300):  # a synthetic curator who likes one direction of z
+        for _ in range(300):
             z = rng.standard_normal(128).astype(np.float32)
             store.add("ada", z, "like" if z @ u > 0.5 else "dislike", info.hash)
     home = tmp_path
@@ -75,3 +80,25 @@ def test_labelled_screens_push_anchors_along_the_models_direction(tmp_path: Path
         for channel, sign in (("m", 1), ("f", -1)):
             proj = [float(z @ v) for _, z in led.recent(channel, 50)]
             assert proj and all(abs(p - sign * d.scale) < 1e-3 for p in proj), proj
+
+
+def test_the_critic_only_lets_clear_faces_through(tmp_path: Path) -> None:
+    from passersby.data.faces import face_score
+    from passersby.runtime import make_renderer
+
+    inst = build(_settings(min_critic=0.8), tmp_path)
+    try:
+        assert inst.engine.status()["min_critic"] == 0.8
+        inst.engine.start(pace=False)
+        for _ in range(30):
+            inst.engine.take(0)
+    finally:
+        inst.close()
+    g, _ = load_model(default_model_path())
+    render = make_renderer(g.float().eval(), "auto")
+    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        anchors = np.stack([z for _, z in led.recent("solo", 100)])
+    scores = [face_score(im) for im in render(anchors)]
+    assert len(scores) >= 4 and min(scores) >= 0.8 - 1e-3, scores
+    random_scores = [face_score(im) for im in render(np.random.default_rng(3).standard_normal((12, 128)).astype(np.float32))]
+    assert min(random_scores) < 0.8  # the gate did something: random faces are not all this clear
