@@ -10,13 +10,12 @@ import json
 import statistics
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 import torch
 
+from webtest import request
 from passersby.taste.server import TasteServer
 from passersby.taste.store import TasteStore
 
@@ -58,15 +57,6 @@ def server(store, renderer):
         yield s
 
 
-def request(url: str, data: bytes | None = None, headers: dict | None = None,
-            method: str | None = None) -> tuple[int, bytes, dict]:
-    """(status, body, headers); error statuses are returned, not raised."""
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, r.read(), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), dict(e.headers)
 
 
 def get_json(server, path: str) -> tuple[int, dict]:

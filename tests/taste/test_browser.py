@@ -18,26 +18,16 @@ import pytest
 
 from passersby.taste.server import TasteServer
 from passersby.taste.store import TasteStore
+from webtest import launch_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 TOKEN = "browser-token"
 CURATOR = "ada"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium through Playwright (module scope: see tests/web/conftest.py)."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
-                    "(apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    """Headless Debian Chromium (webtest.launch_chromium)."""
+    yield from launch_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from webtest import launch_chromium
+
 from .synthetic import Show
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
 
 @pytest.fixture(scope="session")
 def show():
@@ -29,20 +24,8 @@ def fresh(show):
 
 @pytest.fixture(scope="module")
 def browser():
-    """Headless Debian Chromium through Playwright; fails (not skips) without /usr/bin/chromium.
-
-    Module scope: Playwright's sync API keeps an asyncio loop running in this thread while it is
-    open, which would break asyncio.run in tests outside the browser module.
-    """
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
-                    "(apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    """Headless Debian Chromium (webtest.launch_chromium)."""
+    yield from launch_chromium()
 
 
 @pytest.fixture

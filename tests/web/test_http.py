@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 import numpy as np
 import pytest
 
+from webtest import request
 from passersby.stream.frames import FrameHub
 from passersby.web import KioskServer, control_url
 from .synthetic import SCREENS
 
 
-def request(url: str, data: bytes | None = None, headers: dict | None = None,
-            method: str | None = None) -> tuple[int, bytes, dict]:
-    """(status, body, headers) of an HTTP request; error statuses are returned, not raised."""
-    req = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=5) as r:
-            return r.status, r.read(), dict(r.headers)
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), dict(e.headers)
 
 
 def post_control(show, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
