@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RESOLUTIONS = (64, 128, 256)
+DISCRIMINATORS = ("fastgan", "projected")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class ModelConfig:
         ndf: discriminator width.
         class_names: names of the classes the generator is conditioned on, e.g.
             ("feminine", "masculine"); empty for an unconditional model.
+        discriminator: "fastgan" (learned from pixels, with a reconstruction decoder) or
+            "projected" (small heads on frozen EfficientNet-Lite0 features; model/projected.py).
+        d_resolution: side at which the projected discriminator sees images (0 = resolution).
 
     Example:
         >>> ModelConfig(resolution=128, ngf=32).n_classes
@@ -36,12 +40,18 @@ class ModelConfig:
     ngf: int = 32
     ndf: int = 32
     class_names: tuple[str, ...] = ()
+    discriminator: str = "fastgan"
+    d_resolution: int = 0
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
         if self.z_dim < 8 or self.ngf < 4 or self.ndf < 4:
             raise ValueError("z_dim must be >= 8 and ngf, ndf >= 4")
+        if self.discriminator not in DISCRIMINATORS:
+            raise ValueError(f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}")
+        if self.d_resolution and (self.d_resolution < 64 or self.d_resolution % 32):
+            raise ValueError(f"d_resolution must be 0 or a multiple of 32 >= 64, got {self.d_resolution}")
         if len(self.class_names) == 1:
             raise ValueError("a conditional model needs at least two class names")
         object.__setattr__(self, "class_names", tuple(self.class_names))
@@ -79,7 +89,8 @@ class TrainConfig:
         sample_every / checkpoint_every / metric_every: in steps.
         keep_last: how many recent checkpoints to keep beside the best one.
         seed: seeds every RNG of the run.
-        amp: use bfloat16 autocast on CUDA (ignored on CPU).
+        amp: bfloat16 autocast on CUDA and on CPUs with native bf16 (avx512_bf16 / AMX).
+        beta1, beta2: Adam's moment decays (FastGAN: 0.5, 0.999; Projected GAN: 0.0, 0.99).
         metric_samples: generated images used for the KID/FD metric.
 
     Example:
@@ -99,6 +110,8 @@ class TrainConfig:
     seed: int = 0
     amp: bool = True
     metric_samples: int = 500
+    beta1: float = 0.5
+    beta2: float = 0.999
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:

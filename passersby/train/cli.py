@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -13,14 +14,19 @@ from passersby.config import ModelConfig, TrainConfig
 def train_command(
     data: Path = typer.Argument(..., help="Dataset folder made by `passersby prepare`."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints, samples, curves, model."),
+    recipe: str = typer.Option(
+        "projected", help="projected: discriminator heads on frozen EfficientNet-Lite0 features, "
+        "trains on a CPU (default); fastgan: the previous recipe, learned from pixels (~10x slower per image)."),
     steps: int = typer.Option(20000, help="Total optimisation steps (a resumed run counts earlier steps)."),
     resolution: int = typer.Option(256, help="Image side: 64, 128 or 256 (must match the dataset)."),
-    ngf: int = typer.Option(16, help="Generator width (FastGAN uses 64; 16 renders in real time on a CPU)."),
-    ndf: int = typer.Option(32, help="Discriminator width."),
+    ngf: Optional[int] = typer.Option(None, help="Generator width (recipe default 16: renders both screens at 30 fps on a 2-core CPU)."),
+    ndf: Optional[int] = typer.Option(None, help="Discriminator width (recipe default 32)."),
+    d_resolution: Optional[int] = typer.Option(None, help="Side at which the projected discriminator sees images (recipe default 192; 0 = resolution)."),
     z_dim: int = typer.Option(128, help="Latent size."),
-    batch_size: int = typer.Option(8, help="Images per step (per process under torchrun)."),
-    lr: float = typer.Option(2e-4, help="Adam learning rate."),
-    augment: str = typer.Option("color,translation,cutout", help="DiffAugment policy."),
+    batch_size: Optional[int] = typer.Option(None, help="Images per step (per process under torchrun; recipe default 8)."),
+    lr: Optional[float] = typer.Option(None, help="Adam learning rate (recipe default 2e-4)."),
+    amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bfloat16 autocast on CUDA and on CPUs with native bf16 (recipe default)."),
+    augment: Optional[str] = typer.Option(None, help="DiffAugment policy (recipe default color,translation,cutout)."),
     seed: int = typer.Option(0, help="Seeds every random stream of the run."),
     sample_every: int = typer.Option(500, help="Write a sample grid every N steps."),
     checkpoint_every: int = typer.Option(1000, help="Write a checkpoint every N steps."),
@@ -29,29 +35,35 @@ def train_command(
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip KID/FD/memorisation checks."),
     conditional: bool = typer.Option(
         False, "--conditional/--unconditional",
-        help="Condition on the dataset's feminine/masculine labels. Off by default: on the portraits, "
-        "with labels on 3/4 of the images, conditioning collapsed to one face per class "
-        "(docs/default-model/conditional-collapse.png); use `passersby direction` instead."),
+        help="Condition on the dataset's feminine/masculine labels (one generator, one class per screen). "
+        "Off by default for the fastgan recipe, where it collapsed to one face per class "
+        "(docs/default-model/conditional-collapse.png)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest checkpoint in --out exactly."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     max_minutes: float = typer.Option(0, help="Stop (with a checkpoint) after this many minutes; 0 = no limit."),
 ) -> None:
-    """Train a FastGAN-style portrait GAN on a prepared dataset.
+    """Train a portrait GAN on a prepared dataset (on a CPU: the projected recipe).
 
     Examples:
-        passersby train data/portraits --out runs/mine --steps 20000
+        passersby train data/portraits --out runs/mine --conditional --max-minutes 150
         passersby train data/portraits --out runs/mine --steps 40000 --resume
+        passersby train data/portraits --out runs/old --recipe fastgan --steps 20000
         torchrun --nproc_per_node 2 -m passersby.cli train data/portraits --out runs/ddp
     """
     from passersby.checkpoint import CheckpointError
     from passersby.train.data import DatasetError
+    from passersby.train.recipes import recipe_defaults
     from passersby.train.run import train
 
     try:
-        model = ModelConfig(resolution=resolution, z_dim=z_dim, ngf=ngf, ndf=ndf)
-        cfg = TrainConfig(batch_size=batch_size, lr=lr, augment=augment, seed=seed, sample_every=sample_every,
-                          checkpoint_every=checkpoint_every, metric_every=metric_every,
-                          metric_samples=metric_samples, model=model)
+        m_over, t_over = recipe_defaults(recipe)
+        given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution}
+        given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment}
+        m_over.update({k: v for k, v in given_m.items() if v is not None})
+        t_over.update({k: v for k, v in given_t.items() if v is not None})
+        model = ModelConfig(resolution=resolution, z_dim=z_dim, **m_over)
+        cfg = TrainConfig(seed=seed, sample_every=sample_every, checkpoint_every=checkpoint_every,
+                          metric_every=metric_every, metric_samples=metric_samples, model=model, **t_over)
         row = train(data, out, cfg, steps, resume_run=resume, device=device,
                     max_minutes=max_minutes or None, evaluate_metrics=not no_metrics, conditional=conditional)
     except (DatasetError, CheckpointError, ValueError) as e:

@@ -45,17 +45,35 @@ class StepStats:
 def build_state(cfg: TrainConfig, device: torch.device, rank: int = 0) -> TrainState:
     """Fresh networks (seeded init), Adam optimisers and RNG streams for a run."""
     torch.manual_seed(cfg.seed)  # weight init and spectral-norm vectors: same on every rank
-    G, D = Generator(cfg.model).to(device), Discriminator(cfg.model).to(device)
+    G, D = Generator(cfg.model).to(device), make_discriminator(cfg.model).to(device)
     G_ema = copy.deepcopy(G).eval()
     for p in G_ema.parameters():
         p.requires_grad_(False)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
+    # Only trainable parameters: the projected discriminator's random mixing stays fixed.
+    opt_d = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=cfg.lr, betas=betas)
     return TrainState(G, D, G_ema, opt_g, opt_d, Rngs.seeded(cfg.seed, rank))
 
 
+def make_discriminator(cfg: ModelConfig) -> torch.nn.Module:
+    """The discriminator the config names: FastGAN's (pixels) or the projected one (features)."""
+    if cfg.discriminator == "projected":
+        from passersby.model.projected import ProjectedDiscriminator
+
+        return ProjectedDiscriminator(cfg)
+    return Discriminator(cfg)
+
+
+def bf16_available(device: torch.device) -> bool:
+    """bfloat16 autocast pays off on CUDA and on CPUs with native bf16 dot products (avx512_bf16/AMX)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def _autocast(device: torch.device, enabled: bool):
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled and bf16_available(device))
 
 
 def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torch.device,
@@ -69,13 +87,16 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     amp = cfg.amp
     with _autocast(device, amp):
         fake = ts.G(z, fake_label)
-    # --- discriminator: hinge on real/fake + L1 reconstruction of the (augmented) real image
+    # --- discriminator: hinge on real/fake (+ FastGAN's L1 reconstruction of the augmented real)
     with _autocast(device, amp):
         real_aug = diff_augment(real, policy, ts.rngs.aug)
-        logits_real, recon = ts.D(real_aug, label, reconstruct=True)
+        if cfg.model.discriminator == "projected":
+            logits_real, loss_recon = ts.D(real_aug, label), torch.zeros(())
+        else:
+            logits_real, recon = ts.D(real_aug, label, reconstruct=True)
+            target = F.interpolate(real_aug, size=recon.shape[-1], mode="area")
+            loss_recon = F.l1_loss(recon.float(), target.float())
         logits_fake = ts.D(diff_augment(fake.detach(), policy, ts.rngs.aug), fake_label)
-        target = F.interpolate(real_aug, size=recon.shape[-1], mode="area")
-        loss_recon = F.l1_loss(recon.float(), target.float())
         loss_d = F.relu(1 - logits_real.float()).mean() + F.relu(1 + logits_fake.float()).mean()
     ts.opt_d.zero_grad(set_to_none=True)
     (loss_d + cfg.recon_weight * loss_recon).backward()
