@@ -11,24 +11,57 @@ from typing import Optional
 
 import typer
 
-from passersby.data.faces import DEFAULT_MARGIN
 from passersby.data.phash import DEFAULT_THRESHOLD
+
+DEFAULT_MIN_FACE = 64  # kept equal to prepare.DEFAULT_MIN_FACE (a test checks); importing
+# prepare here would load numpy and PIL for every `passersby --help`
 
 
 def prepare_command(
-    src: Path = typer.Argument(..., help="Folder of images (searched recursively)."),
-    dst: Path = typer.Argument(..., help="Output dataset folder; must not exist or be empty."),
+    paths: list[Path] = typer.Argument(
+        ...,
+        metavar="SRC... DST",
+        help="One or more folders of pictures (searched recursively), then the output "
+        "dataset folder (must not exist or be empty). Several sources make one dataset.",
+    ),
     size: int = typer.Option(256, "--size", help="Side of the square output images, in pixels."),
-    labels: Optional[Path] = typer.Option(
+    labels: Optional[list[Path]] = typer.Option(
         None,
         "--labels",
-        help="CSV with columns file,label (feminine/masculine, female/male, f/m) "
-        "or file,title (gendered words of the title are used).",
+        help="CSV with columns file,label (feminine/masculine, female/male, f/m), "
+        "file,title (gendered words of the title are used), or file,faces,genders "
+        "(per-face boxes x0,y0,x1,y1;... with labels female/not-female;..., matched to the "
+        "faces found). Repeat for several CSVs.",
     ),
-    require_face: bool = typer.Option(
+    min_face: int = typer.Option(
+        DEFAULT_MIN_FACE,
+        "--min-face",
+        help="Skip faces whose detected box is smaller than this many pixels of the source "
+        "(listed in the report).",
+    ),
+    centre_crop_fallback: bool = typer.Option(
         False,
-        "--require-face",
-        help="Skip images with no detected face instead of centre-cropping.",
+        "--centre-crop-fallback",
+        help="Centre-crop pictures in which no face is found instead of skipping them "
+        "(for folders that are already face crops).",
+    ),
+    colour_only: bool = typer.Option(
+        False,
+        "--colour-only",
+        help="Drop greyscale prints/drawings and woodblock prints (always flagged in the "
+        "manifest and the report).",
+    ),
+    zoom: float = typer.Option(
+        1.0,
+        "--zoom",
+        help="Frame faces tighter (> 1) or looser (< 1) than FFHQ's crop (whole head with some "
+        "hair); 1.3 keeps tight face crops mostly inside their picture.",
+    ),
+    detector: str = typer.Option(
+        "auto",
+        "--detector",
+        help="Face detector: auto (dlib HOG, then the MMOD CNN where HOG finds nothing), "
+        "hog, or cnn (slow).",
     ),
     near_dup_threshold: int = typer.Option(
         DEFAULT_THRESHOLD,
@@ -39,16 +72,10 @@ def prepare_command(
     classify_unlabelled: bool = typer.Option(
         False,
         "--classify-unlabelled",
-        help="Label images that have no label otherwise with a gender classifier (faces only).",
+        help="Label faces that have no label otherwise with a gender classifier.",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing dataset at DST (atomically, at the end)."
-    ),
-    margin: float = typer.Option(
-        DEFAULT_MARGIN,
-        "--margin",
-        help="Crop side as a multiple of the detected face box (1.4 frames like the reference "
-        "portraits; 2.0 takes in the whole head).",
     ),
     workers: int = typer.Option(
         1,
@@ -56,12 +83,16 @@ def prepare_command(
         help="Processes working in parallel (the result is the same for any number).",
     ),
 ) -> None:
-    """Prepare a folder of portraits as a training dataset: face crops, deduplicated, labelled.
+    """Prepare folders of portraits as a training dataset: aligned faces, deduplicated, labelled.
 
-    Writes DST/images/*.png, DST/manifest.json and a report of every skipped file.
+    Finds every face in every picture, aligns it by its landmarks (eyes and mouth at fixed
+    places), and writes DST/images/*.png, DST/manifest.json, a report of every skipped picture
+    and face, and DST/contact-sheet.jpg.
 
-    Example:
+    Examples:
         passersby prepare ~/portraits data/portraits --size 256 --labels titles.csv
+
+        passersby prepare met/ wikiart/ data/both --labels met.csv --labels titles.csv --colour-only
     """
     from rich.console import Console
 
@@ -69,18 +100,25 @@ def prepare_command(
     from passersby.data.prepare import PrepareError, prepare
 
     err = Console(stderr=True)
+    if len(paths) < 2:
+        err.print("[red]error:[/red] give at least one SRC folder and the DST folder", highlight=False)
+        raise typer.Exit(2)
+    *srcs, dst = paths
     try:
         report = prepare(
-            src,
+            srcs,
             dst,
             size=size,
-            labels=labels,
-            require_face=require_face,
+            labels=labels or None,
+            min_face=min_face,
+            centre_crop_fallback=centre_crop_fallback,
+            colour_only=colour_only,
+            zoom=zoom,
+            detector=detector,
             near_dup_threshold=near_dup_threshold,
             classify_unlabelled=classify_unlabelled,
             progress=True,
             overwrite=overwrite,
-            margin=margin,
             workers=workers,
         )
     except (PrepareError, LabelError) as e:
@@ -99,7 +137,8 @@ def prepare_command(
     _print_summary(report)
     if report.written == 0:
         err.print(
-            f"[red]error:[/red] no usable images in {src}; see {report.report_path}",
+            f"[red]error:[/red] no usable images in {', '.join(map(str, srcs))}; "
+            f"see {report.report_path}",
             highlight=False,
             soft_wrap=True,
         )
@@ -115,9 +154,9 @@ def _print_summary(report: object) -> None:
     table.add_column("what")
     table.add_column("count", justify="right")
     for name, value in (
-        ("found", r.found),
+        ("pictures found", r.found),
         ("written", r.written),
-        ("faces found", r.faces_found),
+        ("aligned faces", r.faces_found),
         ("centre-cropped", r.centre_cropped),
         ("exact duplicates", r.exact_duplicates),
         ("near duplicates", r.near_duplicates),
@@ -126,6 +165,8 @@ def _print_summary(report: object) -> None:
     for reason, n in r.skipped_by_reason.items():
         if "duplicate" not in reason:
             table.add_row(f"skipped: {reason}", str(n))
+    for s in r.sources:
+        table.add_row(f"{s.name}: pictures / faces found / kept", f"{s.pictures} / {s.faces_found} / {s.faces_kept}")
     for label, n in sorted(r.labels.items()):
         table.add_row(f"label {label}", str(n))
     table.add_row("seconds", f"{r.seconds:.1f}")
@@ -133,3 +174,5 @@ def _print_summary(report: object) -> None:
     console.print(table)
     console.print(f"dataset: {r.dst}", highlight=False, soft_wrap=True)
     console.print(f"report: {os.fspath(r.report_path)}", highlight=False, soft_wrap=True)
+    if r.contact_sheet:
+        console.print(f"contact sheet: {r.contact_sheet}", highlight=False, soft_wrap=True)

@@ -41,6 +41,9 @@ CLASS_NAMES = (FEMININE, MASCULINE)
 _LABEL_VALUES = {
     **dict.fromkeys(("f", "female", "feminine", "woman", "women", "girl"), FEMININE),
     **dict.fromkeys(("m", "male", "masculine", "man", "men", "boy"), MASCULINE),
+    # Binary annotations written as "X or not": met-portraits.csv labels faces female/not-female.
+    "not-female": MASCULINE,
+    "not-male": FEMININE,
 }
 _UNKNOWN_VALUES = frozenset(("", "unknown", "none", "null", "na", "n/a", "?", "-"))
 
@@ -209,13 +212,21 @@ def label_from_path(relpath: str) -> str | None:
     return None
 
 
+FaceBox = tuple[float, float, float, float]  # x0, y0, x1, y1 in the picture's pixels
+
+
 @dataclass(frozen=True)
 class LabelEntry:
-    """What a labels CSV row says about one file (label None: the row gives no label)."""
+    """What a labels CSV row says about one file (label None: the row gives no label).
+
+    `faces` holds per-face boxes with their labels (``faces``/``genders`` columns, as
+    met-portraits.csv); a face matched to one of them takes its label (source "box").
+    """
 
     label: str | None
     source: str  # "csv" or "title"
     line: int
+    faces: tuple[tuple[FaceBox, str | None], ...] = ()
 
 
 class LabelTable:
@@ -305,14 +316,19 @@ def _columns(path: Path, header: list[str]) -> dict[str, int]:
         ("file", ("file", "filename", "path", "image")),
         ("label", ("label",)),
         ("title", ("title",)),
+        ("faces", ("faces", "boxes")),
+        ("genders", ("genders", "labels", "face_labels")),
     ):
         for alias in aliases:
             if alias in header:
                 cols[name] = header.index(alias)
                 break
-    if "file" not in cols or not ({"label", "title"} & set(cols)):
+    if ("faces" in cols) != ("genders" in cols):
+        raise LabelError(f"{path}: per-face labels need both a 'faces' and a 'genders' column")
+    if "file" not in cols or not ({"label", "title", "faces"} & set(cols)):
         raise LabelError(
-            f"{path}: needs a 'file' column and a 'label' or 'title' column; found columns {header}"
+            f"{path}: needs a 'file' column and a 'label', 'title' or 'faces'+'genders' column; "
+            f"found columns {header}"
         )
     return cols
 
@@ -325,6 +341,9 @@ def _parse_row(
         return row[i].strip() if i is not None and i < len(row) else ""
 
     key = cell("file").replace("\\", "/").removeprefix("./")
+    faces = _parse_faces(path, line, cell("faces"), cell("genders")) if "faces" in cols else ()
+    if not ({"label", "title"} & set(cols)):
+        return key, LabelEntry(None, "csv", line, faces)
     if "label" in cols:
         raw = cell("label")
         try:
@@ -335,8 +354,80 @@ def _parse_row(
                 "(or female/male, woman/man, f/m), or leave it empty for unknown"
             ) from None
         if label is not None or "title" not in cols:
-            return key, LabelEntry(label, "csv", line)
-    return key, LabelEntry(label_from_words(cell("title")), "title", line)
+            return key, LabelEntry(label, "csv", line, faces)
+    return key, LabelEntry(label_from_words(cell("title")), "title", line, faces)
+
+
+def _parse_faces(
+    path: Path, line: int, boxes: str, genders: str
+) -> tuple[tuple[FaceBox, str | None], ...]:
+    """``"x0,y0,x1,y1;x0,y0,x1,y1"`` and ``"female;not-female"`` -> ((box, label), ...)."""
+    box_texts = [b for b in boxes.split(";") if b.strip()]
+    label_texts = genders.split(";") if genders.strip() else []
+    if len(label_texts) not in (0, len(box_texts)):
+        raise LabelError(
+            f"{path}:{line}: {len(box_texts)} face boxes but {len(label_texts)} labels in "
+            "'genders'; give one label per box, separated by ';'"
+        )
+    out = []
+    for i, text in enumerate(box_texts):
+        try:
+            x0, y0, x1, y1 = (float(v) for v in text.split(","))
+        except ValueError:
+            raise LabelError(
+                f"{path}:{line}: face box {text.strip()!r} in 'faces' is not x0,y0,x1,y1"
+            ) from None
+        if not (x1 > x0 and y1 > y0):
+            raise LabelError(f"{path}:{line}: face box {text.strip()!r} in 'faces' is empty")
+        raw = label_texts[i] if label_texts else ""
+        try:
+            label = normalise_label(raw)
+        except ValueError:
+            raise LabelError(
+                f"{path}:{line}: unknown label {raw.strip()!r} in 'genders'; use "
+                "female/not-female, feminine/masculine, f/m, or leave it empty"
+            ) from None
+        out.append(((x0, y0, x1, y1), label))
+    return tuple(out)
+
+
+def match_face_label(
+    box: tuple[float, float, float, float],
+    faces: tuple[tuple[FaceBox, str | None], ...],
+    min_iou: float = 0.3,
+) -> tuple[int, str | None] | None:
+    """The annotated face that a detected `box` is, as ``(index, label)``, or None.
+
+    A detection matches the annotated box it overlaps most (IoU >= `min_iou`), or, failing
+    that, the one containing the detection's centre: annotators draw boxes of their own size
+    (forehead to chin, with or without ears), so a centre inside the box is the same face.
+
+    Example:
+        >>> faces = (((0, 0, 100, 100), "feminine"), ((200, 0, 300, 100), "masculine"))
+        >>> match_face_label((210, 10, 290, 110), faces)
+        (1, 'masculine')
+        >>> match_face_label((500, 500, 600, 600), faces) is None
+        True
+    """
+    if not faces:
+        return None
+    ious = [_iou(box, b) for b, _ in faces]
+    best = int(np.argmax(ious))
+    if ious[best] >= min_iou:
+        return best, faces[best][1]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    for i, (b, label) in enumerate(faces):
+        if b[0] <= cx < b[2] and b[1] <= cy < b[3]:
+            return i, label
+    return None
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
 
 
 class GenderClassifier:
@@ -390,3 +481,19 @@ class GenderClassifier:
         confidence = int(result["confidence"])
         label = {"female": FEMININE, "male": MASCULINE}.get(str(result["value"]))
         return (label if confidence >= self.min_confidence else None), confidence
+
+
+_shared_classifier: GenderClassifier | None = None
+
+
+def shared_classifier() -> GenderClassifier:
+    """One `GenderClassifier` per process, loaded on first use (prepare's workers share it).
+
+    Example:
+        >>> shared_classifier() is shared_classifier()
+        True
+    """
+    global _shared_classifier
+    if _shared_classifier is None:
+        _shared_classifier = GenderClassifier()
+    return _shared_classifier

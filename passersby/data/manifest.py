@@ -26,7 +26,7 @@ from passersby.data.labels import CLASS_NAMES
 
 FORMAT = "passersby-dataset"
 VERSION = 1
-LABEL_SOURCES = ("csv", "title", "filename", "classifier")
+LABEL_SOURCES = ("csv", "title", "filename", "classifier", "box")
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,26 @@
-"""Turn a folder of images into a training dataset: square face crops, deduplicated, labelled.
+"""Turn folders of pictures into a training dataset: aligned faces, deduplicated, labelled.
 
-`prepare(SRC, DST)` walks SRC (recursively, in sorted order, so two runs give the same dataset),
-decodes every image, crops a square around the largest face (or the centre), resizes it, drops
-exact and near duplicates, and writes::
+`prepare(SRC, DST)` (or `prepare([SRC1, SRC2], DST)`, several sources merged into one
+dataset) walks each SRC (recursively, in sorted order, so two runs give the same dataset),
+finds every face in every picture (`faces.find_faces`), aligns each one FFHQ-style by its
+5 landmarks (`align.py`), flags greyscale and woodblock pictures (`media.py`), drops exact and
+near duplicates, and writes::
 
-    DST/images/000000.png ...   RGB PNG, size x size, numbered in manifest order
-    DST/manifest.json           what the training code reads (see `load_manifest`)
-    DST/report.json, report.txt counts, and every skipped file with the reason
+    DST/images/000000.png ...   RGB PNG, size x size, one per kept face, in manifest order
+    DST/manifest.json           what the training code reads (see `manifest.py`)
+    DST/report.json, report.txt counts per source, every skipped picture and face with why
+    DST/contact-sheet.jpg       a grid of the set (an even sample of 400 at most)
 
-Each manifest item records its source (path relative to SRC), the SHA-256 of the source file,
-the pHash of the output image, the crop box (x0, y0, x1, y1) in pixels of the upright source
-image (after its EXIF rotation), whether a face was detected, and the label with its source.
+A picture without a face is skipped, unless `centre_crop_fallback` (for folders that are
+already face crops, where detection may fail on stylised faces): then its centre square is
+used, as before alignment existed. With several sources, each item's `source` is
+``<folder name>/<path in it>``; with one, the path in it.
+
+Labels: a face matched to a per-face box of a labels CSV (IoU >= 0.3 or its centre in the
+box; `labels.match_face_label`) takes that box's label (source "box"). Otherwise the picture's
+label (CSV label or title, then file and folder names) goes to its main face: the only face,
+or the largest when it is at least 1.5 times the side of the next; other faces stay unknown
+unless `classify_unlabelled`.
 
 Everything is first written to a temporary folder beside DST and renamed into place at the end,
 so DST is either the old dataset or the complete new one, never half of either.
@@ -18,36 +28,22 @@ so DST is either the old dataset or the complete new one, never half of either.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from passersby.data.faces import DEFAULT_MARGIN, Box, crop_and_resize, detect_faces, square_crop_box
-from passersby.data.images import (
-    DEFAULT_MAX_PIXELS,
-    IMAGE_EXTENSIONS,
-    WHITE,
-    BadImage,
-    decode_image,
-)
-from passersby.data.labels import (
-    GenderClassifier,
-    LabelTable,
-    label_from_path,
-    read_labels_csv,
-)
+from passersby.data.contact import contact_sheet, sample_indices
+from passersby.data.faces import DETECTORS
+from passersby.data.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, WHITE
+from passersby.data.labels import LabelTable, label_from_path, read_labels_csv
 from passersby.data.manifest import (
     FORMAT,
     VERSION,
@@ -57,7 +53,16 @@ from passersby.data.manifest import (
     data_hash,
     load_manifest,
 )
-from passersby.data.phash import DEFAULT_THRESHOLD, NearDuplicateIndex, phash, phash_hex
+from passersby.data.media import MediaFlags
+from passersby.data.phash import DEFAULT_THRESHOLD, NearDuplicateIndex, phash_hex
+from passersby.data.picture import (
+    FaceOutcome,
+    PictureJob,
+    PictureOptions,
+    PictureOutcome,
+    process_picture,
+)
+from passersby.data.report import PrepareReport, Skipped, SourceReport, category, format_report
 
 # The reader is re-exported: callers of the writer find it here too.
 __all__ = [
@@ -72,111 +77,70 @@ __all__ = [
     "prepare",
 ]
 
-DEFAULT_MIN_SIDE = 64  # smallest crop worth upscaling; the reference crops start at 82 px
+DEFAULT_MIN_SIDE = 64  # smallest centre crop worth upscaling (fallback crops only)
+DEFAULT_MIN_FACE = 64  # px, detector box side: the Met set's smallest annotated faces
+MAIN_FACE_RATIO = 1.5  # the largest face is the sitter when this much larger than the next
+CONTACT_SHEET = "contact-sheet.jpg"
 
 
 class PrepareError(Exception):
     """Bad arguments to `prepare` (missing SRC, DST not empty, ...): a one-line message."""
 
 
-@dataclass
-class Skipped:
-    """One source file left out of the dataset."""
-
-    source: str
-    reason: str
-
-
-@dataclass
-class PrepareReport:
-    """What `prepare` did; also written to DST/report.json and DST/report.txt."""
-
-    src: str
-    dst: str
-    size: int
-    found: int = 0
-    written: int = 0
-    faces_found: int = 0
-    centre_cropped: int = 0
-    exact_duplicates: int = 0
-    near_duplicates: int = 0
-    skipped_by_reason: dict[str, int] = field(default_factory=dict)
-    labels: dict[str, int] = field(default_factory=dict)
-    label_sources: dict[str, int] = field(default_factory=dict)
-    ignored_files: list[str] = field(default_factory=list)
-    labels_csv_unmatched: list[str] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def report_path(self) -> Path:
-        return Path(self.dst) / "report.txt"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass(frozen=True)
-class _Options:
-    size: int
-    margin: float
-    min_side: int
-    max_pixels: int
-    require_face: bool
-    classify: bool
-    background: tuple[int, int, int]
+class _Source:
+    """One SRC folder: its name in the dataset (prefix of item sources) and its pictures."""
 
-
-@dataclass
-class _Outcome:
-    """The per-file result of `_process`, small enough to send between processes."""
-
-    source: str
-    sha256: str = ""
-    reason: str | None = None
-    png: bytes = b""
-    phash: int = 0
-    crop: Box = (0, 0, 0, 0)
-    face: bool = False
-    gender: str | None = None
+    name: str
+    root: Path
+    prefix: str
+    images: list[Path]
 
 
 def prepare(
-    src: Path,
+    src: Path | Sequence[Path],
     dst: Path,
     size: int = 256,
-    labels: Path | None = None,
-    require_face: bool = False,
+    labels: Path | Sequence[Path] | None = None,
     near_dup_threshold: int = DEFAULT_THRESHOLD,
     classify_unlabelled: bool = False,
     progress: bool = True,
     overwrite: bool = False,
-    margin: float = DEFAULT_MARGIN,
+    min_face: int = DEFAULT_MIN_FACE,
     min_side: int = DEFAULT_MIN_SIDE,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     background: tuple[int, int, int] = WHITE,
     workers: int = 1,
+    centre_crop_fallback: bool = False,
+    colour_only: bool = False,
+    detector: str = "auto",
+    write_contact_sheet: bool = True,
+    zoom: float = 1.0,
 ) -> PrepareReport:
-    """Prepare the images under `src` as a dataset at `dst`.
+    """Prepare the pictures under `src` (one folder or several) as one dataset at `dst`.
 
     Args:
-        src: folder of images, searched recursively (hidden files and folders are ignored).
+        src: folder(s) of pictures, searched recursively (hidden files and folders ignored).
         dst: output folder; must not exist or be empty, unless `overwrite`.
         size: side of the square output images in pixels.
-        labels: CSV with ``file,label`` or ``file,title`` columns (see `labels.read_labels_csv`).
-        require_face: skip images in which no face is detected instead of centre-cropping them.
+        zoom: > 1 frames faces tighter than FFHQ's crop (its side divided by zoom).
+        labels: CSV(s) with ``file,label``, ``file,title`` or ``file,faces,genders`` columns
+            (see `labels.read_labels_csv`); each is looked up for the pictures of every source.
         near_dup_threshold: largest pHash Hamming distance counted as a near duplicate
             (see `phash`); -1 keeps near duplicates and drops exact ones only.
-        classify_unlabelled: label images that have no label from CSV/title/file name with the
-            gender classifier, where a face was detected.
+        classify_unlabelled: label faces that have no label otherwise with the gender
+            classifier.
         progress: show a progress bar on the terminal.
         overwrite: replace an existing non-empty `dst` (atomically, at the end).
-        margin: crop side / face box side (see `faces.DEFAULT_MARGIN`).
-        min_side: skip images whose crop would be smaller than this many pixels.
+        min_face: skip faces whose detector box side is under this many source pixels.
+        min_side: skip pictures whose centre crop would be smaller (with the fallback).
         max_pixels: reject images declaring more pixels (decompression bombs).
         background: RGB colour that transparent pixels are composited on.
-        workers: processes decoding and cropping in parallel; the result does not depend on it.
+        workers: processes working in parallel; the result does not depend on it.
+        centre_crop_fallback: centre-crop pictures in which no face is found (else skipped).
+        colour_only: drop greyscale prints/drawings and woodblock prints (else only flagged).
+        detector: "auto" (HOG, then the CNN where HOG finds nothing), "hog" or "cnn".
+        write_contact_sheet: write DST/contact-sheet.jpg.
 
     Returns:
         The report, also saved as DST/report.json and DST/report.txt.
@@ -186,48 +150,48 @@ def prepare(
         labels.LabelError: a labels CSV that cannot be read; nothing is written.
 
     Example:
-        >>> src = Path("~/portraits").expanduser()
-        >>> report = prepare(src, Path("data/portraits"))  # doctest: +SKIP
-        >>> report.written, report.near_duplicates  # doctest: +SKIP
-        (912, 3)
+        >>> srcs = [Path("~/met").expanduser(), Path("~/wikiart").expanduser()]
+        >>> report = prepare(srcs, Path("data/faces"), colour_only=True)  # doctest: +SKIP
+        >>> [(s.name, s.faces_kept) for s in report.sources]  # doctest: +SKIP
+        [('met', 801), ('wikiart', 590)]
     """
     started = time.monotonic()
-    src, dst = Path(src).expanduser().resolve(), Path(dst).expanduser().absolute()
-    _check_arguments(src, dst, size, near_dup_threshold, overwrite, workers)
-    table = read_labels_csv(Path(labels)) if labels is not None else None
-    candidates, ignored = _find_images(src)
-    if not candidates:
-        raise PrepareError(
-            f"{src}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
-        )
-    opts = _Options(
-        size, margin, min_side, max_pixels, require_face, classify_unlabelled, background
+    roots = [src] if isinstance(src, (str, os.PathLike)) else list(src)
+    roots = [Path(r).expanduser().resolve() for r in roots]
+    dst = Path(dst).expanduser().absolute()
+    _check_arguments(roots, dst, size, near_dup_threshold, overwrite, workers)
+    _check_options(min_face, detector)
+    if not 0.5 <= zoom <= 3.0:
+        raise PrepareError(f"--zoom must be between 0.5 and 3, got {zoom}")
+    label_paths = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels or [])
+    tables = [read_labels_csv(Path(p)) for p in label_paths]
+    sources, ignored = _find_sources(roots)
+    opts = PictureOptions(
+        size, min_face, min_side, max_pixels, centre_crop_fallback, colour_only, detector,
+        classify_unlabelled, background, zoom,
     )
-    report = PrepareReport(src=str(src), dst=str(dst), size=size, found=len(candidates))
+    report = PrepareReport(src=", ".join(map(str, roots)), dst=str(dst), size=size)
+    report.found = sum(len(s.images) for s in sources)
     report.ignored_files = ignored
     report.settings = {
-        "margin": margin,
+        "min_face": min_face,
+        "zoom": zoom,
         "min_side": min_side,
         "near_dup_threshold": near_dup_threshold,
-        "require_face": require_face,
+        "centre_crop_fallback": centre_crop_fallback,
+        "colour_only": colour_only,
+        "detector": detector,
         "classify_unlabelled": classify_unlabelled,
-        "labels": str(labels) if labels else None,
+        "labels": [str(p) for p in label_paths],
         "max_pixels": max_pixels,
     }
+    tmp = _make_temp(dst)
     try:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise PrepareError(
-            f"{dst.parent}: cannot create the output's folder: {e.strerror}"
-        ) from None
-    _remove_stale_temps(dst)
-    tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}"
-    try:
-        (tmp / "images").mkdir(parents=True)
-        items = _build(
-            src, tmp, candidates, table, opts, near_dup_threshold, report, progress, workers
-        )
-        report.labels_csv_unmatched = table.unused() if table is not None else []
+        items = _build(sources, tmp, tables, opts, near_dup_threshold, report, progress, workers)
+        report.labels_csv_unmatched = sorted({u for t in tables for u in t.unused()})
+        if write_contact_sheet and items:
+            _write_contact_sheet(tmp, items)
+            report.contact_sheet = str(dst / CONTACT_SHEET)
         report.seconds = round(time.monotonic() - started, 2)
         _write_outputs(tmp, items, size, report)
         _publish(tmp, dst, overwrite)
@@ -237,30 +201,77 @@ def prepare(
     return report
 
 
-def _check_arguments(
-    src: Path, dst: Path, size: int, threshold: int, overwrite: bool, workers: int
-) -> None:
-    if not src.is_dir():
+def _check_options(min_face: int, detector: str) -> None:
+    if min_face < 1:
+        raise PrepareError(f"--min-face must be at least 1 pixel, got {min_face}")
+    if detector not in DETECTORS:
+        raise PrepareError(f"--detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+
+
+def _make_temp(dst: Path) -> Path:
+    """Create the temporary output folder beside dst (after removing stale ones)."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
         raise PrepareError(
-            f"{src}: source folder not found" if not src.exists() else f"{src}: not a folder"
-        )
+            f"{dst.parent}: cannot create the output's folder: {e.strerror}"
+        ) from None
+    _remove_stale_temps(dst)
+    tmp = dst.parent / f".{dst.name}.tmp-{os.getpid()}"
+    (tmp / "images").mkdir(parents=True)
+    return tmp
+
+
+def _check_arguments(
+    roots: list[Path], dst: Path, size: int, threshold: int, overwrite: bool, workers: int
+) -> None:
+    if not roots:
+        raise PrepareError("no source folder given")
+    for src in roots:
+        _check_source(src, dst)
     if not 16 <= size <= 4096:
         raise PrepareError(f"--size must be between 16 and 4096 pixels, got {size}")
     if not -1 <= threshold <= 64:
         raise PrepareError(f"--near-dup-threshold must be between -1 and 64 bits, got {threshold}")
     if workers < 1:
         raise PrepareError(f"--workers must be at least 1, got {workers}")
-    resolved = dst.resolve()
-    if resolved == src or src in resolved.parents:
-        raise PrepareError(f"{dst}: the output folder must not be inside the source folder {src}")
-    if resolved in src.parents:
-        raise PrepareError(f"{dst}: the output folder must not contain the source folder {src}")
     if dst.exists() and not dst.is_dir():
         raise PrepareError(f"{dst}: exists and is not a folder")
     if dst.is_dir() and any(dst.iterdir()) and not overwrite:
         raise PrepareError(
             f"{dst}: folder exists and is not empty; choose another or pass --overwrite"
         )
+
+
+def _check_source(src: Path, dst: Path) -> None:
+    if not src.is_dir():
+        raise PrepareError(
+            f"{src}: source folder not found" if not src.exists() else f"{src}: not a folder"
+        )
+    resolved = dst.resolve()
+    if resolved == src or src in resolved.parents:
+        raise PrepareError(f"{dst}: the output folder must not be inside the source folder {src}")
+    if resolved in src.parents:
+        raise PrepareError(f"{dst}: the output folder must not contain the source folder {src}")
+
+
+def _find_sources(roots: list[Path]) -> tuple[list[_Source], list[str]]:
+    """The pictures of every source, each source named uniquely; ignored files (prefixed)."""
+    sources, ignored, names = [], [], Counter[str]()
+    for root in roots:
+        if root in (s.root for s in sources):
+            raise PrepareError(f"{root}: source folder given twice")
+        images, other = _find_images(root)
+        if not images:
+            raise PrepareError(
+                f"{root}: no image files found (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})"
+            )
+        names[root.name] += 1
+        name = root.name if names[root.name] == 1 else f"{root.name}-{names[root.name]}"
+        prefix = f"{name}/" if len(roots) > 1 else ""
+        sources.append(_Source(name, root, prefix, images))
+        ignored += [prefix + o for o in other]
+    return sources, ignored
 
 
 def _find_images(src: Path) -> tuple[list[Path], list[str]]:
@@ -286,79 +297,148 @@ def _find_images(src: Path) -> tuple[list[Path], list[str]]:
 
 
 def _build(
-    src: Path,
+    sources: list[_Source],
     tmp: Path,
-    candidates: list[Path],
-    table: LabelTable | None,
-    opts: _Options,
+    tables: list[LabelTable],
+    opts: PictureOptions,
     threshold: int,
     report: PrepareReport,
     progress: bool,
     workers: int,
 ) -> list[dict[str, Any]]:
-    """Process every candidate in order, writing accepted images into tmp/images."""
-    tasks = []
-    for path in candidates:
-        rel = path.relative_to(src).as_posix()
-        label, source = _label_for(rel, table)
-        tasks.append((str(path), rel, label, source))
-    seen_sha: dict[str, str] = {}
-    near = NearDuplicateIndex(threshold)
+    """Process every picture in order, writing kept faces into tmp/images."""
+    jobs, labels, owners = [], [], []
+    for source in sources:
+        report.sources.append(SourceReport(source.name, str(source.root)))
+        for path in source.images:
+            rel = path.relative_to(source.root).as_posix()
+            label, label_source, faces = _labels_for(rel, tables)
+            want = opts.classify
+            jobs.append(PictureJob(str(path), source.prefix + rel, faces, want))
+            labels.append((label, label_source))
+            owners.append(report.sources[-1])
+    state = _DedupState(NearDuplicateIndex(threshold), {})
     items: list[dict[str, Any]] = []
-    reasons: Counter[str] = Counter()
-    with _ProgressBar(progress, len(tasks)) as advance:
-        jobs = [(path, rel, opts.classify and label is None) for path, rel, label, _ in tasks]
-        for (_, rel, label, source), out in zip(tasks, _run(jobs, opts, workers), strict=True):
+    with _ProgressBar(progress, len(jobs)) as advance:
+        for out, label, src_report in zip(_run(jobs, opts, workers), labels, owners, strict=True):
             advance()
-            reason = out.reason or _duplicate_reason(out, seen_sha, near, report)
-            if reason is not None:
-                report.skipped.append(Skipped(rel, reason))
-                reasons[_category(reason)] += 1
-                continue
-            seen_sha[out.sha256] = rel
-            near.add(out.phash, rel)
-            if label is None and out.gender is not None:
-                label, source = out.gender, "classifier"
-            items.append(_write_image(tmp, len(items), out, label, source))
-            report.faces_found += out.face
-    report.skipped_by_reason = dict(sorted(reasons.items()))
-    report.written = len(items)
-    report.centre_cropped = report.written - report.faces_found
-    report.labels = dict(Counter(str(i["label"]) if i["label"] else "unknown" for i in items))
-    report.label_sources = dict(Counter(i["label_source"] or "none" for i in items))
+            _add_picture(out, label, src_report, state, report, tmp, items)
+    _summarise(report, items)
     return items
 
 
-def _category(reason: str) -> str:
-    """The kind of a skip reason, for counting: "truncated file: ..." -> "truncated file"."""
-    return reason.split(":")[0].split(" of ")[0].split(" (")[0]
+@dataclass
+class _DedupState:
+    near: NearDuplicateIndex  # pHash of every written image, keyed by item name
+    seen_sha: dict[str, str]  # sha256 of every used source file -> its source name
 
 
-def _label_for(rel: str, table: LabelTable | None) -> tuple[str | None, str | None]:
-    """CSV label or title first, then the file and folder names."""
-    entry = table.lookup(rel) if table is not None else None
-    if entry is not None and entry.label is not None:
-        return entry.label, entry.source
-    label = label_from_path(rel)
-    return (label, "filename") if label is not None else (None, None)
-
-
-def _duplicate_reason(
-    out: _Outcome, seen_sha: dict[str, str], near: NearDuplicateIndex, report: PrepareReport
-) -> str | None:
-    if out.sha256 in seen_sha:
+def _add_picture(
+    out: PictureOutcome,
+    label: tuple[str | None, str | None],
+    src: SourceReport,
+    state: _DedupState,
+    report: PrepareReport,
+    tmp: Path,
+    items: list[dict[str, Any]],
+) -> None:
+    """Count one picture's outcome and write its kept faces (or its fallback crop)."""
+    src.pictures += 1
+    src.faces_found += len(out.faces)
+    src.pictures_with_faces += bool(out.faces)
+    reason = out.reason
+    if reason is None and out.sha256 in state.seen_sha:
         report.exact_duplicates += 1
-        return f"exact duplicate of {seen_sha[out.sha256]}"
-    hit = near.find(out.phash)
-    if hit is not None:
-        report.near_duplicates += 1
-        return f"near duplicate of {hit[0]} (pHash distance {hit[1]})"
+        reason = f"exact duplicate of {state.seen_sha[out.sha256]}"
+    if reason is not None:
+        _skip(report, src.pictures_dropped, out.source, reason)
+        return
+    state.seen_sha[out.sha256] = out.source
+    main = _main_face(out.faces)
+    candidates = out.faces if out.centre_crop is None else [out.centre_crop]
+    for face in candidates:
+        name = out.source if len(out.faces) < 2 else f"{out.source}#face{face.index + 1}"
+        reason = face.reason or _near_duplicate(face, state, report)
+        if reason is not None:
+            _skip(report, src.faces_dropped, name, reason)
+            continue
+        state.near.add(face.phash, name)
+        item = _write_image(tmp, len(items), out, face, _face_label(face, main, label))
+        items.append(item)
+        src.faces_kept += item["face"]
+        src.centre_cropped += not item["face"]
+        for flag in ("greyscale", "woodblock"):
+            if item["media"][flag]:
+                src.flagged[flag] = src.flagged.get(flag, 0) + 1
+
+
+def _skip(report: PrepareReport, counts: dict[str, int], name: str, reason: str) -> None:
+    report.skipped.append(Skipped(name, reason))
+    kind = category(reason)
+    counts[kind] = counts.get(kind, 0) + 1
+
+
+def _near_duplicate(face: FaceOutcome, state: _DedupState, report: PrepareReport) -> str | None:
+    hit = state.near.find(face.phash)
+    if hit is None:
+        return None
+    report.near_duplicates += 1
+    return f"near duplicate of {hit[0]} (pHash distance {hit[1]})"
+
+
+def _main_face(faces: list[FaceOutcome]) -> int | None:
+    """Index of the picture's sitter: its only face, or a face clearly larger than the rest."""
+    if len(faces) == 1:
+        return faces[0].index
+    if len(faces) > 1:
+        side = [(f.box[2] - f.box[0] + f.box[3] - f.box[1]) / 2 for f in faces]
+        if side[0] >= MAIN_FACE_RATIO * side[1]:  # faces come largest first
+            return faces[0].index
     return None
 
 
-def _run(jobs: list[tuple[str, str, bool]], opts: _Options, workers: int) -> Iterator[_Outcome]:
-    """Results of `_process` in job order, from this process or a pool."""
-    work = partial(_process, opts=opts)
+def _face_label(
+    face: FaceOutcome, main: int | None, picture: tuple[str | None, str | None]
+) -> tuple[str | None, str | None]:
+    """A face's label and its source: its box label, the picture's, then the classifier's."""
+    if face.label is not None:
+        return face.label, face.label_source
+    if picture[0] is not None and (face.index == main or face.index < 0):
+        return picture
+    if face.gender is not None:
+        return face.gender, "classifier"
+    return None, None
+
+
+def _summarise(report: PrepareReport, items: list[dict[str, Any]]) -> None:
+    report.skipped_by_reason = dict(sorted(Counter(category(s.reason) for s in report.skipped).items()))
+    report.written = len(items)
+    report.faces_found = sum(1 for i in items if i["face"])
+    report.centre_cropped = report.written - report.faces_found
+    report.labels = dict(Counter(str(i["label"]) if i["label"] else "unknown" for i in items))
+    report.label_sources = dict(Counter(i["label_source"] or "none" for i in items))
+
+
+def _labels_for(rel: str, tables: list[LabelTable]) -> tuple[str | None, str | None, tuple]:
+    """Picture label and its source (CSV label or title, then file and folder names), and
+    the per-face boxes with labels from the first CSV that has them."""
+    label, source, faces = None, None, ()
+    for table in tables:
+        entry = table.lookup(rel)
+        if entry is None:
+            continue
+        if label is None and entry.label is not None:
+            label, source = entry.label, entry.source
+        faces = faces or entry.faces
+    if label is None:
+        label = label_from_path(rel)
+        source = "filename" if label is not None else None
+    return label, source, faces
+
+
+def _run(jobs: list[PictureJob], opts: PictureOptions, workers: int) -> Iterator[PictureOutcome]:
+    """Results of `process_picture` in job order, from this process or a pool."""
+    work = partial(process_picture, opts=opts)
     if workers == 1 or len(jobs) < 2 * workers:
         yield from map(work, jobs)
         return
@@ -372,90 +452,44 @@ def _run(jobs: list[tuple[str, str, bool]], opts: _Options, workers: int) -> Ite
         pool.shutdown(wait=True, cancel_futures=True)  # on Ctrl-C, do not finish the queue
 
 
-def _process(job: tuple[str, str, bool], opts: _Options) -> _Outcome:
-    """Read, hash, decode, detect, crop, resize and encode one file (runs in a worker)."""
-    path, rel, want_gender = job
-    out = _Outcome(source=rel)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        out.reason = f"cannot read file: {e.strerror or e}"
-        return out
-    out.sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        rgb = decode_image(data, max_pixels=opts.max_pixels, background=opts.background)
-    except BadImage as e:
-        out.reason = e.reason
-        return out
-    h, w = rgb.shape[:2]
-    face_box = _usable_face(detect_faces(rgb), h, w, opts)
-    if face_box is None and opts.require_face:
-        out.reason = "no face found"
-        return out
-    crop = square_crop_box(h, w, face_box, opts.margin)
-    if crop[2] - crop[0] < opts.min_side:
-        out.reason = f"too small: the crop is {crop[2] - crop[0]} px, under {opts.min_side} px"
-        return out
-    square = crop_and_resize(rgb, crop, opts.size)
-    out.crop, out.face, out.phash = crop, face_box is not None, phash(square)
-    out.png = _encode_png(square)
-    if want_gender and face_box is not None:
-        # Only with a detected face: without one the model's agreement with titled
-        # reference portraits fell to ~60%, no better than guessing the majority class.
-        out.gender = _classifier().classify(rgb, face_box)[0]
-    return out
-
-
-def _usable_face(faces: list[Box], h: int, w: int, opts: _Options) -> Box | None:
-    """The largest face, unless its crop would be under min_side pixels.
-
-    Such a face is too small to train on, and in an image that is large enough otherwise it
-    is usually a false detection (dlib finds "faces" in eyes and folds of cloth) or a face in
-    the background: the image is then treated as having no face.
-    """
-    if not faces:
-        return None
-    x0, y0, x1, y1 = square_crop_box(h, w, faces[0], opts.margin)
-    return faces[0] if x1 - x0 >= opts.min_side else None
-
-
-_gender_classifier: GenderClassifier | None = None
-
-
-def _classifier() -> GenderClassifier:
-    """One classifier per process, loaded on first use."""
-    global _gender_classifier
-    if _gender_classifier is None:
-        _gender_classifier = GenderClassifier()
-    return _gender_classifier
-
-
-def _encode_png(rgb: np.ndarray) -> bytes:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(rgb).save(
-        buf, format="PNG", compress_level=1
-    )  # paintings barely compress; level 6 was 3x slower for 1% less
-    return buf.getvalue()
-
-
 def _write_image(
-    tmp: Path, index: int, out: _Outcome, label: str | None, source: str | None
+    tmp: Path,
+    index: int,
+    out: PictureOutcome,
+    face: FaceOutcome,
+    label: tuple[str | None, str | None],
 ) -> dict[str, Any]:
-    """Write one accepted image and return its manifest item."""
+    """Write one kept face (or fallback crop) and return its manifest item."""
     name = f"images/{index:06d}.png"
-    _write_file(tmp / name, out.png)
+    _write_file(tmp / name, face.png)
+    flags = MediaFlags(out.saturation, face.woodblock_score)
     return {
         "file": name,
         "source": out.source,
         "sha256": out.sha256,
-        "phash": phash_hex(out.phash),
-        "crop": list(out.crop),
-        "face": out.face,
-        "label": label,
-        "label_source": source,
+        "phash": phash_hex(face.phash),
+        "crop": list(face.crop),
+        "face": face.index >= 0,
+        "label": label[0],
+        "label_source": label[1],
+        "face_index": face.index,
+        "box": list(face.box),
+        "quad": face.quad,
+        "filled": face.filled,
+        "detector": out.detector,
+        "media": {
+            "saturation": out.saturation,
+            "greyscale": flags.greyscale,
+            "woodblock_score": face.woodblock_score,
+            "woodblock": flags.woodblock,
+        },
     }
+
+
+def _write_contact_sheet(tmp: Path, items: list[dict[str, Any]]) -> None:
+    picked = [items[i] for i in sample_indices(len(items))]
+    jpeg = contact_sheet([tmp / i["file"] for i in picked], [i["label"] for i in picked])
+    _write_file(tmp / CONTACT_SHEET, jpeg)
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -483,38 +517,6 @@ def _write_outputs(
     _write_file(tmp / "report.txt", format_report(report).encode())
     _fsync_dir(tmp / "images")
     _fsync_dir(tmp)
-
-
-def format_report(report: PrepareReport) -> str:
-    """The human-readable report.txt."""
-    lines = [
-        f"passersby prepare {report.src} -> {report.dst} (size {report.size}, {report.seconds} s)",
-        f"found            {report.found}",
-        f"written          {report.written}",
-        f"faces found      {report.faces_found}",
-        f"centre-cropped   {report.centre_cropped}",
-        f"exact duplicates {report.exact_duplicates}",
-        f"near duplicates  {report.near_duplicates}",
-        f"skipped          {len(report.skipped)}",
-    ]
-    lines += [f"  {reason}: {n}" for reason, n in report.skipped_by_reason.items()]
-    lines.append(
-        "labels           " + ", ".join(f"{k} {v}" for k, v in sorted(report.labels.items()))
-    )
-    lines.append(
-        "label sources    " + ", ".join(f"{k} {v}" for k, v in sorted(report.label_sources.items()))
-    )
-    if report.ignored_files:
-        lines.append(
-            f"ignored {len(report.ignored_files)} files that are not images (see report.json)"
-        )
-    if report.labels_csv_unmatched:
-        lines.append(
-            f"{len(report.labels_csv_unmatched)} labels CSV rows matched no image, e.g. "
-            + ", ".join(report.labels_csv_unmatched[:5])
-        )
-    lines += ["", "skipped files:"] + [f"{s.source}\t{s.reason}" for s in report.skipped]
-    return "\n".join(lines) + "\n"
 
 
 def _publish(tmp: Path, dst: Path, overwrite: bool) -> None:

@@ -28,7 +28,7 @@ def leftovers(parent: Path) -> list[str]:
 
 def test_odd_files(odd_source, tmp_path: Path) -> None:
     dst = tmp_path / "out"
-    report = run(odd_source.root, dst)
+    report = run(odd_source.root, dst, centre_crop_fallback=True)
     reasons = {s.source: s.reason for s in report.skipped}
     assert set(reasons) == set(odd_source.broken)
     for rel, start in odd_source.broken.items():
@@ -56,8 +56,9 @@ def test_odd_files(odd_source, tmp_path: Path) -> None:
 
 def test_odd_formats_look_right(odd_source, tmp_path: Path) -> None:
     dst = tmp_path / "out"
-    run(odd_source.root, dst)
+    run(odd_source.root, dst, centre_crop_fallback=True)
     items = {i.source: i for i in load_manifest(dst).items}
+    raw = {i["source"]: i for i in json.loads((dst / "manifest.json").read_text())["items"]}
 
     def pixels(rel: str) -> np.ndarray:
         with Image.open(dst / items[rel].file) as im:
@@ -67,18 +68,28 @@ def test_odd_formats_look_right(odd_source, tmp_path: Path) -> None:
     assert (
         np.array_equal(gray[..., 0], gray[..., 2]) and 60 < gray.mean() < 200
     )  # scaled, not clipped
-    rot = items["rotated.jpg"]
-    assert rot.crop[2] <= 100 and rot.crop[3] <= 128  # cropped from the upright 100 x 128 image
+    box = raw["rotated.jpg"]["box"]  # the face found in the upright 100 x 128 image
+    assert box[2] <= 100 and box[3] <= 128 and box[3] - box[1] > 40
     for rel, clear in (("rgba.png", 40), ("palette.png", 20)):  # transparent left columns
-        x0, _, x1, _ = items[rel].crop
-        white = int((clear - x0) * SIZE / (x1 - x0)) - 1
-        assert white > 0 and (pixels(rel)[:, :white] == 255).all(), rel
+        src_x, src_y = _source_coordinates(raw[rel]["quad"])
+        strip = (src_x > 2) & (src_x < clear - 2) & (src_y > 2) & (src_y < 126)
+        assert strip.sum() > 20 and pixels(rel)[strip].mean() > 245, rel
     cmyk = pixels("cmyk.jpg").astype(int)
     assert np.ptp(cmyk.mean(axis=(0, 1))) > 5  # still in colour, not grey
 
 
+def _source_coordinates(quad: list[list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """Where each output pixel's centre lies in the source picture, from the item's quad."""
+    tl, bl, _, tr = (np.array(c) for c in quad)
+    v, u = (np.mgrid[0:SIZE, 0:SIZE] + 0.5) / SIZE
+    src = tl + u[..., None] * (tr - tl) + v[..., None] * (bl - tl)
+    return src[..., 0], src[..., 1]
+
+
 def test_titles_csv_labels(portraits_src: Path, tmp_path: Path) -> None:
-    report = run(portraits_src, tmp_path / "out", labels=PORTRAITS / "titles.csv")
+    report = run(
+        portraits_src, tmp_path / "out", labels=PORTRAITS / "titles.csv", centre_crop_fallback=True
+    )
     manifest = load_manifest(tmp_path / "out")
     by_source = {i.source: i for i in manifest.items}
     assert len(manifest) == 12 and report.labels == {FEMININE: 6, MASCULINE: 5, "unknown": 1}
@@ -87,7 +98,7 @@ def test_titles_csv_labels(portraits_src: Path, tmp_path: Path) -> None:
     assert by_source["self-portrait-1887.jpg"].label is None
     assert {i.label_source for i in manifest.items} == {"title", None}
     assert manifest.class_names == (FEMININE, MASCULINE)
-    assert report.faces_found == 8 and report.centre_cropped == 4
+    assert report.faces_found == 9 and report.centre_cropped == 3  # HOG 8, the CNN 1 more
 
 
 def test_labels_csv_and_file_name_labels(tmp_path: Path) -> None:
@@ -100,7 +111,7 @@ def test_labels_csv_and_file_name_labels(tmp_path: Path) -> None:
     shutil.copy(files[3], src / "d.jpg")
     csv = tmp_path / "labels.csv"
     csv.write_text("file,label\na.jpg,male\nwomen/b.jpg,\nmissing.jpg,f\n")
-    report = run(src, tmp_path / "out", labels=csv)
+    report = run(src, tmp_path / "out", labels=csv, centre_crop_fallback=True)  # a.jpg: no face
     got = {i.source: (i.label, i.label_source) for i in load_manifest(tmp_path / "out").items}
     assert got == {
         "a.jpg": (MASCULINE, "csv"),
@@ -119,10 +130,12 @@ def test_bad_labels_csv_writes_nothing(portraits_src: Path, tmp_path: Path) -> N
     assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
 
 
-def test_require_face(portraits_src: Path, tmp_path: Path) -> None:
-    report = run(portraits_src, tmp_path / "out", require_face=True)
-    assert report.written == 8 and report.skipped_by_reason == {"no face found": 4}
+def test_faces_only_by_default(portraits_src: Path, tmp_path: Path) -> None:
+    report = run(portraits_src, tmp_path / "out")
+    assert report.written == 9 and report.skipped_by_reason == {"no face found": 3}
     assert all(i.face for i in load_manifest(tmp_path / "out").items)
+    hog = run(portraits_src, tmp_path / "hog", detector="hog")  # the CNN finds one more
+    assert hog.written == 8 and hog.skipped_by_reason == {"no face found": 4}
 
 
 def test_classifier_fills_only_missing_labels_on_faces(portraits_src: Path, tmp_path: Path) -> None:
@@ -187,7 +200,7 @@ def test_empty_dst_folder_is_fine_and_stale_temps_are_removed(
     stale = tmp_path / ".out.tmp-999999999"  # a run that was killed; no such process
     (stale / "images").mkdir(parents=True)
     run(portraits_src, dst)
-    assert len(load_manifest(dst)) == 12 and not stale.exists()
+    assert len(load_manifest(dst)) == 9 and not stale.exists()
 
 
 @pytest.mark.parametrize(
@@ -241,7 +254,15 @@ def test_manifest_format(portraits_src: Path, tmp_path: Path) -> None:
         "face",
         "label",
         "label_source",
+        "face_index",
+        "box",
+        "quad",
+        "filled",
+        "detector",
+        "media",
     }
+    assert set(item["media"]) == {"saturation", "greyscale", "woodblock_score", "woodblock"}
+    assert len(item["quad"]) == 4 and 0 <= item["filled"] <= 1 and item["detector"] == "hog"
     assert len(item["sha256"]) == 64 and len(item["phash"]) == 16
     assert raw["data_hash"] == prep.data_hash([i["sha256"] for i in raw["items"]], SIZE)
 
@@ -278,7 +299,7 @@ def test_load_manifest_errors(portraits_src: Path, tmp_path: Path) -> None:
     assert "listed in manifest.json but missing" in str(
         pytest.raises(DatasetError, load_manifest, dst).value
     )
-    assert len(load_manifest(dst, check_files=False)) == 12
+    assert len(load_manifest(dst, check_files=False)) == 9
     path.write_text("{not json")
     with pytest.raises(DatasetError, match="unreadable"):
         load_manifest(dst)

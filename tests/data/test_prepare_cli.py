@@ -29,9 +29,9 @@ def test_prepare_prints_a_summary(app, portraits_src: Path, tmp_path: Path) -> N
     dst = tmp_path / "data" / "portraits"  # parent folders are created
     result = invoke(app, portraits_src, dst, "--size", "64", "--labels", PORTRAITS / "titles.csv")
     assert result.exit_code == 0, result.output
-    assert "written" in result.output and "12" in result.output and "report.txt" in result.output
-    assert "label feminine" in result.output
-    assert len(load_manifest(dst)) == 12
+    assert "written" in result.output and "9" in result.output and "report.txt" in result.output
+    assert "label feminine" in result.output and "contact-sheet.jpg" in result.output
+    assert len(load_manifest(dst)) == 9
 
 
 def test_help_has_an_example(app) -> None:
