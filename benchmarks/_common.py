@@ -29,6 +29,42 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def lscpu() -> dict[str, Any]:
+    """`lscpu`'s model name and flags (the flags say what the CPU computes fast: avx2,
+    avx512f, avx512_bf16, amx_bf16...); from /proc/cpuinfo when lscpu is missing."""
+    import shutil
+    import subprocess
+
+    fields: dict[str, str] = {}
+    if shutil.which("lscpu"):
+        try:
+            out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                                 env={**os.environ, "LC_ALL": "C"}).stdout
+            fields = {k.strip(): v.strip() for k, _, v in (ln.partition(":") for ln in out.splitlines())}
+        except (OSError, subprocess.SubprocessError):
+            fields = {}
+    if "Flags" not in fields:
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "model name"):
+                    fields.setdefault("Flags" if key.strip() == "flags" else "Model name", value.strip())
+        except OSError:
+            pass
+    return {"model_name": fields.get("Model name", cpu_model()), "cpus": fields.get("CPU(s)"),
+            "flags": fields.get("Flags", "").split()}
+
+
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+
+
+def cpu_line(info: dict[str, Any]) -> str:
+    """One line for the console: model, CPU count and the SIMD flags that matter for torch."""
+    have = [f for f in SIMD_FLAGS if f in info["flags"]]
+    simd = " ".join(have) or "none of " + " ".join(SIMD_FLAGS)
+    return f"CPU (lscpu): {info['model_name']}, {info['cpus']} CPUs; SIMD: {simd}"
+
+
 def load_average() -> tuple[float, float, float] | None:
     try:
         return tuple(round(x, 2) for x in os.getloadavg())  # type: ignore[return-value]

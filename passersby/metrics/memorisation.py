@@ -120,3 +120,31 @@ def memorisation_report(
         "suspected_copy_fraction": float(copies.size / max(gen_dist.shape[0], 1)),
         "suspected_copies": [[int(i), int(gen_idx[i])] for i in copies],
     }
+
+
+def closest_pairs(gen_feats: Any, train_feats: Any, n: int = 5) -> list[dict[str, Any]]:
+    """The `n` generated samples that come closest to a training sample, closest first.
+
+    The pairs a person should look at to judge copying: if even these are merely similar
+    faces (same pose, same palette) rather than the same painting, nothing is copied.
+
+    Args:
+        gen_feats: (N, D) features of generated images.
+        train_feats: (M, D) features of the training images.
+        n: how many pairs (fewer when N < n).
+
+    Returns:
+        [{"generated": i, "train": j, "distance": cosine distance}, ...], one per generated
+        sample (each with its own nearest training sample), by increasing distance.
+
+    Example:
+        >>> train = np.eye(4)
+        >>> gen = np.array([[1.0, 0.5, 0, 0], [0, 0, 1.0, 0.01]])
+        >>> [p["train"] for p in closest_pairs(gen, train, n=2)]
+        [2, 0]
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    idx, dist = nearest_neighbours(gen_feats, train_feats)  # (N,), (N,)
+    order = np.argsort(dist, kind="stable")[:n]  # (min(n, N),)
+    return [{"generated": int(i), "train": int(idx[i]), "distance": float(dist[i])} for i in order]

@@ -65,3 +65,21 @@ def test_missing_package_raises_runtime_error(monkeypatch):
             classify_gender([np.zeros((64, 64, 3), np.uint8)])
     finally:
         gender._predictor.cache_clear()
+
+
+def test_flip_averaged_male_probability():
+    images, labels = _fixtures()
+    blank = np.full((128, 128, 3), 200, np.uint8)
+    single = gender.male_probabilities([*images, blank], flip_average=False)
+    averaged = gender.male_probabilities([*images, blank])
+    assert math.isnan(single[-1]) and math.isnan(averaged[-1])
+    for (label, prob), p1, p2 in zip(classify_gender(images), single, averaged):
+        assert math.isnan(p1) == (label is None) == math.isnan(p2)  # one detection decides both
+        if label is not None:
+            assert p1 == pytest.approx(prob if label == "masculine" else 1 - prob)
+            assert 0.0 <= p2 <= 1.0
+    # Averaging with the mirror makes the figure (nearly) mirror-invariant.
+    mirrored = gender.male_probabilities([np.ascontiguousarray(im[:, ::-1]) for im in images])
+    for p, q in zip(averaged, mirrored):
+        if not (math.isnan(p) or math.isnan(q)):
+            assert abs(p - q) < 0.2

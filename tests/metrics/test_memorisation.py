@@ -61,3 +61,16 @@ def test_ratio_separates_memorising_from_generalising_generators():
     assert fresh["suspected_copy_fraction"] < 0.05
     assert near_copies["ratio"] < 0.1
     assert near_copies["suspected_copy_fraction"] > 0.9
+
+
+def test_closest_pairs_are_the_nearest_generated_samples_in_order():
+    rng = np.random.default_rng(4)
+    train = _feats(rng, 100)
+    gen = np.concatenate([_feats(rng, 20), train[[7]] + 1e-3, train[[50]]])  # a near copy, an exact copy
+    pairs = memorisation.closest_pairs(gen, train, n=3)
+    assert [(p["generated"], p["train"]) for p in pairs[:2]] == [(21, 50), (20, 7)]
+    assert pairs[0]["distance"] == pytest.approx(0.0, abs=1e-9)
+    assert pairs[0]["distance"] <= pairs[1]["distance"] <= pairs[2]["distance"]
+    assert len(memorisation.closest_pairs(gen[:2], train, n=5)) == 2
+    with pytest.raises(ValueError):
+        memorisation.closest_pairs(gen, train, n=0)

@@ -1,0 +1,93 @@
+"""benchmarks/quality.py and benchmarks/separation.py run end to end on tiny inputs (they
+assert no figure's value, only that every figure is reported), so they cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import PORTRAITS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_quality_benchmark_on_a_conditional_model(tmp_path, tiny_model_file):
+    out = tmp_path / "q.json"
+    r = _run("benchmarks/quality.py", str(tiny_model_file), "--data", str(PORTRAITS), "--n", "12",
+             "--json", str(out), "--sheet", str(tmp_path / "sheet.jpg"), "--pairs", str(tmp_path / "pairs.jpg"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert res["model"]["samples_per_class"] == {"feminine": 6, "masculine": 6}  # balanced classes
+    assert res["reference"]["kind"] == "folder" and res["n_real"] == 12
+    for key in ("face_rate", "face_descriptor", "effnet"):
+        assert key in res
+    assert {"precision", "recall"} <= set(res["effnet"]["precision_recall"])
+    assert res["lscpu"]["flags"] and "CPU (lscpu)" in r.stdout and "flags:" in r.stdout
+    assert (tmp_path / "sheet.jpg").stat().st_size > 0 and (tmp_path / "pairs.jpg").stat().st_size > 0
+
+
+def test_quality_benchmark_says_error_in_one_line(tmp_path):
+    r = _run("benchmarks/quality.py", str(tmp_path / "missing.safetensors"), "--data", str(PORTRAITS), "--n", "8")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stdout.strip().splitlines()[-1].startswith("error: ")
+
+
+@pytest.mark.slow
+def test_separation_benchmark_on_a_conditional_model(tmp_path, tiny_model_file):
+    out = tmp_path / "s.json"
+    r = _run("benchmarks/separation.py", "--model", str(tiny_model_file), "--anchors", "2", "--fps", "2",
+             "--every", "3", "--runtime", "torch", "--json", str(out), "--sheet", str(tmp_path / "s.jpg"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert res["model"]["conditional"] and set(res["screens"]) == {"masculine", "feminine"}
+    assert res["frames_per_screen"] == 24 and res["screens"]["masculine"]["frames"] == 8
+    assert res["screens"]["feminine"]["anchors_passed"] == 2
+    assert res["screens"]["feminine"]["anchor_frames"]["frames"] == 2
+    assert {"p_male_given_masculine", "p_female_given_feminine", "separation"} <= set(res["headline"])
+
+
+@pytest.mark.slow
+def test_separation_benchmark_on_the_shipped_model_with_its_direction(tmp_path):
+    out = tmp_path / "s.json"
+    r = _run("benchmarks/separation.py", "--anchors", "1", "--fps", "1", "--every", "2", "--runtime", "torch",
+             "--json", str(out))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert not res["model"]["conditional"] and res["model"]["screens_by"] == "latent direction"
+    assert set(res["screens"]) == {"masculine", "feminine", "unsteered"}
+    assert "separation =" in r.stdout
+
+
+def test_a_lower_walk_fps_renders_a_subset_of_the_same_frames(tiny_model_file):
+    """What separation.py --fps relies on: the walk is a function of time, so the stream at
+    fps/3 shows exactly every 3rd frame of the stream at fps (same seed, same anchors)."""
+    import dataclasses
+
+    import numpy as np
+
+    from passersby.settings import ScreenSettings, load_settings
+    from passersby.stream.installation import build
+
+    def frames(fps: float, n: int) -> list[np.ndarray]:
+        base = load_settings(None, {"stream.seed": 3, "model.path": str(tiny_model_file), "walk.fps": fps,
+                                    "walk.tempo": 2.0, "model.runtime": "torch"}, search=False)
+        inst = build(dataclasses.replace(base, screens=(ScreenSettings("feminine", "feminine", 0),)), dry_ledger=True)
+        try:
+            inst.engine.start(pace=False)
+            return [inst.engine.take(0).image for _ in range(n)]
+        finally:
+            inst.close()
+
+    fast, slow = frames(6.0, 3 * 8), frames(2.0, 8)  # 2 anchors at 12 and 4 frames per anchor
+    for k in range(8):
+        assert np.abs(fast[3 * k].astype(int) - slow[k].astype(int)).max() <= 1
+    assert max(np.abs(fast[3 * k + 1].astype(int) - slow[k].astype(int)).max() for k in range(8)) > 1  # frames move
