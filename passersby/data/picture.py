@@ -19,7 +19,7 @@ from passersby.data.align import align_face, face_quad, landmarks
 from passersby.data.faces import Box, crop_and_resize, find_faces, square_crop_box
 from passersby.data.images import BadImage, decode_image
 from passersby.data.labels import FaceBox, match_face_label
-from passersby.data.media import MediaFlags, mean_saturation, woodblock_score
+from passersby.data.media import MediaFlags, colour_stats, woodblock_score
 from passersby.data.phash import phash
 
 MEDIA_MARGIN = 1.4  # woodblock statistics are measured on the face box squared and x1.4
@@ -68,7 +68,7 @@ class PictureOutcome:
     reason: str | None = None
     width: int = 0
     height: int = 0
-    saturation: float = 0.0
+    colour: MediaFlags = MediaFlags(0.0)  # saturation, chroma spread, luma of the picture
     detector: str = "none"
     faces: list[FaceOutcome] = field(default_factory=list)
     centre_crop: FaceOutcome | None = None  # the fallback crop of a picture without faces
@@ -112,9 +112,13 @@ def process_picture(job: PictureJob, opts: PictureOptions) -> PictureOutcome:
         out.reason = e.reason
         return out
     out.height, out.width = rgb.shape[:2]
-    out.saturation = mean_saturation(rgb)
-    if opts.colour_only and MediaFlags(out.saturation).greyscale:
-        out.reason = f"greyscale print or drawing (saturation {out.saturation:.3f})"
+    out.colour = colour_stats(rgb)
+    if opts.colour_only and out.colour.greyscale:
+        c = out.colour
+        out.reason = (
+            f"greyscale print or drawing (saturation {c.saturation:.3f}, "
+            f"chroma spread {c.spread:.1f}, luma {c.luma:.0f})"
+        )
         return out
     boxes, out.detector = find_faces(rgb, opts.detector)
     out.faces = [_face(rgb, i, box, job, opts) for i, box in enumerate(boxes)]

@@ -462,7 +462,8 @@ def _write_image(
     """Write one kept face (or fallback crop) and return its manifest item."""
     name = f"images/{index:06d}.png"
     _write_file(tmp / name, face.png)
-    flags = MediaFlags(out.saturation, face.woodblock_score)
+    c = out.colour
+    flags = MediaFlags(c.saturation, face.woodblock_score, c.spread, c.luma)
     return {
         "file": name,
         "source": out.source,
@@ -478,7 +479,9 @@ def _write_image(
         "filled": face.filled,
         "detector": out.detector,
         "media": {
-            "saturation": out.saturation,
+            "saturation": c.saturation,
+            "chroma_spread": c.spread,
+            "luma": c.luma,
             "greyscale": flags.greyscale,
             "woodblock_score": face.woodblock_score,
             "woodblock": flags.woodblock,

@@ -261,7 +261,9 @@ def test_manifest_format(portraits_src: Path, tmp_path: Path) -> None:
         "detector",
         "media",
     }
-    assert set(item["media"]) == {"saturation", "greyscale", "woodblock_score", "woodblock"}
+    assert set(item["media"]) == {
+        "saturation", "chroma_spread", "luma", "greyscale", "woodblock_score", "woodblock"
+    }
     assert len(item["quad"]) == 4 and 0 <= item["filled"] <= 1 and item["detector"] == "hog"
     assert len(item["sha256"]) == 64 and len(item["phash"]) == 16
     assert raw["data_hash"] == prep.data_hash([i["sha256"] for i in raw["items"]], SIZE)

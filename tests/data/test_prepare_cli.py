@@ -47,12 +47,17 @@ def test_help_has_an_example(app) -> None:
         (["{src}", "{tmp}/out", "--labels", "{tmp}/nope.csv"], "labels CSV not found"),
         (["{src}", "{tmp}/out", "--labels", "{tmp}/bad.csv"], "bad.csv:2: unknown label 'x'"),
         (["{src}", "{tmp}/full"], "not empty"),
+        (["{src}", "{tmp}/out", "--labels", "{tmp}/boxes.csv"], "boxes.csv:2: face box 'a,b,c,d'"),
+        (["{src}", "{tmp}/out", "--min-face", "0"], "--min-face must be at least 1"),
+        (["{src}", "{tmp}/out", "--detector", "eyes"], "--detector must be one of"),
+        (["{src}", "{src}", "{tmp}/out"], "source folder given twice"),
     ],
 )
 def test_errors_are_one_line_and_exit_1(
     app, portraits_src: Path, tmp_path: Path, args, message
 ) -> None:
     (tmp_path / "bad.csv").write_text("file,label\na.jpg,x\n")
+    (tmp_path / "boxes.csv").write_text('file,faces,genders\na.jpg,"a,b,c,d",female\n')
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("precious")
     argv = [a.format(tmp=tmp_path, src=portraits_src) for a in args] + ["--size", "64"] * (
@@ -64,3 +69,32 @@ def test_errors_are_one_line_and_exit_1(
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 2
     assert (tmp_path / "full" / "keep.txt").read_text() == "precious"
     assert not (tmp_path / "out").exists()
+
+
+def test_several_sources_and_labels(app, portraits_src: Path, tmp_path: Path) -> None:
+    other = tmp_path / "more"
+    other.mkdir()
+    (portraits_src / "jeanne-samary-1877.jpg").rename(other / "jeanne-samary-1877.jpg")
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text('file,faces,genders\njeanne-samary-1877.jpg,"10,20,110,120",not-female\n')
+    dst = tmp_path / "both"
+    result = invoke(
+        app, portraits_src, other, dst, "--size", "64", "--labels", PORTRAITS / "titles.csv",
+        "--labels", boxes,
+    )
+    assert result.exit_code == 0, result.output
+    items = {i.source: i for i in load_manifest(dst).items}
+    assert len(items) == 9 and items["more/jeanne-samary-1877.jpg"].label_source == "box"
+    assert items["portraits/pope-julius-ii.jpg"].label_source == "title"
+    assert "more: pictures / faces found / kept" in result.output
+
+
+def test_one_path_is_an_error(app, portraits_src: Path) -> None:
+    result = invoke(app, portraits_src)
+    assert result.exit_code == 2 and "error: give at least one SRC folder and the DST" in result.output
+
+
+def test_cli_default_min_face_is_prepare_s() -> None:
+    from passersby.data import cli, prepare
+
+    assert cli.DEFAULT_MIN_FACE == prepare.DEFAULT_MIN_FACE
