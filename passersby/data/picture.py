@@ -20,7 +20,7 @@ from passersby.data.faces import Box, crop_and_resize, find_faces, square_crop_b
 from passersby.data.images import BadImage, decode_image
 from passersby.data.labels import FaceBox, match_face_label
 from passersby.data.media import MediaFlags, colour_stats, woodblock_score
-from passersby.data.phash import phash
+from passersby.data.phash import fine_hash, phash
 
 MEDIA_MARGIN = 1.4  # woodblock statistics are measured on the face box squared and x1.4
 
@@ -50,6 +50,7 @@ class FaceOutcome:
     reason: str | None = None
     png: bytes = b""
     phash: int = 0
+    fine: int = 0  # 256-bit fine_hash, to confirm pHash matches between aligned faces
     crop: Box = (0, 0, 0, 0)  # integer bounding box of `quad` (may reach outside the picture)
     quad: list[list[float]] = field(default_factory=list)  # TL, BL, BR, TR corners
     filled: float = 0.0
@@ -141,7 +142,7 @@ def _no_face(rgb: np.ndarray, out: PictureOutcome, opts: PictureOptions) -> None
     x0, y0, x1, y1 = crop
     quad = [[x0, y0], [x0, y1], [x1, y1], [x1, y0]]
     out.centre_crop = FaceOutcome(-1, crop, crop=crop, quad=quad, png=encode_png(square))
-    out.centre_crop.phash = phash(square)
+    out.centre_crop.phash, out.centre_crop.fine = phash(square), fine_hash(square)
 
 
 def _face(rgb: np.ndarray, index: int, box: Box, job: PictureJob, opts: PictureOptions) -> FaceOutcome:
@@ -164,6 +165,7 @@ def _face(rgb: np.ndarray, index: int, box: Box, job: PictureJob, opts: PictureO
     face.crop = (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
     face.filled = aligned.filled
     face.png, face.phash = encode_png(aligned.image), phash(aligned.image)
+    face.fine = fine_hash(aligned.image)
     match = match_face_label(box, job.face_labels)
     if match is not None and match[1] is not None:
         face.label, face.label_source = match[1], "box"

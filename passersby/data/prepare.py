@@ -54,7 +54,13 @@ from passersby.data.manifest import (
     load_manifest,
 )
 from passersby.data.media import MediaFlags
-from passersby.data.phash import DEFAULT_THRESHOLD, NearDuplicateIndex, phash_hex
+from passersby.data.phash import (
+    DEFAULT_THRESHOLD,
+    FINE_THRESHOLD,
+    NearDuplicateIndex,
+    hamming,
+    phash_hex,
+)
 from passersby.data.picture import (
     FaceOutcome,
     PictureJob,
@@ -317,7 +323,7 @@ def _build(
             jobs.append(PictureJob(str(path), source.prefix + rel, faces, want))
             labels.append((label, label_source))
             owners.append(report.sources[-1])
-    state = _DedupState(NearDuplicateIndex(threshold), {})
+    state = _DedupState(NearDuplicateIndex(threshold), {}, {})
     items: list[dict[str, Any]] = []
     with _ProgressBar(progress, len(jobs)) as advance:
         for out, label, src_report in zip(_run(jobs, opts, workers), labels, owners, strict=True):
@@ -331,6 +337,7 @@ def _build(
 class _DedupState:
     near: NearDuplicateIndex  # pHash of every written image, keyed by item name
     seen_sha: dict[str, str]  # sha256 of every used source file -> its source name
+    fine: dict[str, int]  # fine_hash of every written image, by item name
 
 
 def _add_picture(
@@ -363,6 +370,7 @@ def _add_picture(
             _skip(report, src.faces_dropped, name, reason)
             continue
         state.near.add(face.phash, name)
+        state.fine[name] = face.fine
         item = _write_image(tmp, len(items), out, face, _face_label(face, main, label))
         items.append(item)
         src.faces_kept += item["face"]
@@ -379,11 +387,14 @@ def _skip(report: PrepareReport, counts: dict[str, int], name: str, reason: str)
 
 
 def _near_duplicate(face: FaceOutcome, state: _DedupState, report: PrepareReport) -> str | None:
-    hit = state.near.find(face.phash)
-    if hit is None:
-        return None
-    report.near_duplicates += 1
-    return f"near duplicate of {hit[0]} (pHash distance {hit[1]})"
+    """A written image that this one repeats: pHash within the threshold, confirmed by the
+    fine hash (aligned faces of different sitters can share a pHash; see `phash.fine_hash`)."""
+    for key, distance in state.near.find_all(face.phash):
+        fine = hamming(state.fine[key], face.fine)
+        if fine <= FINE_THRESHOLD:
+            report.near_duplicates += 1
+            return f"near duplicate of {key} (pHash distance {distance}, fine {fine})"
+    return None
 
 
 def _main_face(faces: list[FaceOutcome]) -> int | None:

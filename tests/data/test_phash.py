@@ -9,9 +9,11 @@ import numpy as np
 from PIL import Image
 
 from passersby.data.phash import (
+    FINE_THRESHOLD,
     NearDuplicateIndex,
     _area_resize,
     _dct_matrix,
+    fine_hash,
     hamming,
     phash,
     phash_hex,
@@ -68,3 +70,19 @@ def test_near_duplicate_index() -> None:
     target = (7 * 0x9E3779B97F4A7C15) % 2**64
     assert index.find(target ^ 0b11) == ("k7", 2)
     assert NearDuplicateIndex(threshold=-1).find(0) is None
+
+
+def test_fine_hash_keeps_re_encodes_together_and_sitters_apart() -> None:
+    faces = [load(p) for p in PORTRAITS]
+    for rgb in faces:
+        assert hamming(fine_hash(rgb), fine_hash(reencode(rgb, 70, 1.08))) <= FINE_THRESHOLD // 3
+    apart = [hamming(fine_hash(a), fine_hash(b)) for i, a in enumerate(faces) for b in faces[i + 1 :]]
+    assert min(apart) > FINE_THRESHOLD
+
+
+def test_find_all_lists_every_match() -> None:
+    index = NearDuplicateIndex(threshold=4)
+    for key, value in (("a", 0b1111), ("b", 0b0011), ("c", 0b1110)):
+        index.add(value, key)
+    assert index.find_all(0b1111) == [("a", 0), ("c", 1), ("b", 2)]
+    assert NearDuplicateIndex(threshold=-1).find_all(0) == []
