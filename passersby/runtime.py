@@ -85,7 +85,7 @@ def make_renderer(g: Generator, name: str = "auto", threads: int = 1, label: int
         g: the generator (its weights are copied; g is not changed).
         name: one of RUNTIMES.
         threads: CPU threads this renderer may use.
-        label: class index for a conditional model, None otherwise.
+        label: class index for a conditional model (-1: between the classes), None otherwise.
     """
     name = resolve(name)
     if threads < 1:

@@ -39,13 +39,13 @@ def test_upsample_conv_equals_transposed_conv() -> None:
     assert torch.allclose(fast, ref, atol=1e-4), (fast - ref).abs().max()
 
 
-@pytest.mark.parametrize("resolution, n_classes", [(64, 0), (128, 0), (64, 2)])
-def test_fused_generator_matches_reference(resolution: int, n_classes: int) -> None:
+@pytest.mark.parametrize("resolution, n_classes, label", [(64, 0, None), (128, 0, None), (64, 2, 1), (64, 2, -1)])
+def test_fused_generator_matches_reference(resolution: int, n_classes: int, label: int | None) -> None:
+    # label -1 on a conditional model: between the classes (the mean class embedding)
     names = ("feminine", "masculine")[:n_classes]
     torch.manual_seed(1)
     g = _random_bn(Generator(ModelConfig(resolution=resolution, ngf=8, class_names=names)), 2)
     z = torch.randn(3, 128)
-    label = 1 if n_classes else None
     with torch.no_grad():
         ref = g(z, None if label is None else torch.full((3,), label))
         got = fuse(g, label)(z)
@@ -74,10 +74,17 @@ def test_fast_runtime_matches_reference_on_the_default_model(name: str, default_
     if not available(name):
         pytest.skip(f"{name} not installed")
     z = np.random.default_rng(3).standard_normal((4, 128)).astype(np.float32)
-    ref = make_renderer(default_g, "torch")(z).astype(int)
-    got = make_renderer(default_g, name)(z).astype(int)
+    label = 0 if default_g.cfg.n_classes else None
+    ref = make_renderer(default_g, "torch", label=label)(z).astype(int)
+    fast = make_renderer(default_g, name, label=label)
+    got = fast(z).astype(int)
     assert got.shape == ref.shape == (4, 256, 256, 3)
     diff = np.abs(got - ref)
+    if fast.precision == "bf16":
+        # OpenVINO computes in bf16 where the CPU has it (avx512_bf16/AMX): 8 mantissa bits,
+        # so a few levels off on average, never a different picture.
+        assert diff.mean() < 1.5 and np.percentile(diff, 99.9) <= 24, (diff.mean(), np.percentile(diff, 99.9))
+        return
     # fp32 everywhere: only rounding at .5 boundaries may differ, by one level.
     assert diff.max() <= 2 and diff.mean() < 0.02, (diff.max(), diff.mean())
 

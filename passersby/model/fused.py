@@ -133,7 +133,7 @@ class FusedGenerator(nn.Module):
         self.class_vec = None
         if label is not None:
             with torch.no_grad():
-                vec = g.class_embed(torch.tensor([int(label)]))  # (1, z_dim)
+                vec = g.embed(torch.zeros(1, cfg.z_dim), torch.tensor([int(label)]))[:, cfg.z_dim:, 0, 0]  # (1, z_dim)
             self.class_vec = nn.Parameter(vec, requires_grad=False)
         self.ups = nn.ModuleDict({k: FusedUp(v) for k, v in g.ups.items()})
         self.sles = g.sles  # cheap (4x4 pooled): kept as they are

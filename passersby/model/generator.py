@@ -118,11 +118,19 @@ class Generator(nn.Module):
         self.to_rgb = nn.Conv2d(prev, 3, 3, 1, 1)
 
     def embed(self, z: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
-        """(N, z_dim) [+ (N,) int64] -> the 4x4 network input (N, z_dim[*2], 1, 1)."""
+        """(N, z_dim) [+ (N,) int64] -> the 4x4 network input (N, z_dim[*2], 1, 1).
+
+        Label -1 is "no class": the mean of the class embeddings, a face between the classes
+        (what an unlabelled screen of a conditional model shows).
+        """
         if self.cfg.n_classes:
             if label is None:
                 raise ValueError("this generator is conditional: pass a class label per latent")
-            z = torch.cat([z, self.class_embed(label)], dim=1)
+            vec = self.class_embed(label.clamp(min=0))  # (N, z_dim)
+            neutral = (label < 0)[:, None]
+            if bool(neutral.any()):
+                vec = torch.where(neutral, self.class_embed.weight.mean(0, keepdim=True), vec)
+            z = torch.cat([z, vec], dim=1)
         return z[:, :, None, None]
 
     def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:

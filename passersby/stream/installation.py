@@ -96,7 +96,7 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
             raise ValueError(f"screens.label: {screen.label!r} is not a class of {info.path.name} {cfg.class_names}")
         label_index = cfg.class_names.index(screen.label)
     elif cfg.n_classes:
-        raise ValueError(f"screens.label: {info.path.name} is conditional; give each screen one of {cfg.class_names}")
+        label_index = -1  # no label on a conditional model: faces between the classes (Generator.embed)
     elif screen.label:
         from passersby.train.direction import load_direction
 

@@ -83,6 +83,19 @@ def test_conditional_models_require_labels(model_config):
         torch.testing.assert_close(plain(img), by_class[0])
 
 
+def test_label_minus_one_is_between_the_classes(model_config):
+    cfg = model_config(class_names=("feminine", "masculine"))
+    torch.manual_seed(0)
+    g = Generator(cfg).eval()
+    z = torch.randn(2, cfg.z_dim)
+    mean = g.class_embed.weight.mean(0)
+    x = g.embed(z, torch.tensor([-1, 1]))[:, :, 0, 0]  # (2, 2 z_dim)
+    torch.testing.assert_close(x[0, cfg.z_dim:], mean)
+    torch.testing.assert_close(x[1, cfg.z_dim:], g.class_embed.weight[1])
+    out = g(z, torch.tensor([-1, -1]))
+    assert not torch.allclose(out, g(z, torch.tensor([0, 0]))) and not torch.allclose(out, g(z, torch.tensor([1, 1])))
+
+
 def test_unconditional_generator_ignores_no_labels(model_config):
     g = Generator(model_config()).eval()
     assert not hasattr(g, "class_embed")
