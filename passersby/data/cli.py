@@ -101,7 +101,9 @@ def prepare_command(
 
     err = Console(stderr=True)
     if len(paths) < 2:
-        err.print("[red]error:[/red] give at least one SRC folder and the DST folder", highlight=False)
+        err.print(
+            "[red]error:[/red] give at least one SRC folder and the DST folder", highlight=False
+        )
         raise typer.Exit(2)
     *srcs, dst = paths
     try:
@@ -166,7 +168,8 @@ def _print_summary(report: object) -> None:
         if "duplicate" not in reason:
             table.add_row(f"skipped: {reason}", str(n))
     for s in r.sources:
-        table.add_row(f"{s.name}: pictures / faces found / kept", f"{s.pictures} / {s.faces_found} / {s.faces_kept}")
+        counts = f"{s.pictures} / {s.faces_found} / {s.faces_kept}"
+        table.add_row(f"{s.name}: pictures / faces found / kept", counts)
     for label, n in sorted(r.labels.items()):
         table.add_row(f"label {label}", str(n))
     table.add_row("seconds", f"{r.seconds:.1f}")

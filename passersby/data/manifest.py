@@ -8,10 +8,22 @@
                 "sha256": "<hex of source file bytes>", "phash": "<16 hex>",
                 "crop": [x0, y0, x1, y1], "face": true,
                 "label": "feminine" | "masculine" | null,
-                "label_source": "csv" | "title" | "filename" | "classifier" | null}, ...],
+                "label_source": "csv" | "title" | "filename" | "classifier" | "box" | null,
+                # written by prepare since alignment; optional for readers:
+                "face_index": 0,                      # among the picture's faces, largest first
+                "box": [x0, y0, x1, y1],              # the detector's face box
+                "quad": [[x, y] x 4],                 # aligned crop corners TL, BL, BR, TR
+                "filled": 0.12,                       # share of the image outside the picture
+                "detector": "hog" | "cnn" | "none",
+                "media": {"saturation", "chroma_spread", "luma", "greyscale",
+                          "woodblock_score", "woodblock"}}, ...],
      "data_hash": "<see data_hash>"}
 
-`crop` is in pixels of the upright source image (after its EXIF rotation).
+Coordinates are in pixels of the upright source image (after its EXIF rotation); `crop` is the
+integer bounding box of `quad` and may reach outside the picture (`filled` says how much). A
+picture with several faces gives several items with the same `source` and `sha256`.
+A centre-cropped picture (no face, `--centre-crop-fallback`) has "face": false and
+"face_index": -1.
 """
 
 from __future__ import annotations

@@ -145,7 +145,9 @@ def _no_face(rgb: np.ndarray, out: PictureOutcome, opts: PictureOptions) -> None
     out.centre_crop.phash, out.centre_crop.fine = phash(square), fine_hash(square)
 
 
-def _face(rgb: np.ndarray, index: int, box: Box, job: PictureJob, opts: PictureOptions) -> FaceOutcome:
+def _face(
+    rgb: np.ndarray, index: int, box: Box, job: PictureJob, opts: PictureOptions
+) -> FaceOutcome:
     """Align one detected face, or say why it is left out."""
     face = FaceOutcome(index, box)
     side = ((box[2] - box[0]) + (box[3] - box[1])) / 2

@@ -422,7 +422,8 @@ def _face_label(
 
 
 def _summarise(report: PrepareReport, items: list[dict[str, Any]]) -> None:
-    report.skipped_by_reason = dict(sorted(Counter(category(s.reason) for s in report.skipped).items()))
+    reasons = Counter(category(s.reason) for s in report.skipped)
+    report.skipped_by_reason = dict(sorted(reasons.items()))
     report.written = len(items)
     report.faces_found = sum(1 for i in items if i["face"])
     report.centre_cropped = report.written - report.faces_found

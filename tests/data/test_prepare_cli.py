@@ -91,7 +91,8 @@ def test_several_sources_and_labels(app, portraits_src: Path, tmp_path: Path) ->
 
 def test_one_path_is_an_error(app, portraits_src: Path) -> None:
     result = invoke(app, portraits_src)
-    assert result.exit_code == 2 and "error: give at least one SRC folder and the DST" in result.output
+    assert result.exit_code == 2
+    assert "error: give at least one SRC folder and the DST" in result.output
 
 
 def test_cli_default_min_face_is_prepare_s() -> None:

@@ -170,7 +170,7 @@ def test_contact_sheet_is_written(group_src: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "row, message",
     [
-        ('group.png,"1,2,3",female', r"boxes\.csv:2: face box '1,2,3' in 'faces' is not x0,y0,x1,y1"),
+        ('group.png,"1,2,3",female', r"boxes\.csv:2: face box '1,2,3' in 'faces' is not x0,y0"),
         ('group.png,"1,2,3,4;5,6,7,8",female', r"boxes\.csv:2: 2 face boxes but 1 labels"),
         ('group.png,"1,2,3,4",robot', r"boxes\.csv:2: unknown label 'robot' in 'genders'"),
     ],
