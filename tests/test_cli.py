@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -74,6 +75,21 @@ def test_train_cli_runs_and_resumes(tmp_path, prepared_data):
     res = _invoke(*common, "--steps", "2", "--resume")
     assert res.exit_code == 0, res.output
     assert "done at step 2" in res.output
+
+
+def test_train_recipes_from_the_cli(tmp_path, prepared_data):
+    common = ["train", str(prepared_data), "--resolution", "64", "--ngf", "8", "--ndf", "8", "--z-dim", "16",
+              "--batch-size", "2", "--no-metrics", "--device", "cpu", "--steps", "1"]
+    res = _invoke(*common, "--out", str(tmp_path / "bad"), "--recipe", "stylegan")
+    out = res.output.strip()
+    assert res.exit_code == 1 and out.startswith("error: --recipe") and "projected" in out and "\n" not in out, out
+    for recipe in ("fastgan", "projected"):
+        run = tmp_path / recipe
+        res = _invoke(*common, "--out", str(run), "--recipe", recipe)
+        assert res.exit_code == 0, res.output
+        cfg = json.loads((run / "train_config.json").read_text())
+        assert cfg["model"]["discriminator"] == recipe
+        assert (cfg["beta1"], cfg["model"]["ngf"]) == ((0.0 if recipe == "projected" else 0.5), 8)
 
 
 def test_module_entry_point():

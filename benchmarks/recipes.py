@@ -1,0 +1,149 @@
+"""Quality against CPU wall-clock minutes: the projected recipe against the previous (fastgan) one.
+
+Same data, same machine, same run of this script: each recipe trains from scratch for
+--minutes of training wall time (`passersby.train.loop.train_step`, the recipe's defaults from
+`passersby.train.recipes`), and every --eval-every minutes its EMA generator is measured:
+KID x1000 in EfficientNet-Lite0 space (what the projected discriminator sees, so not
+independent evidence for that recipe) and, where the metric is available, KID in dlib's
+face-descriptor space (never seen by either discriminator) and the face rate. Measuring time
+is not counted as training time. A horizontal line marks the shipped model's KID on the same
+data and samples, the quality the new recipe must reach.
+
+Usage:
+    python benchmarks/recipes.py runs/data/aligned-256 --minutes 20 --eval-every 5 \\
+        --json docs/default-model/recipes.json --plot docs/default-model/recipes.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from _common import lscpu, write_json
+from passersby.config import ModelConfig, TrainConfig
+from passersby.train import dist
+from passersby.train.data import load_training_set
+from passersby.train.loop import build_state, ema_for_inference, make_sampler, train_step
+from passersby.train.recipes import RECIPES, recipe_defaults
+
+
+def measure(sample: Callable[[int], torch.Tensor], real: torch.Tensor, n: int, seed: int) -> dict[str, float]:
+    """KID x1000 (EfficientNet-Lite0, and face descriptors when available) of n samples."""
+    from passersby.metrics.distances import kid
+    from passersby.metrics.features import FeatureExtractor
+
+    fake = sample(n)
+    fx = FeatureExtractor(batch_size=50)
+    import numpy as np
+
+    mean, _ = kid(fx(fake).numpy(), fx(real).numpy(), rng=np.random.default_rng(seed))
+    out = {"kid_effnet_x1000": 1000 * float(mean)}
+    try:  # the second, independent feature space (passersby.metrics.face_descriptor)
+        from passersby.metrics.face_descriptor import descriptor_kid
+
+        out.update(descriptor_kid(real, fake, seed=seed))
+    except ImportError:
+        pass
+    return out
+
+
+def run_recipe(name: str, data, minutes: float, eval_every: float, n: int, seed: int,
+               conditional: bool) -> list[dict[str, Any]]:
+    """Train `name` for `minutes` of training time; a row of metrics every `eval_every` minutes."""
+    m, t = recipe_defaults(name)
+    classes = list(data.class_names) if conditional else []
+    cfg = TrainConfig(seed=seed, model=ModelConfig(resolution=data.resolution, class_names=classes, **m), **t)
+    dev = torch.device("cpu")
+    ts = build_state(cfg, dev)
+    real = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]]
+    real = real.float().div(127.5).sub(1.0)
+    rows, trained, next_eval = [], 0.0, eval_every * 60
+    while True:
+        t0 = time.perf_counter()
+        train_step(ts, data, cfg, dev, dist.DistInfo())
+        trained += time.perf_counter() - t0
+        if trained >= next_eval or trained >= minutes * 60:
+            g = ema_for_inference(ts, dev)
+            row = {"recipe": name, "minutes": trained / 60, "step": ts.step,
+                   "images_seen": ts.step * cfg.batch_size, **measure(make_sampler(g, dev, seed + 1), real, n, seed)}
+            print(row, flush=True)
+            rows.append(row)
+            next_eval += eval_every * 60
+            if trained >= minutes * 60:
+                return rows
+
+
+def shipped_reference(data, n: int, seed: int) -> dict[str, float]:
+    from passersby.checkpoint import load_model
+    from passersby.sample import default_model_path
+
+    g, _ = load_model(default_model_path())
+    real = data.images[torch.randperm(len(data.images), generator=torch.Generator().manual_seed(seed))[:n]]
+    return measure(make_sampler(g, torch.device("cpu"), seed + 1), real.float().div(127.5).sub(1.0), n, seed)
+
+
+def plot(rows: list[dict], ref: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for name in RECIPES:
+        pts = [(r["minutes"], r["kid_effnet_x1000"]) for r in rows if r["recipe"] == name]
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=f"{name} recipe")
+    ax.axhline(ref["kid_effnet_x1000"], color="grey", ls="--", label="shipped model (GPU-trained)")
+    ax.set_xlabel("CPU training wall-clock minutes")
+    ax.set_ylabel("KID x1000 (EfficientNet-Lite0), lower is better")
+    ax.set_yscale("log")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from passersby.train.report import save_png  # atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    save_png(path, np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path, help="a dataset folder made by `passersby prepare`")
+    ap.add_argument("--minutes", type=float, default=20.0, help="training wall time per recipe")
+    ap.add_argument("--eval-every", type=float, default=5.0, help="minutes of training between measurements")
+    ap.add_argument("--n", type=int, default=250, help="generated and real images per measurement")
+    ap.add_argument("--recipes", default="fastgan,projected")
+    ap.add_argument("--conditional", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    print("machine:", lscpu(), flush=True)
+    data = load_training_set(a.data)
+    ref = shipped_reference(data, a.n, a.seed)
+    print("shipped model:", ref, flush=True)
+    rows = []
+    for name in a.recipes.split(","):
+        rows += run_recipe(name, data, a.minutes, a.eval_every, a.n, a.seed, a.conditional)
+    if a.json:
+        write_json(a.json, {"machine": lscpu(), "args": {k: str(v) for k, v in vars(a).items()},
+                            "shipped": ref, "rows": rows})
+    if a.plot:
+        plot(rows, ref, a.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
