@@ -1,11 +1,11 @@
 """Training throughput (images/s) of `train_step` on this CPU: the default model vs FastGAN width.
 
 One `passersby.train.loop.train_step` is one discriminator update and one generator update on a
-batch (G forward, D forward on real + fake with reconstruction, backward through both, Adam, EMA).
-Measured for
+batch (G forward, D forward on real + fake, backward through both, Adam, EMA). Measured for
 
-  default    TrainConfig() defaults (batch 8, DiffAugment colour+translation+cutout) with the
-             model `passersby train` builds by default (ngf 16, ndf 32, z 128);
+  default    what `passersby train` builds by default: its default recipe (passersby.train.recipes,
+             "projected": ngf 16, heads on frozen EfficientNet-Lite0 features at 192 px, batch 8,
+             bf16 where the CPU has it);
   reference  the same with a FastGAN-size generator (ngf 64; same discriminator, ndf 32);
 
 at resolution 256 and 128, on a synthetic in-memory dataset (random uint8 images in a
@@ -55,20 +55,24 @@ REFERENCE_NGF = 64  # FastGAN's generator width
 DEVICE = torch.device("cpu")
 
 
-def cli_model_defaults() -> dict[str, int]:
-    """ngf, ndf, z_dim as `passersby train` defaults them (read from the command's signature)."""
-    fallback = {"ngf": 16, "ndf": 32, "z_dim": 128}
-    try:
-        from passersby.train.cli import train_command
+def cli_model_defaults() -> dict[str, Any]:
+    """The model `passersby train` builds by default: its default recipe's model settings."""
+    from passersby.train.cli import train_command
+    from passersby.train.recipes import recipe_defaults
 
-        params = inspect.signature(train_command).parameters
-        out = {}
-        for k in fallback:
-            d = params[k].default
-            out[k] = int(getattr(d, "default", d))  # typer.Option(...) keeps its default in .default
-        return out
-    except Exception:  # the benchmark should still run if the CLI module moves
-        return fallback
+    recipe = inspect.signature(train_command).parameters["recipe"].default
+    model, _ = recipe_defaults(getattr(recipe, "default", recipe))
+    return {**model, "z_dim": 128}
+
+
+def cli_train_defaults() -> TrainConfig:
+    """TrainConfig with the default recipe's training settings (batch, betas, amp...)."""
+    from passersby.train.cli import train_command
+    from passersby.train.recipes import recipe_defaults
+
+    recipe = inspect.signature(train_command).parameters["recipe"].default
+    _, train = recipe_defaults(getattr(recipe, "default", recipe))
+    return TrainConfig(**train)
 
 
 def synthetic_set(resolution: int, n: int, seed: int = 0) -> TrainingSet:
@@ -106,7 +110,7 @@ class Subject:
 
 
 def bench_resolution(res: int, args: argparse.Namespace, model_defaults: dict[str, int], status) -> dict[str, Any]:
-    base = TrainConfig()
+    base = cli_train_defaults()
     data = synthetic_set(res, args.images)
     cfgs = {
         "default": dataclasses.replace(base, model=ModelConfig(resolution=res, **model_defaults)),
