@@ -12,12 +12,15 @@ project's 2-core CPU:
     HOG, 800 px, upsampled once     0.990    0.904       0.22
     HOG, 640 px, upsampled once     0.991    0.911       0.13   <- "hog"
     the above, CNN where none       0.996    0.910       0.19   <- "auto", the default
-    MMOD CNN, 800 px (40-picture sample: 43 faces)   1.000  0.977   4.61
-    MMOD CNN, 560 px (same sample)  0.860    0.949       1.92
-    (HOG on that sample: 1.000 recall, 0.956-0.977 precision, 0.04-0.16 s)
+    samples (the CNN is too slow for the whole set):
+    MMOD CNN, 800 px, 40 pictures   1.000    0.977       4.61   (HOG there: 1.000, 0.956)
+    MMOD CNN, 560 px, same 40       0.860    0.949       1.92
+    MMOD CNN, 800 px, 100 others    0.963    0.852      13.3*  (HOG: 0.963, 0.920, 0.38*;
+                                                                auto: 0.972, 0.905, 0.54*)
+    * measured while the other core trained a model: compare within the row only.
 
 The CNN finds no more faces than upsampled HOG on these paintings (they are mostly frontal
-portraits) at 20-35x the time: the whole set would take over an hour on 2 cores instead of
+portraits) at 30-35x the time: the whole set would take over an hour on 2 cores instead of
 3 minutes. As a fallback it adds the faces HOG misses in stylised or turned heads (174 of the
 1,592 faces of the combined Met + portraits-256 set came from it, nearly all in
 portraits-256). Precision understates: of the 48 detections of 64 px or more that match no
