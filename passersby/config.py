@@ -91,6 +91,8 @@ class TrainConfig:
         seed: seeds every RNG of the run.
         amp: bfloat16 autocast on CUDA and on CPUs with native bf16 (avx512_bf16 / AMX).
         beta1, beta2: Adam's moment decays (FastGAN: 0.5, 0.999; Projected GAN: 0.0, 0.99).
+        ms_weight: weight of the mode-seeking term (Mao et al. 2019, MSGAN): the generator is
+            rewarded for making two latents of the same class give different pictures; 0 = off.
         metric_samples: generated images used for the KID/FD metric.
 
     Example:
@@ -112,6 +114,7 @@ class TrainConfig:
     metric_samples: int = 500
     beta1: float = 0.5
     beta2: float = 0.999
+    ms_weight: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:

@@ -83,6 +83,10 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     real, label, fake_label = data.batch(cfg.batch_size, ts.rngs.data, device)
     if not cfg.model.n_classes:
         label = fake_label = None
+    half = cfg.batch_size // 2
+    if cfg.ms_weight > 0 and fake_label is not None:
+        # Mode seeking compares pairs (i, i + half) of the SAME class: only z differs in a pair.
+        fake_label = torch.cat([fake_label[:half], fake_label[:half], fake_label[2 * half:]])
     z = torch.randn(cfg.batch_size, cfg.model.z_dim, generator=ts.rngs.z).to(device)
     amp = cfg.amp
     with _autocast(device, amp):
@@ -105,13 +109,27 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     # --- generator: fool the discriminator through the same augmentation
     with _autocast(device, amp):
         loss_g = -ts.D(diff_augment(fake, policy, ts.rngs.aug), fake_label).float().mean()
+    loss_total = loss_g
+    if cfg.ms_weight > 0 and half > 0:
+        loss_total = loss_g + cfg.ms_weight * mode_seeking_loss(fake.float(), z, half)
     ts.opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
+    loss_total.backward()
     dist.average_gradients(ts.G, info)
     ts.opt_g.step()
     update_ema(ts.G_ema, ts.G, cfg.ema_decay)
     ts.step += 1
     return StepStats(loss_d.item(), loss_g.item(), loss_recon.item())
+
+
+def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:
+    """MSGAN's term: 1 / (mean L1 picture distance / mean L1 latent distance) over pairs (i, i+half).
+
+    A generator that ignores z (every latent of a class gives one face: the collapse this
+    project's conditional models fell into) gets a large loss; fake (N, 3, R, R), z (N, z_dim).
+    """
+    d_img = (fake[:half] - fake[half : 2 * half]).abs().mean(dim=(1, 2, 3))  # (half,)
+    d_z = (z[:half] - z[half : 2 * half]).abs().mean(dim=1)  # (half,)
+    return 1.0 / ((d_img / d_z).mean() + 1e-5)
 
 
 @torch.no_grad()

@@ -113,3 +113,31 @@ def test_projected_resume_is_exact(tmp_path, prepared_data, train_config, model_
     tensors, meta = load_train_state(b / "checkpoints" / "step-00000006.safetensors")
     assert meta["train_config"]["model"]["discriminator"] == "projected"
     assert not any("_blocks" in k for k in tensors)
+
+
+def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
+    from passersby.train.loop import mode_seeking_loss
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(8, 16, generator=g)
+    collapsed = torch.rand(1, 3, 8, 8, generator=g).expand(8, -1, -1, -1) + 1e-3 * torch.randn(8, 3, 8, 8, generator=g)
+    diverse = torch.rand(8, 3, 8, 8, generator=g) * 2 - 1
+    assert mode_seeking_loss(collapsed, z, 4) > 50 * mode_seeking_loss(diverse, z, 4)
+    # it pushes the two pictures of a pair apart
+    x = diverse.clone().requires_grad_(True)
+    mode_seeking_loss(x, z, 4).backward()
+    step = x - 0.01 * x.grad
+    assert mode_seeking_loss(step, z, 4) < mode_seeking_loss(diverse, z, 4)
+
+
+def test_mode_seeking_pairs_share_their_class(model_config, train_config, prepared_data, monkeypatch):
+    from passersby.train import dist
+    from passersby.train.data import load_training_set
+
+    cfg = train_config(model=_cfg(model_config, class_names=("feminine", "masculine")), batch_size=6, ms_weight=1.0)
+    ts = build_state(cfg, torch.device("cpu"))
+    seen = []
+    real_g = ts.G.forward
+    monkeypatch.setattr(ts.G, "forward", lambda z, label=None: seen.append(label.clone()) or real_g(z, label))
+    train_step(ts, load_training_set(prepared_data, 64), cfg, torch.device("cpu"), dist.DistInfo())
+    assert seen and torch.equal(seen[0][:3], seen[0][3:])
