@@ -36,7 +36,12 @@ def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def render(g: torch.nn.Module, z: torch.Tensor, label: torch.Tensor | None = None, batch: int = 16) -> np.ndarray:
-    """Generate images for latents z (n, z_dim): (n, R, R, 3) uint8."""
+    """Generate images for latents z (n, z_dim): (n, R, R, 3) uint8.
+
+    `sample` renders one latent at a time (batch=1): on CPUs with AVX-512, oneDNN picks other
+    kernels for other batch sizes, and the rounding then moved a pixel level here and there,
+    so face i of a grid of 5 differed from face i of a grid of 3. Fitting code passes a batch.
+    """
     dev = next(g.parameters()).device
     out = []
     for i in range(0, len(z), batch):
@@ -68,7 +73,7 @@ def sample(model: Path | None, n: int, seed: int, class_name: str | None = None)
         direction = load_direction(info.meta)
         if direction is None:
             raise ValueError(f"{info.path}: unconditional and has no latent direction; drop --label or run `passersby direction`")
-        return render(g, direction.apply(z, class_name)), info
+        return render(g, direction.apply(z, class_name), batch=1), info
     if info.config.n_classes:
         if class_name is None:
             label = torch.arange(n) % info.config.n_classes
@@ -76,7 +81,7 @@ def sample(model: Path | None, n: int, seed: int, class_name: str | None = None)
             label = torch.full((n,), info.config.class_names.index(class_name))
         else:
             raise ValueError(f"class {class_name!r} not in this model's classes {info.config.class_names}")
-    return render(g, z, label), info
+    return render(g, z, label, batch=1), info
 
 
 def write_grid(images: np.ndarray, out: Path, ncol: int | None = None) -> None:
