@@ -26,3 +26,17 @@ def test_stream_benchmark_reports_every_figure(tmp_path: Path) -> None:
         assert 0 < res["live"]["intervals_ms"][s]["p50"] <= res["live"]["intervals_ms"][s]["p99"]
         assert res["live"]["frames_received_by_web_clients"][s] > 0
     assert "speed-up" in r.stdout and "p99" in r.stdout
+
+
+def test_recipes_benchmark_trains_both_recipes_and_measures(tmp_path: Path, prepared_data: Path) -> None:
+    out, plot = tmp_path / "recipes.json", tmp_path / "recipes.png"
+    r = subprocess.run([sys.executable, "benchmarks/recipes.py", str(prepared_data), "--minutes", "0.03",
+                        "--eval-every", "0.03", "--n", "8", "--json", str(out), "--plot", str(plot)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert {row["recipe"] for row in res["rows"]} == {"fastgan", "projected"}
+    for row in res["rows"]:
+        assert row["minutes"] >= 0.03 and row["step"] >= 1 and row["kid_effnet_x1000"] == row["kid_effnet_x1000"]
+        assert 0.0 <= row["face_rate"] <= 1.0
+    assert res["shipped"]["kid_effnet_x1000"] > 0 and plot.stat().st_size > 1000
