@@ -49,7 +49,7 @@ class ModelSettings:
 @dataclass(frozen=True)
 class ScreenSettings:
     name: str = _doc("Screen name; also its ledger channel and its web page /screen/NAME.", default="screen")
-    label: str = _doc("feminine, masculine, or empty for unsteered faces.", default="")
+    label: str = _doc("feminine, masculine, or empty for unsteered faces (a conditional model: between the classes).", default="")
     monitor: int = _doc("Display index for its window (0 = first monitor).", default=0)
 
 
