@@ -17,7 +17,7 @@ not rendered.
 
 Usage:
     python benchmarks/separation.py --anchors 50 --fps 5 --every 5 \\
-        --json docs/default-model/old-separation.json --sheet docs/default-model/old-screens.jpg
+        --json docs/previous-model/old-separation.json --sheet docs/previous-model/old-screens.jpg
     python benchmarks/separation.py --model runs/new/model.safetensors --anchors 50 --fps 5
 """
 

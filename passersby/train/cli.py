@@ -37,7 +37,7 @@ def train_command(
         False, "--conditional/--unconditional",
         help="Condition on the dataset's feminine/masculine labels (one generator, one class per screen). "
         "Off by default for the fastgan recipe, where it collapsed to one face per class "
-        "(docs/default-model/conditional-collapse.png)."),
+        "(docs/previous-model/conditional-collapse.png)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest checkpoint in --out exactly."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     max_minutes: float = typer.Option(0, help="Stop (with a checkpoint) after this many minutes; 0 = no limit."),
