@@ -36,8 +36,9 @@ def train_command(
     conditional: bool = typer.Option(
         False, "--conditional/--unconditional",
         help="Condition on the dataset's feminine/masculine labels (one generator, one class per screen). "
-        "Off by default for the fastgan recipe, where it collapsed to one face per class "
-        "(docs/previous-model/conditional-collapse.png)."),
+        "Off by default: on the portraits it collapsed to one face per class with the fastgan recipe "
+        "(docs/previous-model/conditional-collapse.png) and, within 500 steps, with the projected one "
+        "(the mode-seeking term restored variety in colour only); use `passersby direction` instead."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest checkpoint in --out exactly."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     max_minutes: float = typer.Option(0, help="Stop (with a checkpoint) after this many minutes; 0 = no limit."),
@@ -45,7 +46,7 @@ def train_command(
     """Train a portrait GAN on a prepared dataset (on a CPU: the projected recipe).
 
     Examples:
-        passersby train data/portraits --out runs/mine --conditional --max-minutes 150
+        passersby train data/portraits --out runs/mine --max-minutes 150
         passersby train data/portraits --out runs/mine --steps 40000 --resume
         passersby train data/portraits --out runs/old --recipe fastgan --steps 20000
         torchrun --nproc_per_node 2 -m passersby.cli train data/portraits --out runs/ddp
