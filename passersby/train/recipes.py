@@ -3,8 +3,9 @@
 - "projected" (default): the FastGAN-style generator against small heads on frozen
   EfficientNet-Lite0 features (model/projected.py), Projected GAN's Adam betas, bf16 autocast
   where the CPU has native bf16, and a mode-seeking term (without it, the conditional
-  generator ignored z within 500 steps: one face per class). Measured on a 2-core CPU: ~10x the images per second of
-  "fastgan" and faces within the first tens of thousands of images (benchmarks/recipes.py).
+  generator ignored z within 500 steps: one face per class). Measured: 7.4-8.5 images/s on a
+  2-core AVX-512/bf16 CPU, faces by ~3,000 steps; the fastgan recipe managed 0.66 images/s on
+  another 2-core CPU (same-machine comparison: benchmarks/recipes.py).
 - "fastgan": the previous recipe (discriminator learned from pixels, with a reconstruction
   decoder), kept runnable for comparison.
 
