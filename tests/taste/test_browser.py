@@ -84,6 +84,8 @@ def judged(page, server, store, action, rating: str) -> None:
     action()
     page.wait_for_function("id => document.querySelector('#face').dataset.faceId !== id", arg=before_id)
     page.wait_for_function("n => Number(document.body.dataset.stored || 0) > n", arg=before_n)
+    # The next face can be judged once it is painted; a key pressed earlier is ignored on purpose.
+    page.wait_for_selector("body[data-ready=true]")
     got_z, got_rating = last_rating(store)
     assert got_rating == rating
     np.testing.assert_array_equal(got_z, z)

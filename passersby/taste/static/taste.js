@@ -8,7 +8,9 @@
  * downloads and decodes them in advance, so judging shows the next face at once and stores
  * the rating in the background (POSTs go out one at a time, in the order judged).
  * After each face change: body.dataset.nextMs = milliseconds from the judgement to the
- * next face painted (body.dataset.nextMsAll keeps the last 50).
+ * next face painted (body.dataset.nextMsAll keeps the last 50). body.dataset.ready is 'true'
+ * while the face on the card can be judged (keys pressed before the next face is painted are
+ * ignored, so nobody rates a face they have not seen).
  */
 'use strict';
 
@@ -117,7 +119,7 @@
       body.dataset.nextMsAll = timings.join(',');
     }
     ready = current === face;
-    body.dataset.ready = 'true';
+    if (ready) body.dataset.ready = 'true';
   }
 
   /** Ask the server for the face to judge now (at load, and when our idea of it went stale). */
@@ -143,6 +145,7 @@
     const t0 = performance.now();
     const face = current;
     ready = false;
+    body.dataset.ready = 'false'; // judgements until the next face is painted are ignored
     rated.add(face.id);
     flyOff(rating, drag);
     const sent = post(face, rating);
