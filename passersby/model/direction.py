@@ -136,7 +136,27 @@ def fit_latent_direction(z: np.ndarray, p_masc: np.ndarray) -> np.ndarray:
     return w / np.linalg.norm(w)
 
 
-def orthogonalise(d: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Unit vector: d with its component along unit vector `other` removed."""
-    d = d - (d @ other) * other
+def fit_linear_direction(z: np.ndarray, y: np.ndarray, l2: float = 1.0) -> np.ndarray:
+    """Unit (z_dim,) direction along which a continuous quantity y (n,) grows (ridge regression).
+
+    Example:
+        >>> z = np.random.default_rng(0).normal(size=(500, 3))
+        >>> bool(fit_linear_direction(z, 2 * z[:, 1])[1] > 0.99)
+        True
+    """
+    yc = y - y.mean()
+    w = np.linalg.solve(z.T @ z + l2 * np.eye(z.shape[1]), z.T @ yc)
+    return w / np.linalg.norm(w)
+
+
+def orthogonalise(d: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """Unit vector: d with its components in the span of the vectors `others` removed.
+
+    Example:
+        >>> orthogonalise(np.array([1.0, 1.0, 1.0]), np.array([1.0, 0, 0]), np.array([0, 1.0, 0])).tolist()
+        [0.0, 0.0, 1.0]
+    """
+    if others:
+        basis, _ = np.linalg.qr(np.stack(others, axis=1))  # (z_dim, k) orthonormal columns
+        d = d - basis @ (basis.T @ d)
     return d / np.linalg.norm(d)
