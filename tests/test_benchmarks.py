@@ -40,3 +40,17 @@ def test_recipes_benchmark_trains_both_recipes_and_measures(tmp_path: Path, prep
         assert row["minutes"] >= 0.03 and row["step"] >= 1 and row["kid_effnet_x1000"] == row["kid_effnet_x1000"]
         assert 0.0 <= row["face_rate"] <= 1.0
     assert res["shipped"]["kid_effnet_x1000"] > 0 and plot.stat().st_size > 1000
+
+
+def test_sizes_benchmark_reports_fps_and_cost_per_width(tmp_path: Path) -> None:
+    out = tmp_path / "sizes.json"
+    r = subprocess.run([sys.executable, "benchmarks/sizes.py", "--ngf", "8,16", "--seconds", "1", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    small, large = res["rows"]
+    assert small["ngf"] == 8 and large["ngf"] == 16
+    assert 0 < small["gflops_per_frame"] < large["gflops_per_frame"] and small["params"] < large["params"]
+    assert all(len(row["fps_per_screen"]) == 2 and min(row["fps_per_screen"]) > 0 for row in res["rows"])
+    assert res["machine"]["lscpu"]["model_name"]
+    assert "GFLOPs/frame" in r.stdout
