@@ -16,7 +16,7 @@ def direction_command(
     n: int = typer.Option(1000, min=50, help="Generated faces used to fit the direction."),
     n_eval: int = typer.Option(100, min=10, help="Faces per label for the independent check."),
     scale: Optional[float] = typer.Option(
-        None, min=0.0, help="Offset along the direction, in std of z; default: chosen from 2, 3, 4 by the probe."),
+        None, min=0.0, help="Offset along the direction, in std of z; default: chosen from 2, 3, 4, 5 by the probe."),
     probe: str = typer.Option("descriptor", help="Probe features: descriptor (dlib face descriptor + grey "
                               "EfficientNet) or effnet (colour EfficientNet)."),
     seed: int = typer.Option(0, help="Seed of the fitting and evaluation latents."),
