@@ -44,10 +44,10 @@ def measure(sample: Callable[[int], torch.Tensor], real: torch.Tensor, n: int, s
     mean, _ = kid(fx(fake).numpy(), fx(real).numpy(), rng=np.random.default_rng(seed))
     out = {"kid_effnet_x1000": 1000 * float(mean)}
     # The second, independent feature space (dlib's face descriptors) and the face rate.
-    from passersby.metrics.quality import _face_space
+    from passersby.metrics.quality import face_space
     from passersby.train.report import to_uint8
 
-    faces, _, _ = _face_space(to_uint8(fake), to_uint8(real), seed, subsets=50)
+    faces, _, _ = face_space(to_uint8(fake), to_uint8(real), seed, subsets=50)
     out["kid_descriptor_x1000"] = faces["face_descriptor"].get("kid_x1000")
     out["face_rate"] = faces["face_rate"]["fake"]["rate"]
     out["face_rate_real"] = faces["face_rate"]["real"]["rate"]

@@ -77,8 +77,19 @@ def _kid_x1000(a: np.ndarray, b: np.ndarray, seed: int, subsets: int) -> dict[st
             "subset_size": int(min(1000, len(a), len(b))), "subsets": subsets}
 
 
-def _face_space(fake: np.ndarray, real: np.ndarray, seed: int, subsets: int) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Detection, face rates and descriptor-space figures; also the two found masks."""
+def face_space(fake: np.ndarray, real: np.ndarray, seed: int, subsets: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Detection, face rates and descriptor-space figures; also the two found masks.
+
+    Args:
+        fake, real: (N, H, W, 3) and (M, H, W, 3) uint8 images. seed: KID subsets' RNG seed.
+        subsets: KID subsets.
+    Returns:
+        (report, fake_found (N,) bool, real_found (M,) bool); report["face_descriptor"] holds
+        KID x1000 and memorisation in dlib's descriptor space, report["face_rate"] the rates.
+
+    Example:
+        >>> report, _, _ = face_space(fake_uint8, real_uint8, seed=0, subsets=50)  # doctest: +SKIP
+    """
     from passersby.metrics import faces as detect
     from passersby.metrics.face_descriptor import FEATURE_SPACE, face_descriptors
 
@@ -143,7 +154,7 @@ def measure_quality(
               "memorisation": memorisation_report(fake_feats, real_feats), "closest_pairs": pairs}
     seconds["effnet_metrics"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    face_part, fake_found, real_found = _face_space(fake, real, seed, kid_subsets)
+    face_part, fake_found, real_found = face_space(fake, real, seed, kid_subsets)
     seconds["faces_and_descriptors"] = time.perf_counter() - t0
     report = {"n_fake": int(len(fake)), "n_real": int(len(real)), **face_part, "effnet": effnet,
               "seconds": seconds}
