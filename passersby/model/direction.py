@@ -10,8 +10,9 @@ model is unconditional and its masculine/feminine screens come from a direction:
    classifier, so that classifier stays an independent judge).
 2. The probe labels n generated faces; a second logistic regression on their latents z gives
    the direction d (unit vector in z space) along which "masculine" grows.
-3. A screen for label L draws z ~ N(0, I) and sets its component along d to +s (masculine)
-   or -s (feminine): z' = z - (z·d) d ± s d. The rest of z stays random, so faces still vary.
+3. A screen for label L draws z ~ N(0, I) and sets its component along d to +s_m (masculine)
+   or -s_f (feminine): z' = z - (z·d) d ± s d. The rest of z stays random, so faces still vary.
+   The two offsets may differ (`feminine_scale`), each chosen by the probe.
 """
 
 from __future__ import annotations
@@ -28,34 +29,51 @@ LABELS = ("feminine", "masculine")  # index 1 is the positive direction
 @dataclass(frozen=True)
 class LabelDirection:
     """Unit vector `vector` (z_dim,) pointing from feminine to masculine, and the offset `scale`
-    (in standard deviations of z) a screen applies along it.
+    (in standard deviations of z) a screen applies along it; `feminine_scale`, when set, is the
+    feminine side's own offset (a generator's two ends of the direction need not be equally far
+    from its typical face).
 
     Example:
         >>> d = LabelDirection(np.eye(4)[0], 1.5)
         >>> d.apply(torch.zeros(1, 4), "masculine")[0, 0].item()
         1.5
+        >>> LabelDirection(np.eye(4)[0], 1.5, feminine_scale=2.5).scale_for("feminine")
+        2.5
     """
 
     vector: np.ndarray
     scale: float
     probe_accuracy: float = float("nan")
+    feminine_scale: float | None = None
+
+    def scale_for(self, label: str) -> float:
+        """The offset (>= 0) a screen of `label` applies along the direction."""
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {LABELS}, got {label!r}")
+        if label == "feminine" and self.feminine_scale is not None:
+            return self.feminine_scale
+        return self.scale
 
     def apply(self, z: torch.Tensor, label: str) -> torch.Tensor:
         """Latents (n, z_dim) -> the same latents moved to `label`'s side of the direction."""
-        if label not in LABELS:
-            raise ValueError(f"label must be one of {LABELS}, got {label!r}")
         d = torch.as_tensor(self.vector, dtype=z.dtype, device=z.device)
-        target = self.scale if label == "masculine" else -self.scale
+        s = self.scale_for(label)
+        target = s if label == "masculine" else -s
         return z - (z @ d)[:, None] * d[None, :] + target * d[None, :]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"vector": [float(v) for v in self.vector], "scale": self.scale,
-                "probe_accuracy": self.probe_accuracy, "labels": list(LABELS)}
+        out = {"vector": [float(v) for v in self.vector], "scale": self.scale,
+               "probe_accuracy": self.probe_accuracy, "labels": list(LABELS)}
+        if self.feminine_scale is not None:
+            out["feminine_scale"] = self.feminine_scale
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LabelDirection":
         v = np.asarray(d["vector"], dtype=np.float64)
-        return cls(v / np.linalg.norm(v), float(d["scale"]), float(d.get("probe_accuracy", "nan")))
+        fem = d.get("feminine_scale")
+        return cls(v / np.linalg.norm(v), float(d["scale"]), float(d.get("probe_accuracy", "nan")),
+                   None if fem is None else float(fem))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 200) -> tuple[np.ndarray, float]:

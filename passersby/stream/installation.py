@@ -104,7 +104,7 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
         if direction is None:
             raise ValueError(f"{info.path}: has no masculine/feminine direction for screen {screen.name!r}; "
                              f"run `passersby direction`, or set the screen's label to \"\"")
-        vector, scale = direction.vector, direction.scale
+        vector, scale = direction.vector, direction.scale_for(screen.label)
     m = settings.model
     propose = steered_proposer(cfg.z_dim, vector, scale, screen.label)
     critic = _critic(g, m.runtime, label_index) if settings.taste.min_critic > -1.0 else None

@@ -71,7 +71,7 @@ def _faces(model: Optional[Path], label: str, runtime: str) -> tuple[Callable, C
         if direction is None:
             raise ValueError(f"{info.path}: has no masculine/feminine direction; use --label any "
                              "or run `passersby direction`")
-        vector, scale = direction.vector, direction.scale
+        vector, scale = direction.vector, direction.scale_for(steer)
     renderer = make_renderer(g, runtime, threads=1, label=label_index)
     return renderer, steered_proposer(cfg.z_dim, vector, scale, steer), info.hash
 

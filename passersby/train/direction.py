@@ -100,18 +100,17 @@ def _labelled_real(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     return imgs, np.array([LABELS.index(it.label) for it in keep])
 
 
-def _steered_check(g, probe_model, fx, probe: str, z: torch.Tensor, d: np.ndarray, scale: float) -> dict[str, float]:
-    """How the probe and the face detector see faces steered to each label at `scale`."""
+def _steered_check(g, probe_model, fx, probe: str, z: torch.Tensor, d: np.ndarray, scale: float) -> list[dict]:
+    """How the probe and the face detector see faces steered to each label at `scale`: a row
+    per label with its probe agreement (among faces found) and face fraction."""
     direction = LabelDirection(d, scale)
-    agree, found_all = [], []
+    rows = []
     for i, label in enumerate(LABELS):
-        images = render(g, direction.apply(z, label))
-        feats, found = probe_features(images, fx, probe)
-        agree.append((probe_model.predict(feats) > 0.5) == bool(i))
-        found_all.append(found)
-    agree_all = np.concatenate(agree)
-    return {"scale": scale, "probe_agreement": float(agree_all.mean()) if len(agree_all) else 0.0,
-            "face_fraction": float(np.concatenate(found_all).mean())}
+        feats, found = probe_features(render(g, direction.apply(z, label)), fx, probe)
+        agree = (probe_model.predict(feats) > 0.5) == bool(i)
+        rows.append({"label": label, "scale": scale, "probe_agreement": float(agree.mean()) if len(agree) else 0.0,
+                     "face_fraction": float(found.mean())})
+    return rows
 
 
 def choose_scale(checks: list[dict[str, float]], face_floor: float) -> float:
@@ -142,8 +141,9 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
         model: generator file. data_dir: its prepared training set (with title/csv labels).
         n: generated faces used to fit the latent direction.
         seed: latent seed of the fitting (seed), evaluation (seed + 1) and scale-check (seed + 2) draws.
-        scale: offset along the direction, in standard deviations of z; None chooses from
-            SCALES by the probe and the face detector on n_check faces per label (`choose_scale`).
+        scale: offset along the direction, in standard deviations of z, for both sides; None
+            chooses each side's from SCALES by the probe and the face detector on n_check faces
+            per label (`choose_scale`).
         n_eval: faces per label for the independent-classifier check (reported, never used).
         probe: which features the sex probe sees (PROBES; see the module docstring).
 
@@ -186,11 +186,15 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
         "generated_probe_masculine_fraction": float((p_masc > 0.5).mean()),
         "cos_raw_vs_final": float(raw @ d)}
     z_check = latents(n_check, info.config.z_dim, seed + 2)
-    checks = [_steered_check(g, probe_model, fx, probe, z_check, d, s) for s in ([scale] if scale else SCALES)]
+    checks = [row for s in ([scale] if scale else SCALES) for row in _steered_check(g, probe_model, fx, probe, z_check, d, s)]
     face_floor = min(0.9, float(found.mean()) - 0.03)
-    chosen = scale if scale else choose_scale(checks, face_floor)
-    report.update(scale_checks=checks, scale=chosen, scale_chosen_by="given" if scale else "probe and detector")
-    direction = LabelDirection(d, chosen, probe_acc)
+    # Each side gets its own offset: the smallest the probe reads right, faces kept.
+    chosen = {label: scale if scale else choose_scale([c for c in checks if c["label"] == label], face_floor)
+              for label in LABELS}
+    report.update(scale_checks=checks, scale=chosen["masculine"], feminine_scale=chosen["feminine"],
+                  scale_chosen_by="given" if scale else "probe and detector, per side")
+    direction = LabelDirection(d, chosen["masculine"], probe_acc,
+                               None if chosen["feminine"] == chosen["masculine"] else chosen["feminine"])
     z_eval = latents(n_eval, info.config.z_dim, seed + 1)
     images, requested = [], []
     for label in LABELS:

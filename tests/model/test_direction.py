@@ -69,3 +69,14 @@ def test_unknown_label_is_refused() -> None:
         assert "feminine" in str(e)
     else:
         raise AssertionError("no error")
+
+
+def test_each_side_may_have_its_own_offset() -> None:
+    d = LabelDirection(np.eye(3)[1], 2.0, 0.9, feminine_scale=3.5)
+    z = torch.zeros(2, 3)
+    assert torch.allclose(d.apply(z, "masculine")[:, 1], torch.full((2,), 2.0))
+    assert torch.allclose(d.apply(z, "feminine")[:, 1], torch.full((2,), -3.5))
+    back = LabelDirection.from_dict(d.to_dict())
+    assert back.feminine_scale == 3.5 and back.scale_for("masculine") == 2.0
+    same = LabelDirection.from_dict(LabelDirection(np.eye(3)[1], 2.0).to_dict())  # older files: one offset
+    assert same.feminine_scale is None and same.scale_for("feminine") == 2.0

@@ -77,9 +77,9 @@ def test_labelled_screens_push_anchors_along_the_models_direction(tmp_path: Path
         inst.close()
     v = d.vector / np.linalg.norm(d.vector)
     with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
-        for channel, sign in (("m", 1), ("f", -1)):
+        for channel, sign, label in (("m", 1, "masculine"), ("f", -1, "feminine")):
             proj = [float(z @ v) for _, z in led.recent(channel, 50)]
-            assert proj and all(abs(p - sign * d.scale) < 1e-3 for p in proj), proj
+            assert proj and all(abs(p - sign * d.scale_for(label)) < 1e-3 for p in proj), proj
 
 
 def test_the_critic_only_lets_clear_faces_through(tmp_path: Path) -> None:

@@ -34,7 +34,10 @@ def test_fit_direction_on_the_shipped_model(prepared_data, tmp_path) -> None:
     d, report = fit_direction(src, prepared_data, n=60, seed=0, n_eval=6, n_check=6)
     assert np.isclose(np.linalg.norm(d.vector), 1.0)
     assert report["probe"] == "descriptor" and 0 < report["n_real_labelled"] <= 11
-    assert report["scale"] in SCALES and [c["scale"] for c in report["scale_checks"]] == list(SCALES)
+    assert report["scale"] in SCALES and report["feminine_scale"] in SCALES
+    assert sorted((c["label"], c["scale"]) for c in report["scale_checks"]) == sorted(
+        (label, s) for label in ("feminine", "masculine") for s in SCALES)
+    assert d.scale_for("masculine") == report["scale"] and d.scale_for("feminine") == report["feminine_scale"]
     assert -1.0 <= report["cos_raw_vs_final"] <= 1.0 + 1e-9
     assert report["classifier"]["n"] == 12 and report["classifier_unsteered"]["n"] == 6
     out = tmp_path / "with-dir.safetensors"
@@ -42,6 +45,7 @@ def test_fit_direction_on_the_shipped_model(prepared_data, tmp_path) -> None:
     _, info = load_model(out)
     back = load_direction(info.meta)
     assert np.allclose(back.vector, d.vector) and back.scale == report["scale"]
+    assert back.scale_for("feminine") == report["feminine_scale"]
 
 
 def test_direction_cli_refuses_an_unknown_probe_and_unlabelled_data(prepared_data, tmp_path) -> None:
