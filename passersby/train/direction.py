@@ -113,23 +113,25 @@ def _steered_check(g, probe_model, fx, probe: str, z: torch.Tensor, d: np.ndarra
     return rows
 
 
-def choose_scale(checks: list[dict[str, float]], face_floor: float) -> float:
-    """The smallest scale the probe reads right GOOD_AGREEMENT of the time with faces kept
-    (face fraction >= face_floor); else the one with the best agreement among those keeping
-    faces; else the one with the most faces.
+def choose_scale(checks: list[dict[str, float]], face_floor: float, slack: float = 0.05) -> float:
+    """The smallest scale the probe reads right GOOD_AGREEMENT of the time with faces kept;
+    else the one with the best agreement among those keeping faces.
+
+    "Keeping faces" means a face fraction >= face_floor, or, where no scale reaches it (a side
+    of the direction where the generator draws fewer faces at any offset), within `slack` of
+    the best face fraction seen.
 
     Example:
         >>> choose_scale([{"scale": 2, "probe_agreement": .8, "face_fraction": .95},
         ...               {"scale": 3, "probe_agreement": .92, "face_fraction": .93}], 0.9)
         3
     """
-    keeping = [c for c in checks if c["face_fraction"] >= face_floor]
+    floor = min(face_floor, max(c["face_fraction"] for c in checks) - slack)
+    keeping = [c for c in checks if c["face_fraction"] >= floor]
     good = [c for c in keeping if c["probe_agreement"] >= GOOD_AGREEMENT]
     if good:
         return min(good, key=lambda c: c["scale"])["scale"]
-    if keeping:
-        return max(keeping, key=lambda c: c["probe_agreement"])["scale"]
-    return max(checks, key=lambda c: c["face_fraction"])["scale"]
+    return max(keeping, key=lambda c: (c["probe_agreement"], -c["scale"]))["scale"]
 
 
 def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, scale: float | None = None,

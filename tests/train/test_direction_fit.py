@@ -26,7 +26,9 @@ def test_choose_scale_prefers_the_smallest_good_one_and_keeps_faces() -> None:
     c = lambda s, a, f: {"scale": s, "probe_agreement": a, "face_fraction": f}  # noqa: E731
     assert choose_scale([c(2, .95, .95), c(3, .99, .95)], 0.9) == 2
     assert choose_scale([c(2, .7, .95), c(3, .8, .92), c(4, .95, .5)], 0.9) == 3  # 4 loses the faces
-    assert choose_scale([c(2, .7, .5), c(3, .8, .6)], 0.9) == 3
+    # No offset keeps 90 % faces on this side: those within 5 points of the best count.
+    assert choose_scale([c(2, .79, .87), c(3, .82, .85), c(5, .9, .867)], 0.9) == 5
+    assert choose_scale([c(2, .7, .5), c(3, .8, .7)], 0.9) == 3
 
 
 def test_fit_direction_on_the_shipped_model(prepared_data, tmp_path) -> None:
