@@ -46,17 +46,20 @@ def _effnet(images_uint8: np.ndarray, fx) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
 
 
+def _luma(images_uint8: np.ndarray) -> np.ndarray:
+    """(..., 3) uint8 RGB -> (...) float32 Rec. 601 luma."""
+    return images_uint8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
 def grey(images_uint8: np.ndarray) -> np.ndarray:
     """(n, H, W, 3) uint8 -> the same images in grey (luma copied to 3 channels)."""
-    luma = images_uint8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # (n, H, W)
-    return np.repeat(np.rint(luma)[..., None], 3, -1).astype(np.uint8)
+    return np.repeat(np.rint(_luma(images_uint8))[..., None], 3, -1).astype(np.uint8)
 
 
 def face_brightness(images_uint8: np.ndarray) -> np.ndarray:
     """(n, H, W, 3) uint8 -> (n,) mean luma of the central half (where aligned faces are)."""
     h, w = images_uint8.shape[1:3]
-    centre = images_uint8[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4].astype(np.float32)
-    return (centre @ np.array([0.299, 0.587, 0.114], np.float32)).mean((1, 2))
+    return _luma(images_uint8[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]).mean((1, 2))
 
 
 def probe_features(images_uint8: np.ndarray, fx, probe: str) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +160,6 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
         >>> d, report = fit_direction(Path("model.safetensors"), Path("data/portraits"))  # doctest: +SKIP
     """
     from passersby.metrics.features import FeatureExtractor
-    from passersby.metrics.gender import label_agreement
 
     g, info = load_model(model)
     g = g.float().eval()
@@ -197,18 +199,25 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
                   scale_chosen_by="given" if scale else "probe and detector, per side")
     direction = LabelDirection(d, chosen["masculine"], probe_acc,
                                None if chosen["feminine"] == chosen["masculine"] else chosen["feminine"])
-    z_eval = latents(n_eval, info.config.z_dim, seed + 1)
+    report.update(_judged(g, direction, latents(n_eval, info.config.z_dim, seed + 1), probe_model, fx, probe))
+    return direction, report
+
+
+def _judged(g, direction: LabelDirection, z_eval: torch.Tensor, probe_model, fx, probe: str) -> dict[str, Any]:
+    """Steer z_eval (n, z_dim) to each label; how often the probe and the independent
+    classifier (reported only, never used to choose) see the requested label."""
+    from passersby.metrics.gender import label_agreement
+
     images, requested = [], []
     for label in LABELS:
         images.append(render(g, direction.apply(z_eval, label)))
-        requested += [label] * n_eval
+        requested += [label] * len(z_eval)
     images = np.concatenate(images)
-    feats_eval, found_eval = probe_features(images, fx, probe)
-    probe_says = np.where(probe_model.predict(feats_eval) > 0.5, "masculine", "feminine")
-    report["probe_agreement"] = float((probe_says == np.array(requested)[found_eval]).mean())
-    report["classifier"] = label_agreement(list(images), requested)
-    report["classifier_unsteered"] = label_agreement(list(render(g, z_eval)), ["masculine"] * n_eval)
-    return direction, report
+    feats, found = probe_features(images, fx, probe)
+    probe_says = np.where(probe_model.predict(feats) > 0.5, "masculine", "feminine")
+    return {"probe_agreement": float((probe_says == np.array(requested)[found]).mean()),
+            "classifier": label_agreement(list(images), requested),
+            "classifier_unsteered": label_agreement(list(render(g, z_eval)), ["masculine"] * len(z_eval))}
 
 
 def write_with_direction(model: Path, out: Path, direction: LabelDirection, report: dict) -> None:
