@@ -9,9 +9,14 @@ by either discriminator; passersby.metrics.quality) and the face rate. Measuring
 is not counted as training time. A horizontal line marks the shipped model's KID on the same
 data and samples, the quality the new recipe must reach.
 
+With --parallel the recipes train at the same time, one process and one core each (the
+machine's two cores split evenly between them), so a long comparison takes half the wall time;
+without it they take turns with every core.
+
 Usage:
     python benchmarks/recipes.py runs/data/aligned-256 --minutes 20 --eval-every 5 \\
         --json docs/default-model/recipes.json --plot docs/default-model/recipes.png
+    python benchmarks/recipes.py runs/data/aligned-256 --minutes 45 --eval-every 7.5 --parallel
 """
 
 from __future__ import annotations
@@ -80,6 +85,12 @@ def run_recipe(name: str, data, minutes: float, eval_every: float, n: int, seed:
                 return rows
 
 
+def _recipe_worker(name: str, data_dir: Path, *rest) -> list[dict[str, Any]]:
+    """One recipe in its own process, on one core (--parallel)."""
+    torch.set_num_threads(1)
+    return run_recipe(name, load_training_set(data_dir), *rest)
+
+
 def shipped_reference(data, n: int, seed: int, path: str) -> dict[str, float]:
     from passersby.checkpoint import load_model
     from passersby.sample import default_model_path
@@ -130,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reference", default="default",
                     help="model file drawn as the quality to reach (default: the shipped model)")
+    ap.add_argument("--parallel", action="store_true", help="train the recipes at once, one core each")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     a = ap.parse_args(argv)
@@ -138,9 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     data = load_training_set(a.data)
     ref = shipped_reference(data, a.n, a.seed, a.reference)
     print("shipped model:", ref, flush=True)
-    rows = []
-    for name in a.recipes.split(","):
-        rows += run_recipe(name, data, a.minutes, a.eval_every, a.n, a.seed, a.conditional)
+    names = a.recipes.split(",")
+    args = [(name, a.data, a.minutes, a.eval_every, a.n, a.seed, a.conditional) for name in names]
+    if a.parallel:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(len(names)) as pool:
+            rows = [r for part in pool.starmap(_recipe_worker, args) for r in part]
+    else:
+        rows = [r for arg in args for r in run_recipe(arg[0], data, *arg[2:])]
     if a.json:
         write_json(a.json, {"machine": lscpu(), "args": {k: str(v) for k, v in vars(a).items()},
                             "shipped": ref, "rows": rows})

@@ -13,6 +13,7 @@ from typing import Any
 
 RESOLUTIONS = (64, 128, 256)
 DISCRIMINATORS = ("fastgan", "projected")
+MS_SPACES = ("pixels", "features")
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,9 @@ class TrainConfig:
         beta1, beta2: Adam's moment decays (FastGAN: 0.5, 0.999; Projected GAN: 0.0, 0.99).
         ms_weight: weight of the mode-seeking term (Mao et al. 2019, MSGAN): the generator is
             rewarded for making two latents of the same class give different pictures; 0 = off.
+        ms_space: where the mode-seeking term measures "different": "pixels" (L1 between the
+            pictures) or "features" (L1 between the projected discriminator's pooled coarsest
+            features: different faces, not different noise; needs discriminator "projected").
         metric_samples: generated images used for the KID/FD metric.
 
     Example:
@@ -115,6 +119,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     ms_weight: float = 0.0
+    ms_space: str = "pixels"
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -124,6 +129,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if self.ms_space not in MS_SPACES:
+            raise ValueError(f"ms_space must be one of {', '.join(MS_SPACES)}, got {self.ms_space!r}")
+        if self.ms_space == "features" and self.model.discriminator != "projected":
+            raise ValueError("ms_space 'features' needs the projected discriminator (its features)")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

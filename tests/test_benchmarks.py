@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,10 +30,12 @@ def test_stream_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert "speed-up" in r.stdout and "p99" in r.stdout
 
 
-def test_recipes_benchmark_trains_both_recipes_and_measures(tmp_path: Path, prepared_data: Path) -> None:
+@pytest.mark.parametrize("parallel", [False, True], ids=["in-turn", "parallel"])
+def test_recipes_benchmark_trains_both_recipes_and_measures(tmp_path: Path, prepared_data: Path, parallel: bool) -> None:
     out, plot = tmp_path / "recipes.json", tmp_path / "recipes.png"
     r = subprocess.run([sys.executable, "benchmarks/recipes.py", str(prepared_data), "--minutes", "0.03",
-                        "--eval-every", "0.03", "--n", "8", "--json", str(out), "--plot", str(plot)],
+                        "--eval-every", "0.03", "--n", "8", "--json", str(out), "--plot", str(plot)]
+                       + (["--parallel"] if parallel else []),
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(out.read_text())

@@ -152,8 +152,17 @@ class ProjectedDiscriminator(nn.Module):
         maps = _trunk_maps(net, x.contiguous(memory_format=torch.channels_last))
         return self.mixing(maps)
 
-    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, label: torch.Tensor | None = None,
+                return_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """logits (N, L); with `return_features`, also the coarsest mixed map pooled, (N, C).
+
+        The pooled map is what the feature-space mode-seeking term compares (train/loop.py): it
+        comes from the same forward pass, so the term costs no extra EfficientNet evaluation.
+        """
         if self.cfg.n_classes and label is None:
             raise ValueError("this discriminator is conditional: pass class labels")
         feats = self.features(x)
-        return torch.cat([h(f, label) for h, f in zip(self.heads, feats)], dim=1)
+        logits = torch.cat([h(f, label) for h, f in zip(self.heads, feats)], dim=1)
+        if return_features:
+            return logits, feats[-1].mean(dim=(2, 3))
+        return logits

@@ -27,6 +27,9 @@ def train_command(
     lr: Optional[float] = typer.Option(None, help="Adam learning rate (recipe default 2e-4)."),
     amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bfloat16 autocast on CUDA and on CPUs with native bf16 (recipe default)."),
     augment: Optional[str] = typer.Option(None, help="DiffAugment policy (recipe default color,translation,cutout)."),
+    ms_space: Optional[str] = typer.Option(
+        None, help="Where the mode-seeking term measures variety: pixels (recipe default) or features "
+        "(the projected discriminator's pooled features)."),
     seed: int = typer.Option(0, help="Seeds every random stream of the run."),
     sample_every: int = typer.Option(500, help="Write a sample grid every N steps."),
     checkpoint_every: int = typer.Option(1000, help="Write a checkpoint every N steps."),
@@ -59,7 +62,7 @@ def train_command(
     try:
         m_over, t_over = recipe_defaults(recipe)
         given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution}
-        given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment}
+        given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment, "ms_space": ms_space}
         m_over.update({k: v for k, v in given_m.items() if v is not None})
         t_over.update({k: v for k, v in given_t.items() if v is not None})
         model = ModelConfig(resolution=resolution, z_dim=z_dim, **m_over)

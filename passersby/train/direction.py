@@ -33,7 +33,7 @@ from passersby.sample import latents, render
 
 BATCH = 50
 PROBES = ("descriptor", "effnet")
-SCALES = (2.0, 3.0, 4.0, 5.0)  # candidate offsets (std of z) tried when no scale is given
+SCALES = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # candidate offsets (std of z) tried when no scale is given
 GOOD_AGREEMENT = 0.9  # smallest scale whose steered faces the probe reads right this often wins
 
 

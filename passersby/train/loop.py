@@ -107,11 +107,15 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     dist.average_gradients(ts.D, info)
     ts.opt_d.step()
     # --- generator: fool the discriminator through the same augmentation
+    on_features = cfg.ms_weight > 0 and half > 0 and cfg.ms_space == "features"
     with _autocast(device, amp):
-        loss_g = -ts.D(diff_augment(fake, policy, ts.rngs.aug), fake_label).float().mean()
+        out = ts.D(diff_augment(fake, policy, ts.rngs.aug), fake_label, **({"return_features": True} if on_features else {}))
+        logits, pooled = out if on_features else (out, None)
+        loss_g = -logits.float().mean()
     loss_total = loss_g
     if cfg.ms_weight > 0 and half > 0:
-        loss_total = loss_g + cfg.ms_weight * mode_seeking_loss(fake.float(), z, half)
+        seen = pooled.float() if on_features else fake.float()  # (N, C) or (N, 3, R, R)
+        loss_total = loss_g + cfg.ms_weight * mode_seeking_loss(seen, z, half)
     ts.opt_g.zero_grad(set_to_none=True)
     loss_total.backward()
     dist.average_gradients(ts.G, info)
@@ -125,9 +129,10 @@ def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.T
     """MSGAN's term: 1 / (mean L1 picture distance / mean L1 latent distance) over pairs (i, i+half).
 
     A generator that ignores z (every latent of a class gives one face: the collapse this
-    project's conditional models fell into) gets a large loss; fake (N, 3, R, R), z (N, z_dim).
+    project's conditional models fell into) gets a large loss; fake (N, 3, R, R) pictures or (N, C)
+    features of them, z (N, z_dim).
     """
-    d_img = (fake[:half] - fake[half : 2 * half]).abs().mean(dim=(1, 2, 3))  # (half,)
+    d_img = (fake[:half] - fake[half : 2 * half]).abs().flatten(1).mean(dim=1)  # (half,)
     d_z = (z[:half] - z[half : 2 * half]).abs().mean(dim=1)  # (half,)
     return 1.0 / ((d_img / d_z).mean() + 1e-5)
 

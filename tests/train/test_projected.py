@@ -141,3 +141,24 @@ def test_mode_seeking_pairs_share_their_class(model_config, train_config, prepar
     monkeypatch.setattr(ts.G, "forward", lambda z, label=None: seen.append(label.clone()) or real_g(z, label))
     train_step(ts, load_training_set(prepared_data, 64), cfg, torch.device("cpu"), dist.DistInfo())
     assert seen and torch.equal(seen[0][:3], seen[0][3:])
+
+
+def test_feature_space_mode_seeking_uses_the_discriminators_pooled_features(model_config, train_config,
+                                                                             prepared_data, monkeypatch):
+    from passersby.config import TrainConfig
+    from passersby.train import dist
+    from passersby.train import loop
+    from passersby.train.data import load_training_set
+
+    cfg = train_config(model=_cfg(model_config), batch_size=4, ms_weight=1.0, ms_space="features")
+    ts = build_state(cfg, torch.device("cpu"))
+    seen = []
+    real_ms = loop.mode_seeking_loss
+    monkeypatch.setattr(loop, "mode_seeking_loss", lambda x, z, half: seen.append(x.shape) or real_ms(x, z, half))
+    st = train_step(ts, load_training_set(prepared_data, 64), cfg, torch.device("cpu"), dist.DistInfo())
+    assert seen == [torch.Size([4, ts.D(torch.zeros(1, 3, 64, 64), return_features=True)[1].shape[1]])]
+    assert st.loss_g == st.loss_g  # finite, a real step was taken
+    with pytest.raises(ValueError, match="ms_space must be one of"):
+        TrainConfig(ms_space="latent")
+    with pytest.raises(ValueError, match="needs the projected discriminator"):
+        TrainConfig(ms_space="features", model=model_config(discriminator="fastgan"))
