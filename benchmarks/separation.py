@@ -1,6 +1,6 @@
 """How masculine is the masculine screen, how feminine the feminine one, as the stream runs.
 
-Renders the real stream (`passersby.stream.installation.build`: engine, walker, the model and
+Renders the real stream (`passersby.app.installation.build`: engine, walker, the model and
 its latent direction or its classes, a throwaway ledger) for a masculine and a feminine screen
 (and, for an unconditional model, an unsteered one for comparison) over --anchors distinct
 anchors per screen, and keeps one frame in --every: anchors AND the frames in between, since
@@ -81,7 +81,7 @@ def stream_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 def sample_stream(settings: Any, frames: int, every: int) -> dict[str, list[tuple[int, np.ndarray]]]:
     """Run the stream (unpaced, dry ledger); keep (frame index, image) of every `every`-th frame."""
-    from passersby.stream.installation import build
+    from passersby.app.installation import build
 
     inst = build(settings, dry_ledger=True)
     out: dict[str, list[tuple[int, np.ndarray]]] = {sc.name: [] for sc in settings.screens}

@@ -36,7 +36,7 @@ from rich.table import Table
 
 from _common import CpuMeter, busy_note, machine_info, write_json
 from passersby.settings import load_settings
-from passersby.stream.installation import build
+from passersby.app.installation import build
 
 
 def _installation(runtime: str, threads: int, queue: int):

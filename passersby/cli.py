@@ -28,9 +28,9 @@ def _register() -> None:
     from passersby.data.cli import prepare_command
     from passersby.sample_cli import sample_command
     from passersby.train.cli import train_command
-    from passersby.stream.ledger_cli import ledger_app
+    from passersby.app.ledger_cli import ledger_app
     from passersby.train.direction_cli import direction_command
-    from passersby.stream.cli import config_app, render_command, serve_command, show_command
+    from passersby.app.stream_cli import config_app, render_command, serve_command, show_command
     from passersby.taste.cli import taste_app
 
     app.command("show")(show_command)

@@ -18,12 +18,36 @@ model is unconditional and its masculine/feminine screens come from a direction:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 LABELS = ("feminine", "masculine")  # index 1 is the positive direction
+
+
+def steered_proposer(z_dim: int, vector: np.ndarray | None, scale: float, label: str) -> Callable:
+    """rng -> anchor: z ~ N(0, I), with its component along `vector` set to +scale (masculine)
+    or -scale (feminine) when a label and a direction are given (a LabelDirection's vector and
+    `scale_for(label)`); plain N(0, I) otherwise. All randomness comes from the rng passed in,
+    as the never-repeat ledger needs (stream/ledger.py).
+
+    Example:
+        >>> propose = steered_proposer(4, np.array([1.0, 0, 0, 0]), 3.0, "feminine")
+        >>> float(propose(np.random.default_rng(0))[0])
+        -3.0
+    """
+    if not label or vector is None:
+        return lambda rng: rng.standard_normal(z_dim)
+    d = np.asarray(vector, np.float64)
+    d = d / np.linalg.norm(d)
+    target = scale if label == "masculine" else -scale
+
+    def propose(rng: np.random.Generator) -> np.ndarray:
+        z = rng.standard_normal(z_dim)
+        return z - (z @ d) * d + target * d
+
+    return propose
 
 
 @dataclass(frozen=True)

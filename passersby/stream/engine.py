@@ -1,17 +1,17 @@
-"""The installation's engine: per screen, a walk through latent space rendered ahead of display.
+"""The installation's engine: per screen, a frame source rendered ahead of display.
 
-    anchors (ledger) -> Walker (stream/walker.py) -> renderer (runtime.py) -> bounded queue
-                                                                                  |
-                                              Pacer: one frame per screen every 1/fps -> FrameHub -> sinks
+    anchors (ledger) -> FrameSource -> stages (stream/sources.py) -> bounded queue
+                                                                          |
+                                      Pacer: one frame per screen every 1/fps -> FrameHub -> sinks
 
-Each screen has a producer thread that owns its walker, its ledger connection and its
-renderer, and renders frames ahead into a bounded queue (so a slow frame is absorbed and the
+Each screen has a producer thread that owns its source (e.g. the latent walk), its ledger
+connection and its stages, and renders frames ahead into a bounded queue (so a slow frame is absorbed and the
 display never waits on the network or the ledger). The pacer takes one frame per screen every
 1/fps seconds and publishes it; if a queue is empty the screen keeps its last frame and the
 pacer counts a late frame. Offline (`render`), frames are taken straight from the queues.
 
 Never repeating: every anchor comes from `Ledger.claim`, which records it (with the channel's
-RNG state) before the walker can render any frame from it. A restart starts a new walk from
+RNG state) before the source can render any frame from it. A restart starts a new walk from
 fresh anchors, so nothing shown before is shown again, whether the engine stopped cleanly or
 was killed. For the "drift" style the ledger records each fresh random target; every drift
 anchor mixes a never-used target into the previous one.
@@ -19,7 +19,7 @@ anchor mixes a never-used target into the previous one.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import queue
 import threading
 import time
@@ -32,27 +32,30 @@ import numpy as np
 
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.ledger import Ledger
-from passersby.stream.walker import Walker, WalkConfig
+from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
 
 
 @dataclass(frozen=True)
 class ScreenPlan:
     """What one screen needs, model-free: its name (= ledger channel), how to propose an anchor
-    from the channel's RNG, and how to build its renderer (called once, in the engine).
+    from the channel's RNG, how to build its frame source from its ledger claims (called once,
+    in the engine), and the stages its frames pass through.
 
     Args:
         name: screen name and ledger channel.
         propose: rng -> (z_dim,) float latent; must draw all randomness from rng.
-        make_renderer: () -> callable mapping (1, z_dim) float32 to (1, R, R, 3) uint8.
+        make_source: Anchors -> FrameSource (e.g. `sources.LatentWalk(walk, anchors, renderer, hash)`).
+        stages: picture-to-picture steps applied to every frame, in order (stream/sources.Stage).
     """
 
     name: str
     propose: Callable[[np.random.Generator], np.ndarray]
-    make_renderer: Callable[[], Callable[[np.ndarray], np.ndarray]]
+    make_source: Callable[[Anchors], FrameSource]
+    stages: tuple[Stage, ...] = ()
 
 
 class LedgerAnchors:
-    """A walker's anchor source: each call claims the channel's next anchor in the ledger.
+    """A screen's anchors (sources.Anchors): each call claims the channel's next anchor in the ledger.
 
     Opened lazily in the thread that first calls it (an SQLite connection stays in its thread).
     """
@@ -69,13 +72,13 @@ class LedgerAnchors:
         if self.ledger is None:
             self.ledger = Ledger(self.path, dim=self.z_dim, channel=self.channel, seed=self.seed)
         anchor_id, z = self.ledger.claim(self.channel, self.propose, self.model_hash)
-        # The walker calls its source once per anchor, in order: call k is walk position k.
+        # The source calls once per anchor, in order: call k is claim position k.
         self.by_position[self.claimed] = anchor_id
         self.claimed += 1
         return z
 
     def ledger_ids(self, positions: list[int]) -> list[int]:
-        """Ledger ids of walk positions (forgetting older ones: memory stays bounded)."""
+        """Ledger ids of claim positions (forgetting older ones: memory stays bounded)."""
         out = [self.by_position[p] for p in positions]
         for old in [p for p in self.by_position if p < positions[0] - 8]:
             del self.by_position[old]
@@ -90,13 +93,11 @@ class LedgerAnchors:
 class ScreenProducer(threading.Thread):
     """Renders one screen's frames, in order, into a bounded queue (its own thread)."""
 
-    def __init__(self, plan: ScreenPlan, walk: WalkConfig, anchors: LedgerAnchors, renderer: Callable,
-                 model_hash: str, queue_size: int) -> None:
+    def __init__(self, plan: ScreenPlan, anchors: LedgerAnchors, queue_size: int) -> None:
         super().__init__(name=f"passersby-{plan.name}", daemon=True)
-        self.plan, self.walk, self.anchors, self.renderer = plan, walk, anchors, renderer
-        self.model_hash = model_hash
+        self.plan, self.anchors = plan, anchors
+        self.source = plan.make_source(anchors)
         self.frames: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
-        self.walker = Walker(walk, anchors)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self._skip_to: int | None = None
@@ -115,8 +116,7 @@ class ScreenProducer(threading.Thread):
             while not self.stop_event.is_set():
                 with self._lock:
                     if self._skip_to is not None:
-                        fpa = self.walk.frames_per_anchor
-                        index = max(index, int(math.ceil((math.floor(index / fpa) + 1) * fpa)))
+                        index = self.source.cut(index)
                         self._skip_to = None
                 frame = self._render(index)
                 while not self.stop_event.is_set():
@@ -129,18 +129,14 @@ class ScreenProducer(threading.Thread):
         except BaseException as e:  # surfaced by Engine.check()
             self.error = e
         finally:
+            self.source.close()
             self.anchors.close()
 
     def _render(self, index: int) -> Frame:
         t0 = time.perf_counter()
-        z = self.walker.latent(index)
-        image = self.renderer(z[None])[0]
+        image, key = run_stages(self.plan.stages, *self.source.render(index))
         self.render_seconds.append(time.perf_counter() - t0)
-        key = self.walker.frame_key(index)
-        # The frame's anchors as ledger rows (drift: the fresh draws mixed into these anchors).
-        key.update(model=self.model_hash, screen=self.plan.name,
-                   ledger_ids=self.anchors.ledger_ids(key["anchor_ids"]))
-        return Frame(self.plan.name, index, image, key)
+        return Frame(self.plan.name, index, image, {**key, "screen": self.plan.name})
 
 
 def _drain(q: queue.Queue) -> None:
@@ -156,7 +152,7 @@ class Engine:
 
     Args:
         plans: one ScreenPlan per screen, in display order.
-        walk: the walk (style, tempo, fps).
+        fps: frames per second per screen (the pacer's rate).
         ledger_path: the do-not-use ledger (shared by all screens, one channel each).
         z_dim: latent size.
         model_hash: identity of the rendering model (frame keys, ledger rows).
@@ -167,19 +163,20 @@ class Engine:
             by the screens' proposers), or None when the installation follows no taste.
 
     Example:
-        >>> engine = Engine(plans, WalkConfig(), home / "ledger.sqlite", 128, "9f2c")  # doctest: +SKIP
+        >>> engine = Engine(plans, 30.0, home / "ledger.sqlite", 128, "9f2c")  # doctest: +SKIP
         >>> engine.start(); frame = engine.hub.wait_newer("masculine", -1, 5.0)  # doctest: +SKIP
     """
 
-    def __init__(self, plans: list[ScreenPlan], walk: WalkConfig, ledger_path: Path, z_dim: int, model_hash: str,
+    def __init__(self, plans: list[ScreenPlan], fps: float, ledger_path: Path, z_dim: int, model_hash: str,
                  queue_size: int = 12, seed: int | None = None, info: dict[str, Any] | None = None,
                  exactingness: Any = None) -> None:
-        self.walk = walk
+        if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        self.fps = float(fps)
         self.exactingness = exactingness
         self.info = dict(info or {})
         self.producers = [
-            ScreenProducer(p, walk, LedgerAnchors(ledger_path, z_dim, p.name, p.propose, model_hash, seed),
-                           p.make_renderer(), model_hash, queue_size)
+            ScreenProducer(p, LedgerAnchors(ledger_path, z_dim, p.name, p.propose, model_hash, seed), queue_size)
             for p in plans
         ]
         self.ledger_path = Path(ledger_path)
@@ -271,7 +268,7 @@ class Engine:
             uptime_s=round(time.time() - self.started_at, 1),
             faces_this_run=claimed,
             ledger_size=self._ledger_start + claimed,
-            nominal_fps=self.walk.fps,
+            nominal_fps=self.fps,
         )
         if self.exactingness is not None:
             out["exactingness"] = self.exactingness.value
@@ -288,14 +285,14 @@ class Pacer(threading.Thread):
     def __init__(self, engine: Engine) -> None:
         super().__init__(name="passersby-pacer", daemon=True)
         self.engine = engine
-        self.period = 1.0 / engine.walk.fps
+        self.period = 1.0 / engine.fps
         self.stop_event = threading.Event()
         names = engine.screens
         self.shown = {n: 0 for n in names}
         self.late = {n: 0 for n in names}
         self.last_shown: dict[str, float] = {}
         self.intervals: dict[str, deque[float]] = {n: deque(maxlen=100_000) for n in names}
-        self.recent: dict[str, deque[float]] = {n: deque(maxlen=int(2 * engine.walk.fps) + 1) for n in names}
+        self.recent: dict[str, deque[float]] = {n: deque(maxlen=int(2 * engine.fps) + 1) for n in names}
 
     def run(self) -> None:
         next_t = time.monotonic()
@@ -322,8 +319,7 @@ class Pacer(threading.Thread):
             except queue.Empty:
                 self.late[name] += 1
                 continue
-            object.__setattr__(frame, "shown_at", now)
-            self.engine.hub.publish(frame)
+            self.engine.hub.publish(dataclasses.replace(frame, shown_at=now))
             if name in self.last_shown:
                 self.intervals[name].append(now - self.last_shown[name])
             self.last_shown[name] = now

@@ -8,6 +8,7 @@ skips frames instead of holding up the display.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,7 +88,7 @@ class FrameHub:
         if frame.screen not in self.screens:
             raise ValueError(f"unknown screen {frame.screen!r}; screens are {self.screens}")
         if not frame.shown_at:
-            object.__setattr__(frame, "shown_at", time.monotonic())
+            frame = dataclasses.replace(frame, shown_at=time.monotonic())
         with self._cond:
             self._latest[frame.screen] = frame
             subs = list(self._subscribers)

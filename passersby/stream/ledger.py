@@ -12,6 +12,10 @@ then returns it. So:
 - a crash after the commit keeps both: the anchor stays on the do-not-use list and the RNG
   never proposes it again. Either way, what was shown is recorded and never repeated.
 
+Proposals are made outside the transaction (optimistic concurrency, `claim`): the taste and the
+critic render candidates for a proposal, and SQLite's write lock must not be held meanwhile,
+or every other screen's claim would wait behind them.
+
 File: one SQLite database (stdlib sqlite3), WAL mode, durable commits. Tables: `meta` (format,
 version, dim, threshold, LSH rotations...), `anchors` (id, channel, z BLOB, zhash, one bucket
 key per LSH table, model_hash, shown_at = when it was claimed, just before it was shown) and
@@ -89,6 +93,8 @@ VERSION = 1
 DEFAULT_THRESHOLD = 6.0
 MAX_TRIES = 100  # proposals per claim; honest draws are rejected with probability ~1e-24 each
 _TIMEOUT_S = 30.0  # how long a claim waits for another process's transaction
+_MAX_RESTARTS = 50  # claims overtaken by another writer on the same channel before giving up
+_MOVED, _TAKEN = "moved", "taken"  # outcomes of a commit that recorded nothing
 
 
 class LedgerError(Exception):
@@ -435,12 +441,12 @@ class Ledger:
 
     # ------------------------------------------------------------ claiming
 
-    def _load_rng(self, channel: str) -> np.random.Generator:
-        row = self.con.execute("SELECT state FROM rng WHERE channel = ?", (channel,)).fetchone()
-        if row is None:
+    def _rng_from(self, channel: str, state_json: str | None) -> np.random.Generator:
+        """The channel's generator from its stored state (None: the channel's first seed)."""
+        if state_json is None:
             return np.random.Generator(np.random.PCG64(channel_seed(self._seed, channel)))
         try:
-            state = json.loads(row[0])
+            state = json.loads(state_json)
             if state.get("bit_generator") != "PCG64":
                 raise ValueError(f"bit generator {state.get('bit_generator')!r}")
             bg = np.random.PCG64()
@@ -458,8 +464,13 @@ class Ledger:
     ) -> tuple[int, np.ndarray]:
         """Draw, record and return the channel's next anchor; show it only after this returns.
 
-        In one transaction: restore the channel's RNG, call `propose(rng)` until a proposal is
-        not near any recorded anchor, record it and the advanced RNG state, commit.
+        Restore the channel's RNG and call `propose(rng)` until a proposal is not near any
+        recorded anchor, with no lock held (a proposal may render and score candidates); then,
+        in one transaction, check that the channel's RNG has not moved and that no near anchor
+        was recorded meanwhile, record the anchor and the advanced RNG state, commit. If the RNG
+        moved (another process claimed on this channel), start over from its new state; if a
+        near anchor appeared, draw on. With one writer per channel the anchors are exactly
+        those of a claim made entirely under the lock.
 
         Args:
             channel: the screen / stream name (None: the ledger's default channel).
@@ -484,14 +495,66 @@ class Ledger:
             raise ValueError(f"channel must be a non-empty string, got {channel!r}")
         if not isinstance(model_hash, str):
             raise ValueError(f"model_hash must be a string, got {model_hash!r}")
+        # Optimistic: propose (which may render and score candidates for a second) with no lock
+        # held, then commit only if the channel's RNG has not moved meanwhile. Holding SQLite's
+        # write lock while proposing would stall every other screen's claim behind this one.
+        for _ in range(_MAX_RESTARTS):
+            state, rng = self._read_rng(channel)
+            tries = 0
+            while True:
+                stored, tries = self._propose_free(channel, rng, propose, tries, max_tries)
+                outcome = self._commit(channel, state, rng, stored, tries, model_hash)
+                if outcome == _MOVED:
+                    break  # another writer claimed on this channel: start over from its state
+                if outcome == _TAKEN:
+                    tries += 1  # a near anchor was recorded meanwhile (another channel): draw on
+                    continue
+                return outcome, stored.astype(np.float32)
+        raise self._err(f"channel {channel!r}: {_MAX_RESTARTS} claims in a row were overtaken by other "
+                        "processes claiming on the same channel; run one process per channel")
+
+    def _read_rng(self, channel: str) -> tuple[str | None, np.random.Generator]:
+        """(stored state JSON or None, generator) of the channel, read without a write lock."""
+        try:
+            row = self.con.execute("SELECT state FROM rng WHERE channel = ?", (channel,)).fetchone()
+        except sqlite3.Error as e:
+            raise self._sql_failure(e, "claiming") from e
+        return (row[0] if row else None), self._rng_from(channel, row[0] if row else None)
+
+    def _propose_free(self, channel: str, rng: np.random.Generator, propose: Callable, tries: int,
+                      max_tries: int) -> tuple[np.ndarray, int]:
+        """The next proposal not near a recorded anchor, and the rejections so far (no lock held)."""
+        while tries < max_tries:
+            stored = self._stored(propose(rng))
+            try:
+                near = self._near(stored)[0]
+            except sqlite3.Error as e:
+                raise self._sql_failure(e, "claiming") from e
+            if not near:
+                return stored, tries
+            tries += 1
+        raise self._err(f"channel {channel!r}: {max_tries} proposals in a row were within {self.threshold} of "
+                        "recorded anchors; the proposal function repeats itself (a fixed seed inside it?) — "
+                        "nothing was recorded")
+
+    def _commit(self, channel: str, state: str | None, rng: np.random.Generator, stored: np.ndarray,
+                rejected: int, model_hash: str) -> int | str:
+        """Record `stored` and the advanced RNG in one transaction: its anchor id, or _MOVED /
+        _TAKEN (nothing recorded) when the channel's RNG moved or a near anchor appeared meanwhile."""
         con = self.con
         try:
-            con.execute("BEGIN IMMEDIATE")  # take the write lock now: no one records between our check and insert
+            con.execute("BEGIN IMMEDIATE")  # the write lock: no one records between our check and insert
         except sqlite3.Error as e:
             raise self._sql_failure(e, "claiming") from e
         try:
-            out = self._claim_locked(channel, propose, model_hash, max_tries)
-            con.execute("COMMIT")
+            row = con.execute("SELECT state FROM rng WHERE channel = ?", (channel,)).fetchone()
+            if (row[0] if row else None) != state:
+                outcome: int | str = _MOVED
+            elif self._near(stored)[0]:
+                outcome = _TAKEN
+            else:
+                outcome = self._insert(channel, rng, stored, rejected, model_hash)
+            con.execute("COMMIT" if isinstance(outcome, int) else "ROLLBACK")
         except BaseException as e:
             try:
                 con.execute("ROLLBACK")
@@ -500,34 +563,28 @@ class Ledger:
             if isinstance(e, sqlite3.Error):
                 raise self._sql_failure(e, "claiming") from e
             raise
-        return out
+        return outcome
 
-    def _claim_locked(self, channel: str, propose: Callable, model_hash: str, max_tries: int) -> tuple[int, np.ndarray]:
-        rng = self._load_rng(channel)
-        for tries in range(max_tries):
-            stored = self._stored(propose(rng))
-            if self._near(stored)[0]:
-                continue
-            raw = stored.tobytes()
-            keys = bucket_keys(self._rot, stored.astype(np.float64))[0].tolist()
-            now = time.time()
-            cols = ", ".join(f"k{t}" for t in range(self.lsh.tables))
-            marks = ", ".join("?" * (self.lsh.tables + 5))
-            try:
-                cur = self.con.execute(
-                    f"INSERT INTO anchors (channel, z, zhash, {cols}, model_hash, shown_at) VALUES ({marks})",
-                    [channel, raw, z_hash(raw), *keys, model_hash, now])
-            except sqlite3.IntegrityError:
-                continue  # a 64-bit hash collision with a different anchor: just draw the next
-            self.con.execute(
-                "INSERT INTO rng (channel, state, counter, rejected, first_at, last_at) VALUES (?, ?, 1, ?, ?, ?) "
-                "ON CONFLICT (channel) DO UPDATE SET state = excluded.state, counter = counter + 1, "
-                "rejected = rejected + excluded.rejected, last_at = excluded.last_at",
-                (channel, json.dumps(rng.bit_generator.state), tries, now, now))
-            return cur.lastrowid, stored.astype(np.float32)
-        raise self._err(f"channel {channel!r}: {max_tries} proposals in a row were within {self.threshold} of "
-                        "recorded anchors; the proposal function repeats itself (a fixed seed inside it?) — "
-                        "nothing was recorded")
+    def _insert(self, channel: str, rng: np.random.Generator, stored: np.ndarray, rejected: int,
+                model_hash: str) -> int | str:
+        """INSERT the anchor and the channel's new RNG state (inside _commit's transaction)."""
+        raw = stored.tobytes()
+        keys = bucket_keys(self._rot, stored.astype(np.float64))[0].tolist()
+        now = time.time()
+        cols = ", ".join(f"k{t}" for t in range(self.lsh.tables))
+        marks = ", ".join("?" * (self.lsh.tables + 5))
+        try:
+            cur = self.con.execute(
+                f"INSERT INTO anchors (channel, z, zhash, {cols}, model_hash, shown_at) VALUES ({marks})",
+                [channel, raw, z_hash(raw), *keys, model_hash, now])
+        except sqlite3.IntegrityError:
+            return _TAKEN  # a 64-bit hash collision with a different anchor: just draw the next
+        self.con.execute(
+            "INSERT INTO rng (channel, state, counter, rejected, first_at, last_at) VALUES (?, ?, 1, ?, ?, ?) "
+            "ON CONFLICT (channel) DO UPDATE SET state = excluded.state, counter = counter + 1, "
+            "rejected = rejected + excluded.rejected, last_at = excluded.last_at",
+            (channel, json.dumps(rng.bit_generator.state), rejected, now, now))
+        return int(cur.lastrowid)
 
     # ------------------------------------------------------------ reading
 

@@ -53,7 +53,7 @@ def _faces(model: Optional[Path], label: str, runtime: str) -> tuple[Callable, C
     from passersby.checkpoint import load_model
     from passersby.runtime import make_renderer
     from passersby.sample import default_model_path
-    from passersby.stream.installation import steered_proposer
+    from passersby.model.direction import steered_proposer
 
     g, info = load_model(model or default_model_path())
     g = g.float().eval()  # stored fp16; this CPU computes in fp32

@@ -25,7 +25,7 @@ class TasteServer(ThreadedServer):
         store: where the ratings go.
         renderer: z (n, d) float32 -> (n, R, R, 3) uint8 (runtime.make_renderer); used from
             one worker thread only.
-        propose: rng -> (d,) latent: the faces to rate (e.g. stream.installation.steered_proposer).
+        propose: rng -> (d,) latent: the faces to rate (e.g. model.direction.steered_proposer).
         model_hash: the generator's hash, stored with each rating.
         curator: whose taste (1..64 printable characters).
         host: address to listen on; loopback by default. Writes always need the token.

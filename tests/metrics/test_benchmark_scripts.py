@@ -75,7 +75,7 @@ def test_a_lower_walk_fps_renders_a_subset_of_the_same_frames(tiny_model_file):
     import numpy as np
 
     from passersby.settings import ScreenSettings, load_settings
-    from passersby.stream.installation import build
+    from passersby.app.installation import build
 
     def frames(fps: float, n: int) -> list[np.ndarray]:
         base = load_settings(None, {"stream.seed": 3, "model.path": str(tiny_model_file), "walk.fps": fps,

@@ -16,7 +16,10 @@ import time
 import numpy as np
 
 from passersby.stream.engine import Engine, ScreenPlan
+from passersby.stream.sources import LatentWalk
 from passersby.stream.walker import WalkConfig
+
+WALK = WalkConfig(tempo=0.1, fps=60.0)
 
 DIM = 128
 
@@ -29,12 +32,14 @@ def fake_renderer():
 
 
 def plans() -> list[ScreenPlan]:
-    return [ScreenPlan(name, lambda rng: rng.standard_normal(DIM), fake_renderer) for name in ("left", "right")]
+    return [ScreenPlan(name, lambda rng: rng.standard_normal(DIM),
+                       lambda anchors: LatentWalk(WALK, anchors, fake_renderer(), "kill-test"))
+            for name in ("left", "right")]
 
 
 def main(argv: list[str]) -> None:
     path, seed = argv[1], int(argv[2])
-    engine = Engine(plans(), WalkConfig(tempo=0.1, fps=60.0), path, DIM, "kill-test", queue_size=4, seed=seed)
+    engine = Engine(plans(), WALK.fps, path, DIM, "kill-test", queue_size=4, seed=seed)
 
     def show(frame) -> None:
         ids = ",".join(str(i) for i in frame.key["ledger_ids"])

@@ -14,6 +14,7 @@ import pytest
 
 from passersby.stream.engine import Engine, ScreenPlan
 from passersby.stream.ledger import Ledger
+from passersby.stream.sources import LatentWalk
 from passersby.stream.walker import WalkConfig, frame_latent
 
 D = 128
@@ -27,12 +28,16 @@ def fake_renderer():
     return render
 
 
-def plans(names=("left", "right"), renderer=fake_renderer) -> list[ScreenPlan]:
-    return [ScreenPlan(n, lambda rng: rng.standard_normal(D), renderer) for n in names]
+WALK = WalkConfig(tempo=0.2, fps=30.0)
 
 
-def engine(tmp_path: Path, walk=WalkConfig(tempo=0.2, fps=30.0), **kw) -> Engine:
-    return Engine(plans(**kw), walk, tmp_path / "ledger.sqlite", D, "hash0", queue_size=4, seed=3)
+def plans(names=("left", "right"), renderer=fake_renderer, walk=WALK, stages=()) -> list[ScreenPlan]:
+    return [ScreenPlan(n, lambda rng: rng.standard_normal(D),
+                       lambda anchors: LatentWalk(walk, anchors, renderer(), "hash0"), stages) for n in names]
+
+
+def engine(tmp_path: Path, walk=WALK, **kw) -> Engine:
+    return Engine(plans(walk=walk, **kw), walk.fps, tmp_path / "ledger.sqlite", D, "hash0", queue_size=4, seed=3)
 
 
 def test_offline_frames_follow_the_walk_through_recorded_anchors(tmp_path: Path) -> None:
@@ -71,7 +76,7 @@ def test_paced_engine_publishes_every_screen_at_fps_and_obeys_controls(tmp_path:
         assert e.hub.wait_newer("left", held, 2.0) is not None
         before = e.hub.latest("left").index
         e.hub.control("next")
-        fpa = e.walk.frames_per_anchor
+        fpa = WALK.frames_per_anchor
         deadline = time.monotonic() + 3
         while e.hub.latest("left").index < (before // fpa + 1) * fpa and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -90,7 +95,7 @@ def test_exactingness_is_a_live_knob_only_when_a_taste_is_followed(tmp_path: Pat
         with pytest.raises(PermissionError, match="no taste"):
             e.hub.control("exactingness", 0.3)
     knob = Knob()
-    e2 = Engine(plans(), WalkConfig(tempo=0.2), tmp_path / "ledger.sqlite", D, "hash0", exactingness=knob)
+    e2 = Engine(plans(), 30.0, tmp_path / "ledger.sqlite", D, "hash0", exactingness=knob)
     try:
         e2.hub.control("exactingness", 0.9)
         assert knob.value == 0.9 and e2.status()["exactingness"] == 0.9
@@ -162,3 +167,72 @@ def test_kill_9_mid_stream_never_shows_an_anchor_twice(tmp_path: Path) -> None:
     for a in range(len(per_run)):
         for b in range(a + 1, len(per_run)):
             assert not (per_run[a] & per_run[b]), f"runs {a} and {b} showed the same anchor"
+
+
+class SolidSource:
+    """A frame source that is not a latent walk: one solid-colour face per claimed anchor, a new
+    one every 5 frames; what the engine must carry unchanged (ledger, keys, "next", stages)."""
+
+    def __init__(self, anchors) -> None:
+        self.anchors, self.faces, self.closed = anchors, {}, False
+
+    def render(self, index: int):
+        face = index // 5
+        if face not in self.faces:
+            self.faces = {face: self.anchors()}  # claimed before any pixel of it exists
+        colour = (np.tanh(self.faces[face][:3]) * 127 + 128).astype(np.uint8)
+        return np.tile(colour, (4, 4, 1)), {"source": "solid", "face": face, "ledger_ids": self.anchors.ledger_ids([face])}
+
+    def cut(self, index: int) -> int:
+        return (index // 5 + 1) * 5
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def double(image, key):
+    return image.repeat(2, axis=0).repeat(2, axis=1), {**key, "stages": key.get("stages", []) + ["double"]}
+
+
+def test_any_frame_source_and_its_stages_run_in_the_engine(tmp_path: Path) -> None:
+    sources = []
+
+    def make(anchors):
+        sources.append(SolidSource(anchors))
+        return sources[-1]
+
+    plan = ScreenPlan("solo", lambda rng: rng.standard_normal(D), make, (double,))
+    with Engine([plan], 30.0, tmp_path / "ledger.sqlite", D, "hash0", queue_size=2, seed=1) as e:
+        e.start(pace=False)
+        frames = [e.take(0) for _ in range(12)]
+    assert sources[0].closed
+    assert [f.key["face"] for f in frames] == [0] * 5 + [1] * 5 + [2] * 2
+    assert all(f.image.shape == (8, 8, 3) and f.key["stages"] == ["double"] and f.key["screen"] == "solo"
+               for f in frames)
+    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        rows = dict(led.recent("solo", 10))
+    for f in frames:  # every face shown is a ledger row, and the key names it
+        z = rows[f.key["ledger_ids"][0]]
+        np.testing.assert_array_equal(f.image[0, 0], (np.tanh(z[:3]) * 127 + 128).astype(np.uint8))
+    assert len({f.key["ledger_ids"][0] for f in frames}) == 3
+
+
+def test_next_jumps_to_the_sources_own_cut(tmp_path: Path) -> None:
+    plan = ScreenPlan("solo", lambda rng: rng.standard_normal(D), SolidSource)
+    with Engine([plan], 30.0, tmp_path / "ledger.sqlite", D, "hash0", queue_size=2, seed=1) as e:
+        e.start(pace=False)
+        first = e.take(0)
+        e.hub.control("next")
+        after = e.take(0)
+        while after.index < 5:  # frames rendered before the control arrived may still come
+            after = e.take(0)
+    assert first.index == 0 and after.index == 5 and after.key["face"] == 1
+
+
+def test_published_frames_are_new_objects_with_the_time_shown(tmp_path: Path) -> None:
+    from passersby.stream.frames import Frame, FrameHub
+
+    hub = FrameHub(["a"])
+    frame = Frame("a", 0, np.zeros((2, 2, 3), np.uint8))
+    hub.publish(frame)
+    assert frame.shown_at == 0.0 and hub.latest("a").shown_at > 0  # frozen: never mutated

@@ -332,3 +332,61 @@ def test_probe_keys_start_with_the_own_bucket_and_catch_near_points():
         found += any(near[t] in pk[t] for t in range(params.tables))
     assert found == 100
     assert (0 <= own).all() and (own < params.buckets_per_table).all()
+
+
+def test_a_slow_proposal_holds_no_write_lock(ledger, tmp_path):
+    # Another process (here: another connection) claims while this claim's proposal is running:
+    # with the write lock held during proposals it would wait for it (and here: dead-lock).
+    other = Ledger(ledger.path, dim=D, seed=0)
+    try:
+        def propose(rng):
+            t0 = time.monotonic()
+            other.claim("right", gaussian, "m")
+            assert time.monotonic() - t0 < 5
+            return gaussian(rng)
+
+        _, z = ledger.claim("left", propose, "m")
+        np.testing.assert_array_equal(z, stream(0, "left", 1)[0])
+        assert {c: s.count for c, s in ledger.stats().channels.items()} == {"left": 1, "right": 1}
+    finally:
+        other.close()
+
+
+def test_a_claim_overtaken_on_its_channel_starts_over_from_the_new_rng_state(ledger):
+    other = Ledger(ledger.path, dim=D, seed=0)
+    calls = []
+    try:
+        def propose(rng):
+            calls.append(1)
+            if len(calls) == 1:  # meanwhile another process takes this channel's next anchor
+                other.claim("main", gaussian, "m")
+            return gaussian(rng)
+
+        _, z = ledger.claim("main", propose, "m")
+        expected = stream(0, "main", 2)
+        # The overtaking claim got the stream's first anchor; this one, started over, the second.
+        np.testing.assert_array_equal(z, expected[1])
+        _, zs = all_anchors(ledger)
+        np.testing.assert_array_equal(zs, expected)
+        # Calls: the overtaken draw (a copy of what the other took: rejected), one more, then the restart.
+        assert len(calls) == 3 and ledger.check().ok
+    finally:
+        other.close()
+
+
+def test_a_near_anchor_recorded_during_the_proposal_is_not_recorded_again(ledger):
+    other = Ledger(ledger.path, dim=D, seed=0)
+    copy = gaussian(np.random.default_rng(5))
+    queue = [copy]
+    try:
+        def propose(rng):
+            if queue:
+                other.claim("right", lambda _rng: queue.pop(), "m")  # the same face, elsewhere, first
+                return copy
+            return gaussian(rng)
+
+        _, z = ledger.claim("left", propose, "m")
+        assert np.linalg.norm(z - copy) > 9
+        assert ledger.stats().channels["left"].rejected == 1 and len(ledger) == 2 and ledger.check().ok
+    finally:
+        other.close()

@@ -41,7 +41,7 @@ def server(store):
     from passersby.checkpoint import load_model
     from passersby.runtime import make_renderer
     from passersby.sample import default_model_path
-    from passersby.stream.installation import steered_proposer
+    from passersby.model.direction import steered_proposer
 
     g, info = load_model(default_model_path())
     renderer = make_renderer(g.float().eval(), "auto")

@@ -11,7 +11,7 @@ import pytest
 from passersby.checkpoint import load_model
 from passersby.sample import default_model_path
 from passersby.settings import ScreenSettings, TasteSettings, load_settings
-from passersby.stream.installation import build
+from passersby.app.installation import build
 from passersby.stream.ledger import Ledger
 from passersby.taste.store import TasteStore
 

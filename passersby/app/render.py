@@ -46,7 +46,7 @@ def render_stream(engine: Engine, seconds: float, out: Path | None, frames_dir: 
     Example:
         >>> render_stream(inst.engine, 5, Path("clip.mp4"), None)  # doctest: +SKIP
     """
-    n = max(1, round(seconds * engine.walk.fps))
+    n = max(1, round(seconds * engine.fps))
     names = engine.screens
     result = RenderResult(frames=n)
     t0 = time.perf_counter()
@@ -61,7 +61,7 @@ def render_stream(engine: Engine, seconds: float, out: Path | None, frames_dir: 
             frames = [engine.take(k) for k in range(len(names))]
             images = [f.image for f in frames]
             if i == 0:  # sizes are known now
-                videos, dirs = _open_writers(stack, out, frames_dir, per_screen, names, images, engine.walk.fps)
+                videos, dirs = _open_writers(stack, out, frames_dir, per_screen, names, images, engine.fps)
             if per_screen:
                 for v, im in zip(videos, images):
                     v.write(im)

@@ -18,27 +18,13 @@ import numpy as np
 import torch
 
 from passersby.checkpoint import ModelInfo, load_model
+from passersby.model.direction import steered_proposer
 from passersby.home import ledger_path, resolve_home
 from passersby.runtime import make_renderer, resolve
 from passersby.sample import default_model_path
 from passersby.settings import ScreenSettings, Settings
 from passersby.stream.engine import Engine, ScreenPlan
-
-
-def steered_proposer(z_dim: int, vector: np.ndarray | None, scale: float, label: str) -> Callable:
-    """rng -> anchor: z ~ N(0, I), with its component along `vector` set to +scale (masculine)
-    or -scale (feminine) when a label and a direction are given (model/direction.py)."""
-    if not label or vector is None:
-        return lambda rng: rng.standard_normal(z_dim)
-    d = np.asarray(vector, np.float64)
-    d = d / np.linalg.norm(d)
-    target = scale if label == "masculine" else -scale
-
-    def propose(rng: np.random.Generator) -> np.ndarray:
-        z = rng.standard_normal(z_dim)
-        return z - (z @ d) * d + target * d
-
-    return propose
+from passersby.stream.sources import LatentWalk
 
 
 @dataclass
@@ -119,7 +105,8 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
     return ScreenPlan(
         name=screen.name,
         propose=propose,
-        make_renderer=lambda: make_renderer(g, m.runtime, m.threads, label_index),
+        make_source=lambda anchors: LatentWalk(settings.walk, anchors, make_renderer(g, m.runtime, m.threads, label_index),
+                                               info.hash),
     )
 
 
@@ -164,6 +151,6 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
         status.update(curator=settings.taste.curator, taste_ratings=taste.n)
     if settings.taste.min_critic > -1.0:
         status.update(min_critic=settings.taste.min_critic)
-    engine = Engine(plans, settings.walk, path, info.config.z_dim, info.hash, settings.stream.queue, seed,
+    engine = Engine(plans, settings.walk.fps, path, info.config.z_dim, info.hash, settings.stream.queue, seed,
                     info=status, exactingness=knob)
     return Installation(engine, info, runtime, path, dry_dir)

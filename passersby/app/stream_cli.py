@@ -64,7 +64,7 @@ def _settings(config: Optional[Path], home: Optional[Path], **flags: Any):
 
 def _build(settings, home: Optional[Path], dry_ledger: bool = False):
     from passersby.checkpoint import CheckpointError
-    from passersby.stream.installation import build
+    from passersby.app.installation import build
     from passersby.stream.ledger import LedgerError
 
     try:
@@ -186,7 +186,7 @@ def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, he
         passersby render --seconds 10 --out clip.mp4 --per-screen --dry-ledger --seed 1
         passersby render --seconds 2 --frames frames/ --screens feminine
     """
-    from passersby.stream.render import render_stream
+    from passersby.app.render import render_stream
 
     if out is None and frames is None:
         raise typer.BadParameter("give --out video.mp4 and/or --frames DIR")

@@ -1,0 +1,110 @@
+"""Frame sources and stages: what a screen shows, behind two small interfaces.
+
+    Anchors (ledger claims) -> FrameSource -> Stage -> Stage ... -> Frame -> pacer -> sinks
+
+A `FrameSource` turns a frame index into a picture and the key that re-renders it; it asks
+its `Anchors` for never-used faces (each one claimed in the ledger before any pixel of it is
+rendered). The engine (stream/engine.py) owns the thread, the queue, the ledger connection and
+the pacing, and knows nothing else: a latent walk (`LatentWalk`, here), a feedback loop or any
+other source plugs in unchanged, and so do the sinks, the ledger, taste steering and the kiosk.
+A `Stage` transforms a finished picture (e.g. an enhancer that upscales it) and records itself
+in the key.
+
+Sources are built per screen by the application layer (passersby.app.installation), which
+knows the models; nothing here imports one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from passersby.stream.walker import Walker, WalkConfig
+
+Image = np.ndarray  # (H, W, 3) uint8 RGB
+Key = dict[str, Any]  # JSON-able: what re-renders the frame
+
+
+class Anchors(Protocol):
+    """A screen's never-used faces: each call claims the next one in the ledger (recorded
+    before it is returned) and gives its latent; `ledger_ids` maps claim positions (0, 1, ...)
+    to ledger row ids, for frame keys."""
+
+    claimed: int
+
+    def __call__(self) -> np.ndarray: ...
+
+    def ledger_ids(self, positions: list[int]) -> list[int]: ...
+
+
+class FrameSource(Protocol):
+    """Frames of one screen, asked for in increasing index order (jumps ahead allowed).
+
+    `render(index)` -> (image (H, W, 3) uint8, key); `cut(index)` -> the first index after
+    `index` that shows a new face (what "next" jumps to); `close()` releases resources.
+    """
+
+    def render(self, index: int) -> tuple[Image, Key]: ...
+
+    def cut(self, index: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Stage(Protocol):
+    """A picture-to-picture step after the source (e.g. an upscaler): (image, key) -> (image,
+    key); it adds its own identity to the key so the frame can be re-rendered through it."""
+
+    def __call__(self, image: Image, key: Key) -> tuple[Image, Key]: ...
+
+
+def run_stages(stages: tuple[Stage, ...] | list[Stage], image: Image, key: Key) -> tuple[Image, Key]:
+    """Pass a frame through `stages` in order.
+
+    Example:
+        >>> flip = lambda im, k: (im[:, ::-1], {**k, "stages": k.get("stages", []) + ["flip"]})
+        >>> run_stages([flip], np.zeros((2, 3, 3), np.uint8), {})[1]
+        {'stages': ['flip']}
+    """
+    for stage in stages:
+        image, key = stage(image, key)
+    return image, key
+
+
+class LatentWalk:
+    """The latent walk as a frame source: anchors from the ledger, a smooth path through them
+    (stream/walker.py), each latent rendered by the model.
+
+    Args:
+        walk: the path's style and tempo.
+        anchors: the screen's ledger claims (Anchors).
+        renderer: (1, z_dim) float32 -> (1, R, R, 3) uint8.
+        model_hash: the renderer's model, written in every key.
+
+    Example:
+        >>> src = LatentWalk(WalkConfig(tempo=1.0, fps=4.0), anchors, renderer, "9f2c")  # doctest: +SKIP
+        >>> image, key = src.render(0)  # doctest: +SKIP
+    """
+
+    def __init__(self, walk: WalkConfig, anchors: Anchors, renderer: Callable[[np.ndarray], np.ndarray],
+                 model_hash: str) -> None:
+        self.walk, self.anchors, self.renderer, self.model_hash = walk, anchors, renderer, model_hash
+        self.walker = Walker(walk, anchors)
+
+    def render(self, index: int) -> tuple[Image, Key]:
+        z = self.walker.latent(index)  # (z_dim,) float32
+        image = self.renderer(z[None])[0]
+        key = self.walker.frame_key(index)
+        # The frame's anchors as ledger rows (drift: the fresh draws mixed into these anchors).
+        key.update(source="latent-walk", model=self.model_hash,
+                   ledger_ids=self.anchors.ledger_ids(key["anchor_ids"]))
+        return image, key
+
+    def cut(self, index: int) -> int:
+        fpa = self.walk.frames_per_anchor
+        return max(index, int(math.ceil((math.floor(index / fpa) + 1) * fpa)))
+
+    def close(self) -> None:
+        pass
