@@ -143,6 +143,8 @@ def load_model(path: Path, device: str | torch.device = "cpu"):
     from passersby.model.generator import Generator
 
     tensors, meta = _read(Path(path), MODEL_FORMAT)
+    if isinstance(meta.get("config"), dict) and meta["config"].get("kind") == "painter":
+        raise CheckpointError(f"{path}: is a painter (the feedback loop's), not a face generator")
     try:
         cfg = ModelConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
@@ -155,6 +157,11 @@ def load_model(path: Path, device: str | torch.device = "cpu"):
         raise CheckpointError(f"{path}: weights do not match its config ({str(e).splitlines()[0]})") from e
     g = g.to(device).eval()
     return g, ModelInfo(config=cfg, hash=file_hash(Path(path)), path=Path(path), meta=meta)
+
+
+def read_model_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(tensors, metadata) of any inference model file (generator or painter), checked."""
+    return _read(Path(path), MODEL_FORMAT)
 
 
 # ---------------------------------------------------------------- training state

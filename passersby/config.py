@@ -78,6 +78,70 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class PainterConfig:
+    """Architecture of the feedback loop's painter (markers -> face, model/painter.py) and of the
+    projected discriminator it trains against.
+
+    Args:
+        resolution: picture side in pixels (64, 128 or 256).
+        ngf: the U-Net's width at full resolution; deeper levels double it, up to 8x.
+        depth: how many times the U-Net halves the picture (5 at 256: down to 8 x 8).
+        ndf: width of the discriminator's heads.
+        d_resolution: side at which the projected discriminator sees pictures (0 = resolution).
+        l1_weight: weight of the L1 distance to the real picture against the adversarial term.
+
+    Example:
+        >>> PainterConfig(resolution=64, depth=3).to_dict()["kind"]
+        'painter'
+    """
+
+    resolution: int = 256
+    ngf: int = 16
+    depth: int = 5
+    ndf: int = 32
+    d_resolution: int = 192
+    l1_weight: float = 10.0
+
+    # Class constants, not fields: what `from_dict` dispatches on, and what the projected
+    # discriminator and the training loop read from any model config.
+    kind = "painter"
+    discriminator = "projected"
+    class_names = ()  # unconditional, always
+
+    def __post_init__(self) -> None:
+        if self.resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
+        if self.ngf < 4 or self.ndf < 4 or not 2 <= self.depth <= 7 or self.resolution >> self.depth < 2:
+            raise ValueError(f"ngf, ndf must be >= 4 and depth in 2..7 leaving >= 2 pixels, got "
+                             f"ngf={self.ngf} ndf={self.ndf} depth={self.depth} at {self.resolution}")
+        if self.d_resolution and (self.d_resolution < 64 or self.d_resolution % 32):
+            raise ValueError(f"d_resolution must be 0 or a multiple of 32 >= 64, got {self.d_resolution}")
+        if not self.l1_weight >= 0:
+            raise ValueError(f"l1_weight must be >= 0, got {self.l1_weight}")
+
+    @property
+    def n_classes(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PainterConfig":
+        d = {k: v for k, v in d.items() if k != "kind"}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown painter config fields {sorted(unknown)}: newer passersby?")
+        return cls(**d)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> "ModelConfig | PainterConfig":
+    """The config a checkpoint stores: a painter's (it says "kind": "painter") or a generator's."""
+    return PainterConfig.from_dict(d) if d.get("kind") == "painter" else ModelConfig.from_dict(d)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """One training run.
 
@@ -120,7 +184,7 @@ class TrainConfig:
     beta2: float = 0.999
     ms_weight: float = 0.0
     ms_space: str = "pixels"
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig | PainterConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
         # Checked here, not deep in the loop: a 0 would be a ZeroDivisionError at the first step
@@ -144,5 +208,5 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         d = dict(d)
-        d["model"] = ModelConfig.from_dict(d.get("model", {}))
+        d["model"] = model_config_from_dict(d.get("model", {}))
         return cls(**d)

@@ -8,15 +8,18 @@ from typing import Optional
 
 import typer
 
-from passersby.config import ModelConfig, TrainConfig
+from passersby.config import ModelConfig, PainterConfig, TrainConfig
 
 
 def train_command(
     data: Path = typer.Argument(..., help="Dataset folder made by `passersby prepare`."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints, samples, curves, model."),
-    recipe: str = typer.Option(
-        "projected", help="projected: discriminator heads on frozen EfficientNet-Lite0 features, "
-        "trains on a CPU (default); fastgan: the previous recipe, learned from pixels (~10x slower per image)."),
+    kind: str = typer.Option("gan", help="gan: the face generator; painter: the feedback loop's painter "
+                             "(markers -> face; `passersby show --mode feedback`)."),
+    recipe: Optional[str] = typer.Option(
+        None, help="For --kind gan: projected (default): discriminator heads on frozen EfficientNet-Lite0 "
+        "features, trains on a CPU; fastgan: the previous recipe, learned from pixels (~10x slower per image). "
+        "For --kind painter: painter (the only one)."),
     steps: int = typer.Option(20000, help="Total optimisation steps (a resumed run counts earlier steps)."),
     resolution: int = typer.Option(256, help="Image side: 64, 128 or 256 (must match the dataset)."),
     ngf: Optional[int] = typer.Option(None, help="Generator width (recipe default 16: renders both screens at 30 fps on a 2-core CPU)."),
@@ -52,20 +55,31 @@ def train_command(
         passersby train data/portraits --out runs/mine --max-minutes 150
         passersby train data/portraits --out runs/mine --steps 40000 --resume
         passersby train data/portraits --out runs/old --recipe fastgan --steps 20000
+        passersby train data/portraits --kind painter --out runs/painter --max-minutes 150
         torchrun --nproc_per_node 2 -m passersby.cli train data/portraits --out runs/ddp
     """
     from passersby.checkpoint import CheckpointError
     from passersby.train.data import DatasetError
+    from passersby.train.kinds import KINDS
     from passersby.train.recipes import recipe_defaults
     from passersby.train.run import train
 
     try:
+        if kind not in KINDS:
+            raise ValueError(f"--kind: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
+        recipe = recipe or ("painter" if kind == "painter" else "projected")
+        if (recipe == "painter") != (kind == "painter"):
+            raise ValueError(f"--recipe {recipe} does not train --kind {kind}; "
+                             "the painter has its own recipe (leave --recipe out)")
         m_over, t_over = recipe_defaults(recipe)
         given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution}
         given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment, "ms_space": ms_space}
         m_over.update({k: v for k, v in given_m.items() if v is not None})
         t_over.update({k: v for k, v in given_t.items() if v is not None})
-        model = ModelConfig(resolution=resolution, z_dim=z_dim, **m_over)
+        if kind == "painter":
+            model = PainterConfig(resolution=resolution, **m_over)
+        else:
+            model = ModelConfig(resolution=resolution, z_dim=z_dim, **m_over)
         cfg = TrainConfig(seed=seed, sample_every=sample_every, checkpoint_every=checkpoint_every,
                           metric_every=metric_every, metric_samples=metric_samples, model=model, **t_over)
         row = train(data, out, cfg, steps, resume_run=resume, device=device,

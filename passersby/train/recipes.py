@@ -8,6 +8,8 @@
   another 2-core CPU (same-machine comparison: benchmarks/recipes.py).
 - "fastgan": the previous recipe (discriminator learned from pixels, with a reconstruction
   decoder), kept runnable for comparison.
+- "painter": the feedback loop's painter (`--kind painter`): a U-Net from markers to faces,
+  L1 + the projected discriminator, the same optimiser settings as "projected".
 
 Every value can still be overridden by a flag; the resolved TrainConfig is stored in each
 checkpoint, so a run resumes with exactly the recipe it started with.
@@ -22,6 +24,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "model": {"discriminator": "projected", "ngf": 16, "ndf": 32, "d_resolution": 192},
         "train": {"batch_size": 8, "lr": 2e-4, "beta1": 0.0, "beta2": 0.99, "amp": True,
                   "augment": "color,translation,cutout", "ms_weight": 1.0},
+    },
+    "painter": {  # the feedback loop's painter (`--kind painter`, train/painter.py)
+        "model": {"ngf": 16, "ndf": 32, "d_resolution": 192},
+        "train": {"batch_size": 8, "lr": 2e-4, "beta1": 0.0, "beta2": 0.99, "amp": True,
+                  "augment": "color,translation,cutout"},
     },
     "fastgan": {
         "model": {"discriminator": "fastgan", "ngf": 16, "ndf": 32, "d_resolution": 0},

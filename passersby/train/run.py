@@ -9,13 +9,11 @@ from pathlib import Path
 import torch
 
 from passersby.checkpoint import CheckpointError
-from passersby.config import TrainConfig
+from passersby.config import ModelConfig, TrainConfig
 from passersby.train import dist
 from passersby.train.data import load_training_set
-from passersby.train.loop import (
-    build_state, ema_for_inference, evaluate, latest_checkpoint, resume, save_checkpoint, train_step,
-    write_samples,
-)
+from passersby.train.kinds import kind_of
+from passersby.train.loop import latest_checkpoint, resume, save_checkpoint
 from passersby.train.report import plot_curves
 from passersby.train.state import rng_states
 
@@ -65,11 +63,13 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
         raise CheckpointError(f"{run}: already holds a run ({latest_checkpoint(run).name}) — "
                               "pass --resume to continue it, or choose a new --out")
     data = load_training_set(data_dir, cfg.model.resolution, device=dev)
-    classes = list(data.class_names) if conditional and len(data.class_names) >= 2 else []
-    cfg = TrainConfig.from_dict({**cfg.to_dict(), "model": {**cfg.model.to_dict(), "class_names": classes}})
+    if isinstance(cfg.model, ModelConfig):  # the painter is never conditional
+        classes = list(data.class_names) if conditional and len(data.class_names) >= 2 else []
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "model": {**cfg.model.to_dict(), "class_names": classes}})
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    ts = build_state(cfg, dev, info.rank)
+    kind = kind_of(cfg)
+    ts = kind.build_state(cfg, dev, info.rank)
     if resume_run:
         resume(ts, cfg, data, run, rank=info.rank)
         if info.main:
@@ -85,7 +85,7 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
     with _progress(info.main) as bar:
         task = bar.add_task("train", total=steps, completed=ts.step, status="")
         while ts.step < steps:
-            st = train_step(ts, data, cfg, dev, info)
+            st = kind.train_step(ts, data, cfg, dev, info)
             for k in sums:
                 sums[k] += getattr(st, k)
             n_log += 1
@@ -119,13 +119,14 @@ def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evalu
     # Collective: every process sends its random streams, rank 0 stores them in the checkpoint.
     rank_rngs = dist.all_gather_object(rng_states(ts.rngs), info) if (do_ckpt or do_metric) else None
     if info.main:
-        g = ema_for_inference(ts, dev)
+        kind = kind_of(cfg)
+        g = kind.for_inference(ts, dev)
         if do_sample:
-            write_samples(g, run, ts.step, dev)
+            kind.write_samples(g, run, ts.step, dev, data)
         is_best, m = False, None
         if do_metric:
             try:
-                m = evaluate(g, data, cfg, dev)
+                m = kind.evaluate(g, data, cfg, dev)
             except Exception as e:  # a broken metric must not end a long run: say so, go on
                 import sys
 

@@ -1,0 +1,156 @@
+"""`passersby train --kind painter`: the feedback loop's painter, learned from the portraits.
+
+Each step reads real faces into markers (model/markers.py), perturbs the markers as the loop
+will (a small warp, erased lines, shifted colours), and trains the painter to paint the real
+face back: L1 to the real picture (weight `l1_weight`) plus the hinge loss of the projected
+discriminator (frozen EfficientNet-Lite0 features + trained heads, model/projected.py), so that
+what it invents between the lines is painted texture, not blur. Same run machinery as the GAN
+(train/run.py): progress bar, sample grids, curves, metric, atomic checkpoints, exact resume.
+
+The metric is what the loop needs: KID x1000 (EfficientNet-Lite0) of pictures after LOOP_STEPS
+readings and paintings in a row, starting from real faces, against the real faces. A painter
+that smears, or drifts to a blank or to noise, scores badly; one that keeps painting faces, well.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from passersby.config import TrainConfig
+from passersby.model.augment import diff_augment, parse_policy
+from passersby.model.markers import perturb, read_markers, smooth_field, warp
+from passersby.model.painter import Painter
+from passersby.train.data import TrainingSet
+from passersby.train.report import grid_image, save_png, to_uint8
+from passersby.train.state import Rngs, TrainState
+
+LOOP_STEPS = 8  # readings + paintings in a row, for the metric and the sample grid's loop rows
+GRID_FACES = 8
+
+
+def build_state(cfg: TrainConfig, device: torch.device, rank: int = 0) -> TrainState:
+    """Fresh painter, its EMA copy, the projected discriminator, Adam optimisers, RNG streams."""
+    from passersby.model.projected import ProjectedDiscriminator
+
+    torch.manual_seed(cfg.seed)
+    G, D = Painter(cfg.model).to(device), ProjectedDiscriminator(cfg.model).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    for p in G_ema.parameters():
+        p.requires_grad_(False)
+    betas = (cfg.beta1, cfg.beta2)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
+    opt_d = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=cfg.lr, betas=betas)
+    return TrainState(G, D, G_ema, opt_g, opt_d, Rngs.seeded(cfg.seed, rank))
+
+
+def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torch.device, info) -> "StepStats":
+    """One discriminator and one painter update on a fresh batch (loss_recon = the L1 term)."""
+    from passersby.train import dist
+    from passersby.train.loop import StepStats, _autocast, update_ema
+
+    policy = parse_policy(cfg.augment)
+    real, _, _ = data.batch(cfg.batch_size, ts.rngs.data, device)  # (N, 3, R, R) in [-1, 1]
+    with torch.no_grad():
+        markers = perturb(read_markers(real), ts.rngs.z).to(device)  # (N, 4, R, R): the "z" stream
+    with _autocast(device, cfg.amp):
+        fake = ts.G(markers)
+        logits_real = ts.D(diff_augment(real, policy, ts.rngs.aug))
+        logits_fake = ts.D(diff_augment(fake.detach(), policy, ts.rngs.aug))
+        loss_d = F.relu(1 - logits_real.float()).mean() + F.relu(1 + logits_fake.float()).mean()
+    ts.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    dist.average_gradients(ts.D, info)
+    ts.opt_d.step()
+    with _autocast(device, cfg.amp):
+        loss_adv = -ts.D(diff_augment(fake, policy, ts.rngs.aug)).float().mean()
+    loss_l1 = F.l1_loss(fake.float(), real)
+    ts.opt_g.zero_grad(set_to_none=True)
+    (loss_adv + cfg.model.l1_weight * loss_l1).backward()
+    dist.average_gradients(ts.G, info)
+    ts.opt_g.step()
+    update_ema(ts.G_ema, ts.G, cfg.ema_decay)
+    ts.step += 1
+    return StepStats(loss_d.item(), loss_adv.item(), loss_l1.item())
+
+
+def for_inference(ts: TrainState, device: torch.device) -> Painter:
+    """The EMA painter in eval mode (InstanceNorm: nothing to recalibrate)."""
+    return copy.deepcopy(ts.G_ema).eval()
+
+
+@torch.no_grad()
+def loop(painter: Painter, start: torch.Tensor, steps: int, gen: torch.Generator, drift: float = 0.01) -> list[torch.Tensor]:
+    """`steps` readings and paintings from `start` (N, 3, R, R), each reading of a picture moved
+    by a small random warp (std `drift`): the pictures after each step, (N, 3, R, R) each."""
+    out, x = [], start
+    for _ in range(steps):
+        x = painter(read_markers(warp(x, smooth_field(len(x), x.shape[-1], drift, gen))))
+        out.append(x)
+    return out
+
+
+def _grid_faces(data: TrainingSet, device: torch.device) -> torch.Tensor:
+    idx = torch.randperm(len(data.images), generator=torch.Generator().manual_seed(2024))[:GRID_FACES]
+    return data.images[idx].to(device).float().div(127.5).sub(1.0)
+
+
+@torch.no_grad()
+def write_samples(g: Painter, run, step: int, device: torch.device, data: TrainingSet) -> None:
+    """Rows: real faces, their markers' lines, the painting of those markers, and the loop after
+    2, 4 and 8 steps (the same faces and noise at every step of every run)."""
+    real = _grid_faces(data, device)
+    m = read_markers(real)
+    lines = m[:, :1].expand(-1, 3, -1, -1)
+    steps = loop(g, real, LOOP_STEPS, torch.Generator().manual_seed(7))
+    rows = [real, lines, g(m), steps[1], steps[3], steps[7]]
+    grid = grid_image(to_uint8(torch.cat(rows)), ncol=GRID_FACES)
+    save_png(run / "samples" / f"step-{step:08d}.png", grid)
+    save_png(run / "samples" / "latest.png", grid)
+
+
+def evaluate(g: Painter, data: TrainingSet, cfg: TrainConfig, device: torch.device) -> dict:
+    """KID/FD (EfficientNet-Lite0) of real faces after LOOP_STEPS loop steps, against the real faces."""
+    from passersby.metrics.evaluate import evaluate_generator
+
+    real = data.images.float().div(127.5).sub(1.0)
+    pick = torch.Generator().manual_seed(cfg.seed + 17)
+    gen = torch.Generator().manual_seed(cfg.seed + 18)
+
+    def sample(n: int) -> torch.Tensor:
+        idx = torch.randint(0, len(real), (n,), generator=pick)
+        out = [loop(g, real[idx[i:i + 25]].to(device), LOOP_STEPS, gen)[-1].cpu() for i in range(0, n, 25)]
+        return torch.cat(out)
+
+    m = evaluate_generator(sample, real, n=cfg.metric_samples, rng_seed=cfg.seed, data_key=data.data_hash)
+    m.pop("memorisation", None)  # pictures painted from real faces are close to them by design
+    m["loop_steps"] = LOOP_STEPS
+    return m
+
+
+def load_painter(path, device: str | torch.device = "cpu"):
+    """A painter file written by training: (Painter in eval mode, ModelInfo).
+
+    Raises:
+        CheckpointError: not a painter file (e.g. a generator), or damaged.
+
+    Example:
+        >>> painter, info = load_painter("runs/painter/model.safetensors")  # doctest: +SKIP
+    """
+    from pathlib import Path
+
+    from passersby.checkpoint import CheckpointError, ModelInfo, file_hash, read_model_file
+    from passersby.config import PainterConfig
+
+    tensors, meta = read_model_file(Path(path))
+    if meta.get("config", {}).get("kind") != "painter":
+        raise CheckpointError(f"{path}: is not a painter (train one with `passersby train --kind painter`)")
+    try:
+        cfg = PainterConfig.from_dict(meta["config"])
+        p = Painter(cfg)
+        p.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: bad painter file ({str(e).splitlines()[0]})") from e
+    return p.to(device).eval(), ModelInfo(config=cfg, hash=file_hash(Path(path)), path=Path(path), meta=meta)
