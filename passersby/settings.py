@@ -51,6 +51,8 @@ class ScreenSettings:
     name: str = _doc("Screen name; also its ledger channel and its web page /screen/NAME.", default="screen")
     label: str = _doc("feminine, masculine, or empty for unsteered faces (a conditional model: between the classes).", default="")
     monitor: int = _doc("Display index for its window (0 = first monitor).", default=0)
+    source: str = _doc("walk (latent walk through anchor faces) or feedback (the machine repaints its own "
+                       "output; [feedback] settings).", default="walk")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,18 @@ class TasteSettings:
                              default=-1.0)
 
 
+@dataclass(frozen=True)
+class FeedbackSettings:
+    painter: str = _doc("Painter .safetensors for feedback screens (`passersby train --kind painter`); "
+                        "empty = the shipped one.", default="")
+    drift: float = _doc("feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).", default=0.5)
+    crossfade: float = _doc("feedback: seconds over which each new anchor face fades in (< walk.tempo).",
+                            default=1.0)
+    max_faceless: float = _doc("feedback: seconds without a detected face before the loop re-anchors.",
+                               default=3.0)
+
+
+SOURCES = ("walk", "feedback")
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
 
 
@@ -105,6 +119,7 @@ class Settings:
     window: WindowSettings = WindowSettings()
     web: WebSettings = WebSettings()
     taste: TasteSettings = TasteSettings()
+    feedback: FeedbackSettings = FeedbackSettings()
     screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
     source: str = ""  # the file these came from ("" = defaults only); not a setting
 
@@ -121,6 +136,8 @@ class Settings:
                 raise SettingsError(f"screens.label: {s.label!r} must be one of {LABELS} or empty")
             if s.monitor < 0:
                 raise SettingsError(f"screens.monitor: must be >= 0, got {s.monitor}")
+            if s.source not in SOURCES:
+                raise SettingsError(f"screens.source: {s.source!r} must be one of {SOURCES}")
         _check_ranges(self)
 
 
@@ -129,7 +146,7 @@ class SettingsError(ValueError):
 
 
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
-            "window": WindowSettings, "web": WebSettings, "taste": TasteSettings}
+            "window": WindowSettings, "web": WebSettings, "taste": TasteSettings, "feedback": FeedbackSettings}
 
 
 def _check_ranges(s: Settings) -> None:
@@ -145,10 +162,23 @@ def _check_ranges(s: Settings) -> None:
     for name, ok, want in checks:
         if not ok:
             raise SettingsError(f"{name}: must be {want}")
+    try:
+        feedback_config(s)
+    except ValueError as e:
+        raise SettingsError(f"feedback: {e}") from None
     from passersby.runtime import RUNTIMES
 
     if s.model.runtime not in RUNTIMES:
         raise SettingsError(f"model.runtime: {s.model.runtime!r} is not one of {RUNTIMES}")
+
+
+def feedback_config(s: "Settings"):
+    """The feedback loop's knobs (stream.feedback.FeedbackConfig) from [walk] and [feedback]."""
+    from passersby.stream.feedback import FeedbackConfig
+
+    f = s.feedback
+    return FeedbackConfig(tempo=s.walk.tempo, fps=s.walk.fps, drift=f.drift, crossfade=f.crossfade,
+                          max_faceless=f.max_faceless)
 
 
 def _coerce(where: str, value: Any, typ: Any) -> Any:

@@ -68,7 +68,7 @@ def test_config_show_prints_a_file_that_reads_back_the_same(tmp_path: Path) -> N
     out = tmp_path / "resolved.toml"
     out.write_text(r.output)
     a, b = load_settings(cfg), load_settings(out)
-    assert (a.model, a.walk, a.stream, a.window, a.web, a.screens) == (b.model, b.walk, b.stream, b.window, b.web, b.screens)
+    assert (a.model, a.walk, a.stream, a.window, a.web, a.feedback, a.screens) == (b.model, b.walk, b.stream, b.window, b.web, b.feedback, b.screens)
     bad = CliRunner().invoke(app, ["config", "show", "--config", str(tmp_path / "missing.toml")])
     assert bad.exit_code == 1 and "no such config file" in bad.output
 

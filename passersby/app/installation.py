@@ -73,7 +73,7 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
 
 
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
-                 taste=None, knob=None) -> ScreenPlan:
+                 taste=None, knob=None, painter=None) -> ScreenPlan:
     cfg = info.config
     label_index = None
     vector, scale = None, 0.0
@@ -102,12 +102,37 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
         propose = steer(propose, taste if taste is not None else TasteModel.empty(cfg.z_dim),
                         knob if knob is not None else 0.0, critic=critic,
                         min_critic=None if critic is None else settings.taste.min_critic)
-    return ScreenPlan(
-        name=screen.name,
-        propose=propose,
-        make_source=lambda anchors: LatentWalk(settings.walk, anchors, make_renderer(g, m.runtime, m.threads, label_index),
-                                               info.hash),
-    )
+    return ScreenPlan(name=screen.name, propose=propose,
+                      make_source=_source_factory(g, info, screen, settings, label_index, painter))
+
+
+def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
+                    label_index: int | None, painter) -> Callable:
+    """anchors -> the screen's frame source: the latent walk, or the feedback loop (`painter`:
+    (Painter, ModelInfo), loaded once for all feedback screens)."""
+    m = settings.model
+    if screen.source == "feedback":
+        from passersby.app.feedback import face_found, loop_step
+        from passersby.settings import feedback_config
+        from passersby.stream.feedback import FeedbackLoop
+
+        net, pinfo = painter
+        models = {"generator": info.hash, "painter": pinfo.hash}
+        return lambda anchors: FeedbackLoop(feedback_config(settings), anchors,
+                                            make_renderer(g, m.runtime, m.threads, label_index), loop_step(net),
+                                            face_found, models)
+    return lambda anchors: LatentWalk(settings.walk, anchors, make_renderer(g, m.runtime, m.threads, label_index),
+                                      info.hash)
+
+
+def _painter(settings: Settings):
+    """(Painter, ModelInfo) when a screen is a feedback loop, else None."""
+    if not any(s.source == "feedback" for s in settings.screens):
+        return None
+    from passersby.app.feedback import painter_path
+    from passersby.train.painter import load_painter
+
+    return load_painter(painter_path(settings.feedback.painter))
 
 
 def _critic(g: torch.nn.Module, runtime: str, label_index: int | None) -> Callable[[np.ndarray], float]:
@@ -143,10 +168,14 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     path = dry_dir / "ledger.sqlite" if dry_dir else ledger_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     taste, knob = _taste(settings, home, info, g)
-    plans = [_screen_plan(g, info, s, settings, taste, knob) for s in settings.screens]
+    painter = _painter(settings)
+    plans = [_screen_plan(g, info, s, settings, taste, knob, painter) for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
     status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),
               "dry_ledger": dry_ledger}
+    if painter is not None:
+        status.update(painter=painter[1].path.name, painter_hash=painter[1].hash,
+                      sources={sc.name: sc.source for sc in settings.screens})
     if taste is not None:
         status.update(curator=settings.taste.curator, taste_ratings=taste.n)
     if settings.taste.min_critic > -1.0:

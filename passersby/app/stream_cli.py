@@ -20,6 +20,9 @@ SCREENS = typer.Option(None, "--screens", help="Comma-separated LABEL[:MONITOR] 
                                                "or 'feminine' (one screen); label 'any' = unsteered.")
 PORT = typer.Option(None, "--port", help="Kiosk server port.")
 HOST = typer.Option(None, "--host", help="Kiosk server address (default loopback; the token still guards controls).")
+MODE = typer.Option(None, "--mode", help="Every screen's source: walk (latent walk) or feedback (the machine "
+                                         "repaints its own output); default: each screen's setting.")
+DRIFT = typer.Option(None, "--drift", help="feedback: how fast faces dissolve (0-1).")
 
 
 def _fail(e: Exception) -> None:
@@ -48,15 +51,18 @@ def _settings(config: Optional[Path], home: Optional[Path], **flags: Any):
     from passersby.settings import SettingsError, load_settings
 
     screens = flags.pop("screens", None)
+    mode = flags.pop("mode", None)
     overrides = {k.replace("__", "."): v for k, v in flags.items()}
     try:
         s = load_settings(config, overrides, home=resolve_home(home))
+        import dataclasses
+
+        from passersby.settings import ScreenSettings, Settings
+
         if screens:
-            import dataclasses
-
-            from passersby.settings import ScreenSettings
-
             s = dataclasses.replace(s, screens=tuple(ScreenSettings(**t) for t in _screens(screens)))
+        if mode:  # replace() re-runs the settings' checks (an unknown mode is refused there)
+            s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=mode) for sc in s.screens))
         return s
     except (SettingsError, ValueError) as e:
         _fail(e)
@@ -108,7 +114,8 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
                  runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
                  fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
                  windowed: bool = typer.Option(False, "--windowed", help="Windows instead of full screen."),
-                 port: Optional[int] = PORT, host: Optional[str] = HOST) -> None:
+                 port: Optional[int] = PORT, host: Optional[str] = HOST, mode: Optional[str] = MODE,
+                 drift: Optional[float] = DRIFT) -> None:
     """The installation: endless, never-repeating morphing faces, one window per screen.
 
     With a display: full-screen windows on the chosen monitors (keys: space pause, n next face,
@@ -117,13 +124,15 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     Examples:
         passersby show
         passersby show --screens feminine --windowed
+        passersby show --mode feedback --drift 0.7
         passersby show --config gallery.toml --home /srv/gallery
     """
     from passersby.outputs.window import display_available
 
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
-                         window__fullscreen=False if windowed else None, web__port=port, web__host=host)
+                         window__fullscreen=False if windowed else None, web__port=port, web__host=host,
+                         mode=mode, feedback__drift=drift)
     inst = _build(settings, home)
     engine = inst.engine
     _quit_on_signals(engine)
@@ -147,7 +156,8 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
                   runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
                   fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
                   port: Optional[int] = PORT, host: Optional[str] = HOST,
-                  token: Optional[str] = typer.Option(None, "--token", help="Control token (default: random, printed).")) -> None:
+                  token: Optional[str] = typer.Option(None, "--token", help="Control token (default: random, printed)."),
+                  mode: Optional[str] = MODE, drift: Optional[float] = DRIFT) -> None:
     """The web kiosk: a page per screen for kiosk browsers, and an overview with status.
 
     Frames are pushed over WebSockets; control actions (pause, next, quit) need the token.
@@ -156,10 +166,11 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
         passersby serve
         passersby serve --port 9000 --screens masculine,feminine
         passersby serve --host 0.0.0.0 --token "$(cat /etc/passersby-token)"
+        passersby serve --mode feedback
     """
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
-                         web__port=port, web__host=host, web__token=token)
+                         web__port=port, web__host=host, web__token=token, mode=mode, feedback__drift=drift)
     inst = _build(settings, home)
     _quit_on_signals(inst.engine)
     try:
@@ -178,20 +189,23 @@ def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, he
                    config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, model: Optional[Path] = MODEL,
                    runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
                    fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
-                   seed: Optional[int] = typer.Option(None, "--seed", help="Seed of a new ledger's RNGs (with --dry-ledger: reproducible videos).")) -> None:
+                   seed: Optional[int] = typer.Option(None, "--seed", help="Seed of a new ledger's RNGs (with --dry-ledger: reproducible videos)."),
+                   mode: Optional[str] = MODE, drift: Optional[float] = DRIFT) -> None:
     """Render the stream headless to an H.264 video (and/or PNG frames): same engine, same ledger.
 
     Examples:
         passersby render --seconds 30 --out passersby.mp4
         passersby render --seconds 10 --out clip.mp4 --per-screen --dry-ledger --seed 1
         passersby render --seconds 2 --frames frames/ --screens feminine
+        passersby render --seconds 30 --out loop.mp4 --mode feedback --dry-ledger --seed 1
     """
     from passersby.app.render import render_stream
 
     if out is None and frames is None:
         raise typer.BadParameter("give --out video.mp4 and/or --frames DIR")
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
-                         walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens, stream__seed=seed)
+                         walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens, stream__seed=seed,
+                         mode=mode, feedback__drift=drift)
     inst = _build(settings, home, dry_ledger=dry_ledger)
     try:
         result = render_stream(inst.engine, seconds, out, frames, per_screen)

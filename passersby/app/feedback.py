@@ -1,0 +1,58 @@
+"""Feedback screens: the painter and the generator wired into the stream's feedback loop.
+
+stream/feedback.py runs the loop and knows no model; this module gives it the three functions
+it needs: `render_anchor` (the generator), `step` (read a moved picture into markers and paint
+them: model/markers.py + the painter) and `face_found` (dlib's detector, for the "no face"
+collapse check).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+DEFAULT_PAINTER = "painter.safetensors"
+
+
+def default_painter_path() -> Path:
+    """The painter shipped inside the package (passersby/assets/PAINTER_CARD.md)."""
+    return Path(str(resources.files("passersby") / "assets" / DEFAULT_PAINTER))
+
+
+def painter_path(setting: str) -> Path:
+    """The painter file the settings name, checked to exist (ValueError says what to do)."""
+    path = Path(setting) if setting else default_painter_path()
+    if not path.is_file():
+        raise ValueError(f"feedback.painter: {path} does not exist; train one with "
+                         "`passersby train DATA --kind painter --out runs/painter` and set feedback.painter")
+    return path
+
+
+def loop_step(painter: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(picture (R, R, 3) uint8, field (R, R, 2) float32) -> the painter's reading of the moved picture.
+
+    Example:
+        >>> step = loop_step(painter)  # doctest: +SKIP
+        >>> nxt = step(frame, drift_field(seed, 1, 256, cfg))  # doctest: +SKIP
+    """
+    from passersby.model.markers import read_markers, warp
+
+    @torch.no_grad()
+    def step(image: np.ndarray, field: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        x = warp(x, torch.from_numpy(field)[None])  # (1, 3, R, R)
+        y = painter(read_markers(x))  # (1, 3, R, R) in [-1, 1]
+        return ((y[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+    return step
+
+
+def face_found(image: np.ndarray) -> bool:
+    """Whether dlib's detector finds a face (score > 0) in a frame."""
+    from passersby.data.faces import face_score
+
+    return face_score(image) > 0.0

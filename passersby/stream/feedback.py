@@ -1,0 +1,257 @@
+"""The feedback loop as a frame source: each frame is the machine's reading of the previous one.
+
+    anchor face (ledger claim, rendered) -> x0
+    x[n] = step(x[n-1], drift_field(seed, n))     step = paint(read(warp(x, field))), injected
+
+A *segment* starts from a never-used anchor face and lets the loop run: the reading (markers)
+of a slightly moved picture is painted again, and the painter's interpretation errors plus the
+slowly turning drift field make eyes droop, noses sink and faces melt and re-form. Every
+`tempo` seconds (or at once when the loop collapses, or on "next") a new segment starts from a
+new anchor and the screen crossfades into it over `crossfade` seconds, while the old segment
+runs on underneath.
+
+Reproducible: a frame depends only on its segment (anchor, start frame, seed) and, during a
+crossfade, on the previous one; `replay(key, ...)` re-renders any frame from its key by
+running those segments from their anchors. The drift field is a pure function of (seed, frame
+within the segment); the seed comes from the anchor's bytes, so no two segments share one.
+
+Collapse (`Vitals`): a frozen picture, a blank, noise, degenerate colours, or no face for too
+long; each ends the segment. Nothing here knows a model: the application layer passes
+`render_anchor`, `step` and `face_found` (passersby.app.feedback).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from passersby.stream.sources import Anchors
+from passersby.stream.vitals import Vitals
+
+DRIFT_PER_FRAME = 0.004  # displacement std per frame at drift 1, in normalised units (side = 2)
+FIELD_CELLS = 4  # the drift field is a 4 x 4 grid of random moves, smoothly upsampled
+FIELD_KEY_SECONDS = 1.5  # the field turns from one random grid to the next in this time
+
+
+@dataclass(frozen=True)
+class FeedbackConfig:
+    """The loop's knobs.
+
+    Args:
+        tempo: seconds between anchors (a new face at least this often).
+        fps: frames per second.
+        drift: how fast faces dissolve, >= 0 (0: the painter alone; 1: ~0.4 px per frame at 256).
+        crossfade: seconds over which a new segment fades in.
+        face_every: seconds between face checks.
+        max_faceless: seconds without a face before the loop counts as collapsed.
+        freeze_seconds: seconds of (almost) no change before it counts as frozen.
+
+    Example:
+        >>> FeedbackConfig(tempo=4.0).frames_per_segment
+        120
+    """
+
+    tempo: float = 6.0
+    fps: float = 30.0
+    drift: float = 0.5
+    crossfade: float = 1.0
+    face_every: float = 1.0
+    max_faceless: float = 3.0
+    freeze_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"feedback {f.name} must be a finite number >= 0, got {v!r}")
+        if self.tempo <= 0 or self.fps <= 0 or self.tempo * self.fps < 2:
+            raise ValueError(f"feedback tempo and fps must be > 0 and give >= 2 frames per anchor, "
+                             f"got tempo {self.tempo} at {self.fps} fps")
+        if self.crossfade >= self.tempo:
+            raise ValueError(f"feedback crossfade ({self.crossfade} s) must be shorter than tempo ({self.tempo} s)")
+
+    @property
+    def frames_per_segment(self) -> int:
+        return max(2, round(self.tempo * self.fps))
+
+    @property
+    def crossfade_frames(self) -> int:
+        return round(self.crossfade * self.fps)
+
+    def to_dict(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeedbackConfig":
+        return cls(**d)
+
+
+def segment_seed(anchor: np.ndarray) -> int:
+    """The drift seed of a segment: from its anchor's bytes (the ledger never repeats an anchor)."""
+    return int.from_bytes(hashlib.sha256(np.asarray(anchor, np.float32).tobytes()).digest()[:8], "little")
+
+
+def _upsampler(size: int) -> np.ndarray:
+    """(size, FIELD_CELLS) smooth interpolation weights (normalised Gaussian bumps)."""
+    pos = np.linspace(0, FIELD_CELLS - 1, size)
+    w = np.exp(-0.5 * ((pos[:, None] - np.arange(FIELD_CELLS)[None]) / 0.6) ** 2)
+    return w / w.sum(1, keepdims=True)
+
+
+def drift_field(seed: int, frame: int, size: int, cfg: FeedbackConfig) -> np.ndarray:
+    """The displacement field (size, size, 2) float32 of frame `frame` of a segment: a random
+    4 x 4 grid of moves that turns smoothly (smoothstep) into the next every FIELD_KEY_SECONDS.
+
+    Example:
+        >>> drift_field(1, 0, 8, FeedbackConfig()).shape
+        (8, 8, 2)
+    """
+    k = frame / (FIELD_KEY_SECONDS * cfg.fps)
+    i, f = int(math.floor(k)), k - math.floor(k)
+    w = f * f * (3 - 2 * f)
+    grids = [np.random.default_rng([seed, i + j]).standard_normal((2, FIELD_CELLS, FIELD_CELLS)) for j in (0, 1)]
+    coarse = ((1 - w) * grids[0] + w * grids[1]) * (cfg.drift * DRIFT_PER_FRAME)  # (2, 4, 4)
+    u = _upsampler(size)
+    return np.stack([u @ c @ u.T for c in coarse], -1).astype(np.float32)  # (size, size, 2): (dx, dy)
+
+
+def crossfade_weight(t: int, frames: int) -> float:
+    """Weight of the new segment `t` frames after it started (smoothstep over `frames`)."""
+    if frames <= 0 or t >= frames:
+        return 1.0
+    f = (t + 1) / (frames + 1)
+    return f * f * (3 - 2 * f)
+
+
+def mix(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
+    """(1 - w) a + w b of two uint8 pictures, rounded."""
+    if w >= 1.0:
+        return b
+    return np.clip(np.rint((1 - w) * a.astype(np.float32) + w * b.astype(np.float32)), 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Segment:
+    """One run of the loop from an anchor: where it started and its latest picture."""
+
+    position: int  # claim position of its anchor (Anchors.ledger_ids maps it to a ledger row)
+    start: int  # frame index of its first frame (the anchor face itself)
+    seed: int
+    anchor: np.ndarray  # (z_dim,) float32
+    image: np.ndarray  # (R, R, 3) uint8, the picture at frame `frame`
+    frame: int
+
+    def describe(self, anchors: Anchors) -> dict[str, Any]:
+        return {"anchor_position": self.position, "ledger_id": anchors.ledger_ids([self.position])[0],
+                "start": self.start, "seed": self.seed}
+
+
+class FeedbackLoop:
+    """The feedback loop as a frame source (stream/sources.FrameSource).
+
+    Args:
+        cfg: the loop's knobs.
+        anchors: the screen's ledger claims; each segment claims one before rendering it.
+        render_anchor: (1, z_dim) float32 -> (1, R, R, 3) uint8, the generator.
+        step: (picture (R, R, 3) uint8, field (R, R, 2) float32) -> next picture: read the
+            moved picture into markers and paint them (passersby.app.feedback.loop_step).
+        face_found: picture -> bool for the "no face" check; None skips it.
+        models: identities written in every key, e.g. {"generator": hash, "painter": hash}.
+
+    Example:
+        >>> src = FeedbackLoop(FeedbackConfig(), anchors, render, step, None, {"painter": "ab12"})  # doctest: +SKIP
+        >>> image, key = src.render(0)  # doctest: +SKIP
+    """
+
+    def __init__(self, cfg: FeedbackConfig, anchors: Anchors, render_anchor: Callable[[np.ndarray], np.ndarray],
+                 step: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 face_found: Callable[[np.ndarray], bool] | None = None, models: dict[str, str] | None = None) -> None:
+        self.cfg, self.anchors, self.render_anchor, self.step = cfg, anchors, render_anchor, step
+        self.models = dict(models or {})
+        self.vitals = Vitals(cfg.fps, face_found, cfg.face_every, cfg.max_faceless, cfg.freeze_seconds)
+        self.current: Segment | None = None
+        self.previous: Segment | None = None
+        self.pending_cut = False
+        self.collapses: dict[str, int] = {}
+        self.segments = 0
+
+    def _new_segment(self, index: int) -> None:
+        z = np.asarray(self.anchors(), np.float32)  # recorded in the ledger before any pixel of it
+        image = self.render_anchor(z[None])[0]
+        self.previous, self.current = self.current, Segment(self.anchors.claimed - 1, index, segment_seed(z), z,
+                                                            image, index)
+        self.vitals.reset()
+        self.segments += 1
+
+    def _advance(self, seg: Segment, index: int) -> None:
+        while seg.frame < index:
+            seg.frame += 1
+            field = drift_field(seg.seed, seg.frame - seg.start, seg.image.shape[0], self.cfg)
+            seg.image = self.step(seg.image, field)
+
+    def render(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+        cur = self.current
+        if cur is None or self.pending_cut or index - cur.start >= self.cfg.frames_per_segment:
+            self.pending_cut = False
+            self._new_segment(index)
+            cur = self.current
+        self._advance(cur, index)
+        w, prev = 1.0, self.previous
+        if prev is not None:
+            w = crossfade_weight(index - cur.start, self.cfg.crossfade_frames)
+            if w < 1.0:
+                self._advance(prev, index)
+            else:
+                self.previous = prev = None
+        image = cur.image if prev is None else mix(prev.image, cur.image, w)
+        reason = self.vitals.update(cur.image)
+        if reason is not None:  # re-anchor at the next frame
+            self.collapses[reason] = self.collapses.get(reason, 0) + 1
+            self.pending_cut = True
+        segs = [cur] if prev is None else [prev, cur]
+        key = {"source": "feedback", "frame": int(index), "models": self.models, "feedback": self.cfg.to_dict(),
+               "segment": cur.describe(self.anchors), "previous": None if prev is None else prev.describe(self.anchors),
+               "mix": w, "ledger_ids": [self.anchors.ledger_ids([s.position])[0] for s in segs]}
+        if reason is not None:
+            key["collapse"] = reason
+        return image, key
+
+    def cut(self, index: int) -> int:
+        """"next": a new anchor at the very next frame (no frames skipped)."""
+        self.pending_cut = True
+        return index
+
+    def close(self) -> None:
+        pass
+
+
+def replay(key: dict[str, Any], anchor_of: Callable[[int], np.ndarray], render_anchor: Callable[[np.ndarray], np.ndarray],
+           step: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+    """Re-render a feedback frame from its key by running its segment(s) from their anchors.
+
+    Args:
+        key: the frame's key (FeedbackLoop.render).
+        anchor_of: ledger id -> the anchor's latent (e.g. from the ledger).
+        render_anchor, step: the same functions (same model files: check key["models"]).
+
+    Example:
+        >>> image = replay(frame.key, lambda i: ledger_z[i], render, step)  # doctest: +SKIP
+    """
+    cfg = FeedbackConfig.from_dict(key["feedback"])
+
+    def run(seg: dict[str, Any]) -> np.ndarray:
+        z = np.asarray(anchor_of(seg["ledger_id"]), np.float32)
+        if segment_seed(z) != seg["seed"]:
+            raise ValueError(f"ledger row {seg['ledger_id']} is not this frame's anchor (seed differs)")
+        image = render_anchor(z[None])[0]
+        for f in range(seg["start"] + 1, key["frame"] + 1):
+            image = step(image, drift_field(seg["seed"], f - seg["start"], image.shape[0], cfg))
+        return image
+
+    current = run(key["segment"])
+    return current if key["previous"] is None else mix(run(key["previous"]), current, key["mix"])
