@@ -18,6 +18,7 @@ ledger, the walker) on the shipped model, two screens (masculine, feminine), a t
 
 Usage:
     python benchmarks/stream.py                                   # 10 min live + 2 x 20 s
+    python benchmarks/stream.py --mode feedback --painter runs/painter/model.safetensors --seconds 120
     python benchmarks/stream.py --seconds 60 --sink none --json out/stream.json
 """
 
@@ -39,8 +40,15 @@ from passersby.settings import load_settings
 from passersby.app.installation import build
 
 
+MODE = {"mode": "walk", "painter": ""}  # --mode / --painter: every screen's source
+
+
 def _installation(runtime: str, threads: int, queue: int):
-    s = load_settings(None, {"model.runtime": runtime, "model.threads": threads, "stream.queue": queue}, search=False)
+    import dataclasses
+
+    s = load_settings(None, {"model.runtime": runtime, "model.threads": threads, "stream.queue": queue,
+                             "feedback.painter": MODE["painter"]}, search=False)
+    s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=MODE["mode"]) for sc in s.screens))
     return build(s, dry_ledger=True)
 
 
@@ -158,8 +166,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--queue", type=int, default=12, help="frames rendered ahead per screen")
     ap.add_argument("--sink", choices=("web", "none"), default="web")
     ap.add_argument("--decode", action="store_true", help="web clients decode every JPEG (in this process)")
+    ap.add_argument("--mode", choices=("walk", "feedback"), default="walk", help="every screen's source")
+    ap.add_argument("--painter", default="", help="feedback: painter file (default: the shipped one)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    MODE.update(mode=args.mode, painter=args.painter)
     console = Console(width=max(140, Console().width))  # the table is wide; logs are not ttys
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
     cpu = CpuMeter()
@@ -172,7 +183,7 @@ def main(argv: list[str]) -> int:
     result.update(reference=ref, fast=fast, live=lv, cpu=cpu.stop(), machine_end=machine_info())
     result["speedup_per_screen"] = {n: fast["fps_per_screen"][n] / ref["fps_per_screen"][n] for n in ref["fps_per_screen"]}
 
-    t = Table(title=f"stream: {fast['runtime']} vs eager PyTorch, live {lv['seconds']:.0f} s with sink {args.sink}")
+    t = Table(title=f"stream ({args.mode}): {fast['runtime']} vs eager PyTorch, live {lv['seconds']:.0f} s with sink {args.sink}")
     for col in ("screen", "eager fps (unpaced)", f"{fast['runtime']} fps (unpaced)", "speed-up",
                 "live fps", "p50 ms", "p99 ms", "max ms", "late ticks"):
         t.add_column(col, justify="right")

@@ -174,3 +174,50 @@ def _onnxruntime(fused: FusedGenerator, threads: int) -> Renderer:
         return to_uint8(session.run(None, {"z": z})[0])
 
     return Renderer("onnxruntime", fn)
+
+
+def make_loop_step(painter: torch.nn.Module, name: str = "auto", threads: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The feedback loop's step (model/painter.LoopStep) on a runtime: (picture (R, R, 3) uint8,
+    field (R, R, 2) float32) -> next picture, uint8. "torch" is the eager reference; "auto" and
+    "openvino" compile the whole step with OpenVINO when it imports (else the reference).
+
+    Example:
+        >>> step = make_loop_step(painter)  # doctest: +SKIP
+        >>> nxt = step(frame, field)  # doctest: +SKIP
+    """
+    from passersby.model.painter import LoopStep
+
+    if name not in RUNTIMES:
+        raise ValueError(f"unknown runtime {name!r}; one of {RUNTIMES}")
+    module = LoopStep(painter.float().eval()).eval()
+    side = painter.cfg.resolution
+    run = None
+    if name in ("auto", "openvino") and available("openvino"):
+        run = _openvino_step(module, side, threads)
+    if run is None:
+        @torch.no_grad()
+        def run(x: np.ndarray, f: np.ndarray) -> np.ndarray:
+            return module(torch.from_numpy(x), torch.from_numpy(f)).numpy()
+
+    def step(image: np.ndarray, field: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 127.5 - 1.0  # (1, 3, R, R)
+        y = run(x, np.ascontiguousarray(field[None], dtype=np.float32))  # (1, 3, R, R) in [-1, 1]
+        return np.rint((np.clip(y[0], -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0).copy()
+
+    return step
+
+
+def _openvino_step(module: torch.nn.Module, side: int, threads: int):
+    import openvino as ov
+
+    core = ov.Core()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(module, example_input=(torch.zeros(1, 3, side, side), torch.zeros(1, side, side, 2)))
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": "f32",  # the loop feeds on its own output: no bf16 drift
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
+        "ENABLE_CPU_PINNING": False,
+    })
+    request = compiled.create_infer_request()
+    return lambda x, f: request.infer({0: x, 1: f})[0]

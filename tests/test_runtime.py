@@ -99,3 +99,26 @@ def test_openvino_is_installed() -> None:
     # The default install must ship a fast runtime; "auto" silently falling back to eager
     # PyTorch would halve the frame rate.
     assert available("openvino")
+
+
+def test_the_feedback_loop_step_fast_path_matches_its_reference():
+    from passersby.config import PainterConfig
+    from passersby.model.markers import read_markers, warp
+    from passersby.model.painter import LoopStep, Painter
+    from passersby.runtime import available, make_loop_step
+    from passersby.stream.feedback import FeedbackConfig, drift_field
+
+    torch.manual_seed(0)
+    p = Painter(PainterConfig(resolution=64, ngf=8, depth=3)).eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    f = torch.from_numpy(drift_field(3, 5, 64, FeedbackConfig(drift=1.0)))[None]
+    with torch.no_grad():  # the one-graph step is the three calls
+        torch.testing.assert_close(LoopStep(p)(x, f), p(read_markers(warp(x, f))))
+    img = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    ref = make_loop_step(p, "torch")(img, f[0].numpy())
+    assert ref.shape == (64, 64, 3) and ref.dtype == np.uint8
+    if available("openvino"):
+        fast = make_loop_step(p, "openvino")(img, f[0].numpy())
+        assert np.abs(fast.astype(int) - ref.astype(int)).max() <= 2
+    with pytest.raises(ValueError, match="unknown runtime"):
+        make_loop_step(p, "warp-drive")

@@ -32,23 +32,17 @@ def painter_path(setting: str) -> Path:
     return path
 
 
-def loop_step(painter: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """(picture (R, R, 3) uint8, field (R, R, 2) float32) -> the painter's reading of the moved picture.
+def loop_step(painter: torch.nn.Module, runtime: str = "torch", threads: int = 1) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(picture (R, R, 3) uint8, field (R, R, 2) float32) -> the painter's reading of the moved
+    picture (runtime.make_loop_step: "torch" is the eager reference, "auto" compiles it).
 
     Example:
-        >>> step = loop_step(painter)  # doctest: +SKIP
+        >>> step = loop_step(painter, "auto")  # doctest: +SKIP
         >>> nxt = step(frame, drift_field(seed, 1, 256, cfg))  # doctest: +SKIP
     """
-    from passersby.model.markers import read_markers, warp
+    from passersby.runtime import make_loop_step
 
-    @torch.no_grad()
-    def step(image: np.ndarray, field: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        x = warp(x, torch.from_numpy(field)[None])  # (1, 3, R, R)
-        y = painter(read_markers(x))  # (1, 3, R, R) in [-1, 1]
-        return ((y[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-    return step
+    return make_loop_step(painter, runtime, threads)
 
 
 def face_found(image: np.ndarray) -> bool:

@@ -119,7 +119,8 @@ def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings,
         net, pinfo = painter
         models = {"generator": info.hash, "painter": pinfo.hash}
         return lambda anchors: FeedbackLoop(feedback_config(settings), anchors,
-                                            make_renderer(g, m.runtime, m.threads, label_index), loop_step(net),
+                                            make_renderer(g, m.runtime, m.threads, label_index),
+                                            loop_step(net, m.runtime, m.threads),
                                             face_found, models)
     return lambda anchors: LatentWalk(settings.walk, anchors, make_renderer(g, m.runtime, m.threads, label_index),
                                       info.hash)

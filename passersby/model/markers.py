@@ -10,8 +10,8 @@ Markers, (N, 4, H, W) in [-1, 1]:
 - channels 1-3: the colour layout, the picture averaged over a `grid` x `grid` raster and
   smoothly upsampled (where the face, the hair, the background are; no detail).
 
-`perturb` is the training-time noise on markers (a small random warp, line dropout, colour
-jitter): it teaches the painter to make a face from the imperfect markers the loop produces.
+`perturb` is the training-time noise on markers (erased lines, shifted colours): it teaches the
+painter to make a face from the imperfect markers the loop produces.
 """
 
 from __future__ import annotations
@@ -80,12 +80,12 @@ def warp(x: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, base + field.to(x), mode="bilinear", padding_mode="border", align_corners=True)
 
 
-def perturb(markers: torch.Tensor, gen: torch.Generator, warp_std: float = 0.02, drop: float = 0.15,
-            colour_std: float = 0.1) -> torch.Tensor:
-    """Training-time noise on markers (N, 4, H, W): a smooth random warp, a random share of the
-    lines erased in blobs, and the colour layout shifted per picture; all draws from `gen`."""
+def perturb(markers: torch.Tensor, gen: torch.Generator, drop: float = 0.15, colour_std: float = 0.1) -> torch.Tensor:
+    """Training-time noise on markers (N, 4, H, W): a random share of the lines erased in blobs,
+    and the colour layout shifted per picture; all draws from `gen`. (The loop's moves are
+    taught by warping the real picture itself before reading it: painter.train_step.)"""
     n, _, h, w = markers.shape
-    m = warp(markers, smooth_field(n, h, warp_std, gen))
+    m = markers
     blobs = F.interpolate(torch.rand(n, 1, 8, 8, generator=gen), size=(h, w), mode="bilinear", align_corners=False)
     keep = (blobs > drop).to(m.dtype)  # erase lines where the blob field is low
     shift = torch.randn(n, 3, 1, 1, generator=gen) * colour_std

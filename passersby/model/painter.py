@@ -82,3 +82,24 @@ class Painter(nn.Module):
         for i in range(self.cfg.depth - 1, -1, -1):
             x = self.up[i](x, skips[i - 1] if i > 0 else None)
         return torch.tanh(self.to_rgb(x))
+
+
+class LoopStep(nn.Module):
+    """One step of the feedback loop as one graph (so a fast runtime can compile all of it):
+    picture (1, 3, R, R) in [-1, 1] and drift field (1, R, R, 2) -> the painter's reading of the
+    moved picture, (1, 3, R, R) in [-1, 1]. Reference: the same three calls in eager PyTorch.
+
+    Example:
+        >>> step = LoopStep(Painter(PainterConfig(resolution=64, ngf=8, depth=3)).eval())
+        >>> step(torch.zeros(1, 3, 64, 64), torch.zeros(1, 64, 64, 2)).shape
+        torch.Size([1, 3, 64, 64])
+    """
+
+    def __init__(self, painter: Painter) -> None:
+        super().__init__()
+        self.painter = painter
+
+    def forward(self, image: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        from passersby.model.markers import read_markers, warp
+
+        return self.painter(read_markers(warp(image, field)))

@@ -1,8 +1,8 @@
 """`passersby train --kind painter`: the feedback loop's painter, learned from the portraits.
 
-Each step reads real faces into markers (model/markers.py), perturbs the markers as the loop
-will (a small warp, erased lines, shifted colours), and trains the painter to paint the real
-face back: L1 to the real picture (weight `l1_weight`) plus the hinge loss of the projected
+Each step moves real faces by a small random warp (as the loop's drift does), reads them into
+markers (model/markers.py), perturbs the markers (erased lines, shifted colours), and trains
+the painter to paint the moved face back: L1 to the real picture (weight `l1_weight`) plus the hinge loss of the projected
 discriminator (frozen EfficientNet-Lite0 features + trained heads, model/projected.py), so that
 what it invents between the lines is painted texture, not blur. Same run machinery as the GAN
 (train/run.py): progress bar, sample grids, curves, metric, atomic checkpoints, exact resume.
@@ -27,6 +27,7 @@ from passersby.train.data import TrainingSet
 from passersby.train.report import grid_image, save_png, to_uint8
 from passersby.train.state import Rngs, TrainState
 
+WARP_STD = 0.02  # training-time warp of the real pictures (std of the moves, fraction of the side)
 LOOP_STEPS = 8  # readings + paintings in a row, for the metric and the sample grid's loop rows
 GRID_FACES = 8
 
@@ -54,7 +55,10 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     policy = parse_policy(cfg.augment)
     real, _, _ = data.batch(cfg.batch_size, ts.rngs.data, device)  # (N, 3, R, R) in [-1, 1]
     with torch.no_grad():
-        markers = perturb(read_markers(real), ts.rngs.z).to(device)  # (N, 4, R, R): the "z" stream
+        # The loop's moves: the picture is warped (the target too), then read; the markers
+        # lose lines and shift colours. All draws from the run's "z" stream.
+        real = warp(real, smooth_field(len(real), real.shape[-1], WARP_STD, ts.rngs.z).to(device))
+        markers = perturb(read_markers(real), ts.rngs.z).to(device)  # (N, 4, R, R)
     with _autocast(device, cfg.amp):
         fake = ts.G(markers)
         logits_real = ts.D(diff_augment(real, policy, ts.rngs.aug))
