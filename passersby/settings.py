@@ -97,6 +97,8 @@ class FeedbackSettings:
                             default=1.0)
     max_faceless: float = _doc("feedback: seconds without a detected face before the loop re-anchors.",
                                default=3.0)
+    step_every: int = _doc("feedback: frames per painting (the frames between are blends); 0 = the smallest "
+                           "that keeps walk.fps on this machine, measured at start.", default=0)
 
 
 SOURCES = ("walk", "feedback")
@@ -172,13 +174,16 @@ def _check_ranges(s: Settings) -> None:
         raise SettingsError(f"model.runtime: {s.model.runtime!r} is not one of {RUNTIMES}")
 
 
-def feedback_config(s: "Settings"):
-    """The feedback loop's knobs (stream.feedback.FeedbackConfig) from [walk] and [feedback]."""
+def feedback_config(s: "Settings", step_every: int | None = None):
+    """The feedback loop's knobs (stream.feedback.FeedbackConfig) from [walk] and [feedback];
+    `step_every` replaces an automatic (0) feedback.step_every once it is measured."""
     from passersby.stream.feedback import FeedbackConfig
 
     f = s.feedback
+    if f.step_every < 0:
+        raise ValueError(f"step_every must be >= 0 (0 = automatic), got {f.step_every}")
     return FeedbackConfig(tempo=s.walk.tempo, fps=s.walk.fps, drift=f.drift, crossfade=f.crossfade,
-                          max_faceless=f.max_faceless)
+                          max_faceless=f.max_faceless, step_every=step_every or f.step_every or 1)
 
 
 def _coerce(where: str, value: Any, typ: Any) -> Any:

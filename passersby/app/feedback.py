@@ -8,6 +8,8 @@ collapse check).
 
 from __future__ import annotations
 
+import math
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Callable
@@ -50,3 +52,30 @@ def face_found(image: np.ndarray) -> bool:
     from passersby.data.faces import face_score
 
     return face_score(image) > 0.0
+
+
+HEADROOM = 0.8  # share of a frame's time the loop may use on average (the queue absorbs peaks)
+
+
+def choose_step_every(step: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int, fps: float,
+                      crossfade_share: float, setting: int) -> tuple[int, float]:
+    """(frames per painting, measured seconds per painting). `setting` >= 1 is kept; 0 picks the
+    smallest k whose average cost (crossfades run two loops) fits HEADROOM of each frame.
+
+    Example:
+        >>> choose_step_every(lambda im, f: im, 64, 30.0, 0.2, 0)[0]
+        1
+    """
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    field = np.zeros((size, size, 2), np.float32)
+    step(image, field)  # warm-up (compilation, caches)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        step(image, field)
+        times.append(time.perf_counter() - t0)
+    seconds = float(np.median(times))
+    if setting >= 1:
+        return setting, seconds
+    return max(1, math.ceil(seconds * fps * (1 + crossfade_share) / HEADROOM)), seconds

@@ -116,9 +116,9 @@ def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings,
         from passersby.settings import feedback_config
         from passersby.stream.feedback import FeedbackLoop
 
-        net, pinfo = painter
+        net, pinfo, k = painter
         models = {"generator": info.hash, "painter": pinfo.hash}
-        return lambda anchors: FeedbackLoop(feedback_config(settings), anchors,
+        return lambda anchors: FeedbackLoop(feedback_config(settings, k), anchors,
                                             make_renderer(g, m.runtime, m.threads, label_index),
                                             loop_step(net, m.runtime, m.threads),
                                             face_found, models)
@@ -127,13 +127,18 @@ def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings,
 
 
 def _painter(settings: Settings):
-    """(Painter, ModelInfo) when a screen is a feedback loop, else None."""
+    """(Painter, ModelInfo, frames per painting, seconds per painting) when a screen is a
+    feedback loop, else None. The frames per painting are measured here unless set."""
     if not any(s.source == "feedback" for s in settings.screens):
         return None
-    from passersby.app.feedback import painter_path
+    from passersby.app.feedback import choose_step_every, loop_step, painter_path
     from passersby.train.painter import load_painter
 
-    return load_painter(painter_path(settings.feedback.painter))
+    net, info = load_painter(painter_path(settings.feedback.painter))
+    m, f = settings.model, settings.feedback
+    k, seconds = choose_step_every(loop_step(net, m.runtime, m.threads), net.cfg.resolution, settings.walk.fps,
+                                   f.crossfade / settings.walk.tempo, f.step_every)
+    return net, info, k, seconds
 
 
 def _critic(g: torch.nn.Module, runtime: str, label_index: int | None) -> Callable[[np.ndarray], float]:
@@ -170,13 +175,20 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     taste, knob = _taste(settings, home, info, g)
     painter = _painter(settings)
-    plans = [_screen_plan(g, info, s, settings, taste, knob, painter) for s in settings.screens]
+    plans = [_screen_plan(g, info, s, settings, taste, knob, painter and painter[:3]) for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
     status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),
               "dry_ledger": dry_ledger}
     if painter is not None:
         status.update(painter=painter[1].path.name, painter_hash=painter[1].hash,
-                      sources={sc.name: sc.source for sc in settings.screens})
+                      sources={sc.name: sc.source for sc in settings.screens},
+                      feedback_step_every=painter[2], feedback_step_ms=round(1000 * painter[3], 1))
+        if painter[2] > 1 and not settings.feedback.step_every:
+            import logging
+
+            logging.getLogger("passersby").warning(
+                "feedback: one painting takes %.0f ms here; painting every %d frames (the frames between are "
+                "blends) to keep %.0f fps", 1000 * painter[3], painter[2], settings.walk.fps)
     if taste is not None:
         status.update(curator=settings.taste.curator, taste_ratings=taste.n)
     if settings.taste.min_critic > -1.0:

@@ -50,6 +50,9 @@ class FeedbackConfig:
         face_every: seconds between face checks.
         max_faceless: seconds without a face before the loop counts as collapsed.
         freeze_seconds: seconds of (almost) no change before it counts as frozen.
+        step_every: frames per loop step (1: the painter repaints every frame; k: every k-th,
+            the frames between are blends of two consecutive paintings, each step moving k
+            times as far): what a slower machine gives up to keep the frame rate.
 
     Example:
         >>> FeedbackConfig(tempo=4.0).frames_per_segment
@@ -63,6 +66,7 @@ class FeedbackConfig:
     face_every: float = 1.0
     max_faceless: float = 3.0
     freeze_seconds: float = 2.0
+    step_every: int = 1
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -72,6 +76,8 @@ class FeedbackConfig:
         if self.tempo <= 0 or self.fps <= 0 or self.tempo * self.fps < 2:
             raise ValueError(f"feedback tempo and fps must be > 0 and give >= 2 frames per anchor, "
                              f"got tempo {self.tempo} at {self.fps} fps")
+        if isinstance(self.step_every, bool) or not isinstance(self.step_every, int) or self.step_every < 1:
+            raise ValueError(f"feedback step_every must be an integer >= 1, got {self.step_every!r}")
         if self.crossfade >= self.tempo:
             raise ValueError(f"feedback crossfade ({self.crossfade} s) must be shorter than tempo ({self.tempo} s)")
 
@@ -137,18 +143,33 @@ def mix(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
 
 @dataclass
 class Segment:
-    """One run of the loop from an anchor: where it started and its latest picture."""
+    """One run of the loop from an anchor: where it started and its two latest loop states.
+
+    Loop state 0 is the anchor face; state s + 1 = step(state s, field of frame s * k, times k)
+    with k = step_every; frame `start + t` shows state t / k, or between two states a blend.
+    """
 
     position: int  # claim position of its anchor (Anchors.ledger_ids maps it to a ledger row)
     start: int  # frame index of its first frame (the anchor face itself)
     seed: int
-    anchor: np.ndarray  # (z_dim,) float32
-    image: np.ndarray  # (R, R, 3) uint8, the picture at frame `frame`
-    frame: int
+    image: np.ndarray  # (R, R, 3) uint8: loop state `state`
+    state: int = 0
+    before: np.ndarray | None = None  # loop state `state - 1`
 
     def describe(self, anchors: Anchors) -> dict[str, Any]:
         return {"anchor_position": self.position, "ledger_id": anchors.ledger_ids([self.position])[0],
                 "start": self.start, "seed": self.seed}
+
+    def picture(self, index: int, step: Callable, cfg: FeedbackConfig) -> np.ndarray:
+        """The segment's picture at frame `index` (>= the last one asked), running the loop on."""
+        k = cfg.step_every
+        s, r = divmod(index - self.start, k)
+        target = s + (r > 0)  # between states s and s + 1 both are needed
+        while self.state < target:
+            field = drift_field(self.seed, self.state * k, self.image.shape[0], cfg) * k
+            self.before, self.image = self.image, step(self.image, field)
+            self.state += 1
+        return self.image if r == 0 else mix(self.before, self.image, r / k)
 
 
 class FeedbackLoop:
@@ -183,16 +204,9 @@ class FeedbackLoop:
     def _new_segment(self, index: int) -> None:
         z = np.asarray(self.anchors(), np.float32)  # recorded in the ledger before any pixel of it
         image = self.render_anchor(z[None])[0]
-        self.previous, self.current = self.current, Segment(self.anchors.claimed - 1, index, segment_seed(z), z,
-                                                            image, index)
+        self.previous, self.current = self.current, Segment(self.anchors.claimed - 1, index, segment_seed(z), image)
         self.vitals.reset()
         self.segments += 1
-
-    def _advance(self, seg: Segment, index: int) -> None:
-        while seg.frame < index:
-            seg.frame += 1
-            field = drift_field(seg.seed, seg.frame - seg.start, seg.image.shape[0], self.cfg)
-            seg.image = self.step(seg.image, field)
 
     def render(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
         cur = self.current
@@ -200,16 +214,14 @@ class FeedbackLoop:
             self.pending_cut = False
             self._new_segment(index)
             cur = self.current
-        self._advance(cur, index)
+        shown = cur.picture(index, self.step, self.cfg)
         w, prev = 1.0, self.previous
         if prev is not None:
             w = crossfade_weight(index - cur.start, self.cfg.crossfade_frames)
-            if w < 1.0:
-                self._advance(prev, index)
-            else:
+            if w >= 1.0:
                 self.previous = prev = None
-        image = cur.image if prev is None else mix(prev.image, cur.image, w)
-        reason = self.vitals.update(cur.image)
+        image = shown if prev is None else mix(prev.picture(index, self.step, self.cfg), shown, w)
+        reason = self.vitals.update(shown)
         if reason is not None:  # re-anchor at the next frame
             self.collapses[reason] = self.collapses.get(reason, 0) + 1
             self.pending_cut = True
@@ -248,10 +260,7 @@ def replay(key: dict[str, Any], anchor_of: Callable[[int], np.ndarray], render_a
         z = np.asarray(anchor_of(seg["ledger_id"]), np.float32)
         if segment_seed(z) != seg["seed"]:
             raise ValueError(f"ledger row {seg['ledger_id']} is not this frame's anchor (seed differs)")
-        image = render_anchor(z[None])[0]
-        for f in range(seg["start"] + 1, key["frame"] + 1):
-            image = step(image, drift_field(seg["seed"], f - seg["start"], image.shape[0], cfg))
-        return image
+        return Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0]).picture(key["frame"], step, cfg)
 
     current = run(key["segment"])
     return current if key["previous"] is None else mix(run(key["previous"]), current, key["mix"])

@@ -47,6 +47,7 @@ def test_a_feedback_screen_beside_a_walk_screen_and_replay(tmp_path: Path, tiny_
     try:
         st = inst.engine.status()
         assert st["sources"] == {"left": "feedback", "right": "walk"} and st["painter_hash"] == load_painter(painter_file)[1].hash
+        assert st["feedback_step_every"] >= 1 and st["feedback_step_ms"] > 0
         inst.engine.start(pace=False)
         left = [inst.engine.take(0) for _ in range(12)]
         right = [inst.engine.take(1) for _ in range(3)]
@@ -87,3 +88,18 @@ def test_render_mode_feedback_from_the_command_line(tmp_path: Path, tiny_model_f
     bad = CliRunner().invoke(app, ["render", "--seconds", "1", "--frames", str(tmp_path / "g"), "--dry-ledger",
                                    "--model", str(tiny_model_file), "--mode", "dream", "--home", str(tmp_path / "home")])
     assert bad.exit_code == 1 and "error: " in bad.output and "screens.source" in bad.output
+
+
+def test_a_slow_painter_paints_every_few_frames_and_says_so() -> None:
+    import time
+
+    from passersby.app.feedback import choose_step_every
+
+    def slow(image, field):
+        time.sleep(0.05)
+        return image
+
+    k, seconds = choose_step_every(slow, 16, 30.0, 0.2, 0)
+    assert 0.045 < seconds < 0.2 and k == int(np.ceil(seconds * 30 * 1.2 / 0.8))
+    assert choose_step_every(slow, 16, 30.0, 0.2, 2)[0] == 2  # a setting wins
+    assert choose_step_every(lambda im, f: im, 16, 30.0, 0.2, 0)[0] == 1

@@ -119,3 +119,22 @@ def test_config_is_checked() -> None:
         FeedbackConfig(tempo=1.0, crossfade=2.0)
     with pytest.raises(ValueError, match="drift must be a finite number >= 0"):
         FeedbackConfig(drift=-1)
+
+
+def test_painting_every_k_frames_blends_between_and_still_replays(tmp_path: Path) -> None:
+    import dataclasses
+
+    calls = []
+
+    def counting(image, field):
+        calls.append(1)
+        return step(image, field)
+
+    cfg = dataclasses.replace(CFG, step_every=3)
+    frames, _ = run_engine(tmp_path, 19, step_fn=counting, cfg=cfg)  # one segment: frames 0-18
+    assert {f.key["segment"]["start"] for f in frames} == {0}
+    assert len(calls) <= 7  # states 1..6 (+1 rendered ahead), not 18 paintings
+    a, b, mid = frames[3].image.astype(int), frames[6].image.astype(int), frames[4].image.astype(int)
+    np.testing.assert_allclose(mid, np.rint(a + (b - a) / 3), atol=1)  # 1/3 of the way from state 1 to 2
+    for f in frames[::4]:
+        np.testing.assert_array_equal(replay(f.key, lambda i: _anchor(tmp_path, i), render_anchor, step), f.image)
