@@ -58,3 +58,28 @@ def test_sizes_benchmark_reports_fps_and_cost_per_width(tmp_path: Path) -> None:
     assert all(len(row["fps_per_screen"]) == 2 and min(row["fps_per_screen"]) > 0 for row in res["rows"])
     assert res["machine"]["lscpu"]["model_name"]
     assert "GFLOPs/frame" in r.stdout
+
+
+def test_feedback_soak_benchmark_reports_collapses_faces_changes_and_repeats(tmp_path: Path) -> None:
+    import torch
+
+    from passersby.checkpoint import save_model
+    from passersby.config import PainterConfig
+    from passersby.model.painter import Painter
+
+    torch.manual_seed(0)
+    cfg = PainterConfig(ngf=4, depth=5)  # untrained, full size: its loop collapses, which is what we count
+    painter = tmp_path / "painter.safetensors"
+    save_model(painter, Painter(cfg).eval(), cfg, {"step": 0})
+    out, sheet, video = tmp_path / "soak.json", tmp_path / "minute.jpg", tmp_path / "loop.mp4"
+    r = subprocess.run([sys.executable, "benchmarks/feedback.py", "--painter", str(painter), "--frames", "70",
+                        "--tempo", "1", "--gap", "1", "--video-seconds", "1", "--json", str(out), "--sheet", str(sheet),
+                        "--video", str(video)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    for name in ("masculine", "feminine"):
+        s = res["screens"][name]
+        assert s["frames"] == 70 and s["segments"] >= 3 and sum(s["collapses"].values()) >= 1
+        assert 0 <= s["keyframes_with_face"] <= 1 and s["change_median"] > 0
+        assert s["never_repeat"]["keyframes"] == 3 and s["never_repeat"]["min_distance_far_pairs"] > 0
+    assert res["fps_per_screen_unpaced"] > 0 and sheet.stat().st_size > 1000 and video.stat().st_size > 1000
