@@ -42,6 +42,7 @@ def _settings(a: argparse.Namespace):
     import dataclasses
 
     s = load_settings(None, {"feedback.painter": str(a.painter or ""), "feedback.drift": a.drift,
+                             "feedback.crossfade": a.crossfade,
                              "walk.tempo": a.tempo, "stream.seed": a.seed, "model.runtime": a.runtime,
                              "stream.queue": 4}, search=False)
     return dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source="feedback") for sc in s.screens))
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=3000, help="frames per screen")
     ap.add_argument("--drift", type=float, default=0.5)
     ap.add_argument("--tempo", type=float, default=6.0)
+    ap.add_argument("--crossfade", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--runtime", default="auto")
     ap.add_argument("--gap", type=int, default=10, help="seconds: keyframes closer in time are not compared")

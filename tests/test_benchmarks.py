@@ -73,7 +73,7 @@ def test_feedback_soak_benchmark_reports_collapses_faces_changes_and_repeats(tmp
     save_model(painter, Painter(cfg).eval(), cfg, {"step": 0})
     out, sheet, video = tmp_path / "soak.json", tmp_path / "minute.jpg", tmp_path / "loop.mp4"
     r = subprocess.run([sys.executable, "benchmarks/feedback.py", "--painter", str(painter), "--frames", "70",
-                        "--tempo", "1", "--gap", "1", "--video-seconds", "1", "--json", str(out), "--sheet", str(sheet),
+                        "--tempo", "1", "--crossfade", "0.2", "--gap", "1", "--video-seconds", "1", "--json", str(out), "--sheet", str(sheet),
                         "--video", str(video)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(out.read_text())
