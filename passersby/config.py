@@ -89,6 +89,9 @@ class PainterConfig:
         ndf: width of the discriminator's heads.
         d_resolution: side at which the projected discriminator sees pictures (0 = resolution).
         l1_weight: weight of the L1 distance to the real picture against the adversarial term.
+        self_feed: share of each batch whose markers are read from the painter's own painting
+            (of the same real face) instead of the real picture: it learns to correct its own
+            errors, which is what keeps the feedback loop from drifting into blobs.
 
     Example:
         >>> PainterConfig(resolution=64, depth=3).to_dict()["kind"]
@@ -101,6 +104,7 @@ class PainterConfig:
     ndf: int = 32
     d_resolution: int = 192
     l1_weight: float = 10.0
+    self_feed: float = 0.5
 
     # Class constants, not fields: what `from_dict` dispatches on, and what the projected
     # discriminator and the training loop read from any model config.
@@ -118,6 +122,8 @@ class PainterConfig:
             raise ValueError(f"d_resolution must be 0 or a multiple of 32 >= 64, got {self.d_resolution}")
         if not self.l1_weight >= 0:
             raise ValueError(f"l1_weight must be >= 0, got {self.l1_weight}")
+        if not 0.0 <= self.self_feed <= 1.0:
+            raise ValueError(f"self_feed must be in [0, 1], got {self.self_feed}")
 
     @property
     def n_classes(self) -> int:

@@ -1,8 +1,9 @@
 """`passersby train --kind painter`: the feedback loop's painter, learned from the portraits.
 
 Each step moves real faces by a small random warp (as the loop's drift does), reads them into
-markers (model/markers.py), perturbs the markers (erased lines, shifted colours), and trains
-the painter to paint the moved face back: L1 to the real picture (weight `l1_weight`) plus the hinge loss of the projected
+markers (model/markers.py) - for a share `self_feed` of the batch, the markers of the painter's
+own painting of the face, so it learns to correct its own errors as the loop needs - perturbs
+the markers (erased lines, shifted colours), and trains the painter to paint the moved face back: L1 to the real picture (weight `l1_weight`) plus the hinge loss of the projected
 discriminator (frozen EfficientNet-Lite0 features + trained heads, model/projected.py), so that
 what it invents between the lines is painted texture, not blur. Same run machinery as the GAN
 (train/run.py): progress bar, sample grids, curves, metric, atomic checkpoints, exact resume.
@@ -58,7 +59,13 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
         # The loop's moves: the picture is warped (the target too), then read; the markers
         # lose lines and shift colours. All draws from the run's "z" stream.
         real = warp(real, smooth_field(len(real), real.shape[-1], WARP_STD, ts.rngs.z).to(device))
-        markers = perturb(read_markers(real), ts.rngs.z).to(device)  # (N, 4, R, R)
+        markers = read_markers(real)  # (N, 4, R, R)
+        own = round(cfg.model.self_feed * len(real))
+        if own:  # the first `own` read the painter's own painting of the face, as the loop will
+            with _autocast(device, cfg.amp):
+                painted = ts.G(perturb(markers[:own], ts.rngs.z)).float()
+            markers = torch.cat([read_markers(painted), markers[own:]])
+        markers = perturb(markers, ts.rngs.z).to(device)
     with _autocast(device, cfg.amp):
         fake = ts.G(markers)
         logits_real = ts.D(diff_augment(real, policy, ts.rngs.aug))

@@ -97,3 +97,21 @@ def test_the_cli_trains_a_painter_and_refuses_a_gan_recipe_for_it(tmp_path, prep
     assert r.exit_code == 1 and "error: --recipe fastgan does not train --kind painter" in r.output
     r = CliRunner().invoke(app, ["train", str(prepared_data), "--kind", "sculptor", "--out", str(tmp_path / "y")])
     assert r.exit_code == 1 and "error: --kind: unknown kind 'sculptor'" in r.output
+
+
+def test_self_feed_reads_the_painters_own_painting(prepared_data, train_config, monkeypatch):
+    from passersby.train import dist
+    from passersby.train.data import load_training_set
+    from passersby.train.painter import build_state, train_step
+
+    calls = []
+    for share, expected in ((0.5, [2, 4]), (0.0, [4])):
+        cfg = train_config(model=tiny_painter(self_feed=share), batch_size=4)
+        ts = build_state(cfg, torch.device("cpu"))
+        real_forward = ts.G.forward
+        calls.clear()
+        monkeypatch.setattr(ts.G, "forward", lambda m, f=real_forward: calls.append(len(m)) or f(m))
+        train_step(ts, load_training_set(prepared_data, 64), cfg, torch.device("cpu"), dist.DistInfo())
+        assert calls == expected  # half the batch painted first, then the whole batch from markers
+    with pytest.raises(ValueError, match="self_feed"):
+        tiny_painter(self_feed=1.5)
