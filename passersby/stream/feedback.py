@@ -1,7 +1,8 @@
 """The feedback loop as a frame source: each frame is the machine's reading of the previous one.
 
-    anchor face (ledger claim, rendered) -> x0
-    x[n] = step(x[n-1], drift_field(seed, n))     step = paint(read(warp(x, field))), injected
+    anchor face (ledger claim, rendered) -> x[0]
+    x[s+1] = step(x[s], k * drift_field(seed, s * k))     step = paint(read(warp(x, field))), injected
+    frame start + t shows x[t / k]; between two loop states (k = step_every > 1), a blend
 
 A *segment* starts from a never-used anchor face and lets the loop run: the reading (markers)
 of a slightly moved picture is painted again, and the painter's interpretation errors plus the
