@@ -164,10 +164,11 @@ def _check_ranges(s: Settings) -> None:
     for name, ok, want in checks:
         if not ok:
             raise SettingsError(f"{name}: must be {want}")
-    try:
-        feedback_config(s)
-    except ValueError as e:
-        raise SettingsError(f"feedback: {e}") from None
+    if any(sc.source == "feedback" for sc in s.screens):  # checked where a loop will run
+        try:
+            feedback_config(s)
+        except ValueError as e:
+            raise SettingsError(f"{e} (feedback screens use walk.tempo and walk.fps)") from None
     from passersby.runtime import RUNTIMES
 
     if s.model.runtime not in RUNTIMES:

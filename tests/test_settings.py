@@ -78,3 +78,14 @@ def test_docs_settings_table_matches_the_code() -> None:
     documented = re.findall(r"^\| `([a-z_.]+)` \| (\w+) \| `([^`]*)` \| (.*) \|$", text, re.M)
     assert documented == [tuple(r) for r in settings_table()], "regenerate docs/settings.md from settings_table()"
     assert to_toml(load_settings(None, search=False)).count("[[screens]]") == 2
+
+
+def test_feedback_knobs_are_checked_only_where_a_loop_runs(tmp_path: Path) -> None:
+    assert load_settings(None, {"walk.tempo": 0.2}, search=False).walk.tempo == 0.2  # walk screens: no crossfade
+    cfg = tmp_path / "loop.toml"
+    cfg.write_text('[walk]\ntempo = 0.5\n[[screens]]\nname = "a"\nsource = "feedback"\n')
+    with pytest.raises(SettingsError, match=r"crossfade \(1.0 s\) must be shorter than tempo \(0.5 s\)"):
+        load_settings(cfg)
+    cfg.write_text('[walk]\ntempo = 0.5\n[feedback]\ncrossfade = 0.2\n[[screens]]\nname = "a"\nsource = "feedback"\n')
+    s = load_settings(cfg)
+    assert s.screens[0].source == "feedback" and s.feedback.crossfade == 0.2
