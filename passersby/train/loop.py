@@ -46,6 +46,11 @@ def build_state(cfg: TrainConfig, device: torch.device, rank: int = 0) -> TrainS
     """Fresh networks (seeded init), Adam optimisers and RNG streams for a run."""
     torch.manual_seed(cfg.seed)  # weight init and spectral-norm vectors: same on every rank
     G, D = Generator(cfg.model).to(device), make_discriminator(cfg.model).to(device)
+    return state_for(G, D, cfg, rank)
+
+
+def state_for(G: torch.nn.Module, D: torch.nn.Module, cfg: TrainConfig, rank: int = 0) -> TrainState:
+    """A run's state around freshly built networks: EMA copy of G, Adam optimisers, RNG streams."""
     G_ema = copy.deepcopy(G).eval()
     for p in G_ema.parameters():
         p.requires_grad_(False)

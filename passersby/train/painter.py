@@ -26,7 +26,7 @@ from passersby.model.markers import perturb, read_markers, smooth_field, warp
 from passersby.model.painter import Painter
 from passersby.train.data import TrainingSet
 from passersby.train.report import grid_image, save_png, to_uint8
-from passersby.train.state import Rngs, TrainState
+from passersby.train.state import TrainState
 
 WARP_STD = 0.02  # training-time warp of the real pictures (std of the moves, fraction of the side)
 LOOP_STEPS = 8  # readings + paintings in a row, for the metric and the sample grid's loop rows
@@ -36,16 +36,10 @@ GRID_FACES = 8
 def build_state(cfg: TrainConfig, device: torch.device, rank: int = 0) -> TrainState:
     """Fresh painter, its EMA copy, the projected discriminator, Adam optimisers, RNG streams."""
     from passersby.model.projected import ProjectedDiscriminator
+    from passersby.train.loop import state_for
 
     torch.manual_seed(cfg.seed)
-    G, D = Painter(cfg.model).to(device), ProjectedDiscriminator(cfg.model).to(device)
-    G_ema = copy.deepcopy(G).eval()
-    for p in G_ema.parameters():
-        p.requires_grad_(False)
-    betas = (cfg.beta1, cfg.beta2)
-    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
-    opt_d = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=cfg.lr, betas=betas)
-    return TrainState(G, D, G_ema, opt_g, opt_d, Rngs.seeded(cfg.seed, rank))
+    return state_for(Painter(cfg.model).to(device), ProjectedDiscriminator(cfg.model).to(device), cfg, rank)
 
 
 def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torch.device, info) -> "StepStats":
