@@ -25,7 +25,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from passersby.data.cli import prepare_command
+    from passersby.data.cli import hires_command, prepare_command
     from passersby.sample_cli import sample_command
     from passersby.train.cli import train_command
     from passersby.app.ledger_cli import ledger_app
@@ -38,6 +38,7 @@ def _register() -> None:
     app.command("render")(render_command)
     app.command("sample")(sample_command)
     app.command("prepare")(prepare_command)
+    app.command("hires")(hires_command)
     app.command("train")(train_command)
     app.command("direction")(direction_command)
     app.add_typer(ledger_app, name="ledger")

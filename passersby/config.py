@@ -142,9 +142,71 @@ class PainterConfig:
         return cls(**d)
 
 
-def model_config_from_dict(d: dict[str, Any]) -> "ModelConfig | PainterConfig":
-    """The config a checkpoint stores: a painter's (it says "kind": "painter") or a generator's."""
-    return PainterConfig.from_dict(d) if d.get("kind") == "painter" else ModelConfig.from_dict(d)
+@dataclass(frozen=True)
+class EnhancerConfig:
+    """Architecture of the enhancer, the learned upscaler (model/enhancer.py), and its losses.
+
+    Args:
+        resolution: side of the native training squares (`passersby hires --size`), the
+            high-resolution target; the network sees them shrunk by `scale`.
+        scale: how many times larger the output is (2 or 4).
+        channels: width of the network (it works at half the input's side).
+        blocks: residual blocks (two 3x3 convolutions each).
+        edge_weight: weight of the L1 distance between image gradients (finite differences),
+            which rewards crisp strokes over the blur a plain L1 settles for.
+        adv_weight: weight of a patch discriminator's hinge loss on pixels (0 = off).
+        ndf: the patch discriminator's width.
+
+    Example:
+        >>> EnhancerConfig().to_dict()["kind"]
+        'enhancer'
+    """
+
+    resolution: int = 192
+    scale: int = 2
+    channels: int = 32
+    blocks: int = 2
+    edge_weight: float = 1.0
+    adv_weight: float = 0.0
+    ndf: int = 32
+
+    kind = "enhancer"
+    discriminator = "patch"
+    class_names = ()
+
+    def __post_init__(self) -> None:
+        if self.scale not in (2, 4):
+            raise ValueError(f"scale must be 2 or 4, got {self.scale}")
+        if not 32 <= self.resolution <= 2048 or self.resolution % (2 * self.scale):
+            raise ValueError(f"resolution must be 32..2048 and a multiple of {2 * self.scale}, got {self.resolution}")
+        if self.channels < 4 or self.ndf < 4 or not 0 <= self.blocks <= 16:
+            raise ValueError(f"channels, ndf must be >= 4 and blocks in 0..16, got {self.channels}, {self.ndf}, {self.blocks}")
+        if not (self.edge_weight >= 0 and self.adv_weight >= 0):
+            raise ValueError(f"edge_weight and adv_weight must be >= 0, got {self.edge_weight}, {self.adv_weight}")
+
+    @property
+    def n_classes(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EnhancerConfig":
+        d = {k: v for k, v in d.items() if k != "kind"}
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown enhancer config fields {sorted(unknown)}: newer passersby?")
+        return cls(**d)
+
+
+def model_config_from_dict(d: dict[str, Any]) -> "ModelConfig | PainterConfig | EnhancerConfig":
+    """The config a checkpoint stores: a painter's or an enhancer's (they say "kind"), or a generator's."""
+    if d.get("kind") == "painter":
+        return PainterConfig.from_dict(d)
+    if d.get("kind") == "enhancer":
+        return EnhancerConfig.from_dict(d)
+    return ModelConfig.from_dict(d)
 
 
 @dataclass(frozen=True)
@@ -190,7 +252,7 @@ class TrainConfig:
     beta2: float = 0.999
     ms_weight: float = 0.0
     ms_space: str = "pixels"
-    model: ModelConfig | PainterConfig = field(default_factory=ModelConfig)
+    model: ModelConfig | PainterConfig | EnhancerConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
         # Checked here, not deep in the loop: a 0 would be a ZeroDivisionError at the first step

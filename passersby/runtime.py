@@ -221,3 +221,53 @@ def _openvino_step(module: torch.nn.Module, side: int, threads: int):
     })
     request = compiled.create_infer_request()
     return lambda x, f: request.infer({0: x, 1: f})[0]
+
+
+def make_upscaler(enhancer: torch.nn.Module, name: str = "auto", threads: int = 1, side: int = 256
+                  ) -> Callable[[np.ndarray], np.ndarray]:
+    """The enhancer (model/enhancer.Enhancer) on a runtime: (side, side, 3) uint8 -> (s side,
+    s side, 3) uint8. "torch" is the eager reference; "auto"/"openvino" compile it for `side`
+    with OpenVINO when it imports (bf16 where the CPU has it: the enhancer's output is shown,
+    never fed back, so bf16's rounding does not accumulate). Other sizes go through the reference.
+
+    Example:
+        >>> up = make_upscaler(enhancer)  # doctest: +SKIP
+        >>> up(frame).shape  # doctest: +SKIP
+        (512, 512, 3)
+    """
+    if name not in RUNTIMES:
+        raise ValueError(f"unknown runtime {name!r}; one of {RUNTIMES}")
+    module = enhancer.float().eval()
+
+    @torch.no_grad()
+    def reference(x: np.ndarray) -> np.ndarray:
+        return module(torch.from_numpy(x)).numpy()
+
+    run = reference
+    if name in ("auto", "openvino") and available("openvino"):
+        run = _openvino_image(module, side, threads, allow_bf16=True)
+
+    def upscale(image: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], dtype=np.float32) / 127.5 - 1.0  # (1, 3, H, W)
+        y = run(x) if image.shape[:2] == (side, side) else reference(x)  # (1, 3, sH, sW) in [-1, 1]
+        return np.rint((np.clip(y[0], -1, 1) + 1) * 127.5).astype(np.uint8).transpose(1, 2, 0).copy()
+
+    return upscale
+
+
+def _openvino_image(module: torch.nn.Module, side: int, threads: int, allow_bf16: bool):
+    """One-input picture network (1, 3, side, side) compiled with OpenVINO for one thread group."""
+    import openvino as ov
+
+    core = ov.Core()
+    bf16 = allow_bf16 and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = ov.convert_model(module, example_input=torch.zeros(1, 3, side, side))
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+        "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
+        "ENABLE_CPU_PINNING": False,
+    })
+    request = compiled.create_infer_request()
+    return lambda x: request.infer({0: x})[0]

@@ -101,6 +101,16 @@ class FeedbackSettings:
                            "that keeps walk.fps on this machine, measured at start.", default=0)
 
 
+@dataclass(frozen=True)
+class EnhancerSettings:
+    path: str = _doc("Enhancer .safetensors, the learned upscaler (`passersby train --kind enhancer`); "
+                     "empty = the shipped one.", default="")
+    mode: str = _doc("auto: upscale where this machine keeps walk.fps (measured at start; lowered when a "
+                     "screen falls behind); on: always (frames between keyframes are blends); off: never.",
+                     default="auto")
+
+
+ENHANCER_MODES = ("auto", "on", "off")
 SOURCES = ("walk", "feedback")
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
 
@@ -122,6 +132,7 @@ class Settings:
     web: WebSettings = WebSettings()
     taste: TasteSettings = TasteSettings()
     feedback: FeedbackSettings = FeedbackSettings()
+    enhancer: EnhancerSettings = EnhancerSettings()
     screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
     source: str = ""  # the file these came from ("" = defaults only); not a setting
 
@@ -148,7 +159,8 @@ class SettingsError(ValueError):
 
 
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
-            "window": WindowSettings, "web": WebSettings, "taste": TasteSettings, "feedback": FeedbackSettings}
+            "window": WindowSettings, "web": WebSettings, "taste": TasteSettings, "feedback": FeedbackSettings,
+            "enhancer": EnhancerSettings}
 
 
 def _check_ranges(s: Settings) -> None:
@@ -160,6 +172,7 @@ def _check_ranges(s: Settings) -> None:
         ("web.jpeg_quality", 1 <= s.web.jpeg_quality <= 100, "in 1..100"),
         ("taste.exactingness", 0.0 <= s.taste.exactingness <= 1.0, "in 0..1"),
         ("taste.min_critic", -1.0 <= s.taste.min_critic <= 4.0, "in -1..4"),
+        ("enhancer.mode", s.enhancer.mode in ENHANCER_MODES, f"one of {ENHANCER_MODES}"),
     ]
     for name, ok, want in checks:
         if not ok:

@@ -12,12 +12,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from passersby.checkpoint import ModelInfo, load_model
+from passersby.app.chain import plan_chains
 from passersby.model.direction import steered_proposer
 from passersby.home import ledger_path, resolve_home
 from passersby.runtime import make_renderer, resolve
@@ -25,6 +26,9 @@ from passersby.sample import default_model_path
 from passersby.settings import ScreenSettings, Settings
 from passersby.stream.engine import Engine, ScreenPlan
 from passersby.stream.sources import LatentWalk
+
+if TYPE_CHECKING:
+    from passersby.app.chain import ChainPlan
 
 
 @dataclass
@@ -73,7 +77,7 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
 
 
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
-                 taste=None, knob=None, painter=None) -> ScreenPlan:
+                 taste=None, knob=None, painter=None, chain=None) -> ScreenPlan:
     cfg = info.config
     label_index = None
     vector, scale = None, 0.0
@@ -102,8 +106,29 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
         propose = steer(propose, taste if taste is not None else TasteModel.empty(cfg.z_dim),
                         knob if knob is not None else 0.0, critic=critic,
                         min_critic=None if critic is None else settings.taste.min_critic)
-    return ScreenPlan(name=screen.name, propose=propose,
-                      make_source=_source_factory(g, info, screen, settings, label_index, painter))
+    make = _source_factory(g, info, screen, settings, label_index, painter)
+    return ScreenPlan(name=screen.name, propose=propose, make_source=_chained(make, screen, settings, chain))
+
+
+def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: "ChainPlan") -> Callable:
+    """anchors -> the source inside its chain (stream/keyframes.Keyframes, at the level measured
+    for its kind of source in `chain`, app/chain.plan_chains)."""
+    from passersby.app.chain import HEADROOM, EnhanceStage
+    from passersby.runtime import make_upscaler
+    from passersby.stream.keyframes import Keyframes
+
+    levels, start = chain.levels[screen.source]
+    m = settings.model
+
+    def build(anchors):
+        stage = None
+        if any(lv.enhance for lv in levels):
+            stage = EnhanceStage(make_upscaler(chain.enhancer, m.runtime, m.threads, chain.side), chain.enhancer_hash)
+        spec = [((stage,) if lv.enhance else (), lv.every) for lv in levels]
+        return Keyframes(make(anchors), spec, budget=HEADROOM / settings.walk.fps,
+                         patience=round(3 * settings.walk.fps), start_level=start)
+
+    return build
 
 
 def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
@@ -175,7 +200,8 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     path.parent.mkdir(parents=True, exist_ok=True)
     taste, knob = _taste(settings, home, info, g)
     painter = _painter(settings)
-    plans = [_screen_plan(g, info, s, settings, taste, knob, painter and painter[:3]) for s in settings.screens]
+    chain = plan_chains(settings, g, info, painter)
+    plans = [_screen_plan(g, info, s, settings, taste, knob, painter and painter[:3], chain) for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
     status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),
               "dry_ledger": dry_ledger}
@@ -189,6 +215,7 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
             logging.getLogger("passersby").warning(
                 "feedback: one painting takes %.0f ms here; painting every %d frames (the frames between are "
                 "blends) to keep %.0f fps", 1000 * painter[3], painter[2], settings.walk.fps)
+    status.update(enhancer=chain.enhancer_hash, chain_start=chain.summary)
     if taste is not None:
         status.update(curator=settings.taste.curator, taste_ratings=taste.n)
     if settings.taste.min_critic > -1.0:

@@ -179,3 +179,34 @@ def _print_summary(report: object) -> None:
     console.print(f"report: {os.fspath(r.report_path)}", highlight=False, soft_wrap=True)
     if r.contact_sheet:
         console.print(f"contact sheet: {r.contact_sheet}", highlight=False, soft_wrap=True)
+
+
+def hires_command(
+    prepared: Path = typer.Argument(..., help="A dataset made by `passersby prepare` (its faces and their sources)."),
+    out: Path = typer.Argument(..., help="Output folder: OUT/train and OUT/held-out (must not exist or be empty)."),
+    sources: list[Path] = typer.Option(..., "--from", help="The source folders given to prepare. Repeat for several."),
+    size: int = typer.Option(192, help="Side of the native squares, in source pixels (faces smaller are skipped)."),
+    held_out: float = typer.Option(0.1, help="Share of source pictures kept out of training (for the verdict)."),
+) -> None:
+    """Cut native-resolution face squares (never resized) for the enhancer, the learned upscaler.
+
+    Examples:
+        passersby hires data/tight data/hires --from ~/met-portraits --from ~/portraits-256
+        passersby train data/hires/train --kind enhancer --out runs/enhancer --max-minutes 60
+    """
+    from rich.console import Console
+
+    from passersby.data.hires import native_face_squares
+    from passersby.data.manifest import DatasetError
+
+    err = Console(stderr=True)
+    try:
+        if not 16 <= size <= 4096:
+            raise DatasetError(f"--size must be between 16 and 4096 pixels, got {size}")
+        if not 0.0 <= held_out < 1.0:
+            raise DatasetError(f"--held-out must be in [0, 1), got {held_out}")
+        report = native_face_squares(prepared, list(sources), out, size=size, held_out=held_out)
+    except (DatasetError, OSError) as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    Console().print(f"{out}: {report.line()}", highlight=False, soft_wrap=True)

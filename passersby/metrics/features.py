@@ -100,6 +100,32 @@ def preprocess(images: "torch.Tensor") -> "torch.Tensor":
     return ((pixels - _PIXEL_MEAN) / _PIXEL_STD).contiguous(memory_format=torch.channels_last)
 
 
+def trunk_maps(net: "torch.nn.Module", x: "torch.Tensor", taps: tuple[int, ...]) -> list["torch.Tensor"]:
+    """EfficientNet-Lite0's stem and blocks up to max(taps), returning the outputs of blocks `taps`.
+
+    Args:
+        net: load_model(...).
+        x: (N, 3, H, W) in [-1, 1], any H, W (no resizing: fine detail stays).
+        taps: block indices, increasing (block 2: stride 4, 4: 8, 10: 16, 15: 32).
+
+    Example:
+        >>> import torch
+        >>> [m.shape[1] for m in trunk_maps(load_model("cpu"), torch.zeros(1, 3, 64, 64), (2, 4))]
+        [24, 40]
+    """
+    # [-1, 1] maps to the TF-lite preprocessing (p - 127) / 128 of 0..255 pixels.
+    x = x * (127.5 / 128.0) + 0.5 / 128.0
+    x = net._swish(net._bn0(net._conv_stem(x)))
+    maps = []
+    for i, block in enumerate(net._blocks):
+        x = block(x)
+        if i in taps:
+            maps.append(x)
+        if i >= taps[-1]:
+            break
+    return maps
+
+
 def _check_images(images: "torch.Tensor") -> None:
     import torch
 

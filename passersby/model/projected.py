@@ -34,23 +34,13 @@ from passersby.config import ModelConfig
 TAPS = (2, 4, 10, 15)
 TAP_CHANNELS = (24, 40, 112, 320)
 MIXED_CHANNELS = (64, 128, 256, 512)
-# The generator's [-1, 1] maps to the TF-lite preprocessing (p - 127) / 128 of 0..255 pixels.
-_SCALE = 127.5 / 128.0
-_SHIFT = 0.5 / 128.0
 
 
 def _trunk_maps(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """EfficientNet-Lite0 stem + blocks, returning the tapped maps. x: (N, 3, H, W) in [-1, 1]."""
-    x = x * _SCALE + _SHIFT
-    x = net._swish(net._bn0(net._conv_stem(x)))
-    maps = []
-    for i, block in enumerate(net._blocks):
-        x = block(x)
-        if i in TAPS:
-            maps.append(x)
-        if i >= TAPS[-1]:
-            break
-    return maps
+    """EfficientNet-Lite0's tapped maps (metrics/features.trunk_maps). x: (N, 3, H, W) in [-1, 1]."""
+    from passersby.metrics.features import trunk_maps
+
+    return trunk_maps(net, x, TAPS)
 
 
 class RandomMixing(nn.Module):

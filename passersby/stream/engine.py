@@ -276,6 +276,10 @@ class Engine:
             out.update(self.pacer.stats())
         out["render_ms"] = {p.plan.name: round(1000 * float(np.median(p.render_seconds)), 1)
                             if p.render_seconds else None for p in self.producers}
+        # Sources that run a chain at a level (stream/keyframes.Keyframes) say which, and when it was lowered.
+        chains = {p.plan.name: p.source.describe() for p in self.producers if hasattr(p.source, "describe")}
+        if chains:
+            out["chains"] = chains
         return out
 
 

@@ -8,20 +8,22 @@ from typing import Optional
 
 import typer
 
-from passersby.config import ModelConfig, PainterConfig, TrainConfig
+from passersby.config import EnhancerConfig, ModelConfig, PainterConfig, TrainConfig
 
 
 def train_command(
     data: Path = typer.Argument(..., help="Dataset folder made by `passersby prepare`."),
     out: Path = typer.Option(..., "--out", help="Run folder: checkpoints, samples, curves, model."),
     kind: str = typer.Option("gan", help="gan: the face generator; painter: the feedback loop's painter "
-                             "(markers -> face; `passersby show --mode feedback`)."),
+                             "(markers -> face; `passersby show --mode feedback`); enhancer: the learned "
+                             "upscaler (data from `passersby hires`)."),
     recipe: Optional[str] = typer.Option(
         None, help="For --kind gan: projected (default): discriminator heads on frozen EfficientNet-Lite0 "
         "features, trains on a CPU; fastgan: the previous recipe, learned from pixels (~10x slower per image). "
-        "For --kind painter: painter (the only one)."),
+        "For --kind painter / enhancer: painter / enhancer (their only ones)."),
     steps: int = typer.Option(20000, help="Total optimisation steps (a resumed run counts earlier steps)."),
-    resolution: int = typer.Option(256, help="Image side: 64, 128 or 256 (must match the dataset)."),
+    resolution: Optional[int] = typer.Option(None, help="Image side: 64, 128 or 256 (default 256; must match the "
+                                             "dataset); for --kind enhancer, the dataset's."),
     ngf: Optional[int] = typer.Option(None, help="Generator width (recipe default 16: renders both screens at 30 fps on a 2-core CPU)."),
     ndf: Optional[int] = typer.Option(None, help="Discriminator width (recipe default 32)."),
     d_resolution: Optional[int] = typer.Option(None, help="Side at which the projected discriminator sees images (recipe default 192; 0 = resolution)."),
@@ -56,6 +58,7 @@ def train_command(
         passersby train data/portraits --out runs/mine --steps 40000 --resume
         passersby train data/portraits --out runs/old --recipe fastgan --steps 20000
         passersby train data/portraits --kind painter --out runs/painter --max-minutes 150
+        passersby train data/hires/train --kind enhancer --out runs/enhancer --max-minutes 60
         torchrun --nproc_per_node 2 -m passersby.cli train data/portraits --out runs/ddp
     """
     from passersby.checkpoint import CheckpointError
@@ -67,19 +70,27 @@ def train_command(
     try:
         if kind not in KINDS:
             raise ValueError(f"--kind: unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
-        recipe = recipe or ("painter" if kind == "painter" else "projected")
-        if (recipe == "painter") != (kind == "painter"):
+        own = {"painter": "painter", "enhancer": "enhancer"}  # kinds with their own recipe
+        recipe = recipe or own.get(kind, "projected")
+        if recipe in own.values() and recipe != kind or kind in own and recipe != own[kind]:
             raise ValueError(f"--recipe {recipe} does not train --kind {kind}; "
-                             "the painter has its own recipe (leave --recipe out)")
+                             f"the {kind if kind in own else recipe} has its own recipe (leave --recipe out)")
         m_over, t_over = recipe_defaults(recipe)
         given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution}
         given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment, "ms_space": ms_space}
         m_over.update({k: v for k, v in given_m.items() if v is not None})
         t_over.update({k: v for k, v in given_t.items() if v is not None})
-        if kind == "painter":
-            model = PainterConfig(resolution=resolution, **m_over)
+        if kind == "enhancer":
+            from passersby.data.manifest import load_manifest
+
+            if ngf is not None:  # the enhancer's width
+                m_over["channels"] = ngf
+            model = EnhancerConfig(resolution=resolution or load_manifest(data, check_files=False).size,
+                                   **{k: v for k, v in m_over.items() if k in ("channels", "blocks", "ndf")})
+        elif kind == "painter":
+            model = PainterConfig(resolution=resolution or 256, **m_over)
         else:
-            model = ModelConfig(resolution=resolution, z_dim=z_dim, **m_over)
+            model = ModelConfig(resolution=resolution or 256, z_dim=z_dim, **m_over)
         cfg = TrainConfig(seed=seed, sample_every=sample_every, checkpoint_every=checkpoint_every,
                           metric_every=metric_every, metric_samples=metric_samples, model=model, **t_over)
         row = train(data, out, cfg, steps, resume_run=resume, device=device,

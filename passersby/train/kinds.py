@@ -1,5 +1,6 @@
 """What `passersby train` can train, behind one small interface: the face generator (GAN,
-train/loop.py) and the feedback loop's painter (train/painter.py). train/run.py drives either
+train/loop.py), the feedback loop's painter (train/painter.py) and the enhancer, the learned
+upscaler (train/enhancer.py). train/run.py drives either
 with the same progress bar, samples, metric, checkpoints and exact resume."""
 
 from __future__ import annotations
@@ -7,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from passersby.config import PainterConfig, TrainConfig
+from passersby.config import EnhancerConfig, PainterConfig, TrainConfig
 
-KINDS = ("gan", "painter")
+KINDS = ("gan", "painter", "enhancer")
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Kind:
 
     build_state(cfg, device, rank) -> TrainState; train_step(ts, data, cfg, device, info) ->
     StepStats; for_inference(ts, device) -> module to save and sample; write_samples(g, run,
-    step, device, data); evaluate(g, data, cfg, device) -> dict with "kid_effnetlite0".
+    step, device, data); evaluate(g, data, cfg, device) -> dict with "score" (or "kid_effnetlite0"), lower is better.
     """
 
     name: str
@@ -36,6 +37,11 @@ def kind_of(cfg: TrainConfig) -> Kind:
         >>> kind_of(TrainConfig()).name
         'gan'
     """
+    if isinstance(cfg.model, EnhancerConfig):
+        from passersby.train import enhancer
+
+        return Kind("enhancer", enhancer.build_state, enhancer.train_step, enhancer.for_inference,
+                    enhancer.write_samples, enhancer.evaluate)
     if isinstance(cfg.model, PainterConfig):
         from passersby.train import painter
 

@@ -10,6 +10,8 @@
   decoder), kept runnable for comparison.
 - "painter": the feedback loop's painter (`--kind painter`): a U-Net from markers to faces,
   L1 + the projected discriminator, the same optimiser settings as "projected".
+- "enhancer": the learned upscaler (`--kind enhancer`): restores native faces shrunk 2x;
+  L1 on pixels and on their gradients, fp32 (a regression: no adversarial game by default).
 
 Every value can still be overridden by a flag; the resolved TrainConfig is stored in each
 checkpoint, so a run resumes with exactly the recipe it started with.
@@ -29,6 +31,11 @@ RECIPES: dict[str, dict[str, Any]] = {
         "model": {"ngf": 16, "ndf": 32, "d_resolution": 192},
         "train": {"batch_size": 8, "lr": 2e-4, "beta1": 0.0, "beta2": 0.99, "amp": True,
                   "augment": "color,translation,cutout"},
+    },
+    "enhancer": {  # the learned upscaler (`--kind enhancer`, train/enhancer.py)
+        "model": {"channels": 32, "blocks": 2},
+        "train": {"batch_size": 8, "lr": 5e-4, "beta1": 0.9, "beta2": 0.99, "amp": False,
+                  "augment": "", "ema_decay": 0.99},
     },
     "fastgan": {
         "model": {"discriminator": "fastgan", "ngf": 16, "ndf": 32, "d_resolution": 0},

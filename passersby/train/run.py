@@ -137,9 +137,9 @@ def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evalu
             flat.update({f"mem_{k}": v for k, v in m.get("memorisation", {}).items()})
             ts.history.append({"step": ts.step, **flat})
             append_log(run, ts.history[-1])
-            kid = m["kid_effnetlite0"]
-            if ts.best_metric is None or kid < ts.best_metric:
-                ts.best_metric, is_best = kid, True
+            score = m.get("score", m.get("kid_effnetlite0"))  # lower is better, for every kind
+            if ts.best_metric is None or score < ts.best_metric:
+                ts.best_metric, is_best = score, True
         if do_ckpt or is_best:
             save_checkpoint(ts, cfg, data, run, info, g, is_best, extra={}, rank_rngs=rank_rngs)
         plot_curves(ts.history, run / "curves.png")

@@ -1,0 +1,129 @@
+"""A screen's chain (source -> stages) at the largest level this machine keeps up with.
+
+    levels = [(stages, every), ...]   largest first, e.g. [(enhancer, 1), (enhancer, 2), ((), 1)]
+
+At level (stages, every), the source renders every `every`-th frame (a keyframe) and passes it
+through `stages`; the frames between two keyframes are blends of them (a latent walk moves
+little in a tenth of a second, so the blend is the motion, not a ghost). The level is chosen
+at start by the application layer (which measures its models, app/chain.py) and lowered here
+when the screen falls behind: when the keyframes' average cost per displayed frame stays above
+the frame's time budget for `patience` seconds of frames, the next level takes over at the next
+keyframe, and `describe()` (in the status page) and the log say so. Never back up: a machine
+that was too slow once stays at the level that kept the rate.
+
+Keys: a keyframe's key is its source key after the stages, plus "chain" (level, every); a frame
+between keyframes a and b carries a's key, "frame" = its own index, and "between" = {"next":
+b's key, "mix": weight of b}, which re-renders it (render both keyframes, blend).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from passersby.stream.sources import FrameSource, Image, Key, Stage, run_stages
+
+log = logging.getLogger("passersby")
+
+
+def blend(a: Image, b: Image, w: float) -> Image:
+    """(1 - w) a + w b of two uint8 pictures of one size, rounded.
+
+    Example:
+        >>> blend(np.zeros((1, 1, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8), 0.5)[0, 0, 0]
+        128
+    """
+    return np.clip(np.rint((1 - w) * a.astype(np.float32) + w * b.astype(np.float32)), 0, 255).astype(np.uint8)
+
+
+class Keyframes:
+    """A FrameSource running `source` through a chain of stages at one of `levels`.
+
+    Args:
+        source: the screen's frame source (asked only for keyframe indices, increasing).
+        levels: [(stages, every)] from the largest chain to the smallest; every >= 1.
+        budget: seconds one displayed frame may cost on average (e.g. 0.8 / fps); None: never
+            lower the level.
+        patience: displayed frames of over-budget cost before the level is lowered.
+        clock: a time.perf_counter-like function (tests inject one).
+
+    Example:
+        >>> src = Keyframes(walk, [((enhance,), 2), ((), 1)], budget=0.8 / 30)  # doctest: +SKIP
+        >>> image, key = src.render(0)  # doctest: +SKIP
+    """
+
+    def __init__(self, source: FrameSource, levels: Sequence[tuple[Sequence[Stage], int]], budget: float | None = None,
+                 patience: int = 90, clock: Callable[[], float] | None = None, start_level: int = 0) -> None:
+        if not levels or any(int(e) < 1 for _, e in levels):
+            raise ValueError("levels must be a non-empty list of (stages, every >= 1)")
+        import time
+
+        self.source, self.levels = source, [(tuple(s), int(e)) for s, e in levels]
+        self.budget, self.patience, self.clock = budget, patience, clock or time.perf_counter
+        self.level = start_level
+        self.costs: deque[float] = deque(maxlen=max(1, patience))  # seconds per displayed frame
+        self.cache: dict[int, tuple[Image, Key]] = {}  # keyframe index -> (image, key)
+        self.lowered: list[dict[str, Any]] = []
+
+    @property
+    def every(self) -> int:
+        return self.levels[self.level][1]
+
+    def _keyframe(self, index: int) -> tuple[Image, Key]:
+        if index not in self.cache:
+            stages, every = self.levels[self.level]
+            t0 = self.clock()
+            image, key = run_stages(stages, *self.source.render(index))
+            self.costs.extend([(self.clock() - t0) / every] * every)
+            self.cache[index] = (image, {**key, "chain": {"level": self.level, "every": every}})
+        return self.cache[index]
+
+    def _maybe_lower(self, index: int) -> None:
+        """At a keyframe: the next level, if the last `patience` frames cost more than the budget."""
+        if (self.budget is None or self.level + 1 >= len(self.levels) or len(self.costs) < self.costs.maxlen
+                or float(np.mean(self.costs)) <= self.budget):
+            return
+        cost = float(np.mean(self.costs))
+        self.level += 1
+        self.costs.clear()
+        self.cache.clear()
+        self.lowered.append({"frame": int(index), "level": self.level, "ms_per_frame": round(1000 * cost, 1)})
+        log.warning("chain: %.1f ms per frame against a budget of %.1f ms; lowered to level %d (%s, a keyframe "
+                    "every %d frames)", 1000 * cost, 1000 * self.budget, self.level, self.stage_names(), self.every)
+
+    def stage_names(self) -> str:
+        stages = self.levels[self.level][0]
+        return "+".join(getattr(s, "name", type(s).__name__) for s in stages) or "no stages"
+
+    def render(self, index: int) -> tuple[Image, Key]:
+        k = self.every
+        first = index - index % k
+        if index % k == 0 or first not in self.cache:
+            self._maybe_lower(index)
+            k = self.every
+            first = index - index % k
+        if index % k == 0:
+            image, key = self._keyframe(index)
+            self.cache = {index: self.cache[index]}  # older keyframes are done with
+            return image, key
+        (a, ka), (b, kb) = self._keyframe(first), self._keyframe(first + k)
+        w = (index - first) / k
+        ids = list(dict.fromkeys(list(ka.get("ledger_ids", [])) + list(kb.get("ledger_ids", []))))
+        return blend(a, b, w), {**ka, "frame": int(index), "ledger_ids": ids, "between": {"next": kb, "mix": w}}
+
+    def cut(self, index: int) -> int:
+        """The inner source's next face, on a keyframe."""
+        c = self.source.cut(index)
+        k = self.every
+        return -(-c // k) * k
+
+    def describe(self) -> dict[str, Any]:
+        """The chain now, for the status page."""
+        return {"level": self.level, "levels": len(self.levels), "stages": self.stage_names(), "every": self.every,
+                "lowered": list(self.lowered)}
+
+    def close(self) -> None:
+        self.source.close()
