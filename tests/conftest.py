@@ -105,3 +105,31 @@ def model_config():
 def train_config():
     """tiny_train_config as a fixture: train_config(model=None, **overrides) -> TrainConfig."""
     return tiny_train_config
+
+
+@pytest.fixture(scope="session")
+def hires_data(tmp_path_factory, prepared_data) -> Path:
+    """`passersby hires` of the fixture faces: 48 px native squares, OUT/train (8) and OUT/held-out (1)."""
+    from passersby.data.hires import native_face_squares
+
+    out = tmp_path_factory.mktemp("hires") / "hires"
+    native_face_squares(prepared_data, [prepared_data.parent / f"{prepared_data.name}-src"], out, size=48,
+                        held_out=0.08)
+    return out
+
+
+def tiny_enhancer_config(**kw):
+    from passersby.config import EnhancerConfig
+
+    return EnhancerConfig(**{"resolution": 48, "channels": 8, "blocks": 1, "ndf": 8, **kw})
+
+
+@pytest.fixture(scope="session")
+def tiny_enhancer_file(tmp_path_factory, hires_data) -> Path:
+    """A tiny enhancer trained for 3 steps, saved as training saves it."""
+    from passersby.train.run import train
+
+    run = tmp_path_factory.mktemp("enhancer") / "run"
+    train(hires_data / "train", run, tiny_train_config(model=tiny_enhancer_config(), checkpoint_every=3), steps=3,
+          device="cpu", evaluate_metrics=False)
+    return run / "model.safetensors"

@@ -84,7 +84,7 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
 
     update_ema(ts.G_ema, ts.G, cfg.ema_decay)
     ts.step += 1
-    return StepStats(float(loss_d), float(loss_adv), loss_rec.item())
+    return StepStats(float(loss_d.detach()), float(loss_adv.detach()), loss_rec.item())
 
 
 def for_inference(ts: TrainState, device: torch.device) -> Enhancer:
@@ -97,7 +97,7 @@ def upscaler(e: Enhancer):
 
     @torch.no_grad()
     def run(image: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
         y = e(x)[0].clamp(-1, 1)
         return ((y + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
@@ -106,17 +106,20 @@ def upscaler(e: Enhancer):
 
 def held_out_faces(data: TrainingSet, n: int = METRIC_FACES) -> list[np.ndarray]:
     """Up to n native faces the enhancer never trained on (DATA/../held-out), as (S, S, 3) uint8."""
-    from passersby.data.manifest import DatasetError
-    from passersby.train.data import load_training_set
+    from PIL import Image
 
-    images = data.images
+    from passersby.data.manifest import DatasetError, load_manifest
+
     root = Path(data.root).parent / "held-out"
     if Path(data.root).name == "train" and (root / "manifest.json").is_file():
         try:
-            images = load_training_set(root, data.resolution).images
-        except DatasetError:
+            m = load_manifest(root)
+            faces = [np.asarray(Image.open(m.image_path(i)).convert("RGB")) for i in range(min(n, len(m)))]
+            if all(f.shape == (data.resolution, data.resolution, 3) for f in faces):
+                return faces
+        except (DatasetError, OSError):
             pass
-    return [im.permute(1, 2, 0).numpy() for im in images[:n].cpu()]
+    return [im.permute(1, 2, 0).numpy() for im in data.images[:n].cpu()]
 
 
 @torch.no_grad()
