@@ -108,6 +108,8 @@ class EnhancerSettings:
     mode: str = _doc("auto: upscale where this machine keeps walk.fps (measured at start; lowered when a "
                      "screen falls behind); on: always (frames between keyframes are blends); off: never.",
                      default="auto")
+    every: int = _doc("walk screens: frames per keyframe (rendered, then enhanced; the frames between are "
+                      "blends); 0 = the fewest that keep walk.fps on this machine, measured at start.", default=0)
 
 
 ENHANCER_MODES = ("auto", "on", "off")
@@ -173,6 +175,7 @@ def _check_ranges(s: Settings) -> None:
         ("taste.exactingness", 0.0 <= s.taste.exactingness <= 1.0, "in 0..1"),
         ("taste.min_critic", -1.0 <= s.taste.min_critic <= 4.0, "in -1..4"),
         ("enhancer.mode", s.enhancer.mode in ENHANCER_MODES, f"one of {ENHANCER_MODES}"),
+        ("enhancer.every", 0 <= s.enhancer.every <= 8, "in 0..8 (0 = measured)"),
     ]
     for name, ok, want in checks:
         if not ok:

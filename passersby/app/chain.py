@@ -90,7 +90,8 @@ class Level:
     cost: float
 
 
-def levels_for(source_s: float, enhance_s: float | None, fps: float, mode: str, keyframes: bool) -> tuple[list[Level], int]:
+def levels_for(source_s: float, enhance_s: float | None, fps: float, mode: str, keyframes: bool,
+               every: int = 0) -> tuple[list[Level], int]:
     """(levels largest first, index of the first that fits the frame budget; the last if none).
 
     Args:
@@ -100,13 +101,14 @@ def levels_for(source_s: float, enhance_s: float | None, fps: float, mode: str, 
         fps: the screen's frame rate.
         mode: enhancer.mode (auto, on, off).
         keyframes: whether the source may be asked only for every k-th frame (walk: yes).
+        every: > 0 pins the keyframe spacing (enhancer.every), 0 tries 1..MAX_EVERY.
 
     Example:
         >>> lv, start = levels_for(0.030, 0.015, 30.0, "auto", True)
         >>> [(l.enhance, l.every) for l in lv][start]
         (True, 2)
     """
-    everys = range(1, MAX_EVERY + 1) if keyframes else (1,)
+    everys = ((every,) if every else range(1, MAX_EVERY + 1)) if keyframes else (1,)
     levels = []
     if enhance_s is not None and mode != "off":
         levels += [Level(True, k, (source_s + enhance_s) / k) for k in everys]
@@ -183,7 +185,7 @@ def plan_chains(settings, g, info, painter) -> ChainPlan:
             _, _, k, paint_s = painter
             source_s = paint_s / k * (1 + settings.feedback.crossfade / settings.walk.tempo)
         lv, start = levels_for(source_s * share, None if enhance_s is None else enhance_s * share,
-                               settings.walk.fps, s.mode, keyframes=kind == "walk")
+                               settings.walk.fps, s.mode, keyframes=kind == "walk", every=s.every)
         levels[kind] = (lv, start)
         log.info("chain for %s screens: %s", kind, describe_levels(lv, start, settings.walk.fps))
     return ChainPlan(net, ehash, side, levels)

@@ -23,6 +23,8 @@ HOST = typer.Option(None, "--host", help="Kiosk server address (default loopback
 MODE = typer.Option(None, "--mode", help="Every screen's source: walk (latent walk) or feedback (the machine "
                                          "repaints its own output); default: each screen's setting.")
 DRIFT = typer.Option(None, "--drift", help="feedback: how fast faces dissolve (0-1).")
+ENHANCER = typer.Option(None, "--enhancer", help="The learned upscaler: auto (where this machine keeps the frame "
+                                                 "rate), on or off.")
 
 
 def _fail(e: Exception) -> None:
@@ -115,7 +117,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
                  fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
                  windowed: bool = typer.Option(False, "--windowed", help="Windows instead of full screen."),
                  port: Optional[int] = PORT, host: Optional[str] = HOST, mode: Optional[str] = MODE,
-                 drift: Optional[float] = DRIFT) -> None:
+                 drift: Optional[float] = DRIFT, enhancer: Optional[str] = ENHANCER) -> None:
     """The installation: endless, never-repeating morphing faces, one window per screen.
 
     With a display: full-screen windows on the chosen monitors (keys: space pause, n next face,
@@ -125,6 +127,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
         passersby show
         passersby show --screens feminine --windowed
         passersby show --mode feedback --drift 0.7
+        passersby show --enhancer on
         passersby show --config gallery.toml --home /srv/gallery
     """
     from passersby.outputs.window import display_available
@@ -132,7 +135,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
                          window__fullscreen=False if windowed else None, web__port=port, web__host=host,
-                         mode=mode, feedback__drift=drift)
+                         mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
     inst = _build(settings, home)
     engine = inst.engine
     _quit_on_signals(engine)
@@ -157,7 +160,8 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
                   fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
                   port: Optional[int] = PORT, host: Optional[str] = HOST,
                   token: Optional[str] = typer.Option(None, "--token", help="Control token (default: random, printed)."),
-                  mode: Optional[str] = MODE, drift: Optional[float] = DRIFT) -> None:
+                  mode: Optional[str] = MODE, drift: Optional[float] = DRIFT,
+                  enhancer: Optional[str] = ENHANCER) -> None:
     """The web kiosk: a page per screen for kiosk browsers, and an overview with status.
 
     Frames are pushed over WebSockets; control actions (pause, next, quit) need the token.
@@ -170,7 +174,7 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
     """
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
-                         web__port=port, web__host=host, web__token=token, mode=mode, feedback__drift=drift)
+                         web__port=port, web__host=host, web__token=token, mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
     inst = _build(settings, home)
     _quit_on_signals(inst.engine)
     try:
@@ -190,7 +194,8 @@ def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, he
                    runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
                    fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
                    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of a new ledger's RNGs (with --dry-ledger: reproducible videos)."),
-                   mode: Optional[str] = MODE, drift: Optional[float] = DRIFT) -> None:
+                   mode: Optional[str] = MODE, drift: Optional[float] = DRIFT,
+                  enhancer: Optional[str] = ENHANCER) -> None:
     """Render the stream headless to an H.264 video (and/or PNG frames): same engine, same ledger.
 
     Examples:
@@ -205,7 +210,7 @@ def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, he
         raise typer.BadParameter("give --out video.mp4 and/or --frames DIR")
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens, stream__seed=seed,
-                         mode=mode, feedback__drift=drift)
+                         mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
     inst = _build(settings, home, dry_ledger=dry_ledger)
     try:
         result = render_stream(inst.engine, seconds, out, frames, per_screen)

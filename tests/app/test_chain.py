@@ -29,6 +29,8 @@ def test_levels_prefer_the_enhancer_at_the_fewest_keyframes_that_fit():
     assert all(x.enhance for x in levels_for(0.5, 0.5, fps, "on", True)[0])
     assert not any(x.enhance for x in levels_for(0.001, 0.001, fps, "off", True)[0])
     assert not any(x.enhance for x in levels_for(0.001, None, fps, "auto", True)[0])
+    lv, start = levels_for(0.030, 0.015, fps, "auto", True, every=1)  # pinned: every frame, enhancer or not
+    assert [(x.enhance, x.every) for x in lv] == [(True, 1), (False, 1)] and start == 1
     lv, _ = levels_for(0.030, 0.015, fps, "auto", True)
     assert lv[1].cost == pytest.approx(0.0225) and HEADROOM / fps == pytest.approx(0.02667, abs=1e-4)
 
