@@ -156,3 +156,32 @@ def write_json(path: Path | None, result: dict[str, Any]) -> None:
 def set_threads(n: int | None) -> None:
     if n:
         torch.set_num_threads(n)
+
+
+def peak_gflops(seconds: float = 1.0) -> dict[str, float]:
+    """This machine's measured compute roof, one thread (what each screen's renderer gets): an
+    fp32 matmul (1024^2), a 3x3 convolution (64 -> 64 channels at 128^2, channels-last) and,
+    where the CPU has native bf16, a bf16 matmul; GFLOP/s, 2 FLOPs per multiply-add."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = torch.randn(1024, 1024)
+        x = torch.randn(1, 64, 128, 128).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(64, 64, 3, 3).contiguous(memory_format=torch.channels_last)
+        cases = {"matmul_fp32": (lambda: a @ a, 2 * 1024 ** 3),
+                 "conv3x3_fp32": (lambda: torch.nn.functional.conv2d(x, w, padding=1), 2 * 128 * 128 * 64 * 64 * 9)}
+        if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported():
+            b = a.bfloat16()
+            cases["matmul_bf16"] = (lambda: b @ b, 2 * 1024 ** 3)
+        out = {}
+        with torch.no_grad():
+            for name, (fn, flops) in cases.items():
+                fn()
+                n, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    fn()
+                    n += 1
+                out[name] = flops * n / (time.perf_counter() - t0) / 1e9
+        return out
+    finally:
+        torch.set_num_threads(threads)

@@ -44,7 +44,7 @@ def _settings(a: argparse.Namespace):
     s = load_settings(None, {"feedback.painter": str(a.painter or ""), "feedback.drift": a.drift,
                              "feedback.crossfade": a.crossfade,
                              "walk.tempo": a.tempo, "stream.seed": a.seed, "model.runtime": a.runtime,
-                             "stream.queue": 4}, search=False)
+                             "stream.queue": 4, "enhancer.mode": "off"}, search=False)  # the loop itself, at 256
     return dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source="feedback") for sc in s.screens))
 
 

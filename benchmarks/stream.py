@@ -35,26 +35,32 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from _common import CpuMeter, busy_note, machine_info, write_json
+from _common import CpuMeter, busy_note, machine_info, peak_gflops, write_json
 from passersby.settings import load_settings
 from passersby.app.installation import build
 
 
-MODE = {"mode": "walk", "painter": ""}  # --mode / --painter: every screen's source
+MODE = {"mode": "walk", "painter": "", "enhancer": "auto", "enhancer_path": ""}  # every screen's chain
 
 
-def _installation(runtime: str, threads: int, queue: int):
+def _installation(runtime: str, threads: int, queue: int, pinned: bool = False):
+    """The installation as a user gets it; `pinned`: every frame through the whole chain
+    (feedback.step_every = enhancer.every = 1), so two runtimes compute the same work."""
     import dataclasses
 
-    s = load_settings(None, {"model.runtime": runtime, "model.threads": threads, "stream.queue": queue,
-                             "feedback.painter": MODE["painter"]}, search=False)
+    over = {"model.runtime": runtime, "model.threads": threads, "stream.queue": queue,
+            "feedback.painter": MODE["painter"], "enhancer.mode": MODE["enhancer"], "enhancer.path": MODE["enhancer_path"]}
+    if pinned:
+        over.update({"feedback.step_every": 1, "enhancer.every": 1})
+    s = load_settings(None, over, search=False)
     s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=MODE["mode"]) for sc in s.screens))
     return build(s, dry_ledger=True)
 
 
 def throughput(runtime: str, seconds: float, threads: int) -> dict[str, Any]:
-    """Unpaced frames/s per screen with both screens rendering at once."""
-    inst = _installation(runtime, threads, queue=4)
+    """Unpaced frames/s per screen with both screens rendering at once, every frame through the
+    whole chain (pinned: the same work for every runtime)."""
+    inst = _installation(runtime, threads, queue=4, pinned=True)
     e = inst.engine
     counts = [0] * len(e.screens)
     try:
@@ -77,7 +83,44 @@ def throughput(runtime: str, seconds: float, threads: int) -> dict[str, Any]:
         wall = time.perf_counter() - t0
     finally:
         inst.close()
-    return {"runtime": inst.runtime, "fps_per_screen": {n: c / wall for n, c in zip(e.screens, counts)}}
+    st = e.status()
+    return {"runtime": inst.runtime, "fps_per_screen": {n: c / wall for n, c in zip(e.screens, counts)},
+            "chains": st.get("chains")}
+
+
+def gflops_per_chain_frame() -> dict[str, float]:
+    """GFLOPs of one frame through each part of the chain (FlopCounterMode, 2 per multiply-add)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from generator import gflops_per_frame
+    from passersby.app.chain import enhancer_path
+    from passersby.checkpoint import load_model
+    from passersby.sample import default_model_path
+
+    g, _ = load_model(default_model_path())
+    out = {"generator": gflops_per_frame(g.float().eval())}
+    side = g.cfg.resolution
+    if MODE["mode"] == "feedback":
+        from passersby.app.feedback import painter_path
+        from passersby.model.painter import LoopStep
+        from passersby.train.painter import load_painter
+
+        p, _ = load_painter(painter_path(MODE["painter"]))
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            LoopStep(p)(torch.zeros(1, 3, side, side), torch.zeros(1, side, side, 2))
+        out["painting"] = counter.get_total_flops() / 1e9
+    path = enhancer_path(MODE["enhancer_path"], MODE["enhancer"])
+    if path is not None:
+        from passersby.train.enhancer import load_enhancer
+
+        e, _ = load_enhancer(path)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            e(torch.zeros(1, 3, side, side))
+        out["enhancer"] = counter.get_total_flops() / 1e9
+    return out
 
 
 class WebClients:
@@ -141,6 +184,8 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         wall = time.perf_counter() - t0
         st = e.status()
         pct = e.pacer.interval_percentiles((50, 99))
+        last = e.hub.latest(e.screens[0])
+        side = None if last is None else int(last.image.shape[0])
     finally:
         if clients:
             clients.stop.set()
@@ -153,7 +198,7 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         "intervals_ms": {n: {k: v * 1000 for k, v in p.items()} for n, p in pct.items()},
         "late_frames": st["late_frames"], "render_ms_median": st["render_ms"],
         "frames_received_by_web_clients": None if clients is None else dict(clients.received),
-        "faces": st["faces_this_run"],
+        "faces": st["faces_this_run"], "frame_side": side, "chains": st.get("chains"), "chain_start": st.get("chain_start"),
     }
 
 
@@ -168,13 +213,19 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--decode", action="store_true", help="web clients decode every JPEG (in this process)")
     ap.add_argument("--mode", choices=("walk", "feedback"), default="walk", help="every screen's source")
     ap.add_argument("--painter", default="", help="feedback: painter file (default: the shipped one)")
+    ap.add_argument("--enhancer", choices=("auto", "on", "off"), default="auto", help="the learned upscaler")
+    ap.add_argument("--enhancer-path", default="", help="enhancer file (default: the shipped one)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    MODE.update(mode=args.mode, painter=args.painter)
+    MODE.update(mode=args.mode, painter=args.painter, enhancer=args.enhancer, enhancer_path=args.enhancer_path)
     console = Console(width=max(140, Console().width))  # the table is wide; logs are not ttys
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
+    console.print("roofline: one thread's measured peak ...")
+    result["peak_gflop_per_s_one_thread"] = peak = peak_gflops()
+    result["gflops_per_chain_frame"] = parts = gflops_per_chain_frame()
+    per_frame = sum(parts.values()) - (parts["generator"] if "painting" in parts else 0.0)  # feedback: paintings
     cpu = CpuMeter()
-    console.print("throughput, both screens unpaced: reference (eager PyTorch) ...")
+    console.print("throughput, both screens unpaced, every frame through the whole chain: reference (eager PyTorch) ...")
     ref = throughput("torch", args.throughput_seconds, args.threads)
     console.print(f"throughput: {args.runtime} ...")
     fast = throughput(args.runtime, args.throughput_seconds, args.threads)
@@ -183,16 +234,26 @@ def main(argv: list[str]) -> int:
     result.update(reference=ref, fast=fast, live=lv, cpu=cpu.stop(), machine_end=machine_info())
     result["speedup_per_screen"] = {n: fast["fps_per_screen"][n] / ref["fps_per_screen"][n] for n in ref["fps_per_screen"]}
 
-    t = Table(title=f"stream ({args.mode}): {fast['runtime']} vs eager PyTorch, live {lv['seconds']:.0f} s with sink {args.sink}")
-    for col in ("screen", "eager fps (unpaced)", f"{fast['runtime']} fps (unpaced)", "speed-up",
-                "live fps", "p50 ms", "p99 ms", "max ms", "late ticks"):
+    roof = max(peak.values())
+    result["gflops_per_full_frame"] = per_frame
+    result["achieved_gflop_per_s"] = {n: per_frame * fast["fps_per_screen"][n] for n in ref["fps_per_screen"]}
+    t = Table(title=f"stream ({args.mode}, enhancer {args.enhancer}): {fast['runtime']} vs eager PyTorch, "
+                    f"live {lv['seconds']:.0f} s with sink {args.sink}")
+    for col in ("screen", "GFLOPs/frame", "eager fps", f"{fast['runtime']} fps", "speed-up", "GFLOP/s (% of roof)",
+                "live fps", "p50 ms", "p99 ms", "max ms", "late ticks", "live chain"):
         t.add_column(col, justify="right")
     for n in ref["fps_per_screen"]:
         iv = lv["intervals_ms"][n]
-        t.add_row(n, f"{ref['fps_per_screen'][n]:.1f}", f"{fast['fps_per_screen'][n]:.1f}",
-                  f"{result['speedup_per_screen'][n]:.2f}x", f"{lv['fps_per_screen'][n]:.2f}",
-                  f"{iv['p50']:.1f}", f"{iv['p99']:.1f}", f"{iv['max']:.1f}", str(lv["late_frames"][n]))
+        ach = result["achieved_gflop_per_s"][n]
+        ch = (lv.get("chains") or {}).get(n, {})
+        t.add_row(n, f"{per_frame:.2f}", f"{ref['fps_per_screen'][n]:.1f}", f"{fast['fps_per_screen'][n]:.1f}",
+                  f"{result['speedup_per_screen'][n]:.2f}x", f"{ach:.0f} ({100 * ach / roof:.0f} %)",
+                  f"{lv['fps_per_screen'][n]:.2f}", f"{iv['p50']:.1f}", f"{iv['p99']:.1f}", f"{iv['max']:.1f}",
+                  str(lv["late_frames"][n]), f"{ch.get('stages', '-')}, every {ch.get('every', '-')}")
     console.print(t)
+    console.print("unpaced columns: every frame through the whole chain (feedback.step_every = enhancer.every = 1) "
+                  "on both runtimes; GFLOPs per frame: " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()))
+    console.print("roof (one thread, measured now): " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
     console.print("p99 target: <= 1.5 x 33.3 ms = 50 ms; fps target: >= 30 per screen")
     note = busy_note(result["cpu"])
     if note:
