@@ -143,8 +143,10 @@ def load_model(path: Path, device: str | torch.device = "cpu"):
     from passersby.model.generator import Generator
 
     tensors, meta = _read(Path(path), MODEL_FORMAT)
-    if isinstance(meta.get("config"), dict) and meta["config"].get("kind") == "painter":
-        raise CheckpointError(f"{path}: is a painter (the feedback loop's), not a face generator")
+    kind = meta["config"].get("kind") if isinstance(meta.get("config"), dict) else None
+    if kind in ("painter", "enhancer"):
+        what = "the feedback loop's painter" if kind == "painter" else "an enhancer (the learned upscaler)"
+        raise CheckpointError(f"{path}: is {what}, not a face generator")
     try:
         cfg = ModelConfig.from_dict(meta["config"])
     except (KeyError, TypeError, ValueError) as e:
@@ -162,6 +164,29 @@ def load_model(path: Path, device: str | torch.device = "cpu"):
 def read_model_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata) of any inference model file (generator or painter), checked."""
     return _read(Path(path), MODEL_FORMAT)
+
+
+def load_kind_file(path, kind: str, config_cls, build, device: str | torch.device = "cpu"):
+    """A non-generator model file (painter, enhancer) written by training: (module in eval
+    mode, ModelInfo). `build(config) -> nn.Module`; weights are loaded strictly, as fp32.
+
+    Raises:
+        CheckpointError: a file of another kind (the message says how to train this one), or damaged.
+
+    Example:
+        >>> net, info = load_kind_file(p, "enhancer", EnhancerConfig, Enhancer)  # doctest: +SKIP
+    """
+    tensors, meta = read_model_file(Path(path))
+    if not isinstance(meta.get("config"), dict) or meta["config"].get("kind") != kind:
+        raise CheckpointError(f"{path}: is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} "
+                              f"(train one with `passersby train --kind {kind}`)")
+    try:
+        cfg = config_cls.from_dict(meta["config"])
+        net = build(cfg)
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: bad {kind} file ({str(e).splitlines()[0]})") from e
+    return net.to(device).eval(), ModelInfo(config=cfg, hash=file_hash(Path(path)), path=Path(path), meta=meta)
 
 
 # ---------------------------------------------------------------- training state

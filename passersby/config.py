@@ -77,8 +77,31 @@ class ModelConfig:
         return cls(**d)
 
 
+class _KindConfig:
+    """What the painter's and the enhancer's configs share: a `kind` tag in their dict (what
+    checkpoints dispatch on), no classes, and a strict from_dict."""
+
+    kind = ""
+    class_names = ()  # unconditional, always
+
+    @property
+    def n_classes(self) -> int:
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        d = {k: v for k, v in d.items() if k != "kind"}
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.kind} config fields {sorted(unknown)}: newer passersby?")
+        return cls(**d)
+
+
 @dataclass(frozen=True)
-class PainterConfig:
+class PainterConfig(_KindConfig):
     """Architecture of the feedback loop's painter (markers -> face, model/painter.py) and of the
     projected discriminator it trains against.
 
@@ -110,7 +133,6 @@ class PainterConfig:
     # discriminator and the training loop read from any model config.
     kind = "painter"
     discriminator = "projected"
-    class_names = ()  # unconditional, always
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -125,25 +147,10 @@ class PainterConfig:
         if not 0.0 <= self.self_feed <= 1.0:
             raise ValueError(f"self_feed must be in [0, 1], got {self.self_feed}")
 
-    @property
-    def n_classes(self) -> int:
-        return 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PainterConfig":
-        d = {k: v for k, v in d.items() if k != "kind"}
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown painter config fields {sorted(unknown)}: newer passersby?")
-        return cls(**d)
 
 
 @dataclass(frozen=True)
-class EnhancerConfig:
+class EnhancerConfig(_KindConfig):
     """Architecture of the enhancer, the learned upscaler (model/enhancer.py), and its losses.
 
     Args:
@@ -172,7 +179,6 @@ class EnhancerConfig:
 
     kind = "enhancer"
     discriminator = "patch"
-    class_names = ()
 
     def __post_init__(self) -> None:
         if self.scale not in (2, 4):
@@ -184,20 +190,6 @@ class EnhancerConfig:
         if not (self.edge_weight >= 0 and self.adv_weight >= 0):
             raise ValueError(f"edge_weight and adv_weight must be >= 0, got {self.edge_weight}, {self.adv_weight}")
 
-    @property
-    def n_classes(self) -> int:
-        return 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, **dataclasses.asdict(self)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EnhancerConfig":
-        d = {k: v for k, v in d.items() if k != "kind"}
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown enhancer config fields {sorted(unknown)}: newer passersby?")
-        return cls(**d)
 
 
 def model_config_from_dict(d: dict[str, Any]) -> "ModelConfig | PainterConfig | EnhancerConfig":

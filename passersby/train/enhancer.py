@@ -155,16 +155,7 @@ def load_enhancer(path, device: str | torch.device = "cpu"):
     Example:
         >>> enhancer, info = load_enhancer("runs/enhancer/model.safetensors")  # doctest: +SKIP
     """
-    from passersby.checkpoint import CheckpointError, ModelInfo, file_hash, read_model_file
+    from passersby.checkpoint import load_kind_file
     from passersby.config import EnhancerConfig
 
-    tensors, meta = read_model_file(Path(path))
-    if meta.get("config", {}).get("kind") != "enhancer":
-        raise CheckpointError(f"{path}: is not an enhancer (train one with `passersby train --kind enhancer`)")
-    try:
-        cfg = EnhancerConfig.from_dict(meta["config"])
-        e = Enhancer(cfg)
-        e.load_state_dict({k: v.float() for k, v in tensors.items()}, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path}: bad enhancer file ({str(err).splitlines()[0]})") from err
-    return e.to(device).eval(), ModelInfo(config=cfg, hash=file_hash(Path(path)), path=Path(path), meta=meta)
+    return load_kind_file(path, "enhancer", EnhancerConfig, Enhancer, device)

@@ -144,18 +144,7 @@ def load_painter(path, device: str | torch.device = "cpu"):
     Example:
         >>> painter, info = load_painter("runs/painter/model.safetensors")  # doctest: +SKIP
     """
-    from pathlib import Path
-
-    from passersby.checkpoint import CheckpointError, ModelInfo, file_hash, read_model_file
+    from passersby.checkpoint import load_kind_file
     from passersby.config import PainterConfig
 
-    tensors, meta = read_model_file(Path(path))
-    if meta.get("config", {}).get("kind") != "painter":
-        raise CheckpointError(f"{path}: is not a painter (train one with `passersby train --kind painter`)")
-    try:
-        cfg = PainterConfig.from_dict(meta["config"])
-        p = Painter(cfg)
-        p.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise CheckpointError(f"{path}: bad painter file ({str(e).splitlines()[0]})") from e
-    return p.to(device).eval(), ModelInfo(config=cfg, hash=file_hash(Path(path)), path=Path(path), meta=meta)
+    return load_kind_file(path, "painter", PainterConfig, Painter, device)

@@ -67,17 +67,21 @@ def _settings(tmp_path: Path, model: Path, enhancer: Path, mode: str):
     return dataclasses.replace(s, screens=(ScreenSettings("solo", "", 0),))
 
 
+def _frames(settings, home: Path, n: int):
+    """n frames of the first screen and the status, from a real installation (throwaway ledger)."""
+    inst = build(settings, home, dry_ledger=True)
+    try:
+        inst.engine.start(pace=False)
+        return [inst.engine.take(0) for _ in range(n)], inst.engine.status()
+    finally:
+        inst.close()
+
+
 def test_an_installation_with_the_enhancer_on_shows_larger_frames_that_name_it(tmp_path, tiny_model_file,
                                                                                tiny_enhancer_file):
     from passersby.checkpoint import file_hash
 
-    inst = build(_settings(tmp_path, tiny_model_file, tiny_enhancer_file, "on"), tmp_path, dry_ledger=True)
-    try:
-        inst.engine.start(pace=False)
-        frames = [inst.engine.take(0) for _ in range(6)]
-        status = inst.engine.status()
-    finally:
-        inst.close()
+    frames, status = _frames(_settings(tmp_path, tiny_model_file, tiny_enhancer_file, "on"), tmp_path, 6)
     assert all(f.image.shape == (128, 128, 3) for f in frames)  # the 64 px generator, x2
     ehash = file_hash(tiny_enhancer_file)
     assert all(f.key["stages"] == [{"enhancer": ehash}] for f in frames)
@@ -86,12 +90,6 @@ def test_an_installation_with_the_enhancer_on_shows_larger_frames_that_name_it(t
 
 
 def test_an_installation_with_the_enhancer_off_is_the_plain_walk(tmp_path, tiny_model_file, tiny_enhancer_file):
-    inst = build(_settings(tmp_path, tiny_model_file, tiny_enhancer_file, "off"), tmp_path, dry_ledger=True)
-    try:
-        inst.engine.start(pace=False)
-        frames = [inst.engine.take(0) for _ in range(4)]
-        status = inst.engine.status()
-    finally:
-        inst.close()
+    frames, status = _frames(_settings(tmp_path, tiny_model_file, tiny_enhancer_file, "off"), tmp_path, 4)
     assert all(f.image.shape == (64, 64, 3) and "stages" not in f.key for f in frames)
     assert status["enhancer"] is None and status["chains"]["solo"]["stages"] == "no stages"

@@ -42,7 +42,7 @@ def test_train_kind_enhancer_writes_samples_a_verdict_metric_and_an_enhancer_fil
     assert info.config == tiny_enhancer_config(adv_weight=0.1)
     with pytest.raises(CheckpointError, match="not a painter"):
         load_painter(run / "model.safetensors")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="is an enhancer"):
         load_model(run / "model.safetensors")
 
 

@@ -66,7 +66,7 @@ def test_train_kind_painter_writes_samples_metric_and_a_painter_file(tmp_path, p
     assert row["step"] == 4
     painter, info = load_painter(run / "model.safetensors")
     assert isinstance(painter, Painter) and info.config == tiny_painter() and len(info.hash) == 16
-    with pytest.raises(CheckpointError, match="is a painter"):
+    with pytest.raises(CheckpointError, match="is the feedback loop.s painter"):
         load_model(run / "model.safetensors")
     assert TrainConfig.from_dict(load_train_state(run / "checkpoints" / "step-00000004.safetensors")[1]
                                  ["train_config"]).model == tiny_painter()
