@@ -9,8 +9,10 @@ transposed conv) through:
     onnxruntime  ONNX Runtime's CPU provider (needs the `onnx` package to export)
     compile      torch.compile (inductor; needs a C++ compiler at run time, ~15-35 s to start)
     torch-fused  the rewrite in eager PyTorch (no extra package)
+    cuda         the rewrite in eager PyTorch on the GPU, where torch has CUDA and sees one
+                 (the painter's loop step and the enhancer too: the whole chain on the GPU)
 
-"auto" takes the first of openvino, onnxruntime, torch-fused that imports. Each renderer is
+"auto" takes the first of cuda, openvino, onnxruntime, torch-fused that can run here. Each renderer is
 meant for ONE thread (one per screen): the stream runs a renderer per screen in its own
 thread, with `threads` cores each (1 on a 2-core machine with two screens).
 tests/test_runtime.py checks every available runtime against the reference.
@@ -29,8 +31,8 @@ import torch
 from passersby.model.fused import FusedGenerator, fuse, to_uint8
 from passersby.model.generator import Generator
 
-RUNTIMES = ("auto", "openvino", "onnxruntime", "compile", "torch-fused", "torch")
-AUTO_ORDER = ("openvino", "onnxruntime", "torch-fused")
+RUNTIMES = ("auto", "cuda", "openvino", "onnxruntime", "compile", "torch-fused", "torch")
+AUTO_ORDER = ("cuda", "openvino", "onnxruntime", "torch-fused")
 
 
 class Renderer:
@@ -62,7 +64,9 @@ class Renderer:
 def available(name: str) -> bool:
     """Can runtime `name` run here (its package imports)?"""
     need = {"openvino": ["openvino"], "onnxruntime": ["onnxruntime", "onnx"], "compile": [],
-            "torch-fused": [], "torch": []}
+            "torch-fused": [], "torch": [], "cuda": []}
+    if name == "cuda":  # a CUDA build of torch and a GPU (the CPU build says False without initialising)
+        return torch.cuda.is_available()
     if name not in need:
         raise ValueError(f"unknown runtime {name!r}; one of {RUNTIMES}")
     return all(importlib.util.find_spec(p) is not None for p in need[name])
@@ -94,7 +98,7 @@ def make_renderer(g: Generator, name: str = "auto", threads: int = 1, label: int
         return _torch_reference(g, label)
     fused = fuse(g, label)
     build = {"openvino": _openvino, "onnxruntime": _onnxruntime, "compile": _compiled,
-             "torch-fused": _torch_fused}[name]
+             "torch-fused": _torch_fused, "cuda": _cuda}[name]
     return build(fused, threads)
 
 
@@ -117,6 +121,30 @@ def _torch_fused(fused: FusedGenerator, threads: int) -> Renderer:
         return to_uint8(fused(torch.from_numpy(z)).numpy())
 
     return Renderer("torch-fused", fn)
+
+
+def _cuda(fused: FusedGenerator, threads: int) -> Renderer:
+    """The fused generator on the GPU, fp32 (frames come back to the CPU as uint8)."""
+    dev = torch.device("cuda")
+    net = fused.to(dev).eval()
+
+    @torch.no_grad()
+    def fn(z: np.ndarray) -> np.ndarray:
+        return to_uint8(net(torch.from_numpy(z).to(dev)).cpu().numpy())
+
+    return Renderer("cuda", fn)
+
+
+def _on_cuda(module: torch.nn.Module):
+    """x (numpy, float32) -> module(x) on the GPU, back as numpy; several inputs allowed."""
+    dev = torch.device("cuda")
+    net = module.to(dev).eval()
+
+    @torch.no_grad()
+    def run(*xs: np.ndarray) -> np.ndarray:
+        return net(*(torch.from_numpy(x).to(dev) for x in xs)).cpu().numpy()
+
+    return run
 
 
 def _compiled(fused: FusedGenerator, threads: int) -> Renderer:
@@ -192,7 +220,9 @@ def make_loop_step(painter: torch.nn.Module, name: str = "auto", threads: int = 
     module = LoopStep(painter.float().eval()).eval()
     side = painter.cfg.resolution
     run = None
-    if name in ("auto", "openvino") and available("openvino"):
+    if name == "cuda" or name == "auto" and available("cuda"):
+        run = _on_cuda(module)
+    elif name in ("auto", "openvino") and available("openvino"):
         run = _openvino_step(module, side, threads)
     if run is None:
         @torch.no_grad()
@@ -244,7 +274,9 @@ def make_upscaler(enhancer: torch.nn.Module, name: str = "auto", threads: int = 
         return module(torch.from_numpy(x)).numpy()
 
     run = reference
-    if name in ("auto", "openvino") and available("openvino"):
+    if name == "cuda" or name == "auto" and available("cuda"):
+        run, reference = _on_cuda(module), _on_cuda(module)  # any size on the GPU
+    elif name in ("auto", "openvino") and available("openvino"):
         run = _openvino_image(module, side, threads, allow_bf16=True)
 
     def upscale(image: np.ndarray) -> np.ndarray:

@@ -122,3 +122,40 @@ def test_the_feedback_loop_step_fast_path_matches_its_reference():
         assert np.abs(fast.astype(int) - ref.astype(int)).max() <= 2
     with pytest.raises(ValueError, match="unknown runtime"):
         make_loop_step(p, "warp-drive")
+
+
+def test_auto_prefers_the_gpu_where_torch_sees_one(monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert available("cuda") and resolve("auto") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve("auto") != "cuda"
+    with pytest.raises(ValueError, match="not installed here"):
+        resolve("cuda")
+
+
+@pytest.mark.skipif(not available("cuda"), reason="needs CUDA")
+def test_the_whole_chain_on_the_gpu_matches_the_cpu_reference() -> None:
+    import torch
+
+    from passersby.config import EnhancerConfig, PainterConfig
+    from passersby.model.enhancer import Enhancer
+    from passersby.model.painter import Painter
+    from passersby.runtime import make_loop_step, make_upscaler
+
+    torch.manual_seed(0)
+    p = Painter(PainterConfig(resolution=64, ngf=8, depth=3)).eval()
+    e = Enhancer(EnhancerConfig(resolution=64, channels=8, blocks=1)).eval()
+    for q in e.parameters():
+        torch.nn.init.normal_(q, std=0.03)
+    frame = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    field = np.zeros((64, 64, 2), np.float32)
+    import copy
+
+    ref_step = make_loop_step(copy.deepcopy(p), "torch")(frame, field).astype(int)
+    gpu_step = make_loop_step(copy.deepcopy(p), "cuda")(frame, field).astype(int)
+    assert np.abs(ref_step - gpu_step).max() <= 2
+    ref_up = make_upscaler(copy.deepcopy(e), "torch", side=64)(frame).astype(int)
+    gpu_up = make_upscaler(copy.deepcopy(e), "cuda", side=64)(frame).astype(int)
+    assert np.abs(ref_up - gpu_up).max() <= 2
