@@ -63,8 +63,19 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         ax2.plot([h["step"] for h in mrows], [h["fd_effnetlite0"] for h in mrows], "s-", label="FD (EffNet-Lite0)")
         ax2.set_yscale("log")
         ax2.legend()
+    erows = [h for h in history if "psnr" in h and "feature_distance" in h]  # the enhancer's verdict metric
+    if erows:
+        s = [h["step"] for h in erows]
+        ax2.plot(s, [h["feature_distance"] for h in erows], "o-", label="feature distance, enhancer (held-out)")
+        ax2.plot(s, [h["feature_distance_lanczos"] for h in erows], "--", label="feature distance, Lanczos")
+        ax3 = ax2.twinx()
+        ax3.plot(s, [h["psnr"] for h in erows], "s-", color="tab:green", label="PSNR dB, enhancer")
+        ax3.plot(s, [h["psnr_lanczos"] for h in erows], ":", color="tab:green", label="PSNR dB, Lanczos")
+        ax3.set_ylabel("PSNR dB (higher is better)")
+        ax2.legend(loc="upper left", fontsize=8)
+        ax3.legend(loc="lower right", fontsize=8)
     ax2.set_xlabel("step")
-    ax2.set_title("distance to the training set (lower is better)")
+    ax2.set_title("held-out faces restored from half size" if erows else "distance to the training set (lower is better)")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
