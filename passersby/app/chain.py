@@ -135,6 +135,7 @@ class ChainPlan:
     enhancer_hash: str | None
     side: int
     levels: dict[str, tuple[list[Level], int]]
+    realtime: bool = True  # False: never lowered (offline rendering)
 
     @property
     def summary(self) -> dict[str, str]:
@@ -145,13 +146,15 @@ def _short(lv: Level) -> str:
     return f"{'enhancer' if lv.enhance else 'no enhancer'}, keyframe every {lv.every}, {1000 * lv.cost:.1f} ms/frame"
 
 
-def plan_chains(settings, g, info, painter) -> ChainPlan:
+def plan_chains(settings, g, info, painter, realtime: bool = True) -> ChainPlan:
     """Load the enhancer (settings.enhancer) and measure each kind of screen's levels.
 
     Args:
         settings: the installation's Settings.
         g: the generator (fp32, eval); info: its ModelInfo.
         painter: app.installation._painter's (net, info, k, seconds per painting) or None.
+        realtime: False (offline rendering): nothing is measured, every screen runs its largest
+            chain, the same on any machine (a rendered video does not depend on the CPU).
     """
     import logging
     import os
@@ -168,16 +171,20 @@ def plan_chains(settings, g, info, painter) -> ChainPlan:
 
         net, einfo = load_enhancer(path)
         ehash = einfo.hash
-        up = make_upscaler(net, m.runtime, m.threads, side)
-        frame = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
-        enhance_s = seconds_per_call(lambda: up(frame))
+        enhance_s = 0.0
+        if realtime:
+            up = make_upscaler(net, m.runtime, m.threads, side)
+            frame = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+            enhance_s = seconds_per_call(lambda: up(frame))
     # Screens render side by side; with fewer cores than their threads, each gets a share.
     share = max(1.0, len(settings.screens) * m.threads / (os.cpu_count() or 1))
     kinds = {sc.source for sc in settings.screens}
     levels = {}
     log = logging.getLogger("passersby")
     for kind in sorted(kinds):
-        if kind == "walk":
+        if not realtime:
+            source_s = 0.0
+        elif kind == "walk":
             render = make_renderer(g, m.runtime, m.threads, -1 if info.config.n_classes else None)
             z = np.zeros((1, info.config.z_dim), np.float32)
             source_s = seconds_per_call(lambda: render(z))
@@ -188,4 +195,4 @@ def plan_chains(settings, g, info, painter) -> ChainPlan:
                                settings.walk.fps, s.mode, keyframes=kind == "walk", every=s.every)
         levels[kind] = (lv, start)
         log.info("chain for %s screens: %s", kind, describe_levels(lv, start, settings.walk.fps))
-    return ChainPlan(net, ehash, side, levels)
+    return ChainPlan(net, ehash, side, levels, realtime)

@@ -125,7 +125,7 @@ def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: 
         if any(lv.enhance for lv in levels):
             stage = EnhanceStage(make_upscaler(chain.enhancer, m.runtime, m.threads, chain.side), chain.enhancer_hash)
         spec = [((stage,) if lv.enhance else (), lv.every) for lv in levels]
-        return Keyframes(make(anchors), spec, budget=HEADROOM / settings.walk.fps,
+        return Keyframes(make(anchors), spec, budget=HEADROOM / settings.walk.fps if chain.realtime else None,
                          patience=round(3 * settings.walk.fps), start_level=start)
 
     return build
@@ -151,9 +151,10 @@ def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings,
                                       info.hash)
 
 
-def _painter(settings: Settings):
+def _painter(settings: Settings, realtime: bool = True):
     """(Painter, ModelInfo, frames per painting, seconds per painting) when a screen is a
-    feedback loop, else None. The frames per painting are measured here unless set."""
+    feedback loop, else None. The frames per painting are measured here unless set (offline,
+    not realtime: a painting every frame)."""
     if not any(s.source == "feedback" for s in settings.screens):
         return None
     from passersby.app.feedback import choose_step_every, loop_step, painter_path
@@ -162,7 +163,7 @@ def _painter(settings: Settings):
     net, info = load_painter(painter_path(settings.feedback.painter))
     m, f = settings.model, settings.feedback
     k, seconds = choose_step_every(loop_step(net, m.runtime, m.threads), net.cfg.resolution, settings.walk.fps,
-                                   f.crossfade / settings.walk.tempo, f.step_every)
+                                   f.crossfade / settings.walk.tempo, f.step_every or (0 if realtime else 1))
     return net, info, k, seconds
 
 
@@ -175,7 +176,7 @@ def _critic(g: torch.nn.Module, runtime: str, label_index: int | None) -> Callab
     return lambda z: face_score(render(np.asarray(z, np.float32)[None])[0])
 
 
-def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False) -> Installation:
+def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False, realtime: bool = True) -> Installation:
     """Load the model and build (not start) the engine for `settings`.
 
     Args:
@@ -183,6 +184,8 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
         home: installation home (None: settings.stream.home, $PASSERSBY_HOME, per-user dir).
         dry_ledger: draw anchors from a throwaway ledger in a temp dir: the real ledger is
             neither read nor written, no face is used up.
+        realtime: False for offline rendering: every screen's largest chain, never lowered,
+            whatever this machine's speed (app/chain.plan_chains).
 
     Example:
         >>> inst = build(load_settings(None))  # doctest: +SKIP
@@ -199,8 +202,8 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     path = dry_dir / "ledger.sqlite" if dry_dir else ledger_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
     taste, knob = _taste(settings, home, info, g)
-    painter = _painter(settings)
-    chain = plan_chains(settings, g, info, painter)
+    painter = _painter(settings, realtime)
+    chain = plan_chains(settings, g, info, painter, realtime)
     plans = [_screen_plan(g, info, s, settings, taste, knob, painter and painter[:3], chain) for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
     status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),

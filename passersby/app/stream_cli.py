@@ -70,13 +70,13 @@ def _settings(config: Optional[Path], home: Optional[Path], **flags: Any):
         _fail(e)
 
 
-def _build(settings, home: Optional[Path], dry_ledger: bool = False):
+def _build(settings, home: Optional[Path], dry_ledger: bool = False, realtime: bool = True):
     from passersby.checkpoint import CheckpointError
     from passersby.app.installation import build
     from passersby.stream.ledger import LedgerError
 
     try:
-        return build(settings, home, dry_ledger=dry_ledger)
+        return build(settings, home, dry_ledger=dry_ledger, realtime=realtime)
     except (CheckpointError, LedgerError, ValueError) as e:
         _fail(e)
 
@@ -211,7 +211,7 @@ def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, he
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens, stream__seed=seed,
                          mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
-    inst = _build(settings, home, dry_ledger=dry_ledger)
+    inst = _build(settings, home, dry_ledger=dry_ledger, realtime=False)  # the largest chain, on any machine
     try:
         result = render_stream(inst.engine, seconds, out, frames, per_screen)
     except (OSError, ValueError) as e:

@@ -67,9 +67,9 @@ def _settings(tmp_path: Path, model: Path, enhancer: Path, mode: str):
     return dataclasses.replace(s, screens=(ScreenSettings("solo", "", 0),))
 
 
-def _frames(settings, home: Path, n: int):
+def _frames(settings, home: Path, n: int, dry: bool = True):
     """n frames of the first screen and the status, from a real installation (throwaway ledger)."""
-    inst = build(settings, home, dry_ledger=True)
+    inst = build(settings, home, dry_ledger=dry)
     try:
         inst.engine.start(pace=False)
         return [inst.engine.take(0) for _ in range(n)], inst.engine.status()
@@ -93,3 +93,40 @@ def test_an_installation_with_the_enhancer_off_is_the_plain_walk(tmp_path, tiny_
     frames, status = _frames(_settings(tmp_path, tiny_model_file, tiny_enhancer_file, "off"), tmp_path, 4)
     assert all(f.image.shape == (64, 64, 3) and "stages" not in f.key for f in frames)
     assert status["enhancer"] is None and status["chains"]["solo"]["stages"] == "no stages"
+
+
+def test_a_feedback_frame_through_the_enhancer_replays_from_its_key(tmp_path, tiny_model_file, tiny_enhancer_file):
+    """Re-rendering a frame = its source's replay, then the stages its key names."""
+    import torch
+
+    from passersby.app.feedback import loop_step
+    from passersby.checkpoint import file_hash, load_model
+    from passersby.config import PainterConfig
+    from passersby.checkpoint import save_model
+    from passersby.model.painter import Painter
+    from passersby.runtime import make_renderer, make_upscaler
+    from passersby.stream.feedback import replay
+    from passersby.stream.ledger import Ledger
+    from passersby.train.enhancer import load_enhancer
+    from passersby.train.painter import load_painter
+
+    torch.manual_seed(0)
+    pcfg = PainterConfig(resolution=64, ngf=8, depth=3, ndf=8, d_resolution=64)
+    painter = tmp_path / "painter.safetensors"
+    save_model(painter, Painter(pcfg).eval(), pcfg, {"step": 0})
+    s = load_settings(None, {"stream.seed": 3, "walk.tempo": 0.5, "walk.fps": 10.0, "model.runtime": "torch",
+                             "model.path": str(tiny_model_file), "feedback.painter": str(painter),
+                             "feedback.crossfade": 0.2, "enhancer.path": str(tiny_enhancer_file),
+                             "enhancer.mode": "on"}, search=False)
+    s = dataclasses.replace(s, screens=(ScreenSettings("loop", "", 0, "feedback"),))
+    frames, status = _frames(s, tmp_path, 8, dry=False)
+    assert status["chains"]["loop"]["stages"] == "enhancer"
+    g, _ = load_model(tiny_model_file)
+    render = make_renderer(g.float().eval(), "torch", 1, -1)
+    step = loop_step(load_painter(painter)[0])
+    up = make_upscaler(load_enhancer(tiny_enhancer_file)[0], "torch", side=64)
+    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        rows = dict(led.recent("loop", 100))
+    for f in frames[::3]:
+        assert f.image.shape == (128, 128, 3) and f.key["stages"] == [{"enhancer": file_hash(tiny_enhancer_file)}]
+        np.testing.assert_array_equal(up(replay(f.key, rows.__getitem__, render, step)), f.image)

@@ -35,10 +35,11 @@ def test_render_writes_an_h264_video_of_both_screens_that_decodes_back(tmp_path:
     assert r.exit_code == 0, r.output
     frames, rate = decode(out)
     assert len(frames) == 30 and rate == 30.0
-    assert frames[0].shape == (256, 512, 3)  # two 256² screens side by side
+    # Offline, every screen runs its largest chain: the shipped enhancer paints the 256² faces at 512².
+    assert frames[0].shape == (512, 1024, 3)  # two 512² screens side by side
     steps = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames, frames[1:])]
     assert min(steps) > 0.05, steps  # every frame differs from the last: the network drew each
-    left, right = frames[10][:, :256].astype(int), frames[10][:, 256:].astype(int)
+    left, right = frames[10][:, :512].astype(int), frames[10][:, 512:].astype(int)
     assert np.abs(left - right).mean() > 10  # two different faces
     with Ledger.open_existing(home / "ledger.sqlite") as led:
         stats = led.stats()
@@ -48,7 +49,8 @@ def test_render_writes_an_h264_video_of_both_screens_that_decodes_back(tmp_path:
 def test_dry_ledger_uses_up_no_faces_and_per_screen_files_and_frames(tmp_path: Path) -> None:
     home, out, frames_dir = tmp_path / "home", tmp_path / "clip.mp4", tmp_path / "frames"
     r = CliRunner().invoke(app, ["render", "--seconds", "0.2", "--out", str(out), "--per-screen", "--frames",
-                                 str(frames_dir), "--dry-ledger", "--home", str(home), "--seed", "4"])
+                                 str(frames_dir), "--dry-ledger", "--home", str(home), "--seed", "4",
+                                 "--enhancer", "off"])  # the generator's own 256² frames
     assert r.exit_code == 0, r.output
     assert not (home / "ledger.sqlite").exists()
     for name in ("masculine", "feminine"):

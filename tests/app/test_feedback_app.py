@@ -37,7 +37,7 @@ def painter_file(tmp_path_factory) -> Path:
 def _settings(model: Path, painter: Path, **over):
     s = load_settings(None, {"stream.seed": 3, "walk.tempo": 0.5, "walk.fps": 10.0, "model.runtime": "torch",
                              "model.path": str(model), "feedback.painter": str(painter), "feedback.crossfade": 0.2,
-                             **over}, search=False)
+                             "enhancer.mode": "off", **over}, search=False)  # the enhancer: tests/app/test_chain.py
     return dataclasses.replace(s, screens=(ScreenSettings("left", "feminine", 0, "feedback"),
                                            ScreenSettings("right", "masculine", 1, "walk")))
 
