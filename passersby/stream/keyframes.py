@@ -79,6 +79,10 @@ class Keyframes:
             image, key = run_stages(stages, *self.source.render(index))
             self.costs.extend([(self.clock() - t0) / every] * every)
             self.cache[index] = (image, {**key, "chain": {"level": self.level, "every": every}})
+            # Keep what blends still need: keyframes from `index - every` on (a lowered level
+            # may reuse the last one).
+            for old in [i for i in self.cache if i < index - every]:
+                del self.cache[old]
         return self.cache[index]
 
     def _maybe_lower(self, index: int) -> None:
@@ -87,9 +91,11 @@ class Keyframes:
                 or float(np.mean(self.costs)) <= self.budget):
             return
         cost = float(np.mean(self.costs))
+        same_stages = self.levels[self.level + 1][0] == self.levels[self.level][0]
         self.level += 1
         self.costs.clear()
-        self.cache.clear()
+        if not same_stages:  # other stages, other pictures (other sizes): nothing cached fits
+            self.cache.clear()
         self.lowered.append({"frame": int(index), "level": self.level, "ms_per_frame": round(1000 * cost, 1)})
         log.warning("chain: %.1f ms per frame against a budget of %.1f ms; lowered to level %d (%s, a keyframe "
                     "every %d frames)", 1000 * cost, 1000 * self.budget, self.level, self.stage_names(), self.every)
@@ -106,9 +112,7 @@ class Keyframes:
             k = self.every
             first = index - index % k
         if index % k == 0:
-            image, key = self._keyframe(index)
-            self.cache = {index: self.cache[index]}  # older keyframes are done with
-            return image, key
+            return self._keyframe(index)
         (a, ka), (b, kb) = self._keyframe(first), self._keyframe(first + k)
         w = (index - first) / k
         ids = list(dict.fromkeys(list(ka.get("ledger_ids", [])) + list(kb.get("ledger_ids", []))))

@@ -99,3 +99,21 @@ def test_within_budget_the_level_stays_and_no_budget_never_lowers():
     assert kf2.level == 0
     with pytest.raises(ValueError, match="levels"):
         Keyframes(Counting(), [])
+
+
+def test_lowering_to_sparser_keyframes_of_the_same_stages_keeps_what_was_rendered():
+    t = [0.0]
+
+    class Slow(Double):
+        def __call__(self, image, key):
+            t[0] += 0.05
+            return super().__call__(image, key)
+
+    src = Counting()
+    stage = Slow()
+    kf = Keyframes(src, [((stage,), 1), ((stage,), 4)], budget=0.02, patience=4, clock=lambda: t[0])
+    for i in range(12):
+        kf.render(i)
+    lowered = kf.describe()["lowered"][0]["frame"]
+    # Every index up to the switch once, then only multiples of 4: nothing rendered twice.
+    assert len(src.asked) == len(set(src.asked)) and all(i % 4 == 0 for i in src.asked if i > lowered)
