@@ -33,3 +33,36 @@ def test_the_kiosk_shows_a_feedback_screen(tmp_path: Path, page) -> None:
             assert engine.hub.latest("loop").key["source"] == "feedback"
         finally:
             server.stop()
+
+
+def test_the_overview_says_which_chain_each_screen_runs_and_when_it_was_lowered(tmp_path: Path, page) -> None:
+    """A screen whose stage is too slow is lowered to its next level; the status page says so."""
+    from passersby.stream.keyframes import Keyframes
+
+    cfg = FeedbackConfig(tempo=2.0, fps=30.0, drift=1.0, crossfade=0.5)
+
+    class Slow:
+        name = "enhancer"
+
+        def __call__(self, image, key):
+            import time
+
+            time.sleep(0.05)  # 50 ms a frame: over the 30 fps budget
+            return image.repeat(2, 0).repeat(2, 1), {**key, "stages": ["enhancer"]}
+
+    plan = ScreenPlan("loop", lambda rng: rng.standard_normal(16),
+                      lambda anchors: Keyframes(FeedbackLoop(cfg, anchors, render_anchor, step),
+                                                [((Slow(),), 1), ((), 1)], budget=0.8 / 30, patience=10))
+    with Engine([plan], cfg.fps, tmp_path / "ledger.sqlite", 16, "g0", queue_size=4, seed=2) as engine:
+        engine.start()
+        server = KioskServer(engine.hub, port=0, token="t0k3n").start()
+        try:
+            page.goto(server.url)
+            row = page.wait_for_selector('#status tr[data-key="chains"]')
+            page.wait_for_function("() => document.querySelector('#status tr[data-key=\"chains\"] td')"
+                                   ".textContent.includes('no stages')", timeout=10_000)
+            text = row.inner_text()
+            assert "lowered" in text and "ms_per_frame" in text
+            assert engine.status()["chains"]["loop"]["level"] == 1
+        finally:
+            server.stop()
