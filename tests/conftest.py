@@ -125,6 +125,12 @@ def tiny_enhancer_config(**kw):
 
 
 @pytest.fixture(scope="session")
+def enhancer_config():
+    """tiny_enhancer_config as a fixture: enhancer_config(**overrides) -> EnhancerConfig."""
+    return tiny_enhancer_config
+
+
+@pytest.fixture(scope="session")
 def tiny_enhancer_file(tmp_path_factory, hires_data) -> Path:
     """A tiny enhancer trained for 3 steps, saved as training saves it."""
     from passersby.train.run import train

@@ -13,7 +13,6 @@ from passersby.train.enhancer import load_enhancer, restore_loss, shrink
 from passersby.train.painter import load_painter
 from passersby.train.run import train
 
-from conftest import tiny_enhancer_config
 from .test_training import _compare_states
 
 
@@ -26,8 +25,8 @@ def test_shrink_and_the_restore_loss():
     assert restore_loss(blurred, hr, 1.0) > restore_loss(blurred, hr, 0.0) > 0
 
 
-def test_train_kind_enhancer_writes_samples_a_verdict_metric_and_an_enhancer_file(tmp_path, hires_data, train_config):
-    cfg = train_config(model=tiny_enhancer_config(adv_weight=0.1), sample_every=2, metric_every=2,
+def test_train_kind_enhancer_writes_samples_a_verdict_metric_and_an_enhancer_file(tmp_path, hires_data, train_config, enhancer_config):
+    cfg = train_config(model=enhancer_config(adv_weight=0.1), sample_every=2, metric_every=2,
                        checkpoint_every=2)
     run = tmp_path / "e"
     row = train(hires_data / "train", run, cfg, steps=2, device="cpu")
@@ -39,15 +38,15 @@ def test_train_kind_enhancer_writes_samples_a_verdict_metric_and_an_enhancer_fil
     losses = [r for r in log if "loss_d" in r][-1]
     assert losses["loss_d"] > 0  # adv_weight > 0 trains the patch discriminator
     e, info = load_enhancer(run / "model.safetensors")
-    assert info.config == tiny_enhancer_config(adv_weight=0.1)
+    assert info.config == enhancer_config(adv_weight=0.1)
     with pytest.raises(CheckpointError, match="not a painter"):
         load_painter(run / "model.safetensors")
     with pytest.raises(CheckpointError, match="is an enhancer"):
         load_model(run / "model.safetensors")
 
 
-def test_enhancer_resume_is_exact(tmp_path, hires_data, train_config):
-    cfg = train_config(model=tiny_enhancer_config(adv_weight=0.1), checkpoint_every=3)  # D's state too
+def test_enhancer_resume_is_exact(tmp_path, hires_data, train_config, enhancer_config):
+    cfg = train_config(model=enhancer_config(adv_weight=0.1), checkpoint_every=3)  # D's state too
     a, b = tmp_path / "a", tmp_path / "b"
     data = hires_data / "train"
     train(data, a, cfg, steps=6, device="cpu", evaluate_metrics=False)
