@@ -94,7 +94,7 @@ def test_make_discriminator_follows_the_config(model_config):
 
 
 def test_recipes():
-    assert set(RECIPES) == {"projected", "fastgan", "painter"}
+    assert set(RECIPES) == {"projected", "fastgan", "painter", "enhancer"}
     m, t = recipe_defaults("projected")
     assert m["discriminator"] == "projected" and t["beta1"] == 0.0
     with pytest.raises(ValueError, match="fastgan"):
