@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from passersby.stream.sources import Anchors
+from passersby.stream.sources import Anchors, mix
 from passersby.stream.vitals import Vitals
 
 DRIFT_PER_FRAME = 0.004  # displacement std per frame at drift 1, in normalised units (side = 2)
@@ -133,13 +133,6 @@ def crossfade_weight(t: int, frames: int) -> float:
         return 1.0
     f = (t + 1) / (frames + 1)
     return f * f * (3 - 2 * f)
-
-
-def mix(a: np.ndarray, b: np.ndarray, w: float) -> np.ndarray:
-    """(1 - w) a + w b of two uint8 pictures, rounded."""
-    if w >= 1.0:
-        return b
-    return np.clip(np.rint((1 - w) * a.astype(np.float32) + w * b.astype(np.float32)), 0, 255).astype(np.uint8)
 
 
 @dataclass

@@ -24,19 +24,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from passersby.stream.sources import FrameSource, Image, Key, Stage, run_stages
+from passersby.stream.sources import FrameSource, Image, Key, Stage, mix as blend, run_stages
 
 log = logging.getLogger("passersby")
-
-
-def blend(a: Image, b: Image, w: float) -> Image:
-    """(1 - w) a + w b of two uint8 pictures of one size, rounded.
-
-    Example:
-        >>> blend(np.zeros((1, 1, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8), 0.5)[0, 0, 0]
-        128
-    """
-    return np.clip(np.rint((1 - w) * a.astype(np.float32) + w * b.astype(np.float32)), 0, 255).astype(np.uint8)
 
 
 class Keyframes:

@@ -60,6 +60,18 @@ class Stage(Protocol):
     def __call__(self, image: Image, key: Key) -> tuple[Image, Key]: ...
 
 
+def mix(a: Image, b: Image, w: float) -> Image:
+    """(1 - w) a + w b of two uint8 pictures of one size, rounded (crossfades, keyframe blends).
+
+    Example:
+        >>> int(mix(np.zeros((1, 1, 3), np.uint8), np.full((1, 1, 3), 255, np.uint8), 0.5)[0, 0, 0])
+        128
+    """
+    if w >= 1.0:
+        return b
+    return np.clip(np.rint((1 - w) * a.astype(np.float32) + w * b.astype(np.float32)), 0, 255).astype(np.uint8)
+
+
 def run_stages(stages: tuple[Stage, ...] | list[Stage], image: Image, key: Key) -> tuple[Image, Key]:
     """Pass a frame through `stages` in order.
 
