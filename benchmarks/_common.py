@@ -77,6 +77,8 @@ def machine_info() -> dict[str, Any]:
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
+        # lscpu's flags that decide speed here (bf16 or not, AVX-512 or not)
+        "simd_flags": [f for f in SIMD_FLAGS if f in set(lscpu()["flags"])],
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
