@@ -180,14 +180,16 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
             clients = WebClients(server.url, e.screens, decode)
             clients.thread.start()
         e.pacer.intervals = {n: type(v)(maxlen=None) for n, v in e.pacer.intervals.items()}
+        e.pacer.worst = {}
         shown0 = dict(e.pacer.shown)
-        t0 = time.perf_counter()
+        t0, m0 = time.perf_counter(), time.monotonic()
         while time.perf_counter() - t0 < seconds:
             time.sleep(0.5)
             e.check()
         wall = time.perf_counter() - t0
         st = e.status()
         pct = e.pacer.interval_percentiles((50, 99))
+        worst = {n: {"ms": 1000 * w[0], "ended_s_after_start": w[1] - m0, "frame": w[2]} for n, w in e.pacer.worst.items()}
         last = e.hub.latest(e.screens[0])
         side = None if last is None else int(last.image.shape[0])
     finally:
@@ -200,6 +202,7 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         "runtime": inst.runtime, "sink": sink, "seconds": wall,
         "fps_per_screen": {n: (st["frames_shown"][n] - shown0[n]) / wall for n in e.screens},
         "intervals_ms": {n: {k: v * 1000 for k, v in p.items()} for n, p in pct.items()},
+        "worst_interval": worst,
         "late_frames": st["late_frames"], "render_ms_median": st["render_ms"],
         "frames_received_by_web_clients": None if clients is None else dict(clients.received),
         "faces": st["faces_this_run"], "frame_side": side, "chains": st.get("chains"), "chain_start": st.get("chain_start"),

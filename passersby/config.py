@@ -115,6 +115,11 @@ class PainterConfig(_KindConfig):
         self_feed: share of each batch whose markers are read from the painter's own painting
             (of the same real face) instead of the real picture: it learns to correct its own
             errors, which is what keeps the feedback loop from drifting into blobs.
+        pool: 0, or how many of the loop's own states training keeps between steps (as neural
+            cellular automata are taught to persist): the self-fed share of each batch is then
+            read from these states, each the painter's painting of the previous reading of one
+            real face, so it learns to paint that face back after many steps, not just one.
+        pool_depth: a pool state older than this many paintings is replaced by a fresh face.
 
     Example:
         >>> PainterConfig(resolution=64, depth=3).to_dict()["kind"]
@@ -128,6 +133,8 @@ class PainterConfig(_KindConfig):
     d_resolution: int = 192
     l1_weight: float = 10.0
     self_feed: float = 0.5
+    pool: int = 0
+    pool_depth: int = 32
 
     # Class constants, not fields: what `from_dict` dispatches on, and what the projected
     # discriminator and the training loop read from any model config.
@@ -146,7 +153,10 @@ class PainterConfig(_KindConfig):
             raise ValueError(f"l1_weight must be >= 0, got {self.l1_weight}")
         if not 0.0 <= self.self_feed <= 1.0:
             raise ValueError(f"self_feed must be in [0, 1], got {self.self_feed}")
-
+        for name in ("pool", "pool_depth"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "pool" else 1):
+                raise ValueError(f"{name} must be an integer >= {0 if name == 'pool' else 1}, got {v!r}")
 
 
 @dataclass(frozen=True)

@@ -297,6 +297,8 @@ class Pacer(threading.Thread):
         self.last_shown: dict[str, float] = {}
         self.intervals: dict[str, deque[float]] = {n: deque(maxlen=100_000) for n in names}
         self.recent: dict[str, deque[float]] = {n: deque(maxlen=int(2 * engine.fps) + 1) for n in names}
+        # The longest interval per screen and when it ended (monotonic s, frame shown): where a hitch was.
+        self.worst: dict[str, tuple[float, float, int]] = {}
 
     def run(self) -> None:
         next_t = time.monotonic()
@@ -325,7 +327,10 @@ class Pacer(threading.Thread):
                 continue
             self.engine.hub.publish(dataclasses.replace(frame, shown_at=now))
             if name in self.last_shown:
-                self.intervals[name].append(now - self.last_shown[name])
+                gap = now - self.last_shown[name]
+                self.intervals[name].append(gap)
+                if gap > self.worst.get(name, (0.0,))[0]:
+                    self.worst[name] = (gap, now, frame.index)
             self.last_shown[name] = now
             self.recent[name].append(now)
             self.shown[name] += 1

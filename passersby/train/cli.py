@@ -47,6 +47,10 @@ def train_command(
         "Off by default: on the portraits it collapsed to one face per class with the fastgan recipe "
         "(docs/previous-model/conditional-collapse.png) and, within 500 steps, with the projected one "
         "(the mode-seeking term restored variety in colour only); use `passersby direction` instead."),
+    init: Optional[Path] = typer.Option(None, help="Start from this model file's weights (same kind and size; "
+                                        "the discriminator starts fresh): fine-tuning, e.g. the shipped painter."),
+    pool: Optional[int] = typer.Option(None, help="--kind painter: keep this many of the loop's own states between "
+                                       "steps and learn to paint their faces back (0 = off; recipe default)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the newest checkpoint in --out exactly."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     max_minutes: float = typer.Option(0, help="Stop (with a checkpoint) after this many minutes; 0 = no limit."),
@@ -58,6 +62,7 @@ def train_command(
         passersby train data/portraits --out runs/mine --steps 40000 --resume
         passersby train data/portraits --out runs/old --recipe fastgan --steps 20000
         passersby train data/portraits --kind painter --out runs/painter --max-minutes 150
+        passersby train data/portraits --kind painter --out runs/p2 --init runs/painter/model.safetensors --pool 32
         passersby train data/hires/train --kind enhancer --out runs/enhancer --max-minutes 60
         torchrun --nproc_per_node 2 -m passersby.cli train data/portraits --out runs/ddp
     """
@@ -76,7 +81,9 @@ def train_command(
             raise ValueError(f"--recipe {recipe} does not train --kind {kind}; "
                              f"the {kind if kind in own else recipe} has its own recipe (leave --recipe out)")
         m_over, t_over = recipe_defaults(recipe)
-        given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution}
+        if pool is not None and kind != "painter":
+            raise ValueError("--pool: only --kind painter keeps a pool of loop states")
+        given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution, "pool": pool}
         given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment, "ms_space": ms_space}
         m_over.update({k: v for k, v in given_m.items() if v is not None})
         t_over.update({k: v for k, v in given_t.items() if v is not None})
@@ -94,7 +101,8 @@ def train_command(
         cfg = TrainConfig(seed=seed, sample_every=sample_every, checkpoint_every=checkpoint_every,
                           metric_every=metric_every, metric_samples=metric_samples, model=model, **t_over)
         row = train(data, out, cfg, steps, resume_run=resume, device=device,
-                    max_minutes=max_minutes or None, evaluate_metrics=not no_metrics, conditional=conditional)
+                    max_minutes=max_minutes or None, evaluate_metrics=not no_metrics, conditional=conditional,
+                    init=init)
     except (DatasetError, CheckpointError, ValueError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(1)

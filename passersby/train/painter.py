@@ -49,16 +49,23 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
 
     policy = parse_policy(cfg.augment)
     real, _, _ = data.batch(cfg.batch_size, ts.rngs.data, device)  # (N, 3, R, R) in [-1, 1]
+    own = round(cfg.model.self_feed * len(real))
     with torch.no_grad():
         # The loop's moves: the picture is warped (the target too), then read; the markers
         # lose lines and shift colours. All draws from the run's "z" stream.
         real = warp(real, smooth_field(len(real), real.shape[-1], WARP_STD, ts.rngs.z).to(device))
-        markers = read_markers(real)  # (N, 4, R, R)
-        own = round(cfg.model.self_feed * len(real))
-        if own:  # the first `own` read the painter's own painting of the face, as the loop will
+        slots = None
+        if cfg.model.pool and own:  # the first `own` read states of the pool (many paintings deep)
+            slots, states, targets = pool_draw(ts, real, own, cfg.model.pool, cfg.model.pool_depth)
+            markers = torch.cat([read_markers(states), read_markers(real[own:])])
+            real = torch.cat([targets, real[own:]])
+        elif own:  # the first `own` read the painter's own painting of the face, as the loop will
+            markers = read_markers(real)  # (N, 4, R, R)
             with _autocast(device, cfg.amp):
                 painted = ts.G(perturb(markers[:own], ts.rngs.z)).float()
             markers = torch.cat([read_markers(painted), markers[own:]])
+        else:
+            markers = read_markers(real)
         markers = perturb(markers, ts.rngs.z).to(device)
     with _autocast(device, cfg.amp):
         fake = ts.G(markers)
@@ -72,6 +79,8 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     with _autocast(device, cfg.amp):
         loss_adv = -ts.D(diff_augment(fake, policy, ts.rngs.aug)).float().mean()
     loss_l1 = F.l1_loss(fake.float(), real)
+    if slots is not None:  # what the painter just painted is the next state of those faces
+        pool_store(ts, slots, fake[:own].detach())
     ts.opt_g.zero_grad(set_to_none=True)
     (loss_adv + cfg.model.l1_weight * loss_l1).backward()
     dist.average_gradients(ts.G, info)
@@ -79,6 +88,31 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     update_ema(ts.G_ema, ts.G, cfg.ema_decay)
     ts.step += 1
     return StepStats(loss_d.item(), loss_adv.item(), loss_l1.item())
+
+
+def pool_draw(ts: TrainState, real: torch.Tensor, own: int, size: int, depth: int):
+    """Draw `own` states from the pool of loop states: (slots (own,), states, targets), both
+    (own, 3, R, R) in [-1, 1]. A state is the painter's latest painting of the previous reading
+    of its target face; states `depth` paintings old (and the empty pool, at the first step)
+    start again from the fresh faces `real[:own]` (state = target = the face)."""
+    if "pool_state" not in ts.extra:  # the first step: the pool holds the first faces, unpainted
+        first = real[:1].expand(size, -1, -1, -1).to(torch.float16)
+        ts.extra.update(pool_state=first.clone(), pool_target=first.clone(),
+                        pool_age=torch.full((size,), depth, dtype=torch.int64, device=real.device))
+    slots = torch.randperm(size, generator=ts.rngs.z)[:own].to(real.device)
+    old = ts.extra["pool_age"][slots] >= depth
+    if old.any():  # retire them: a fresh face, state = target (fp16 like every stored state)
+        fresh = real[:own][old].to(torch.float16)
+        ts.extra["pool_state"][slots[old]] = fresh
+        ts.extra["pool_target"][slots[old]] = fresh
+        ts.extra["pool_age"][slots[old]] = 0
+    return slots, ts.extra["pool_state"][slots].float(), ts.extra["pool_target"][slots].float()
+
+
+def pool_store(ts: TrainState, slots: torch.Tensor, painted: torch.Tensor) -> None:
+    """The painter's paintings (own, 3, R, R) become the next states of their pool slots."""
+    ts.extra["pool_state"][slots] = painted.to(torch.float16)
+    ts.extra["pool_age"][slots] += 1
 
 
 def for_inference(ts: TrainState, device: torch.device) -> Painter:

@@ -29,7 +29,7 @@ def _progress(enabled: bool):
 
 def train(data_dir: Path, run: Path, cfg: TrainConfig, steps: int, resume_run: bool = False,
           device: str = "auto", max_minutes: float | None = None, evaluate_metrics: bool = True,
-          conditional: bool = True) -> dict:
+          conditional: bool = True, init: Path | None = None) -> dict:
     """Train until `steps` total steps (or `max_minutes`), writing everything under `run`.
 
     Args:
@@ -41,6 +41,8 @@ def train(data_dir: Path, run: Path, cfg: TrainConfig, steps: int, resume_run: b
         max_minutes: stop (with a checkpoint) after this much wall time.
         evaluate_metrics: compute KID/FD + memorisation every cfg.metric_every steps.
         conditional: condition on the dataset's labels (when it has any).
+        init: a model file (same kind and architecture) whose weights a fresh run starts from
+            (fine-tuning; the discriminator starts fresh); recorded in RUN/init.json.
 
     Returns:
         The last log row (step, losses, metrics).
@@ -50,12 +52,12 @@ def train(data_dir: Path, run: Path, cfg: TrainConfig, steps: int, resume_run: b
     """
     info, dev = dist.setup(device)
     try:
-        return _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evaluate_metrics, conditional)
+        return _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evaluate_metrics, conditional, init)
     finally:
         dist.cleanup(info)
 
 
-def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evaluate_metrics, conditional) -> dict:
+def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evaluate_metrics, conditional, init) -> dict:
     run = Path(run)
     if not resume_run and latest_checkpoint(run) is not None:
         # A fresh run here would interleave its checkpoints with the old ones (and rotation would
@@ -74,11 +76,17 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
         resume(ts, cfg, data, run, rank=info.rank)
         if info.main:
             truncate_log(run / "log.jsonl", ts.step)
+    elif init is not None:
+        start_from(ts, Path(init))
     dist.broadcast_module(ts.G, info)
     dist.broadcast_module(ts.D, info)
     run.mkdir(parents=True, exist_ok=True)
     if info.main:
         (run / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        if init is not None and not resume_run:
+            from passersby.checkpoint import file_hash
+
+            (run / "init.json").write_text(json.dumps({"path": str(init), "hash": file_hash(Path(init))}, indent=2))
     t_start, t_log, n_log = time.time(), time.time(), 0
     sums = {"loss_d": 0.0, "loss_g": 0.0, "loss_recon": 0.0}
     row: dict = {"step": ts.step}
@@ -107,6 +115,23 @@ def _train(data_dir, run, cfg, steps, resume_run, info, dev, max_minutes, evalua
             if out_of_time:
                 break
     return ts.history[-1] if ts.history else row
+
+
+def start_from(ts, path: Path) -> None:
+    """Load a model file's weights into a fresh run's G and its EMA copy (strictly: the same
+    architecture), e.g. to fine-tune the shipped painter with another recipe."""
+    from passersby.checkpoint import read_model_file
+
+    if not path.is_file():
+        raise CheckpointError(f"--init: {path} does not exist; give a model file written by `passersby train`")
+    tensors, _ = read_model_file(path)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    try:
+        ts.G.load_state_dict(sd, strict=True)
+        ts.G_ema.load_state_dict(sd, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"--init: {path} does not fit this run's network ({str(e).splitlines()[0][:160]}); "
+                              "use the same --kind and size options as its run") from e
 
 
 def periodic(ts, cfg: TrainConfig, data, run: Path, info, dev, last: bool, evaluate_metrics: bool) -> None:

@@ -43,6 +43,9 @@ class TrainState:
     step: int = 0
     best_metric: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Tensors a kind carries from step to step (the painter's pool of loop states), saved and
+    # restored with the rest as "extra.{name}".
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def rng_states(rngs: Rngs) -> dict[str, torch.Tensor]:
@@ -78,6 +81,8 @@ def pack(ts: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     groups_d = _flatten_optimizer("opt_d", ts.opt_d, tensors)
     for name, st in rng_states(ts.rngs).items():
         tensors[f"rng.{name}"] = st
+    for name, t in ts.extra.items():
+        tensors[f"extra.{name}"] = t.detach().cpu().contiguous()
     meta = {"step": ts.step, "best_metric": ts.best_metric, "history": ts.history,
             "opt_g_groups": groups_g, "opt_d_groups": groups_d}
     return tensors, meta
@@ -98,6 +103,7 @@ def unpack(ts: TrainState, tensors: dict[str, torch.Tensor], meta: dict[str, Any
                     st[k] = v.to(dev)
     for name in RNG_NAMES:
         getattr(ts.rngs, name).set_state(tensors[f"rng.{name}"])
+    ts.extra = {k[len("extra."):]: v.to(dev) for k, v in tensors.items() if k.startswith("extra.")}
     ts.step = int(meta["step"])
     ts.best_metric = meta.get("best_metric")
     ts.history = list(meta.get("history", []))

@@ -67,6 +67,9 @@ def test_paced_engine_publishes_every_screen_at_fps_and_obeys_controls(tmp_path:
         assert set(st["fps"]) == {"left", "right"}
         assert all(25 <= v <= 35 for v in st["fps"].values()), st["fps"]
         assert st["faces_this_run"] >= 4 and st["ledger_size"] == st["faces_this_run"]
+        assert set(e.pacer.worst) == {"left", "right"}
+        for name, (gap, at, index) in e.pacer.worst.items():  # the longest interval, when and which frame
+            assert gap == pytest.approx(max(e.pacer.intervals[name])) and at <= time.monotonic() and index >= 1
         e.hub.control("pause")
         time.sleep(0.15)
         held = e.hub.latest("left").index

@@ -115,3 +115,67 @@ def test_self_feed_reads_the_painters_own_painting(prepared_data, train_config, 
         assert calls == expected  # half the batch painted first, then the whole batch from markers
     with pytest.raises(ValueError, match="self_feed"):
         tiny_painter(self_feed=1.5)
+
+
+def test_the_pool_keeps_the_loops_own_states_and_learns_to_paint_their_faces_back(prepared_data, train_config):
+    from passersby.train import dist
+    from passersby.train.data import load_training_set
+    from passersby.train.painter import build_state, train_step
+
+    cfg = train_config(model=tiny_painter(pool=4, pool_depth=3), batch_size=4)  # 2 of 4 from the pool
+    ts = build_state(cfg, torch.device("cpu"))
+    data = load_training_set(prepared_data, 64)
+    ages = []
+    for _ in range(8):
+        before = {k: v.clone() for k, v in ts.extra.items()}
+        train_step(ts, data, cfg, torch.device("cpu"), dist.DistInfo())
+        age = ts.extra["pool_age"]
+        ages.append(age.clone())
+        assert ts.extra["pool_state"].shape == (4, 3, 64, 64) and ts.extra["pool_state"].dtype == torch.float16
+        if before:  # exactly two slots were painted this step; the others kept their states
+            changed = (ts.extra["pool_state"] != before["pool_state"]).flatten(1).any(1)
+            assert int(changed.sum()) == 2
+            assert torch.equal(ts.extra["pool_target"][~changed], before["pool_target"][~changed])
+    assert all(int(a.max()) <= 3 for a in ages)  # a state `depth` paintings old starts again
+    assert max(int(a.max()) for a in ages) >= 2  # states are painted again and again
+    with pytest.raises(ValueError, match="pool must be an integer"):
+        tiny_painter(pool=-1)
+    with pytest.raises(ValueError, match="pool_depth must be an integer >= 1"):
+        tiny_painter(pool_depth=0)
+
+
+def test_painter_resume_with_a_pool_is_exact(tmp_path, prepared_data, train_config):
+    cfg = train_config(model=tiny_painter(pool=4), checkpoint_every=3, beta1=0.0, beta2=0.99, batch_size=4)
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(prepared_data, a, cfg, steps=6, device="cpu", evaluate_metrics=False)
+    train(prepared_data, b, cfg, steps=3, device="cpu", evaluate_metrics=False)
+    train(prepared_data, b, cfg, steps=6, device="cpu", evaluate_metrics=False, resume_run=True)
+    _compare_states(a / "checkpoints" / "step-00000006.safetensors", b / "checkpoints" / "step-00000006.safetensors")
+    tensors, _ = load_train_state(a / "checkpoints" / "step-00000006.safetensors")
+    assert {"extra.pool_state", "extra.pool_target", "extra.pool_age"} <= set(tensors)
+
+
+def test_init_starts_a_run_from_a_model_files_weights(tmp_path, prepared_data, train_config):
+    from typer.testing import CliRunner
+
+    from passersby.cli import app
+
+    cfg = train_config(model=tiny_painter(), checkpoint_every=2)
+    train(prepared_data, tmp_path / "a", cfg, steps=2, device="cpu", evaluate_metrics=False)
+    start = tmp_path / "a" / "model.safetensors"
+    from passersby.train.run import start_from
+    from passersby.train.painter import build_state
+
+    ts = build_state(cfg, torch.device("cpu"))
+    start_from(ts, start)
+    painter, _ = load_painter(start)
+    for k, v in painter.state_dict().items():
+        assert torch.equal(ts.G.state_dict()[k], v) and torch.equal(ts.G_ema.state_dict()[k], v), k
+    wider = train_config(model=tiny_painter(ngf=12), checkpoint_every=2)
+    with pytest.raises(CheckpointError, match="does not fit this run's network"):
+        train(prepared_data, tmp_path / "b", wider, steps=1, device="cpu", evaluate_metrics=False, init=start)
+    r = CliRunner().invoke(app, ["train", str(prepared_data), "--kind", "painter", "--out", str(tmp_path / "c"),
+                                 "--resolution", "64", "--init", str(tmp_path / "nothing.safetensors")])
+    assert r.exit_code == 1 and "error: --init:" in r.output and "does not exist" in r.output
+    r = CliRunner().invoke(app, ["train", str(prepared_data), "--out", str(tmp_path / "d"), "--pool", "4"])
+    assert r.exit_code == 1 and "error: --pool: only --kind painter" in r.output
