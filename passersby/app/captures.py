@@ -1,0 +1,152 @@
+"""Captures: faces kept out of the flow, each a picture plus the record that re-renders it.
+
+    <home>/captures/<id>.png    the face, re-rendered from its frame key (best quality)
+    <home>/captures/<id>.json   {"id", "screen", "captured_at", "shown_at", "key", "models",
+                                 "anchor_id", "size", "quality", ...}
+
+A capture is a record of what was shown: it never claims or un-claims a face in the ledger.
+Both files are written atomically, the JSON last, so a capture without its JSON is a crash's
+leftover (ignored by `list_captures`, removed by `clean_leftovers`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from passersby.atomic import atomic_open
+
+CAPTURES = "captures"
+_ID = re.compile(r"^[0-9]{8}-[0-9]{6}-")  # how every capture's name starts
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One capture: its picture file and its record."""
+
+    path: Path  # the .png
+    record: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.record["id"]
+
+    def image(self) -> np.ndarray:
+        """(H, W, 3) uint8 RGB."""
+        with Image.open(self.path) as im:
+            return np.asarray(im.convert("RGB"))
+
+
+def capture_dir(home: Path) -> Path:
+    return Path(home) / CAPTURES
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "screen"
+
+
+def capture_id(screen: str, frame: int, when: datetime) -> str:
+    """A sortable id: UTC time, screen, frame index.
+
+    Example:
+        >>> capture_id("feminine", 42, datetime(2026, 12, 1, 7, 5, tzinfo=timezone.utc))
+        '20261201-070500-feminine-42'
+    """
+    return f"{when.astimezone(timezone.utc):%Y%m%d-%H%M%S}-{_safe(screen)}-{int(frame)}"
+
+
+def anchor_of(key: dict[str, Any]) -> int | None:
+    """The ledger id of the face a frame mainly shows: a feedback segment's anchor, else the
+    walk's first anchor (the face it is leaving), or None."""
+    seg = key.get("segment")
+    if isinstance(seg, dict) and seg.get("ledger_id") is not None:
+        return int(seg["ledger_id"])
+    ids = key.get("ledger_ids") or []
+    return int(ids[0]) if ids else None
+
+
+def save_capture(home: Path, screen: str, image: np.ndarray, key: dict[str, Any], shown_at: float | None = None,
+                 **extra: Any) -> Capture:
+    """Write a capture (picture, then record) under <home>/captures; returns it.
+
+    Example:
+        >>> cap = save_capture(home, "feminine", image, frame.key, quality="enhancer")  # doctest: +SKIP
+    """
+    now = datetime.now(timezone.utc)
+    cid = capture_id(screen, key.get("frame", 0), now)
+    folder = capture_dir(home)
+    png, meta = folder / f"{cid}.png", folder / f"{cid}.json"
+    n = 1
+    while meta.exists():  # two captures of one frame within a second: keep both
+        cid = f"{capture_id(screen, key.get('frame', 0), now)}.{n}"
+        png, meta, n = folder / f"{cid}.png", folder / f"{cid}.json", n + 1
+    record = {"id": cid, "screen": screen, "captured_at": now.isoformat(timespec="seconds"),
+              "shown_at": None if shown_at is None else datetime.fromtimestamp(shown_at, timezone.utc).isoformat(),
+              "key": key, "anchor_id": anchor_of(key), "size": [int(image.shape[1]), int(image.shape[0])], **extra}
+    with atomic_open(png, "wb") as f:
+        Image.fromarray(np.ascontiguousarray(image)).save(f, "PNG")
+    with atomic_open(meta, "w") as f:
+        f.write(json.dumps(record, indent=2, sort_keys=True, default=_jsonable))
+    return Capture(png, record)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON-able: {type(value).__name__}")
+
+
+def load_capture(ref: str | Path, home: Path) -> Capture:
+    """A capture by id, or by the path of its .png or .json.
+
+    Raises:
+        ValueError: no such capture, or its record is unreadable (the message names the file).
+    """
+    p = Path(ref)
+    if p.suffix in (".png", ".json"):
+        png, meta = p.with_suffix(".png"), p.with_suffix(".json")
+    else:
+        png, meta = capture_dir(home) / f"{ref}.png", capture_dir(home) / f"{ref}.json"
+    if not meta.is_file() or not png.is_file():
+        raise ValueError(f"capture {ref}: no {meta.name} and {png.name} in {meta.parent}; "
+                         f"list captures with `passersby gallery` or capture one with `passersby capture SCREEN`")
+    try:
+        record = json.loads(meta.read_text())
+        if not isinstance(record, dict) or "key" not in record:
+            raise ValueError("no frame key in it")
+    except (ValueError, OSError) as e:
+        raise ValueError(f"{meta}: unreadable capture record ({e}); restore it or capture again") from e
+    return Capture(png, record)
+
+
+def list_captures(home: Path) -> list[Capture]:
+    """Every complete capture, oldest first (records that fail to parse are skipped)."""
+    folder = capture_dir(home)
+    out = []
+    for meta in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append(load_capture(meta, home))
+        except ValueError:
+            continue
+    return out
+
+
+def clean_leftovers(home: Path) -> list[Path]:
+    """Remove temporary files of killed writes and pictures whose record never got written."""
+    folder = capture_dir(home)
+    gone = []
+    for p in folder.glob(".*.tmp") if folder.is_dir() else []:
+        p.unlink(missing_ok=True)
+        gone.append(p)
+    for png in folder.glob("*.png") if folder.is_dir() else []:
+        if not png.with_suffix(".json").exists() and _ID.match(png.name):
+            png.unlink(missing_ok=True)
+            gone.append(png)
+    return gone

@@ -1,0 +1,120 @@
+"""`passersby print CAPTURE`: a capture as a print-ready page (outputs/printing.py).
+
+The face is brought to the print's size with the best upscaler the project has: the learned
+enhancer (one 2x step, the step its verdict measured) when its file records that it beat
+Lanczos on held-out faces on both PSNR and the feature distance, then Lanczos for the rest;
+otherwise Lanczos alone. The command says which, and the files record it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import typer
+from PIL import Image
+
+from passersby.app.stream_cli import CONFIG, HOME
+
+
+def beats_lanczos(meta: dict[str, Any]) -> bool:
+    """Whether an enhancer file's recorded verdict beats Lanczos on both measures.
+
+    Example:
+        >>> beats_lanczos({"metrics": {"psnr": 40.3, "psnr_lanczos": 39.1, "feature_distance": 0.13, "feature_distance_lanczos": 0.16}})
+        True
+    """
+    m = meta.get("metrics") or {}
+    try:
+        return m["psnr"] > m["psnr_lanczos"] and m["feature_distance"] < m["feature_distance_lanczos"]
+    except (KeyError, TypeError):
+        return False
+
+
+def lanczos(image: np.ndarray, side: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(image).resize((side, side), Image.LANCZOS))
+
+
+def upscale_for_print(image: np.ndarray, side: int, enhanced: bool, enhancer: Path | None) -> tuple[np.ndarray, str]:
+    """(image at side x side, how it was upscaled).
+
+    Args:
+        image: (h, w, 3) uint8, square.
+        side: the printed face's side in pixels.
+        enhanced: the capture already went through the enhancer (its key's stages say so).
+        enhancer: the enhancer file to consider, or None.
+    """
+    h = image.shape[0]
+    if enhancer is not None and not enhanced and side >= 2 * h:
+        from passersby.checkpoint import load_kind_file
+        from passersby.config import EnhancerConfig
+        from passersby.model.enhancer import Enhancer
+        from passersby.runtime import make_upscaler
+
+        net, info = load_kind_file(enhancer, "enhancer", EnhancerConfig, Enhancer)
+        if beats_lanczos(info.meta):
+            up = make_upscaler(net, "torch")(image)
+            return lanczos(up, side), (f"enhancer {info.hash} (2x, {h} -> {up.shape[0]} px; it beat Lanczos on held-out "
+                                       f"faces), then Lanczos to {side} px")
+        return lanczos(image, side), f"Lanczos {h} -> {side} px (enhancer {info.hash} did not beat Lanczos)"
+    why = "the capture is already enhanced" if enhanced else "no enhancer" if enhancer is None else "less than 2x"
+    return lanczos(image, side), f"Lanczos {h} -> {side} px ({why})"
+
+
+def _title(record: dict[str, Any]) -> tuple[str, str]:
+    """("Passerby, feminine screen", "1 December 2026") from a capture record."""
+    when = datetime.fromisoformat(record.get("shown_at") or record["captured_at"])
+    return f"Passerby, {record.get('screen', 'a')} screen", f"{when.day} {when:%B %Y}"
+
+
+def print_command(
+    capture: str = typer.Argument(..., help="A capture: its id, or the path of its .png / .json."),
+    size: str = typer.Option("A4", "--size", help="Paper: A5, A4, A3, A2, A1 or letter (portrait)."),
+    dpi: int = typer.Option(300, "--dpi", help="Dots per inch of the print."),
+    frame: str = typer.Option("gold", "--frame", help="gold: a gilded frame drawn around the face; none."),
+    label: bool = typer.Option(False, "--label", help="A museum label below: title, date, model, anchor."),
+    signature: bool = typer.Option(False, "--signature", help="The GAN objective written in the face's lower right corner."),
+    fmt: str = typer.Option("png", "--format", help="Raster file: png or tiff (a PDF is always written beside it)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="File stem (default: <home>/prints/<capture id>-<size>)."),
+    config: Optional[Path] = CONFIG,
+    home: Optional[Path] = HOME,
+) -> None:
+    """Print a captured face at an exact paper size: PNG/TIFF + PDF, sRGB, provenance embedded.
+
+    Examples:
+        passersby print 20261201-070500-feminine-42 --size A3 --frame gold --label --signature
+        passersby print ~/captures/x.png --size A4 --dpi 300 --frame none --format tiff --out prints/x
+    """
+    from passersby.app.captures import load_capture
+    from passersby.app.chain import enhancer_path
+    from passersby.app.stream_cli import _fail, _settings
+    from passersby.checkpoint import CheckpointError
+    from passersby.outputs.print_files import write_pdf, write_png, write_tiff
+    from passersby.outputs.printing import Provenance, compose, face_side, page_pixels
+
+    try:
+        if fmt not in ("png", "tiff"):
+            raise ValueError(f"--format: {fmt!r} is not png or tiff")
+        from passersby.home import resolve_home
+
+        settings = _settings(config, home)
+        home_dir = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))
+        page_pixels(size, dpi)  # checks --size and --dpi before any work
+        cap = load_capture(capture, home_dir)
+        enhanced = any("enhancer" in s for s in cap.record["key"].get("stages", []))
+        path = enhancer_path(settings.enhancer.path, settings.enhancer.mode)
+        face, method = upscale_for_print(cap.image(), face_side(size, dpi), enhanced, path)
+        title, date = _title(cap.record)
+        key = cap.record["key"]
+        model = key.get("model") or (key.get("models") or {}).get("generator", "unknown")
+        prov = Provenance(title, date, model, cap.record.get("anchor_id"), method, {"capture": cap.id, "key": key})
+        page = compose(Image.fromarray(face), size, dpi, frame, prov if label else None, signature)
+        stem = out or home_dir / "prints" / f"{cap.id}-{size}"
+        raster = (write_png if fmt == "png" else write_tiff)(page, Path(f"{stem}.{'png' if fmt == 'png' else 'tif'}"), dpi, prov)
+        pdf = write_pdf(page, Path(f"{stem}.pdf"), size, dpi, prov)
+    except (ValueError, CheckpointError, OSError) as e:
+        _fail(e)
+    typer.echo(f"{size} at {dpi} dpi: {page.size[0]} x {page.size[1]} px; face upscaled with {method}")
+    typer.echo(f"  {raster}\n  {pdf}")

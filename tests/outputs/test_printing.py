@@ -1,0 +1,145 @@
+"""`passersby print`: exact paper sizes, the gilt frame, provenance read back from PNG / TIFF /
+PDF, the PDF rendered back with pdftoppm, and which upscaler was used."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+from typer.testing import CliRunner
+
+from passersby.app.captures import load_capture, save_capture
+from passersby.app.print_cli import beats_lanczos, upscale_for_print
+from passersby.cli import app
+from passersby.outputs.printing import FACE_SHARE, Provenance, compose, face_side, gilt_frame, page_pixels
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "portraits"
+
+
+@pytest.fixture
+def capture(tmp_path):
+    """A capture of a real painted face (a fixture portrait at 128 px) in a fresh home."""
+    path = sorted(FIXTURES.glob("*.jpg"))[0]
+    face = np.asarray(Image.open(path).convert("RGB").resize((128, 128), Image.LANCZOS))
+    key = {"frame": 42, "source": "latent-walk", "model": "7712902bed20794e", "ledger_ids": [17, 18]}
+    return tmp_path / "home", save_capture(tmp_path / "home", "feminine", face, key, shown_at=1764572700.0)
+
+
+def test_paper_sizes_are_exact_at_300_dpi():
+    assert page_pixels("A4", 300) == (2480, 3508)
+    assert page_pixels("A3", 300) == (3508, 4961)
+    assert page_pixels("A2", 300) == (4961, 7016)
+    with pytest.raises(ValueError, match="--size: unknown paper 'B7'"):
+        page_pixels("B7", 300)
+    with pytest.raises(ValueError, match="--dpi"):
+        page_pixels("A4", 5)
+
+
+def test_the_gilt_frame_is_lit_from_the_top_left_and_leaves_the_opening():
+    f = gilt_frame(200, 40, np.random.default_rng(0)).astype(float)
+    assert f.shape == (280, 280, 3)
+    assert f[40:240, 40:240].max() == 0  # the face goes there
+    lum = f.mean(-1)
+    # The outer roll rises from the edge: it faces the light on the top and left sides, away
+    # from it on the bottom and right.
+    top, bottom = lum[1:5, 60:220].mean(), lum[-5:-1, 60:220].mean()
+    left, right = lum[60:220, 1:5].mean(), lum[60:220, -5:-1].mean()
+    assert top > bottom + 30 and left > right + 30, (top, bottom, left, right)
+    assert (f[:40] > 0).all(-1).mean() > 0.99  # the moulding is painted everywhere, corners too
+
+
+def test_compose_places_the_face_and_refuses_a_wrong_size():
+    side = face_side("A5", 100)
+    assert side == round(page_pixels("A5", 100)[0] * FACE_SHARE)
+    face = Image.new("RGB", (side, side), (200, 30, 30))
+    page = np.asarray(compose(face, "A5", 100, "none", Provenance("T", "1 December 2026", "abc", 3)))
+    red = (page[..., 0] == 200) & (page[..., 1] == 30)
+    assert red.sum() == side * side  # the face, whole, once
+    with pytest.raises(ValueError, match="must be"):
+        compose(Image.new("RGB", (10, 10)), "A5", 100)
+    with pytest.raises(ValueError, match="--frame"):
+        compose(face, "A5", 100, "silver")
+
+
+@pytest.mark.parametrize("paper", ["A4", "A3", "A2"])
+def test_print_writes_exact_pages_with_provenance_and_a_pdf_that_renders(capture, tmp_path, paper):
+    home, cap = capture
+    out = tmp_path / f"print-{paper}"
+    fmt = "tiff" if paper == "A3" else "png"
+    r = CliRunner().invoke(app, ["print", cap.id, "--size", paper, "--dpi", "300", "--frame", "gold", "--label",
+                                 "--signature", "--format", fmt, "--out", str(out), "--home", str(home)])
+    assert r.exit_code == 0, r.output
+    assert "enhancer" in r.output and "then Lanczos" in r.output  # the shipped enhancer beat Lanczos: used once
+    raster = out.with_suffix(".png" if fmt == "png" else ".tif")
+    with Image.open(raster) as im:
+        assert im.size == page_pixels(paper, 300)
+        assert round(im.info["dpi"][0]) == 300
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
+        assert "sRGB" in ImageCms.getProfileDescription(profile)
+        if fmt == "png":
+            record = json.loads(im.text["passersby"])
+            assert im.text["Title"] == "Passerby, feminine screen"
+        else:
+            record = json.loads(im.tag_v2[270])
+            assert im.tag_v2[269] == "Passerby, feminine screen"
+    assert record["model_hash"] == "7712902bed20794e" and record["anchor_id"] == 17
+    assert record["capture"] == cap.id and "enhancer" in record["upscaled_with"]
+    pdf = out.with_suffix(".pdf")
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert f"({paper})" in info and "Passerby, feminine screen" in info
+    images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    assert images.splitlines()[2].split()[5] == "icc"  # the picture carries its sRGB profile
+    subprocess.run(["pdftoppm", "-r", "20", "-png", "-singlefile", str(pdf), str(tmp_path / "pdf")], check=True)
+    rendered = np.asarray(Image.open(tmp_path / "pdf.png").convert("RGB")).astype(float)
+    small = np.asarray(Image.open(raster).convert("RGB").resize(rendered.shape[1::-1], Image.BILINEAR)).astype(float)
+    assert np.abs(rendered - small).mean() < 6  # the PDF shows the same page
+    assert not list(out.parent.glob(".*.tmp"))
+
+
+def test_upscaler_choice_says_which(capture, tmp_path):
+    from passersby.app.chain import default_enhancer_path
+
+    _, cap = capture
+    im = cap.image()
+    up, how = upscale_for_print(im, 300, False, default_enhancer_path())
+    assert up.shape == (300, 300, 3) and how.startswith("enhancer ") and "128 -> 256" in how
+    assert "already enhanced" in upscale_for_print(im, 300, True, default_enhancer_path())[1]
+    assert "no enhancer" in upscale_for_print(im, 300, False, None)[1]
+    assert "less than 2x" in upscale_for_print(im, 200, False, default_enhancer_path())[1]
+    assert not beats_lanczos({"metrics": {"psnr": 38.0, "psnr_lanczos": 39.0, "feature_distance": 0.1,
+                                          "feature_distance_lanczos": 0.2}})
+    assert not beats_lanczos({})
+
+
+def test_print_errors_name_the_problem(capture, tmp_path):
+    home, cap = capture
+    r = CliRunner().invoke(app, ["print", "nope", "--home", str(home)])
+    assert r.exit_code == 1 and "error: capture nope:" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["print", cap.id, "--size", "B7", "--home", str(home)])
+    assert r.exit_code == 1 and "error: --size: unknown paper 'B7'" in r.output
+    r = CliRunner().invoke(app, ["print", cap.id, "--format", "gif", "--home", str(home)])
+    assert r.exit_code == 1 and "error: --format" in r.output
+    cap.path.with_suffix(".json").write_text("{broken")
+    r = CliRunner().invoke(app, ["print", cap.id, "--home", str(home)])
+    assert r.exit_code == 1 and "unreadable capture record" in r.output
+
+
+def test_captures_round_trip_and_leftovers_are_cleaned(capture):
+    from passersby.app.captures import clean_leftovers, list_captures
+
+    home, cap = capture
+    again = load_capture(cap.path, home)
+    assert again.record == cap.record and again.image().shape == (128, 128, 3)
+    folder = cap.path.parent
+    (folder / ".x.png.123.tmp").write_bytes(b"half")
+    orphan = folder / "20261201-000000-feminine-1.png"
+    shutil.copy(cap.path, orphan)  # a picture whose record was never written (a crash between the two)
+    gone = clean_leftovers(home)
+    assert sorted(p.name for p in gone) == sorted([".x.png.123.tmp", orphan.name])
+    assert [c.id for c in list_captures(home)] == [cap.id]
