@@ -29,6 +29,7 @@ from passersby.stream.sources import LatentWalk
 
 if TYPE_CHECKING:
     from passersby.app.chain import ChainPlan
+    from passersby.app.rerender import Rerenderer
 
 
 @dataclass
@@ -40,6 +41,15 @@ class Installation:
     runtime: str
     ledger: Path
     dry_dir: Path | None = None
+    home: Path | None = None
+    make_rerenderer: Callable[[], "Rerenderer"] | None = None  # built on first use (compiles models)
+    _rerenderer: "Rerenderer | None" = None
+
+    def rerenderer(self) -> "Rerenderer":
+        """The installation's Rerenderer (app/rerender.py), built once."""
+        if self._rerenderer is None:
+            self._rerenderer = self.make_rerenderer()
+        return self._rerenderer
 
     def close(self) -> None:
         self.engine.stop()
@@ -79,15 +89,9 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
                  taste=None, knob=None, painter=None, chain=None) -> ScreenPlan:
     cfg = info.config
-    label_index = None
+    label_index = _label_index(info, screen)
     vector, scale = None, 0.0
-    if screen.label and cfg.n_classes:
-        if screen.label not in cfg.class_names:
-            raise ValueError(f"screens.label: {screen.label!r} is not a class of {info.path.name} {cfg.class_names}")
-        label_index = cfg.class_names.index(screen.label)
-    elif cfg.n_classes:
-        label_index = -1  # no label on a conditional model: faces between the classes (Generator.embed)
-    elif screen.label:
+    if screen.label and not cfg.n_classes:
         from passersby.train.direction import load_direction
 
         direction = load_direction(info.meta)
@@ -108,6 +112,18 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
                         min_critic=None if critic is None else settings.taste.min_critic)
     make = _source_factory(g, info, screen, settings, label_index, painter)
     return ScreenPlan(name=screen.name, propose=propose, make_source=_chained(make, screen, settings, chain))
+
+
+def _label_index(info: ModelInfo, screen: ScreenSettings) -> int | None:
+    """The class a conditional model renders for `screen` (-1: between the classes), else None."""
+    cfg = info.config
+    if not cfg.n_classes:
+        return None
+    if not screen.label:
+        return -1  # no label on a conditional model: faces between the classes (Generator.embed)
+    if screen.label not in cfg.class_names:
+        raise ValueError(f"screens.label: {screen.label!r} is not a class of {info.path.name} {cfg.class_names}")
+    return cfg.class_names.index(screen.label)
 
 
 def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: "ChainPlan") -> Callable:
@@ -225,4 +241,37 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
         status.update(min_critic=settings.taste.min_critic)
     engine = Engine(plans, settings.walk.fps, path, info.config.z_dim, info.hash, settings.stream.queue, seed,
                     info=status, exactingness=knob)
-    return Installation(engine, info, runtime, path, dry_dir)
+    make = lambda: _rerenderer(settings, g, info, painter, chain, path)  # noqa: E731 - deferred
+    return Installation(engine, info, runtime, path, dry_dir, home, make)
+
+
+def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter, chain: "ChainPlan", ledger: Path):
+    """A Rerenderer with this installation's models, runtime and ledger (read-only)."""
+    from passersby.app.rerender import Rerenderer
+    from passersby.stream.ledger import Ledger
+
+    m = settings.model
+    screens = {s.name: s for s in settings.screens}
+    models = {"generator": info.hash}
+    step = upscale = None
+    if painter is not None:
+        from passersby.app.feedback import loop_step
+
+        step, models["painter"] = loop_step(painter[0], m.runtime, m.threads), painter[1].hash
+    if chain.enhancer is not None:
+        from passersby.runtime import make_upscaler
+
+        upscale, models["enhancer"] = make_upscaler(chain.enhancer, m.runtime, m.threads, chain.side), chain.enhancer_hash
+
+    def anchor_of(anchor_id: int) -> np.ndarray:
+        with Ledger.open_existing(ledger) as led:
+            return led.anchor(anchor_id)
+
+    def render_for(screen: str):
+        if screen not in screens:
+            from passersby.app.rerender import RerenderError
+
+            raise RerenderError(f"no screen {screen!r} in this installation ({', '.join(screens)})")
+        return make_renderer(g, m.runtime, m.threads, _label_index(info, screens[screen]))
+
+    return Rerenderer(models, render_for, anchor_of, step, upscale)

@@ -12,8 +12,9 @@ keyframe, and `describe()` (in the status page) and the log say so. Never back u
 that was too slow once stays at the level that kept the rate.
 
 Keys: a keyframe's key is its source key after the stages, plus "chain" (level, every); a frame
-between keyframes a and b carries a's key, "frame" = its own index, and "between" = {"next":
-b's key, "mix": weight of b}, which re-renders it (render both keyframes, blend).
+between keyframes a and b carries a's key, "frame" = its own index, and "between" = {"from":
+a's frame index, "from_ledger_ids": a's ledger ids, "next": b's key, "mix": weight of b}, which re-renders it (render both
+keyframes, blend).
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class Keyframes:
         (a, ka), (b, kb) = self._keyframe(first), self._keyframe(first + k)
         w = (index - first) / k
         ids = list(dict.fromkeys(list(ka.get("ledger_ids", [])) + list(kb.get("ledger_ids", []))))
-        return blend(a, b, w), {**ka, "frame": int(index), "ledger_ids": ids, "between": {"next": kb, "mix": w}}
+        return blend(a, b, w), {**ka, "frame": int(index), "ledger_ids": ids,
+                                "between": {"from": int(first), "from_ledger_ids": list(ka.get("ledger_ids", [])),
+                                            "next": kb, "mix": w}}
 
     def cut(self, index: int) -> int:
         """The inner source's next face, on a keyframe."""

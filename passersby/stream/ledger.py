@@ -598,6 +598,20 @@ class Ledger:
             raise self._sql_failure(e, "reading") from e
         return [(i, np.frombuffer(z, self._dtype).astype(np.float32)) for i, z in reversed(rows)]
 
+    def anchor(self, anchor_id: int) -> np.ndarray:
+        """The latent of ledger row `anchor_id` as float32 (to re-render a frame from its key).
+
+        Raises:
+            LedgerError: no such row.
+        """
+        try:
+            row = self.con.execute("SELECT z FROM anchors WHERE id = ?", (int(anchor_id),)).fetchone()
+        except sqlite3.Error as e:
+            raise self._sql_failure(e, "reading") from e
+        if row is None:
+            raise LedgerError(f"{self.path}: no anchor {anchor_id} in this ledger (another home's frame?)")
+        return np.frombuffer(row[0], self._dtype).astype(np.float32)
+
     def stats(self) -> LedgerStats:
         """Counts and times per channel (from the RNG table: O(channels), not O(anchors))."""
         try:
