@@ -71,3 +71,20 @@ def capture_screen(inst: Installation, screen: str) -> Capture:
     return save_capture(inst.home, screen, best, frame.key, shown_at=wall, quality=quality, matches_shown=same,
                         shown_size=[int(frame.image.shape[1]), int(frame.image.shape[0])],
                         rerender_s=round(seconds, 3))
+
+
+def capture_summary(inst: Installation, screen: str) -> dict:
+    """capture_screen as the web API and the inbox report it: id, file, quality, match.
+
+    Raises:
+        ValueError: anything the caller should be told (the message says what).
+    """
+    from passersby.stream.ledger import LedgerError
+
+    try:
+        cap = capture_screen(inst, screen)
+    except LedgerError as e:
+        raise ValueError(str(e)) from e
+    r = cap.record
+    return {"id": cap.id, "path": str(cap.path), "screen": screen, "quality": r["quality"],
+            "matches_shown": r["matches_shown"], "anchor_id": r["anchor_id"], "size": r["size"]}

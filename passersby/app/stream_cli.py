@@ -94,8 +94,11 @@ def _serve_until_quit(inst, settings, what: str) -> None:
     from passersby.web.server import KioskServer
 
     engine = inst.engine
+    from passersby.app.capture import capture_summary
+
     server = KioskServer(engine.hub, host=settings.web.host, port=settings.web.port,
-                         token=settings.web.token or None, jpeg_quality=settings.web.jpeg_quality)
+                         token=settings.web.token or None, jpeg_quality=settings.web.jpeg_quality,
+                         capture=lambda screen: capture_summary(inst, screen))
     try:
         server.start()
     except OSError as e:
@@ -121,7 +124,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     """The installation: endless, never-repeating morphing faces, one window per screen.
 
     With a display: full-screen windows on the chosen monitors (keys: space pause, n next face,
-    f fullscreen, q quit). Without one: serves the screens on http://127.0.0.1:PORT and says so.
+    c capture the face on that screen, f fullscreen, q quit). Without one: serves the screens on http://127.0.0.1:PORT and says so.
 
     Examples:
         passersby show
@@ -145,8 +148,11 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
             from passersby.outputs.window import run_windows
 
             typer.echo(f"showing {len(engine.screens)} screen(s) ({inst.model.hash}, {inst.runtime}); q quits")
+            from passersby.app.capture import capture_summary
+
             run_windows(engine.hub, {s.name: s.monitor for s in settings.screens},
-                        fullscreen=settings.window.fullscreen, fps=settings.walk.fps)
+                        fullscreen=settings.window.fullscreen, fps=settings.walk.fps,
+                        capture=lambda screen: capture_summary(inst, screen))
         else:
             _serve_until_quit(inst, settings, "no display found")
         engine.check()

@@ -18,15 +18,19 @@ reads back pixels (the tests use it).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 from passersby.stream.frames import Frame, FrameHub
+
+log = logging.getLogger("passersby")
 
 # SDL_WINDOWPOS_CENTERED_DISPLAY(i) = this | i: centre a new window on display i (pygame has
 # no call for a display's bounds; the centred window's position gives them).
@@ -87,6 +91,7 @@ class WindowStats:
         renderer: "hardware" (GPU scaling) or "software" (SDL's CPU fallback).
         reason: why it returned: "quit" (key or window close), "closed" (hub), "max_frames".
         snapshots: per screen, the window's pixels (H, W, 3) at exit; only with snapshot=True.
+        captures: what each "c" press gave: the capture's summary, or {"screen", "error"}.
     """
 
     presented: dict[str, int] = field(default_factory=dict)
@@ -94,6 +99,7 @@ class WindowStats:
     shown: dict[str, int] = field(default_factory=dict)
     renderer: str = ""
     reason: str = ""
+    captures: list[dict] = field(default_factory=list)
     snapshots: dict[str, np.ndarray] = field(default_factory=dict)
 
 
@@ -267,8 +273,12 @@ def _control(hub: FrameHub, action: str) -> None:
 class _Keys:
     """Turns SDL events into hub controls; remembers pause and full-screen state."""
 
-    def __init__(self, hub: FrameHub, windows: dict[str, ScreenWindow], fullscreen: bool) -> None:
+    def __init__(self, hub: FrameHub, windows: dict[str, ScreenWindow], fullscreen: bool,
+                 capture: Callable[[str], dict] | None = None) -> None:
         self.hub, self.windows, self.fullscreen, self.paused = hub, windows, fullscreen, False
+        self.capture = capture
+        self.captures: list[dict] = []  # what each "c" press gave (or its error), for the log and tests
+        self.threads: list[threading.Thread] = []
 
     def handle(self, pygame) -> bool:
         """Handle pending events; True when asked to quit."""
@@ -293,6 +303,8 @@ class _Keys:
                 self._toggle_pause()
             elif key in (pygame.K_n, pygame.K_RIGHT):
                 _control(self.hub, "next")
+            elif key == pygame.K_c and self.capture is not None:
+                self._start_capture(getattr(event, "window", None))
             elif key == pygame.K_f:
                 self.fullscreen = not self.fullscreen
                 for w in self.windows.values():
@@ -300,6 +312,24 @@ class _Keys:
                     w.redraw()
                 pygame.mouse.set_visible(not self.fullscreen)
         return False
+
+    def _start_capture(self, window) -> None:
+        """Capture the screen of the window the key was pressed in (else the first), in a
+        thread: a re-render takes longer than a frame."""
+        screen = next((s for s, w in self.windows.items() if w.window is window), next(iter(self.windows)))
+
+        def run() -> None:
+            try:
+                result = self.capture(screen)
+                log.info("captured %s: %s", screen, result.get("id"))
+            except Exception as e:  # noqa: BLE001 - a failed capture must not end the show
+                result = {"screen": screen, "error": str(e)}
+                log.warning("capture of %s failed: %s", screen, e)
+            self.captures.append(result)
+
+        t = threading.Thread(target=run, name=f"capture-{screen}", daemon=True)
+        self.threads.append(t)
+        t.start()
 
     def _toggle_pause(self) -> None:
         # Prefer the installation's own idea of "paused" (another sink may have paused it).
@@ -309,7 +339,8 @@ class _Keys:
 
 
 def run_windows(hub: FrameHub, monitors: dict[str, int] | None = None, fullscreen: bool = True,
-                fps: float = 30.0, max_frames: int | None = None, snapshot: bool = False) -> WindowStats:
+                fps: float = 30.0, max_frames: int | None = None, snapshot: bool = False,
+                capture: Callable[[str], dict] | None = None) -> WindowStats:
     """Show each of `hub.screens` in its own window until quit, `hub.close()` or `max_frames`.
 
     A newer frame is presented as soon as the hub has it, but a screen is presented at most
@@ -324,6 +355,7 @@ def run_windows(hub: FrameHub, monitors: dict[str, int] | None = None, fullscree
         fps: the most presents per second per screen; also how often keys are read when idle.
         max_frames: return once every screen has presented this many frames (tests, demos).
         snapshot: read each window's pixels back at exit into WindowStats.snapshots.
+        capture: screen -> summary of a capture, for the "c" key (in a thread); None: no key.
 
     Returns:
         WindowStats: frames presented, intervals, renderer kind, why it stopped.
@@ -350,7 +382,11 @@ def run_windows(hub: FrameHub, monitors: dict[str, int] | None = None, fullscree
         stats = WindowStats(presented={s: 0 for s in windows}, intervals={s: [] for s in windows},
                             shown={s: -1 for s in windows},
                             renderer=next(iter(windows.values())).kind)
-        stats.reason = _loop(hub, windows, _Keys(hub, windows, fullscreen), wake, fps, max_frames, stats)
+        keys = _Keys(hub, windows, fullscreen, capture)
+        stats.reason = _loop(hub, windows, keys, wake, fps, max_frames, stats)
+        for t in keys.threads:
+            t.join(timeout=60)
+        stats.captures = keys.captures
         if snapshot:
             stats.snapshots = {s: w.snapshot() for s, w in windows.items()}
         return stats

@@ -7,6 +7,9 @@ Routes:
     GET  /api/status       the hub's status dict plus "screens"
     POST /api/control      {"action": "pause"|"resume"|"next"|"quit"} or
                            {"action": "exactingness", "value": 0..1}, needs the token
+    POST /api/capture      {"screen": name}: capture what it shows now (re-rendered from its
+                           key, kept in <home>/captures), needs the token; 501 if the
+                           installation offers no captures
     GET  /static/...       the pages' CSS and JS
 
 Controls always need the token, as ``Authorization: Bearer <token>`` or
@@ -40,6 +43,7 @@ class KioskState:
     token: str
     pages: Pages
     sockets: weakref.WeakSet = field(default_factory=weakref.WeakSet)
+    capture: Callable[[str], dict[str, Any]] | None = None  # screen -> the capture's summary (app layer)
 
 
 STATE = web.AppKey("kiosk", KioskState)
@@ -58,6 +62,7 @@ def make_app(state: KioskState) -> web.Application:
     app.router.add_get("/ws/{name:[^/]+}", frames_socket)
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/control", control)
+    app.router.add_post("/api/capture", capture)
     app.router.add_get("/favicon.ico", _no_icon)
     app.router.add_static("/static/", STATIC, append_version=False)
     app.on_response_prepare.append(_add_headers)
@@ -153,15 +158,22 @@ def _request_token(request: web.Request) -> str | None:
     return request.headers.get("X-Passersby-Token") or None
 
 
-async def control(request: web.Request) -> web.Response:
-    """POST /api/control {"action": ...}: check the token, then forward to the hub."""
-    state = request.app[STATE]
+def _refused(request: web.Request) -> web.Response | None:
+    """401/403 when the request lacks the token or has a wrong one, else None."""
     given = _request_token(request)
     if given is None:
         return web.json_response({"error": "controls need the token: Authorization: Bearer <token>"},
                                  status=401, headers={"WWW-Authenticate": "Bearer"})
-    if not _same(given, state.token):
+    if not _same(given, request.app[STATE].token):
         return _error(403, "wrong token")
+    return None
+
+
+async def control(request: web.Request) -> web.Response:
+    """POST /api/control {"action": ...}: check the token, then forward to the hub."""
+    state = request.app[STATE]
+    if (refusal := _refused(request)) is not None:
+        return refusal
     try:
         body = json.loads(await request.read())
     except (ValueError, RecursionError):  # includes UnicodeDecodeError; RecursionError: [[[[...
@@ -177,6 +189,27 @@ async def control(request: web.Request) -> web.Response:
     except ValueError as e:
         return _error(400, str(e))
     return _json({"ok": True, "action": action, **({"value": value} if value is not None else {})})
+
+
+async def capture(request: web.Request) -> web.Response:
+    """POST /api/capture {"screen": name}: check the token, capture in a worker thread."""
+    state = request.app[STATE]
+    if (refusal := _refused(request)) is not None:
+        return refusal
+    if state.capture is None:
+        return _error(501, "this installation offers no captures")
+    try:
+        body = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        return _error(400, 'body must be JSON: {"screen": "feminine"}')
+    screen = body.get("screen") if isinstance(body, dict) else None
+    if not isinstance(screen, str) or screen not in state.bridge.hub.screens:
+        return _error(400, f"unknown screen {screen!r}; screens are {state.bridge.hub.screens}")
+    try:
+        summary = await asyncio.get_running_loop().run_in_executor(None, state.capture, screen)
+    except ValueError as e:  # e.g. nothing shown yet, a key it cannot re-render
+        return _error(409, str(e))
+    return _json({"ok": True, **summary})
 
 
 async def frames_socket(request: web.Request) -> web.StreamResponse:

@@ -29,6 +29,7 @@ class KioskServer(ThreadedServer):
         port: TCP port; 0 picks a free one (read it back from `port` after `start`).
         token: the control token; None makes a random one (`secrets.token_urlsafe(16)`).
         jpeg_quality: JPEG quality of the frames sent, 1..100.
+        capture: screen -> summary dict of a new capture (POST /api/capture), or None.
 
     Example:
         >>> with KioskServer(hub, port=0) as server:          # doctest: +SKIP
@@ -39,12 +40,13 @@ class KioskServer(ThreadedServer):
     kind = "kiosk server"
 
     def __init__(self, hub: FrameHub, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
-                 jpeg_quality: int = 90) -> None:
+                 jpeg_quality: int = 90, capture=None) -> None:
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
         super().__init__(host, port, token)
         self.hub = hub
         self.jpeg_quality = jpeg_quality
+        self.capture = capture
 
     def screen_url(self, screen: str, with_token: bool = False) -> str:
         """The kiosk page of one screen; `with_token` adds ?token= so its keys control."""
@@ -54,7 +56,7 @@ class KioskServer(ThreadedServer):
     async def setup(self) -> web.Application:
         bridge = FrameBridge(self.hub, self._loop, self.jpeg_quality)
         bridge.start()
-        return make_app(KioskState(bridge, self.token, Pages()))  # on_shutdown closes sockets and bridge
+        return make_app(KioskState(bridge, self.token, Pages(), capture=self.capture))  # on_shutdown closes sockets and bridge
 
 
 def control_url(server: KioskServer) -> str:

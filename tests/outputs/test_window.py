@@ -122,6 +122,26 @@ def test_keys_reach_the_controls(pygame_dummy):
     assert controls.actions == ["pause", "next", "next", "resume", "quit"]
 
 
+def test_c_captures_the_screen_in_a_thread_and_a_failure_does_not_end_the_show(pygame_dummy):
+    pygame = pygame_dummy
+    hub = FrameHub(SCREENS)
+    calls = []
+
+    def capture(screen):
+        calls.append(screen)
+        if len(calls) == 2:
+            raise ValueError("nothing shown yet")
+        return {"id": f"cap-{screen}"}
+
+    pygame.display.init()
+    post_keys(pygame, pygame.K_c, pygame.K_c, pygame.K_q)
+    with Publisher(hub):
+        stats = run_windows(hub, max_frames=1000, capture=capture)
+    assert stats.reason == "quit" and len(calls) == 2 and calls[0] in SCREENS
+    assert sorted(map(str, stats.captures)) == sorted([str({"id": f"cap-{calls[0]}"}),
+                                                        str({"screen": calls[1], "error": "nothing shown yet"})])
+
+
 def test_escape_and_window_close_quit(pygame_dummy):
     pygame = pygame_dummy
     for event in (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE),

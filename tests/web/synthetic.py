@@ -79,7 +79,16 @@ class Show:
         self.started = time.monotonic()
         self.hub = FrameHub(SCREENS, status=self.status, controls=self.controls)
         self.publisher = Publisher(self.hub).start()
-        self.server = KioskServer(self.hub, port=0, token="test-token-123").start()
+        self.captured: list[tuple[str, int]] = []  # (screen, index of the frame it showed)
+        self.server = KioskServer(self.hub, port=0, token="test-token-123", capture=self.capture).start()
+
+    def capture(self, screen: str) -> dict:
+        """Stands in for the installation's capture: records which frame was on the screen."""
+        frame = self.hub.latest(screen)
+        if frame is None:
+            raise ValueError(f"screen {screen!r} has shown nothing yet")
+        self.captured.append((screen, frame.index))
+        return {"id": f"cap-{screen}-{frame.index}", "quality": "as shown", "matches_shown": True}
 
     def status(self) -> dict:
         return {"model": "synthetic", "fps": {s: 30.0 for s in SCREENS}, "faces_shown": 3,

@@ -94,6 +94,19 @@ def test_overview_with_token_controls(fresh, page):
     assert fresh.controls.actions == ["next", "pause", "quit"]
 
 
+def test_overview_capture_buttons(fresh, page):
+    fresh.captured.clear()
+    page.goto(fresh.server.control_url)
+    page.wait_for_selector("body[data-controls=enabled]")
+    page.click("button.capture[data-screen=left]")
+    page.wait_for_function("() => document.querySelector('#controls-note').textContent.startsWith('Captured cap-left-')")
+    assert "matches the screen" in page.inner_text("#controls-note")
+    assert [s for s, _ in fresh.captured] == ["left"]
+    page.goto(fresh.server.url)  # no token: the buttons are locked
+    page.wait_for_selector("body[data-controls=locked]")
+    assert page.is_disabled("button.capture[data-screen=right]")
+
+
 def test_screen_keys_with_token(fresh, page):
     page.goto(fresh.server.screen_url("right", with_token=True))
     wait_frames_past(page, "#screen", -1)

@@ -153,3 +153,40 @@ def test_start_stop_restart_and_errors(show):
     with server:
         assert request(server.url + "api/status")[0] == 200
     assert not server.running
+
+
+def post_capture(server, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
+    status, raw, _ = request(server.url + "api/capture", body, headers, "POST")
+    return status, json.loads(raw)
+
+
+def test_capture_needs_the_token_and_a_known_screen(fresh):
+    fresh.captured.clear()
+    assert post_capture(fresh.server, b'{"screen": "left"}')[0] == 401
+    assert post_capture(fresh.server, b'{"screen": "left"}', bearer("wrong"))[0] == 403
+    status, body = post_capture(fresh.server, b'{"screen": "middle"}', bearer("test-token-123"))
+    assert status == 400 and "unknown screen 'middle'" in body["error"]
+    assert post_capture(fresh.server, b"not json", bearer("test-token-123"))[0] == 400
+    assert fresh.captured == []
+    status, body = post_capture(fresh.server, b'{"screen": "right"}', bearer("test-token-123"))
+    assert status == 200 and body["ok"] and body["id"].startswith("cap-right-")
+    assert [s for s, _ in fresh.captured] == ["right"]
+
+
+def test_capture_without_a_capturer_is_501_and_errors_are_409():
+    hub = FrameHub(["a"])
+    server = KioskServer(hub, port=0, token="t").start()
+    try:
+        assert post_capture(server, b'{"screen": "a"}', bearer("t"))[0] == 501
+    finally:
+        server.stop()
+
+    def refuse(screen):
+        raise ValueError(f"screen {screen!r} has shown nothing yet")
+
+    server = KioskServer(hub, port=0, token="t", capture=refuse).start()
+    try:
+        status, body = post_capture(server, b'{"screen": "a"}', bearer("t"))
+        assert status == 409 and "shown nothing yet" in body["error"]
+    finally:
+        server.stop()

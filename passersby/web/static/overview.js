@@ -42,7 +42,13 @@
     const fps = document.createElement('span');
     fps.className = 'fps';
     fps.textContent = '– fps';
-    caption.append(title, fps);
+    const shoot = document.createElement('button');
+    shoot.type = 'button';
+    shoot.className = 'capture';
+    shoot.dataset.screen = name;
+    shoot.textContent = 'Capture';
+    shoot.title = `Keep the face “${name}” shows now, re-rendered at full quality`;
+    caption.append(title, fps, shoot);
     figure.append(link, caption);
     return { figure, img, fps };
   }
@@ -194,8 +200,23 @@
     note.textContent = result.ok ? `Exactingness ${Number(knob.value).toFixed(2)}.` : `refused: ${result.error}`;
   });
 
-  const buttons = document.querySelectorAll('.buttons button');
+  async function capture(button) {
+    const name = button.dataset.screen;
+    button.disabled = true;
+    note.textContent = `Capturing “${name}”…`;
+    const result = await Passersby.sendCapture(name);
+    button.disabled = false;
+    note.textContent = result.ok
+      ? `Captured ${result.id} (${result.quality}; re-render ${result.matches_shown ? 'matches' : 'differs from'} the screen).`
+      : `Capture refused: ${result.error}`;
+  }
+
   const locked = Passersby.lockedReason(cfg);
+  for (const button of document.querySelectorAll('button.capture')) {
+    button.disabled = Boolean(locked);
+    button.addEventListener('click', () => capture(button));
+  }
+  const buttons = document.querySelectorAll('.buttons button');
   knob.disabled = Boolean(locked);
   for (const button of buttons) {
     button.disabled = Boolean(locked);

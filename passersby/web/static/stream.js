@@ -150,6 +150,21 @@ const Passersby = (() => {
     }
   }
 
+  /** POST /api/capture: {ok: true, id, quality, matches_shown, ...} or {ok: false, error}. */
+  async function sendCapture(screen) {
+    try {
+      const response = await fetch('/api/capture', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token()}` },
+        body: JSON.stringify({ screen }),
+      });
+      const body = await response.json().catch(() => ({}));
+      return response.ok ? body : { ok: false, error: body.error || `HTTP ${response.status}` };
+    } catch (err) {
+      return { ok: false, error: 'server unreachable' };
+    }
+  }
+
   /** Why controls are refused on this page, or "" when they are allowed. */
   function lockedReason(cfg) {
     if (cfg.controls === 'ok') return '';
@@ -157,5 +172,5 @@ const Passersby = (() => {
     return 'Controls locked: open this page with ?token=… (the server prints the address).';
   }
 
-  return { config, token, parseFrame, FrameStream, FpsMeter, fetchStatus, sendControl, lockedReason };
+  return { config, token, parseFrame, FrameStream, FpsMeter, fetchStatus, sendControl, sendCapture, lockedReason };
 })();
