@@ -33,11 +33,13 @@ def _register() -> None:
     from passersby.app.stream_cli import config_app, render_command, serve_command, show_command
     from passersby.taste.cli import taste_app
     from passersby.app.print_cli import print_command
+    from passersby.app.capture_cli import capture_command
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
     app.command("render")(render_command)
     app.command("sample")(sample_command)
+    app.command("capture")(capture_command)
     app.command("print")(print_command)
     app.command("prepare")(prepare_command)
     app.command("hires")(hires_command)

@@ -115,6 +115,15 @@ def _serve_until_quit(inst, settings, what: str) -> None:
         server.stop()
 
 
+def _inbox(inst):
+    """Requests from `passersby capture` (app/inbox.py) for this running installation."""
+    from passersby.app.capture import capture_summary
+    from passersby.app.inbox import Inbox
+
+    return Inbox(inst.home, {"capture": lambda req: capture_summary(inst, str(req.get("screen")))},
+                 inst.engine.screens)
+
+
 def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, model: Optional[Path] = MODEL,
                  runtime: Optional[str] = RUNTIME, style: Optional[str] = STYLE, tempo: Optional[float] = TEMPO,
                  fps: Optional[float] = FPS, screens: Optional[str] = SCREENS,
@@ -144,17 +153,17 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     _quit_on_signals(engine)
     try:
         engine.start()
-        if display_available():
-            from passersby.outputs.window import run_windows
+        with _inbox(inst):
+            if display_available():
+                from passersby.app.capture import capture_summary
+                from passersby.outputs.window import run_windows
 
-            typer.echo(f"showing {len(engine.screens)} screen(s) ({inst.model.hash}, {inst.runtime}); q quits")
-            from passersby.app.capture import capture_summary
-
-            run_windows(engine.hub, {s.name: s.monitor for s in settings.screens},
-                        fullscreen=settings.window.fullscreen, fps=settings.walk.fps,
-                        capture=lambda screen: capture_summary(inst, screen))
-        else:
-            _serve_until_quit(inst, settings, "no display found")
+                typer.echo(f"showing {len(engine.screens)} screen(s) ({inst.model.hash}, {inst.runtime}); q quits")
+                run_windows(engine.hub, {s.name: s.monitor for s in settings.screens},
+                            fullscreen=settings.window.fullscreen, fps=settings.walk.fps,
+                            capture=lambda screen: capture_summary(inst, screen))
+            else:
+                _serve_until_quit(inst, settings, "no display found")
         engine.check()
     finally:
         inst.close()
@@ -185,7 +194,8 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
     _quit_on_signals(inst.engine)
     try:
         inst.engine.start()
-        _serve_until_quit(inst, settings, "passersby serve")
+        with _inbox(inst):
+            _serve_until_quit(inst, settings, "passersby serve")
     finally:
         inst.close()
     _print_summary(inst.engine)
