@@ -34,11 +34,13 @@ def _register() -> None:
     from passersby.taste.cli import taste_app
     from passersby.app.print_cli import print_command
     from passersby.app.capture_cli import capture_command
+    from passersby.app.peep import peep_command
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
     app.command("render")(render_command)
     app.command("sample")(sample_command)
+    app.command("peep")(peep_command)
     app.command("capture")(capture_command)
     app.command("print")(print_command)
     app.command("prepare")(prepare_command)

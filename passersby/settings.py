@@ -51,8 +51,9 @@ class ScreenSettings:
     name: str = _doc("Screen name; also its ledger channel and its web page /screen/NAME.", default="screen")
     label: str = _doc("feminine, masculine, or empty for unsteered faces (a conditional model: between the classes).", default="")
     monitor: int = _doc("Display index for its window (0 = first monitor).", default=0)
-    source: str = _doc("walk (latent walk through anchor faces) or feedback (the machine repaints its own "
-                       "output; [feedback] settings).", default="walk")
+    source: str = _doc("walk (latent walk through anchor faces), feedback (the machine repaints its own "
+                       "output; [feedback] settings) or peep (blank until pressed, then a face for one "
+                       "viewer; [peep] settings).", default="walk")
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,19 @@ class EnhancerSettings:
                       "blends); 0 = the fewest that keep walk.fps on this machine, measured at start.", default=0)
 
 
+@dataclass(frozen=True)
+class PeepSettings:
+    seconds: float = _doc("peep: seconds a face shows after a press.", default=5.0)
+    blank: str = _doc("peep: after the face, black (at once) or fade (to black over peep.fade seconds).",
+                      default="fade")
+    fade: float = _doc("peep: seconds of the fade to black.", default=1.5)
+    during: str = _doc("peep: presses while a face shows: ignore, or queue (each shows a face next).",
+                       default="ignore")
+    debounce: float = _doc("peep: presses closer together than this (seconds) count once.", default=0.3)
+
+
 ENHANCER_MODES = ("auto", "on", "off")
-SOURCES = ("walk", "feedback")
+SOURCES = ("walk", "feedback", "peep")
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
 
 
@@ -135,6 +147,7 @@ class Settings:
     taste: TasteSettings = TasteSettings()
     feedback: FeedbackSettings = FeedbackSettings()
     enhancer: EnhancerSettings = EnhancerSettings()
+    peep: PeepSettings = PeepSettings()
     screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
     source: str = ""  # the file these came from ("" = defaults only); not a setting
 
@@ -162,7 +175,7 @@ class SettingsError(ValueError):
 
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
             "window": WindowSettings, "web": WebSettings, "taste": TasteSettings, "feedback": FeedbackSettings,
-            "enhancer": EnhancerSettings}
+            "enhancer": EnhancerSettings, "peep": PeepSettings}
 
 
 def _check_ranges(s: Settings) -> None:
@@ -185,6 +198,10 @@ def _check_ranges(s: Settings) -> None:
             feedback_config(s)
         except ValueError as e:
             raise SettingsError(f"{e} (feedback screens use walk.tempo and walk.fps)") from None
+    try:
+        peep_config(s)
+    except ValueError as e:
+        raise SettingsError(str(e).replace("peep ", "peep.", 1)) from None
     from passersby.runtime import RUNTIMES
 
     if s.model.runtime not in RUNTIMES:
@@ -201,6 +218,15 @@ def feedback_config(s: "Settings", step_every: int | None = None):
         raise ValueError(f"step_every must be >= 0 (0 = automatic), got {f.step_every}")
     return FeedbackConfig(tempo=s.walk.tempo, fps=s.walk.fps, drift=f.drift, crossfade=f.crossfade,
                           max_faceless=f.max_faceless, step_every=step_every or f.step_every or 1)
+
+
+def peep_config(s: "Settings"):
+    """The peepshow's knobs (stream.peep.PeepConfig) from [peep] and walk.fps."""
+    from passersby.stream.peep import PeepConfig
+
+    p = s.peep
+    return PeepConfig(seconds=p.seconds, blank=p.blank, fade=p.fade, during=p.during, debounce=p.debounce,
+                      fps=s.walk.fps)
 
 
 def _coerce(where: str, value: Any, typ: Any) -> Any:

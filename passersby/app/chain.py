@@ -7,6 +7,7 @@ measures what the models cost here and builds the levels, largest first:
                        no enhancer every frame, 2nd, 3rd
     feedback screens:  enhancer every frame, then none (the loop paints at its own pace,
                        feedback.step_every; its frames are not re-sampled again)
+    peep screens:      the enhancer on each face shown (a still per press costs nothing per frame)
 
 The first level whose measured cost per displayed frame fits HEADROOM of the frame's time is
 where the screen starts; `Keyframes` lowers it if the screen later falls behind. `mode` "off"
@@ -183,6 +184,8 @@ def plan_chains(settings, g, info, painter, realtime: bool = True) -> ChainPlan:
     log = logging.getLogger("passersby")
     for kind in sorted(kinds):
         if not realtime:
+            source_s = 0.0
+        elif kind == "peep":  # a still per press: nothing to keep up with
             source_s = 0.0
         elif kind == "walk":
             render = make_renderer(g, m.runtime, m.threads, -1 if info.config.n_classes else None)

@@ -110,8 +110,41 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
         propose = steer(propose, taste if taste is not None else TasteModel.empty(cfg.z_dim),
                         knob if knob is not None else 0.0, critic=critic,
                         min_critic=None if critic is None else settings.taste.min_critic)
+    if screen.source == "peep":  # stills on a press: no chain levels, the enhancer (if any) on each face
+        return ScreenPlan(name=screen.name, propose=propose, make_source=_peep_factory(g, info, settings, label_index, chain))
     make = _source_factory(g, info, screen, settings, label_index, painter)
     return ScreenPlan(name=screen.name, propose=propose, make_source=_chained(make, screen, settings, chain))
+
+
+def _peep_factory(g: torch.nn.Module, info: ModelInfo, settings: Settings, label_index: int | None,
+                  chain: "ChainPlan") -> Callable:
+    """anchors -> a PeepSource: each face rendered by the generator, then the enhancer when the
+    chain has it (its level for peep screens is measured like the others, at no cost: one still)."""
+    from passersby.settings import peep_config
+    from passersby.stream.peep import PeepSource
+
+    m = settings.model
+    levels, start = chain.levels["peep"]
+    enhance = levels[start].enhance
+
+    def build(anchors):
+        render = make_renderer(g, m.runtime, m.threads, label_index)
+        up = None
+        if enhance:
+            from passersby.runtime import make_upscaler
+
+            up = make_upscaler(chain.enhancer, m.runtime, m.threads, chain.side)
+
+        def render_face(z: np.ndarray):
+            image = render(z)[0]
+            if up is None:
+                return image, []
+            return up(image), [{"enhancer": chain.enhancer_hash}]
+
+        side = chain.side * (chain.enhancer.cfg.scale if enhance else 1)
+        return PeepSource(peep_config(settings), anchors, render_face, side, info.hash)
+
+    return build
 
 
 def _label_index(info: ModelInfo, screen: ScreenSettings) -> int | None:

@@ -72,6 +72,11 @@ class Rerenderer:
             z = np.stack([self.anchor_of(i) for i in key["ledger_ids"]])
             latent = frame_latent(z, key["t"], WalkConfig.from_dict(key["walk"]))
             return self._render(screen)(latent[None])[0]
+        if key.get("source") == "peep":
+            if key.get("state") == "blank":
+                raise RerenderError("the peep screen is blank: nothing to re-render (press first)")
+            self._check("generator", key.get("model"))
+            return self._render(screen)(self.anchor_of(key["ledger_ids"][0])[None])[0]
         if key.get("source") == "feedback":
             models = key.get("models", {})
             self._check("generator", models.get("generator"))
@@ -84,13 +89,16 @@ class Rerenderer:
     def shown(self, key: dict[str, Any]) -> Image:
         """The frame as it was shown: its keyframe(s) through the recorded stages, blended."""
         stages = key.get("stages", [])
-        return self._blended(key, lambda k: self._stages(self.source(k), stages))
+        image = self._blended(key, lambda k: self._stages(self.source(k), stages))
+        if key.get("fade"):  # a peep face fading to black (stream/peep.py)
+            image = mix(image, np.zeros_like(image), key["fade"])
+        return image
 
     def best(self, key: dict[str, Any]) -> tuple[Image, str]:
         """(the best picture of the key's moment, what it is): the enhancer's output when this
-        installation has the enhancer, else the frame as shown."""
+        installation has the enhancer, else the frame as shown (a peep face: whole, not faded)."""
         if self.upscale is None:
-            return self.shown(key), "as shown"
+            return self.shown({**key, "fade": 0.0}), "as shown"
         return self._blended(key, lambda k: self.upscale(self.source(k))), f"enhancer {self.models.get('enhancer')}"
 
     def _blended(self, key: dict[str, Any], keyframe: Callable[[dict[str, Any]], Image]) -> Image:

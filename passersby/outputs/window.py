@@ -274,9 +274,9 @@ class _Keys:
     """Turns SDL events into hub controls; remembers pause and full-screen state."""
 
     def __init__(self, hub: FrameHub, windows: dict[str, ScreenWindow], fullscreen: bool,
-                 capture: Callable[[str], dict] | None = None) -> None:
+                 capture: Callable[[str], dict] | None = None, press: bool = False) -> None:
         self.hub, self.windows, self.fullscreen, self.paused = hub, windows, fullscreen, False
-        self.capture = capture
+        self.capture, self.press = capture, press
         self.captures: list[dict] = []  # what each "c" press gave (or its error), for the log and tests
         self.threads: list[threading.Thread] = []
 
@@ -293,9 +293,15 @@ class _Keys:
                     if w.window is getattr(event, "window", None):
                         w.redraw()
                 continue
+            if self.press and event.type in (pygame.MOUSEBUTTONDOWN, pygame.FINGERDOWN):
+                _control(self.hub, "press")
+                continue
             if event.type != pygame.KEYDOWN:
                 continue
             key = event.key
+            if self.press and key in (pygame.K_SPACE, pygame.K_RETURN, pygame.K_KP_ENTER):
+                _control(self.hub, "press")
+                continue
             if key in (pygame.K_q, pygame.K_ESCAPE):
                 _control(self.hub, "quit")
                 return True
@@ -340,7 +346,7 @@ class _Keys:
 
 def run_windows(hub: FrameHub, monitors: dict[str, int] | None = None, fullscreen: bool = True,
                 fps: float = 30.0, max_frames: int | None = None, snapshot: bool = False,
-                capture: Callable[[str], dict] | None = None) -> WindowStats:
+                capture: Callable[[str], dict] | None = None, press: bool = False) -> WindowStats:
     """Show each of `hub.screens` in its own window until quit, `hub.close()` or `max_frames`.
 
     A newer frame is presented as soon as the hub has it, but a screen is presented at most
@@ -356,6 +362,7 @@ def run_windows(hub: FrameHub, monitors: dict[str, int] | None = None, fullscree
         max_frames: return once every screen has presented this many frames (tests, demos).
         snapshot: read each window's pixels back at exit into WindowStats.snapshots.
         capture: screen -> summary of a capture, for the "c" key (in a thread); None: no key.
+        press: a peepshow: space, Enter, a click or a touch sends "press" (not pause).
 
     Returns:
         WindowStats: frames presented, intervals, renderer kind, why it stopped.
@@ -382,7 +389,7 @@ def run_windows(hub: FrameHub, monitors: dict[str, int] | None = None, fullscree
         stats = WindowStats(presented={s: 0 for s in windows}, intervals={s: [] for s in windows},
                             shown={s: -1 for s in windows},
                             renderer=next(iter(windows.values())).kind)
-        keys = _Keys(hub, windows, fullscreen, capture)
+        keys = _Keys(hub, windows, fullscreen, capture, press)
         stats.reason = _loop(hub, windows, keys, wake, fps, max_frames, stats)
         for t in keys.threads:
             t.join(timeout=60)

@@ -226,7 +226,7 @@ class Engine:
                 raise p.error
 
     def control(self, action: str, value: float | None = None) -> None:
-        """pause / resume / next / quit / exactingness (FrameHub.control validates)."""
+        """pause / resume / next / quit / press / exactingness (FrameHub.control validates)."""
         if action == "exactingness":
             if self.exactingness is None:
                 raise PermissionError("this installation follows no taste: set [taste] curator")
@@ -238,6 +238,13 @@ class Engine:
         elif action == "next":
             for p in self.producers:
                 p.next_anchor()
+        elif action == "press":  # sources with a button (the peepshow): a face now, frames ahead dropped
+            pressable = [p for p in self.producers if hasattr(p.source, "press")]
+            if not pressable:
+                raise PermissionError("no screen here takes a press: run `passersby peep`")
+            for p in pressable:
+                if p.source.press():
+                    p.next_anchor()
         elif action == "quit":
             self.quit_event.set()
 
@@ -280,6 +287,10 @@ class Engine:
         chains = {p.plan.name: p.source.describe() for p in self.producers if hasattr(p.source, "describe")}
         if chains:
             out["chains"] = chains
+        # Sources with a state of their own (the peepshow: blank or a face, presses) report it.
+        states = {p.plan.name: p.source.state() for p in self.producers if hasattr(p.source, "state")}
+        if states:
+            out["screen_state"] = states
         return out
 
 

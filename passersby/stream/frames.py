@@ -16,7 +16,8 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-ACTIONS = ("pause", "resume", "next", "quit", "exactingness")  # the last takes a value in [0, 1]
+# "press": a peepshow viewer's button (stream/peep.py); "exactingness" takes a value in [0, 1].
+ACTIONS = ("pause", "resume", "next", "quit", "press", "exactingness")
 
 
 @dataclass(frozen=True)

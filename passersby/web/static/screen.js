@@ -1,6 +1,7 @@
 /* passersby kiosk: one screen alone, full window.
  * Keys: space = pause/resume, n or → = next face, q = quit (these three need ?token=),
- * f = fullscreen.
+ * f = fullscreen. A peepshow screen (its status has presses): space, Enter, a click or a
+ * touch is a press (a new face), also with ?token=.
  */
 'use strict';
 
@@ -10,6 +11,13 @@
   const toast = document.getElementById('toast');
   let paused = false;
   let toastTimer = null;
+  let pressable = false; // a peepshow screen: presses instead of pause
+
+  Passersby.fetchStatus().then((status) => {
+    const state = (status.screen_state || {})[cfg.screen];
+    pressable = Boolean(state && state.presses);
+    document.body.dataset.pressable = pressable ? 'yes' : 'no';
+  }).catch(() => { document.body.dataset.pressable = 'unknown'; });
 
   new Passersby.FrameStream(cfg.screen, img).start();
 
@@ -47,15 +55,25 @@
       say(`${action} refused: ${result.error}`);
       return;
     }
+    if (action === 'press') return; // the face is the answer
     if (action === 'pause' || action === 'resume') paused = action === 'pause';
     say({ pause: 'paused', resume: 'resumed', next: 'next face', quit: 'quitting' }[action]);
   }
+
+  document.addEventListener('pointerdown', (event) => {
+    if (!pressable || !event.isPrimary) return;
+    event.preventDefault();
+    control('press');
+  });
 
   document.addEventListener('keydown', async (event) => {
     if (event.repeat || event.ctrlKey || event.metaKey || event.altKey) return;
     const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
     if (key === 'f') {
       toggleFullscreen();
+    } else if (pressable && (key === ' ' || key === 'Enter')) {
+      event.preventDefault();
+      control('press');
     } else if (key === ' ') {
       event.preventDefault();
       control((await isPaused()) ? 'resume' : 'pause');
