@@ -35,12 +35,14 @@ def _register() -> None:
     from passersby.app.print_cli import print_command
     from passersby.app.capture_cli import capture_command
     from passersby.app.peep import peep_command
+    from passersby.app.gallery import gallery_command
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
     app.command("render")(render_command)
     app.command("sample")(sample_command)
     app.command("peep")(peep_command)
+    app.command("gallery")(gallery_command)
     app.command("capture")(capture_command)
     app.command("print")(print_command)
     app.command("prepare")(prepare_command)

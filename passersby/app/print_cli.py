@@ -8,6 +8,7 @@ otherwise Lanczos alone. The command says which, and the files record it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -69,6 +70,45 @@ def _title(record: dict[str, Any]) -> tuple[str, str]:
     return f"Passerby, {record.get('screen', 'a')} screen", f"{when.day} {when:%B %Y}"
 
 
+@dataclass(frozen=True)
+class PrintJob:
+    """What to print: paper, resolution, frame, label, signature, raster format."""
+
+    size: str = "A4"
+    dpi: int = 300
+    frame: str = "gold"
+    label: bool = False
+    signature: bool = False
+    fmt: str = "png"
+
+    def __post_init__(self) -> None:
+        from passersby.outputs.printing import FRAMES, page_pixels
+
+        if self.fmt not in ("png", "tiff"):
+            raise ValueError(f"--format: {self.fmt!r} is not png or tiff")
+        if self.frame not in FRAMES:
+            raise ValueError(f"--frame: {self.frame!r} is not one of {', '.join(FRAMES)}")
+        page_pixels(self.size, self.dpi)  # checks --size and --dpi
+
+
+def make_print(cap, job: PrintJob, stem: Path, enhancer: Path | None) -> tuple[Path, Path, str, tuple[int, int]]:
+    """Print capture `cap` (app/captures.Capture): (raster file, PDF, how it was upscaled, page size px)."""
+    from passersby.outputs.print_files import write_pdf, write_png, write_tiff
+    from passersby.outputs.printing import Provenance, compose, face_side
+
+    enhanced = any("enhancer" in s for s in cap.record["key"].get("stages", []))
+    face, method = upscale_for_print(cap.image(), face_side(job.size, job.dpi), enhanced, enhancer)
+    title, date = _title(cap.record)
+    key = cap.record["key"]
+    model = key.get("model") or (key.get("models") or {}).get("generator", "unknown")
+    prov = Provenance(title, date, model, cap.record.get("anchor_id"), method, {"capture": cap.id, "key": key})
+    page = compose(Image.fromarray(face), job.size, job.dpi, job.frame, prov if job.label else None, job.signature)
+    write = write_png if job.fmt == "png" else write_tiff
+    raster = write(page, Path(f"{stem}.{'png' if job.fmt == 'png' else 'tif'}"), job.dpi, prov)
+    pdf = write_pdf(page, Path(f"{stem}.pdf"), job.size, job.dpi, prov)
+    return raster, pdf, method, page.size
+
+
 def print_command(
     capture: str = typer.Argument(..., help="A capture: its id, or the path of its .png / .json."),
     size: str = typer.Option("A4", "--size", help="Paper: A5, A4, A3, A2, A1 or letter (portrait)."),
@@ -91,30 +131,16 @@ def print_command(
     from passersby.app.chain import enhancer_path
     from passersby.app.stream_cli import _fail, _settings
     from passersby.checkpoint import CheckpointError
-    from passersby.outputs.print_files import write_pdf, write_png, write_tiff
-    from passersby.outputs.printing import Provenance, compose, face_side, page_pixels
+    from passersby.home import resolve_home
 
     try:
-        if fmt not in ("png", "tiff"):
-            raise ValueError(f"--format: {fmt!r} is not png or tiff")
-        from passersby.home import resolve_home
-
+        job = PrintJob(size, dpi, frame, label, signature, fmt)
         settings = _settings(config, home)
         home_dir = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))
-        page_pixels(size, dpi)  # checks --size and --dpi before any work
         cap = load_capture(capture, home_dir)
-        enhanced = any("enhancer" in s for s in cap.record["key"].get("stages", []))
-        path = enhancer_path(settings.enhancer.path, settings.enhancer.mode)
-        face, method = upscale_for_print(cap.image(), face_side(size, dpi), enhanced, path)
-        title, date = _title(cap.record)
-        key = cap.record["key"]
-        model = key.get("model") or (key.get("models") or {}).get("generator", "unknown")
-        prov = Provenance(title, date, model, cap.record.get("anchor_id"), method, {"capture": cap.id, "key": key})
-        page = compose(Image.fromarray(face), size, dpi, frame, prov if label else None, signature)
         stem = out or home_dir / "prints" / f"{cap.id}-{size}"
-        raster = (write_png if fmt == "png" else write_tiff)(page, Path(f"{stem}.{'png' if fmt == 'png' else 'tif'}"), dpi, prov)
-        pdf = write_pdf(page, Path(f"{stem}.pdf"), size, dpi, prov)
+        raster, pdf, method, pixels = make_print(cap, job, stem, enhancer_path(settings.enhancer.path, settings.enhancer.mode))
     except (ValueError, CheckpointError, OSError) as e:
         _fail(e)
-    typer.echo(f"{size} at {dpi} dpi: {page.size[0]} x {page.size[1]} px; face upscaled with {method}")
+    typer.echo(f"{size} at {dpi} dpi: {pixels[0]} x {pixels[1]} px; face upscaled with {method}")
     typer.echo(f"  {raster}\n  {pdf}")

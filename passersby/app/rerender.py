@@ -72,6 +72,9 @@ class Rerenderer:
             z = np.stack([self.anchor_of(i) for i in key["ledger_ids"]])
             latent = frame_latent(z, key["t"], WalkConfig.from_dict(key["walk"]))
             return self._render(screen)(latent[None])[0]
+        if key.get("source") == "anchor":  # a face at its anchor (the gallery's "recently shown")
+            self._check("generator", key.get("model"))
+            return self._render(screen)(self.anchor_of(key["ledger_ids"][0])[None])[0]
         if key.get("source") == "peep":
             if key.get("state") == "blank":
                 raise RerenderError("the peep screen is blank: nothing to re-render (press first)")

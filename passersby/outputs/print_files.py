@@ -73,3 +73,15 @@ def write_pdf(page: Image.Image, path: Path, paper: str, dpi: int, prov: Provena
                            keywords=["passersby", "generated portrait", prov.model_hash],
                            creationdate=datetime.now(timezone.utc))
     return _write(path, data)
+
+
+def write_pdf_pages(pages: list[Image.Image], path: Path, paper: str, dpi: int, title: str, subject: str = "") -> Path:
+    """Several pages (each the paper's pixel size at `dpi`) as one PDF of the paper's exact size."""
+    import img2pdf
+
+    w_mm, h_mm = PAPER_MM[paper]
+    layout = img2pdf.get_layout_fun((img2pdf.mm_to_pt(w_mm), img2pdf.mm_to_pt(h_mm)), fit=img2pdf.FitMode.exact)
+    prov = Provenance(title, "", "", None)
+    data = img2pdf.convert([png_bytes(p, dpi, prov) for p in pages], layout_fun=layout, title=title, author=AUTHOR,
+                           subject=subject, creator="passersby gallery", creationdate=datetime.now(timezone.utc))
+    return _write(path, data)

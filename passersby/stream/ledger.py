@@ -598,6 +598,16 @@ class Ledger:
             raise self._sql_failure(e, "reading") from e
         return [(i, np.frombuffer(z, self._dtype).astype(np.float32)) for i, z in reversed(rows)]
 
+    def latest(self, n: int = 48) -> list[dict[str, Any]]:
+        """The last n anchors of every channel, newest first: [{"id", "channel", "model_hash",
+        "shown_at"}] (the gallery's "recently shown")."""
+        try:
+            rows = self.con.execute("SELECT id, channel, model_hash, shown_at FROM anchors ORDER BY id DESC LIMIT ?",
+                                    (int(n),)).fetchall()
+        except sqlite3.Error as e:
+            raise self._sql_failure(e, "reading") from e
+        return [{"id": i, "channel": c, "model_hash": m, "shown_at": t} for i, c, m, t in rows]
+
     def anchor(self, anchor_id: int) -> np.ndarray:
         """The latent of ledger row `anchor_id` as float32 (to re-render a frame from its key).
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 STATIC = Path(__file__).resolve().parent / "static"
-PAGES = ("overview", "screen", "notfound")
+PAGES = ("overview", "screen", "notfound", "gallery")
 _SLOT = re.compile(r"\{\{(title|config)\}\}")
 
 # Served with every response. Scripts and styles only from this server; pictures may be blob:
