@@ -83,3 +83,17 @@ def test_feedback_soak_benchmark_reports_collapses_faces_changes_and_repeats(tmp
         assert 0 <= s["keyframes_with_face"] <= 1 and s["change_median"] > 0
         assert s["never_repeat"]["keyframes"] == 3 and s["never_repeat"]["min_distance_far_pairs"] > 0
     assert res["fps_per_screen_unpaced"] > 0 and sheet.stat().st_size > 1000 and video.stat().st_size > 1000
+
+
+def test_peep_capture_benchmark_reports_latency_equality_and_prints(tmp_path: Path) -> None:
+    out, example = tmp_path / "pc.json", tmp_path / "example"
+    r = subprocess.run([sys.executable, "benchmarks/peep_capture.py", "--presses", "2", "--captures", "1",
+                        "--modes", "walk", "--print-sizes", "A5", "--dpi", "72", "--json", str(out),
+                        "--example", str(example)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["peep"]["presses_answered"] == 2 and res["peep"]["press_to_face_ms_median"] > 0
+    assert res["capture_walk"]["captures"] == 2 and res["capture_walk"]["matches_shown"] == 2
+    assert res["print"]["A5"]["pixels"] == [420, 595]
+    assert (example / "example-A5-reduced.jpg").exists() and (example / "example-A5-pdf-page1.png").exists()
+    assert (example / "example-capture.json").exists()

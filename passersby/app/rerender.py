@@ -13,6 +13,7 @@ enhancer applied even where this machine's live chain had to leave it out).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -52,6 +53,9 @@ class Rerenderer:
     step: Callable[[Image, np.ndarray], Image] | None = None
     upscale: Callable[[Image], Image] | None = None
     _renderers: dict[str, Callable] = field(default_factory=dict)
+    # The last few source pictures by key: a capture asks for the frame as shown and at its
+    # best, which share their source (a feedback frame's replay may take seconds).
+    _memo: dict[str, Image] = field(default_factory=dict)
 
     def _render(self, screen: str) -> Callable[[np.ndarray], np.ndarray]:
         if screen not in self._renderers:
@@ -66,6 +70,14 @@ class Rerenderer:
 
     def source(self, key: dict[str, Any]) -> Image:
         """The source's picture of the key's frame (before blends and stages)."""
+        memo = json.dumps(key, sort_keys=True, default=str)
+        if memo not in self._memo:
+            self._memo[memo] = self._source(key)
+            while len(self._memo) > 4:
+                self._memo.pop(next(iter(self._memo)))
+        return self._memo[memo]
+
+    def _source(self, key: dict[str, Any]) -> Image:
         screen = key.get("screen", "")
         if key.get("source") == "latent-walk":
             self._check("generator", key.get("model"))
