@@ -142,6 +142,20 @@ def test_c_captures_the_screen_in_a_thread_and_a_failure_does_not_end_the_show(p
                                                         str({"screen": calls[1], "error": "nothing shown yet"})])
 
 
+def test_a_peepshow_window_turns_space_enter_and_clicks_into_presses(pygame_dummy):
+    pygame = pygame_dummy
+    controls = Recorder()
+    hub = FrameHub(SCREENS, controls=controls)
+    pygame.display.init()
+    post_keys(pygame, pygame.K_SPACE, pygame.K_RETURN)
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=(10, 10)))
+    post_keys(pygame, pygame.K_n, pygame.K_q)
+    with Publisher(hub):
+        stats = run_windows(hub, max_frames=1000, press=True)
+    assert stats.reason == "quit"
+    assert controls.actions == ["press", "press", "press", "next", "quit"]  # no pause in a peepshow
+
+
 def test_escape_and_window_close_quit(pygame_dummy):
     pygame = pygame_dummy
     for event in (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE),
