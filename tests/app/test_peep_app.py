@@ -73,7 +73,7 @@ def test_the_kiosk_page_presses_on_a_click(tmp_path, tiny_model_file):
 
     from passersby.web import KioskServer
 
-    inst = build(_settings(tiny_model_file, None, **{"peep.seconds": 3.0}), tmp_path)
+    inst = build(_settings(tiny_model_file, None, **{"peep.seconds": 2.0, "peep.blank": "black"}), tmp_path)
     browsers = launch_chromium()
     browser = next(browsers)
     server = KioskServer(inst.engine.hub, port=0, token="tok").start()
@@ -86,12 +86,13 @@ def test_the_kiosk_page_presses_on_a_click(tmp_path, tiny_model_file):
         assert inst.engine.status()["screen_state"][SCREEN]["faces_shown"] == 0
         page.mouse.click(200, 200)
         _wait(lambda: inst.engine.status()["screen_state"][SCREEN]["faces_shown"] == 1, 10)
-        page.wait_for_function(  # the face reaches the page: its pixels are no longer black
-            "() => { const img = document.querySelector('#screen'); const c = document.createElement('canvas');"
-            " c.width = 16; c.height = 16; const g = c.getContext('2d'); g.drawImage(img, 0, 0, 16, 16);"
-            " return g.getImageData(0, 0, 16, 16).data.some((v, i) => i % 4 !== 3 && v > 30); }", timeout=10_000)
+        lit = ("() => { const img = document.querySelector('#screen'); const c = document.createElement('canvas');"
+               " c.width = 16; c.height = 16; const g = c.getContext('2d'); g.drawImage(img, 0, 0, 16, 16);"
+               " return g.getImageData(0, 0, 16, 16).data.some((v, i) => i % 4 !== 3 && v > 30); }")
+        page.wait_for_function(lit, timeout=10_000)  # the face reaches the page: no longer black
         page.keyboard.press("Enter")  # while the face shows: ignored
         _wait(lambda: inst.engine.status()["screen_state"][SCREEN]["presses"]["ignored"] == 1, 10)
+        page.wait_for_function(f"() => !({lit})()", timeout=10_000)  # then blank again
     finally:
         server.stop()
         inst.close()
