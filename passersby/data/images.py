@@ -11,6 +11,9 @@ Pillow is imported inside the functions: importing this module has no side effec
 
 from __future__ import annotations
 
+import os
+import stat
+
 import io
 import warnings
 from pathlib import Path
@@ -88,6 +91,8 @@ def _read(source: Path | str | bytes) -> bytes:
         data = source
     else:
         try:
+            if not stat.S_ISREG(os.stat(source).st_mode):  # a FIFO would block open() forever
+                raise BadImage("not a plain file (FIFO, socket, device or folder)")
             data = Path(source).read_bytes()
         except OSError as e:
             raise BadImage(f"cannot read file: {e.strerror or _short(e)}") from e

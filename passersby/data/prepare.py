@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import shutil
 import time
 from collections import Counter
@@ -281,25 +282,63 @@ def _find_sources(roots: list[Path]) -> tuple[list[_Source], list[str]]:
 
 
 def _find_images(src: Path) -> tuple[list[Path], list[str]]:
-    """Image files under src, sorted by relative path; and the other files (relative paths).
+    """Image files under src, sorted by relative path; and what else was there (relative
+    paths, those that are not plain files with the reason after a tab).
 
     Hidden files and folders (".git", "._IMG.jpg" from macOS) are neither: they are not the
-    user's pictures. Symlinked folders are not followed, so a link loop cannot hang the walk.
+    user's pictures. Symlinked folders are not followed (a link loop cannot hang the walk) and
+    are listed; so are folders named like images, FIFOs, sockets and devices named like images
+    (opening a FIFO would block forever) and broken or looping links. Names that are not UTF-8
+    are listed with their undecodable bytes escaped.
     """
     images: list[Path] = []
     ignored: list[str] = []
     for root, dirs, files in os.walk(src):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for d in list(dirs):
+            path = Path(root) / d
+            if path.is_symlink():
+                ignored.append(f"{printable(path.relative_to(src).as_posix())}\tsymlinked folder, not followed")
+            elif Path(d).suffix.lower() in IMAGE_EXTENSIONS:
+                ignored.append(f"{printable(path.relative_to(src).as_posix())}\ta folder named like an image "
+                               "(searched like any folder)")
         for name in files:
             if name.startswith("."):
                 continue
             path = Path(root) / name
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                images.append(path)
+            rel = printable(path.relative_to(src).as_posix())
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                ignored.append(rel)
+            elif (why := _not_a_file(path)) is not None:
+                ignored.append(f"{rel}\t{why}")
             else:
-                ignored.append(path.relative_to(src).as_posix())
+                images.append(path)
     images.sort(key=lambda p: p.relative_to(src).as_posix())
     return images, sorted(ignored)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` (named like an image) cannot be read as a picture file, or None if it can."""
+    try:
+        mode = os.stat(path).st_mode  # follows links: a link to a picture is a picture
+    except OSError as e:
+        return "broken or looping symlink" if path.is_symlink() else f"cannot stat ({e.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kind = "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device" \
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a plain file"
+    return f"{kind} named like an image, not read"
+
+
+def printable(name: str) -> str:
+    """A file name as text any report can hold: bytes that were not UTF-8 (surrogate-escaped
+    by the OS layer) become \\xNN.
+
+    Example:
+        >>> printable(os.fsdecode(b"caf\\xe9.jpg"))
+        'caf\\\\xe9.jpg'
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _build(
@@ -320,7 +359,7 @@ def _build(
             rel = path.relative_to(source.root).as_posix()
             label, label_source, faces = _labels_for(rel, tables)
             want = opts.classify
-            jobs.append(PictureJob(str(path), source.prefix + rel, faces, want))
+            jobs.append(PictureJob(str(path), source.prefix + printable(rel), faces, want))
             labels.append((label, label_source))
             owners.append(report.sources[-1])
     state = _DedupState(NearDuplicateIndex(threshold), {}, {})

@@ -110,10 +110,13 @@ def format_report(report: PrepareReport) -> str:
         lines += _source_lines(s)
     if report.contact_sheet:
         lines.append(f"contact sheet    {report.contact_sheet}")
-    if report.ignored_files:
-        lines.append(
-            f"ignored {len(report.ignored_files)} files that are not images (see report.json)"
-        )
+    odd = [f for f in report.ignored_files if "\t" in f]  # named like images, but not picture files
+    plain = len(report.ignored_files) - len(odd)
+    if plain:
+        lines.append(f"ignored {plain} files that are not images (see report.json)")
+    if odd:
+        lines.append(f"not read: {len(odd)} entries named like images that are not picture files")
+        lines += [f"  {f}" for f in odd]
     if report.labels_csv_unmatched:
         lines.append(
             f"{len(report.labels_csv_unmatched)} labels CSV rows matched no image, e.g. "

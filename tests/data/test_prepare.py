@@ -305,3 +305,37 @@ def test_load_manifest_errors(portraits_src: Path, tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(DatasetError, match="unreadable"):
         load_manifest(dst)
+
+
+def test_fifos_odd_names_image_named_folders_and_link_loops_are_reported_not_fatal(tmp_path: Path) -> None:
+    """Found trying it as a hostile user would (issue 11): a FIFO named like an image hung
+    prepare in open(); a non-UTF-8 name crashed the report with a UnicodeEncodeError; folders
+    named like images and symlink loops went unreported."""
+    import os
+    import signal
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for k, f in enumerate(sorted(PORTRAITS.glob("*.jpg"))[:3]):
+        shutil.copy(f, src / f"p{k}.jpg")
+    shutil.copy(sorted(PORTRAITS.glob("*.jpg"))[3], os.path.join(os.fsencode(src), b"caf\xe9.jpg"))
+    os.mkfifo(src / "pipe.jpg")
+    (src / "album.jpg").mkdir()
+    shutil.copy(sorted(PORTRAITS.glob("*.jpg"))[4], src / "album.jpg" / "inside.jpg")
+    os.symlink(src / "loop-b.jpg", src / "loop-a.jpg")
+    os.symlink(src / "loop-a.jpg", src / "loop-b.jpg")
+    os.symlink(src, src / "again")  # a folder link back to the top
+    signal.alarm(120)  # a hang fails the test instead of the suite
+    try:
+        report = run(src, tmp_path / "out", centre_crop_fallback=True)
+    finally:
+        signal.alarm(0)
+    ignored = "\n".join(report.ignored_files)
+    assert "pipe.jpg\tFIFO named like an image, not read" in ignored
+    assert "album.jpg\ta folder named like an image" in ignored
+    assert "loop-a.jpg\tbroken or looping symlink" in ignored and "loop-b.jpg\tbroken or looping symlink" in ignored
+    assert "again\tsymlinked folder, not followed" in ignored
+    sources = [i.source for i in load_manifest(tmp_path / "out").items]
+    assert "caf\\xe9.jpg" in sources and "album.jpg/inside.jpg" in sources  # read, and named printably
+    text = (tmp_path / "out" / "report.txt").read_text(encoding="utf-8")
+    assert "pipe.jpg" in text
