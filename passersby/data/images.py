@@ -11,10 +11,9 @@ Pillow is imported inside the functions: importing this module has no side effec
 
 from __future__ import annotations
 
+import io
 import os
 import stat
-
-import io
 import warnings
 from pathlib import Path
 from typing import Any
