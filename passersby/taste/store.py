@@ -398,6 +398,8 @@ class TasteStore:
         rows = list(_parse_export(Path(path), curator))
         try:
             with self._transaction() as con:
+                known = dict(con.execute("SELECT model_hash, min(dim) FROM ratings GROUP BY model_hash").fetchall())
+                _check_dims(Path(path), rows, known)
                 before = con.total_changes
                 con.executemany("INSERT OR IGNORE INTO ratings (curator, z, dim, zhash, rating, model_hash, "
                                 "created_at, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -406,9 +408,14 @@ class TasteStore:
             raise self._sql_failure(e, f"importing {path}") from e
 
 
+EARLIEST, LATEST = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 and 2100-01-01, UTC
+
+
 def _check_time(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"created_at must be a positive number of Unix seconds, got {value!r}")
+    # Bounded: a time like 1e300 imported once broke every later listing (datetime overflow).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            math.isfinite(value) and EARLIEST <= value <= LATEST):
+        raise ValueError(f"created_at must be Unix seconds between the years 2000 and 2100, got {value!r}")
     return float(value)
 
 
@@ -428,6 +435,19 @@ def _row(curator: Any, z: Any, rating: Any, model_hash: Any, label: Any, created
          zip(_CHECKS.items(), (z, rating, model_hash, label, created_at))}
     stored = v["z"].tobytes()
     return (curator, stored, v["z"].size, _z_hash(stored), v["rating"], v["model_hash"], v["created_at"], v["label"])
+
+
+def _check_dims(path: Path, rows: list[tuple], known: dict[str, int]) -> None:
+    """Every rating of one model has latents of one size (the model's z_dim): a rating whose
+    latent has another size than the store's (or the file's first) ratings of that model is
+    refused, naming it, before it can stop `taste` or `serve` from starting."""
+    dims = dict(known)
+    for i, row in enumerate(rows):
+        dim, model = row[2], row[5]
+        want = dims.setdefault(model, dim)
+        if dim != want:
+            raise TasteStoreError(f"{path}: ratings[{i}].z: {dim} numbers, but ratings of model {model} have "
+                                  f"{want} (its latent size); fix or drop that rating")
 
 
 def _load_export(path: Path) -> Any:

@@ -208,6 +208,11 @@ def _export(tmp_path, store) -> dict:
     (lambda d: d["ratings"][0].update(model_hash=""), "ratings[0].model_hash"),
     (lambda d: d["ratings"][0].update(created_at="yesterday"), "ratings[0].created_at"),
     (lambda d: d["ratings"][0].update(label=7), "ratings[0].label"),
+    # Found by a hostile import (issue 11): a time that broke `taste curators` for good, and a
+    # latent of another size than the model's, which stopped `taste`/`serve` from starting.
+    (lambda d: d["ratings"][0].update(created_at=1e300), "ratings[0].created_at"),
+    (lambda d: d["ratings"][0].update(created_at=-5), "ratings[0].created_at"),
+    (lambda d: d["ratings"][1].update(z=[0.5] * 4), "ratings[1].z"),
 ])
 def test_import_names_the_file_and_the_bad_field(tmp_path, store, change, field):
     data = _export(tmp_path, store)
@@ -220,6 +225,18 @@ def test_import_names_the_file_and_the_bad_field(tmp_path, store, change, field)
         assert str(e.value).startswith(f"{bad}: {field}:"), str(e.value)
         assert "\n" not in str(e.value)
         assert fresh.curators() == []  # all or nothing
+
+
+def test_import_refuses_a_latent_size_other_than_the_stores_for_that_model(tmp_path, store):
+    data = _export(tmp_path, store)  # model "m", 8 numbers each
+    data["ratings"] = [{**data["ratings"][0], "z": [0.25] * 16, "created_at": 1.7e9}]
+    bad = tmp_path / "other-size.json"
+    bad.write_text(json.dumps(data))
+    with pytest.raises(TasteStoreError, match=r"ratings\[0\]\.z: 16 numbers, but ratings of model m have 8"):
+        store.import_json(bad)
+    data["ratings"][0]["model_hash"] = "m2"  # another model may have another size
+    bad.write_text(json.dumps(data))
+    assert store.import_json(bad) == 1
 
 
 @pytest.mark.parametrize("content, match", [
