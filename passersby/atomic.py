@@ -2,11 +2,16 @@
 
 A crash at any instant leaves either the old file or the new one, never a mix; an error or an
 interrupt removes the temporary file. Used by checkpoints, models, pictures, logs and exports.
+
+A kill -9 cannot remove its temporary file, so each writer holds an exclusive lock (flock) on
+its temporary file while it writes, and the next write of the same target removes the
+temporaries nobody holds: what killed runs left behind (a killed render's half video).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import tempfile
@@ -38,6 +43,38 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _lock(fd: int) -> bool:
+    """Take an exclusive, non-blocking flock on fd; False if another process holds one."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files of earlier writes of `path` that no live writer holds
+    (killed runs); returns them. Names are compared as text, not globbed ("[" is allowed)."""
+    path = Path(path)
+    prefix, gone = f".{path.name}.", []
+    try:
+        names = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return gone
+    for p in names:
+        try:
+            fd = os.open(p, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd):
+                p.unlink(missing_ok=True)
+                gone.append(p)
+        finally:
+            os.close(fd)
+    return gone
+
+
 @contextlib.contextmanager
 def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file that replaces `path` when the block ends without an exception.
@@ -53,7 +90,9 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        _lock(fd)  # held until the file is closed: "a live writer's, not a leftover"
         text = {"encoding": "utf-8", "newline": "\n"} if "b" not in mode else {}
         with os.fdopen(fd, mode, **text) as f:
             # mkstemp creates 0600 files: give the result the permissions a plain open() would.
