@@ -97,3 +97,19 @@ def test_module_entry_point():
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "Example" in res.stdout and res.stderr == ""
+
+
+def test_a_full_disk_while_rendering_is_one_error_line(tmp_path, tiny_model_file, monkeypatch):
+    """Issue 11: a ledger that cannot record (disk full) ended `render`/`serve` with a traceback."""
+    from passersby.stream.ledger import Ledger, LedgerError
+
+    def full(self, *a, **k):
+        raise LedgerError(f"{self.path}: cannot record the face (database or disk is full); free disk space")
+
+    monkeypatch.setattr(Ledger, "claim", full)
+    res = _invoke("render", "--seconds", "0.2", "--out", str(tmp_path / "x.mp4"), "--home", str(tmp_path / "home"),
+                  "--model", str(tiny_model_file), "--runtime", "torch", "--enhancer", "off")
+    assert res.exit_code == 1, res.output
+    assert res.output.strip().startswith("error: ") and "disk is full" in res.output and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.mp4").exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

@@ -86,7 +86,7 @@ def peep_command(
         passersby peep --press
         passersby peep --queue --label feminine --home /srv/peepshow
     """
-    from passersby.app.stream_cli import _build, _fail, _quit_on_signals, _settings
+    from passersby.app.stream_cli import _build, _quit_on_signals, _settings, one_line_errors
 
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          window__fullscreen=False if windowed else None, web__port=port, web__host=host,
@@ -99,9 +99,8 @@ def peep_command(
     latency = PressLatency(inst.engine.producers[0].source)
     unsubscribe = inst.engine.hub.subscribe(latency)
     try:
-        _run(inst, settings)
-    except (ValueError, OSError) as e:
-        _fail(e)
+        with one_line_errors():
+            _run(inst, settings)
     finally:
         unsubscribe()
         inst.close()

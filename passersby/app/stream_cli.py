@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -81,6 +82,19 @@ def _build(settings, home: Optional[Path], dry_ledger: bool = False, realtime: b
         _fail(e)
 
 
+@contextlib.contextmanager
+def one_line_errors():
+    """Expected failures while the installation runs (a full disk, a ledger it cannot write,
+    a damaged model file) end the command with one `error:` line and exit 1, not a traceback."""
+    from passersby.checkpoint import CheckpointError
+    from passersby.stream.ledger import LedgerError
+
+    try:
+        yield
+    except (LedgerError, CheckpointError, OSError) as e:
+        _fail(e)
+
+
 def _quit_on_signals(engine) -> None:
     def handler(signum, frame):  # noqa: ARG001 - signal API
         engine.quit_event.set()
@@ -152,19 +166,20 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     engine = inst.engine
     _quit_on_signals(engine)
     try:
-        engine.start()
-        with _inbox(inst):
-            if display_available():
-                from passersby.app.capture import capture_summary
-                from passersby.outputs.window import run_windows
+        with one_line_errors():
+            engine.start()
+            with _inbox(inst):
+                if display_available():
+                    from passersby.app.capture import capture_summary
+                    from passersby.outputs.window import run_windows
 
-                typer.echo(f"showing {len(engine.screens)} screen(s) ({inst.model.hash}, {inst.runtime}); q quits")
-                run_windows(engine.hub, {s.name: s.monitor for s in settings.screens},
-                            fullscreen=settings.window.fullscreen, fps=settings.walk.fps,
-                            capture=lambda screen: capture_summary(inst, screen))
-            else:
-                _serve_until_quit(inst, settings, "no display found")
-        engine.check()
+                    typer.echo(f"showing {len(engine.screens)} screen(s) ({inst.model.hash}, {inst.runtime}); q quits")
+                    run_windows(engine.hub, {s.name: s.monitor for s in settings.screens},
+                                fullscreen=settings.window.fullscreen, fps=settings.walk.fps,
+                                capture=lambda screen: capture_summary(inst, screen))
+                else:
+                    _serve_until_quit(inst, settings, "no display found")
+            engine.check()
     finally:
         inst.close()
     _print_summary(engine)
@@ -193,9 +208,10 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
     inst = _build(settings, home)
     _quit_on_signals(inst.engine)
     try:
-        inst.engine.start()
-        with _inbox(inst):
-            _serve_until_quit(inst, settings, "passersby serve")
+        with one_line_errors():
+            inst.engine.start()
+            with _inbox(inst):
+                _serve_until_quit(inst, settings, "passersby serve")
     finally:
         inst.close()
     _print_summary(inst.engine)
@@ -229,8 +245,9 @@ def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, he
                          mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
     inst = _build(settings, home, dry_ledger=dry_ledger, realtime=False)  # the largest chain, on any machine
     try:
-        result = render_stream(inst.engine, seconds, out, frames, per_screen)
-    except (OSError, ValueError) as e:
+        with one_line_errors():
+            result = render_stream(inst.engine, seconds, out, frames, per_screen)
+    except ValueError as e:
         _fail(e)
     finally:
         inst.close()
