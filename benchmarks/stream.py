@@ -166,12 +166,13 @@ class WebClients:
                         return
 
 
-def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, decode: bool) -> dict[str, Any]:
+def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, decode: bool,
+         freeze_gc: bool = True) -> dict[str, Any]:
     inst = _installation(runtime, threads, queue)
     e = inst.engine
     server = clients = None
     try:
-        e.start()
+        e.start(freeze_gc=freeze_gc)
         if sink == "web":
             from passersby.web.server import KioskServer
 
@@ -239,6 +240,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--painter", default="", help="feedback: painter file (default: the shipped one)")
     ap.add_argument("--enhancer", choices=("auto", "on", "off"), default="auto", help="the learned upscaler")
     ap.add_argument("--enhancer-path", default="", help="enhancer file (default: the shipped one)")
+    ap.add_argument("--no-gc-freeze", action="store_true", help="live phase without gc.freeze at start (A/B)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     MODE.update(mode=args.mode, painter=args.painter, enhancer=args.enhancer, enhancer_path=args.enhancer_path)
@@ -253,7 +255,7 @@ def main(argv: list[str]) -> int:
     console.print(f"throughput: {args.runtime} ...")
     fast = throughput(args.runtime, args.throughput_seconds, args.threads)
     console.print(f"live, paced at 30 fps, sink {args.sink}, {args.seconds:.0f} s ...")
-    lv = live(args.runtime, args.seconds, args.threads, args.sink, args.queue, args.decode)
+    lv = live(args.runtime, args.seconds, args.threads, args.sink, args.queue, args.decode, not args.no_gc_freeze)
     result.update(reference=ref, fast=fast, live=lv, cpu=cpu.stop(), machine_end=machine_info())
     result["speedup_per_screen"] = {n: fast["fps_per_screen"][n] / ref["fps_per_screen"][n] for n in ref["fps_per_screen"]}
 

@@ -20,6 +20,7 @@ anchor mixes a never-used target into the previous one.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import queue
 import threading
 import time
@@ -194,8 +195,13 @@ class Engine:
     def screens(self) -> list[str]:
         return self.hub.screens
 
-    def start(self, pace: bool = True, prefill: float = 0.5) -> None:
-        """Start the producers; with `pace`, wait until each queue is `prefill` full, then pace."""
+    def start(self, pace: bool = True, prefill: float = 0.5, freeze_gc: bool = True) -> None:
+        """Start the producers; with `pace`, wait until each queue is `prefill` full, then pace.
+
+        `freeze_gc`: before pacing, move everything start-up allocated (models, compiled
+        graphs, caches) out of the garbage collector's sight (gc.freeze), so that a later full
+        collection does not walk it all while holding the interpreter lock (a stall of the pacer).
+        """
         for p in self.producers:
             p.start()
         if pace:
@@ -204,6 +210,9 @@ class Engine:
                     p.frames.qsize() >= max(1, int(p.frames.maxsize * prefill)) for p in self.producers):
                 self.check()
                 time.sleep(0.01)
+            if freeze_gc:
+                gc.collect()
+                gc.freeze()
             self.pacer = Pacer(self)
             self.pacer.start()
 
