@@ -259,6 +259,7 @@ class Engine:
 
     def stop(self) -> None:
         self.quit_event.set()
+        gc.unfreeze()  # what start() froze becomes collectable again (tests run many engines)
         if self.pacer is not None:
             self.pacer.stop_event.set()
             self.pacer.join(timeout=5)
