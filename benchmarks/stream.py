@@ -180,7 +180,7 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
             server.start()
             clients = WebClients(server.url, e.screens, decode)
             clients.thread.start()
-        e.pacer.intervals = {n: type(v)(maxlen=None) for n, v in e.pacer.intervals.items()}
+        e.pacer.intervals = {n: type(v)(len(v.data)) for n, v in e.pacer.intervals.items()}  # from now on
         e.pacer.worst = {}
         shown0 = dict(e.pacer.shown)
         t0, m0 = time.perf_counter(), time.monotonic()

@@ -304,6 +304,37 @@ class Engine:
         return out
 
 
+INTERVALS_KEPT = 200_000  # per screen: the last ~1.9 hours at 30 fps, 1.6 MB
+
+
+class Ring:
+    """The last `capacity` floats, in a preallocated array: memory is the same after a minute
+    and after a year (a deque of Python floats grew ~2 KB/s until its bound).
+
+    Example:
+        >>> r = Ring(3); [r.append(x) for x in (1.0, 2.0, 3.0, 4.0)] and None
+        >>> sorted(r.values().tolist())
+        [2.0, 3.0, 4.0]
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.data = np.zeros(int(capacity), np.float64)
+        self.n = 0  # values appended so far
+
+    def append(self, value: float) -> None:
+        self.data[self.n % len(self.data)] = value
+        self.n += 1
+
+    def values(self) -> np.ndarray:
+        return self.data[:min(self.n, len(self.data))]
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.data))
+
+    def __iter__(self):
+        return iter(self.values())
+
+
 class Pacer(threading.Thread):
     """Publishes one frame per screen every 1/fps seconds; measures what it shows."""
 
@@ -316,7 +347,7 @@ class Pacer(threading.Thread):
         self.shown = {n: 0 for n in names}
         self.late = {n: 0 for n in names}
         self.last_shown: dict[str, float] = {}
-        self.intervals: dict[str, deque[float]] = {n: deque(maxlen=100_000) for n in names}
+        self.intervals = {n: Ring(INTERVALS_KEPT) for n in names}
         self.recent: dict[str, deque[float]] = {n: deque(maxlen=int(2 * engine.fps) + 1) for n in names}
         # The longest interval per screen and when it ended (monotonic s, frame shown): where a hitch was.
         self.worst: dict[str, tuple[float, float, int]] = {}
@@ -366,6 +397,6 @@ class Pacer(threading.Thread):
         """Per screen: {"p50": s, "p99": s, "max": s} of the intervals between shown frames."""
         out = {}
         for n, iv in self.intervals.items():
-            a = np.asarray(iv) if iv else np.zeros(1)
+            a = iv.values() if len(iv) else np.zeros(1)
             out[n] = {**{f"p{q:g}": float(np.percentile(a, q)) for q in qs}, "max": float(a.max())}
         return out
