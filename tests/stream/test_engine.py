@@ -239,3 +239,15 @@ def test_published_frames_are_new_objects_with_the_time_shown(tmp_path: Path) ->
     frame = Frame("a", 0, np.zeros((2, 2, 3), np.uint8))
     hub.publish(frame)
     assert frame.shown_at == 0.0 and hub.latest("a").shown_at > 0  # frozen: never mutated
+
+
+def test_the_pacers_interval_record_does_not_grow() -> None:
+    """Issue 11: RSS grew ~2.4 KB/s while serving; the intervals were Python floats in a deque."""
+    from passersby.stream.engine import Ring
+
+    r = Ring(100)
+    size = r.data.nbytes
+    for i in range(10_000):
+        r.append(float(i))
+    assert r.data.nbytes == size and len(r) == 100
+    assert sorted(r.values().tolist()) == [float(i) for i in range(9_900, 10_000)]
