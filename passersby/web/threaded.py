@@ -21,6 +21,25 @@ from aiohttp import web
 
 log = logging.getLogger(__name__)
 
+
+class _BadRequestsInOneLine(logging.Filter):
+    """aiohttp logs a malformed request (a 9 KB path, a 70 KB header, bad chunking) with a
+    full traceback; the client got its 400 and nothing is wrong here: one warning line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            text = " ".join(str(exc.message).split())[:120]
+            record.msg, record.args = "bad request refused (%s): %s", (type(exc).__name__, text)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_ONE_LINE = _BadRequestsInOneLine()
+
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
 
@@ -95,6 +114,9 @@ class ThreadedServer:
         is taken or invalid, RuntimeError if already running or the app failed to start."""
         if self.running:
             raise RuntimeError(f"{self.kind} already running at {self.url}")
+        server_log = logging.getLogger("aiohttp.server")
+        if _ONE_LINE not in server_log.filters:  # here, not at import: no side effects on import
+            server_log.addFilter(_ONE_LINE)
         sock = listen_socket(self.host, self._requested_port)
         self._port = sock.getsockname()[1]
         if not is_loopback(self.host):
@@ -116,7 +138,9 @@ class ThreadedServer:
             self._loop = asyncio.get_running_loop()
             self._stopping = asyncio.Event()
             # No access log: pages poll their status every second, all day.
-            runner = web.AppRunner(await self.setup(), access_log=None, shutdown_timeout=2.0)
+            app = await self.setup()
+            app.middlewares.append(self._same_origin)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
             await runner.setup()
             await web.SockSite(runner, sock).start()
         except BaseException as e:  # reported to start(), which raises it in the caller's thread
@@ -133,6 +157,28 @@ class ThreadedServer:
         finally:
             await runner.cleanup()  # the app's on_shutdown hooks run here
             await self.teardown()
+
+    def allowed_hosts(self) -> set[str] | None:
+        """Host header values this server answers (host:port), or None for any: a loopback
+        server answers only loopback names, so a web page whose domain was re-pointed at
+        127.0.0.1 (DNS rebinding) cannot read it; one on a wildcard or public address cannot
+        know its names and answers all (the token still guards every write)."""
+        if not is_loopback(self.host):
+            return None
+        return {f"{h}:{self._port}" for h in ("127.0.0.1", "localhost", "[::1]", url_host(self.host))}
+
+    @web.middleware
+    async def _same_origin(self, request: web.Request, handler):
+        """403 for a foreign Host (DNS rebinding) or a WebSocket / write from a foreign Origin."""
+        allowed = self.allowed_hosts()
+        if allowed is not None and request.host.lower() not in allowed:
+            return web.json_response({"error": f"unknown Host {request.host!r}"}, status=403)
+        origin = request.headers.get("Origin")
+        if origin and (request.method != "GET" or request.headers.get("Upgrade", "").lower() == "websocket"):
+            netloc = origin.split("://", 1)[-1].lower()
+            if netloc != request.host.lower() or (allowed is not None and netloc not in allowed):
+                return web.json_response({"error": f"requests from {origin!r} are not allowed"}, status=403)
+        return await handler(request)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Close every connection, stop listening and join the thread; a no-op if not running."""

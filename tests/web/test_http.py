@@ -190,3 +190,42 @@ def test_capture_without_a_capturer_is_501_and_errors_are_409():
         assert status == 409 and "shown nothing yet" in body["error"]
     finally:
         server.stop()
+
+
+def _raw(server, data: bytes) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as c:
+        c.sendall(data)
+        return c.recv(4096)
+
+
+def test_foreign_hosts_and_origins_are_refused(show):
+    """Issue 11: DNS rebinding could read /api/status; the WebSocket took any Origin."""
+    url = show.server.url
+    assert request(url + "api/status", headers={"Host": "evil.example:80"})[0] == 403
+    assert request(url + "api/status", headers={"Host": f"localhost:{show.server.port}"})[0] == 200
+    status, _, _ = request(url + "api/control", b'{"action": "pause"}',
+                           {**bearer("test-token-123"), "Origin": "http://evil.example"}, "POST")
+    assert status == 403
+    ws = (f"GET /ws/left HTTP/1.1\r\nHost: 127.0.0.1:{show.server.port}\r\nUpgrade: websocket\r\n"
+          "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+    assert _raw(show.server, (ws + "Origin: http://evil.example\r\n\r\n").encode()).startswith(b"HTTP/1.1 403")
+    assert _raw(show.server, (ws + f"Origin: http://127.0.0.1:{show.server.port}\r\n\r\n").encode()).startswith(b"HTTP/1.1 101")
+
+
+def test_malformed_requests_get_400_and_one_log_line(show, caplog):
+    """Issue 11: a 9 KB path, a 70 KB header or bad chunking printed full tracebacks."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="aiohttp.server"):
+        for data in (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+                     b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"b" * 70000 + b"\r\n\r\n",
+                     b"POST /api/control HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"):
+            assert _raw(show.server, data).startswith(b"HTTP/1.0 400")
+        import time
+
+        time.sleep(0.2)
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(records) == 3 and all(r.levelname == "WARNING" and r.exc_info is None for r in records)
+    assert all("\n" not in r.getMessage() and "bad request refused" in r.getMessage() for r in records)
