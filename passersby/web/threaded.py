@@ -17,7 +17,7 @@ import socket
 import threading
 from urllib.parse import quote
 
-from aiohttp import web
+from aiohttp import web, web_runner
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,59 @@ class _BadRequestsInOneLine(logging.Filter):
 
 
 _ONE_LINE = _BadRequestsInOneLine()
+HEAD_DEADLINE_S = 10.0  # a connection must send its first request's headers within this time
+
+
+class _HeadDeadline(asyncio.Protocol):
+    """Wraps aiohttp's protocol for one connection: closes it unless the first request's
+    headers (up to the blank line) arrive within `seconds`. aiohttp itself waits forever, so
+    300 slowloris connections trickling a header byte now and then were all kept open."""
+
+    def __init__(self, inner: asyncio.Protocol, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+        self.tail, self.done, self.timer = b"", False, None
+
+    def connection_made(self, transport) -> None:
+        self.inner.connection_made(transport)
+        self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, transport)
+
+    def _expire(self, transport) -> None:
+        if not self.done:
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.done:
+            seen = self.tail + data
+            if b"\r\n\r\n" in seen:
+                self.done = True
+                self.timer.cancel()
+            else:
+                self.tail = seen[-3:]
+        self.inner.data_received(data)
+
+    def eof_received(self):
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class _DeadlineSite(web_runner.SockSite):
+    """aiohttp's SockSite with every connection wrapped in _HeadDeadline."""
+
+    async def start(self) -> None:
+        await web_runner.BaseSite.start(self)
+        factory = self._runner.server
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _HeadDeadline(factory(), HEAD_DEADLINE_S), sock=self._sock, backlog=self._backlog)
 
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
@@ -142,7 +195,7 @@ class ThreadedServer:
             app.middlewares.append(self._same_origin)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
             await runner.setup()
-            await web.SockSite(runner, sock).start()
+            await _DeadlineSite(runner, sock).start()
         except BaseException as e:  # reported to start(), which raises it in the caller's thread
             self._error = e
             sock.close()

@@ -229,3 +229,37 @@ def test_malformed_requests_get_400_and_one_log_line(show, caplog):
     records = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert len(records) == 3 and all(r.levelname == "WARNING" and r.exc_info is None for r in records)
     assert all("\n" not in r.getMessage() and "bad request refused" in r.getMessage() for r in records)
+
+
+def test_slow_headers_are_cut_off(monkeypatch):
+    """Issue 11: 300 slowloris connections (a header byte now and then) were all kept open."""
+    import socket
+    import time
+
+    import passersby.web.threaded as threaded
+
+    monkeypatch.setattr(threaded, "HEAD_DEADLINE_S", 0.5)
+    server = KioskServer(FrameHub(["a"]), port=0, token="t").start()
+    try:
+        slow = []
+        for _ in range(50):
+            c = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            c.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            slow.append(c)
+        assert request(server.url + "api/status")[0] == 200  # a normal client is served meanwhile
+        time.sleep(1.0)
+        closed = 0
+        for c in slow:
+            c.settimeout(0.3)
+            try:
+                c.sendall(b"a")
+                closed += c.recv(1) == b""  # the server closed it
+            except TimeoutError:  # still open, waiting for the rest of the header
+                pass
+            except OSError:  # reset by the server
+                closed += 1
+            c.close()
+        assert closed == 50
+        assert request(server.url + "api/status")[0] == 200
+    finally:
+        server.stop()
