@@ -372,3 +372,21 @@ def settings_table() -> list[tuple[str, str, str, str]]:
 
 
 
+
+
+def settings_and_home(config: Path | None, home: Path | None) -> tuple[Settings, Path]:
+    """What every command starts from: the settings (--config, else ./passersby.toml, else
+    <home>/passersby.toml) and the home (--home, else stream.home, else $PASSERSBY_HOME, else
+    the per-user data dir). One source, so `taste`, `ledger` and `show` agree on the model, the
+    runtime and the files.
+
+    Raises:
+        SettingsError: a bad or missing config file (the message names it).
+
+    Example:
+        >>> s, home = settings_and_home(None, Path("/srv/gallery"))  # doctest: +SKIP
+    """
+    from passersby.home import resolve_home
+
+    s = load_settings(config, None, home=resolve_home(home))
+    return s, resolve_home(home or (Path(s.stream.home) if s.stream.home else None))

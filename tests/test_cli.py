@@ -113,3 +113,21 @@ def test_a_full_disk_while_rendering_is_one_error_line(tmp_path, tiny_model_file
     assert res.output.strip().startswith("error: ") and "disk is full" in res.output and "Traceback" not in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "x.mp4").exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_taste_and_ledger_read_the_same_settings_as_show(tmp_path, tiny_model_file):
+    """Issue 11: `taste` and `ledger` ignored passersby.toml, so the swipe app could rate another
+    model than the stream shows and `ledger stats` look in another home."""
+    home = tmp_path / "gallery"
+    cfg = tmp_path / "passersby.toml"
+    cfg.write_text(f'[stream]\nhome = "{home}"\n[model]\npath = "{tmp_path / "missing.safetensors"}"\n'
+                   'runtime = "torch"\n')
+    res = _invoke("ledger", "stats", "--config", str(cfg))
+    assert res.exit_code == 1 and str(home / "ledger.sqlite") in res.output  # looked in the settings' home
+    res = _invoke("taste", "--curator", "ada", "--config", str(cfg), "--port", "0")
+    assert res.exit_code == 1 and "missing.safetensors" in res.output  # the settings' model, not the shipped one
+    res = _invoke("taste", "curators", "--config", str(cfg))
+    assert str(home) in res.output
+    cfg.write_text("[stream]\nhomes = 1\n")
+    res = _invoke("ledger", "stats", "--config", str(cfg))
+    assert res.exit_code == 1 and res.output.startswith("error: ") and "homes" in res.output

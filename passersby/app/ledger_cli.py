@@ -13,16 +13,21 @@ ledger_app = typer.Typer(
     help="The do-not-use ledger of every face shown.\n\nExamples:\n\n    passersby ledger stats --home /srv/gallery\n\n    passersby ledger check --deep",
 )
 
-HOME = typer.Option(None, "--home", help="Installation home (default: $PASSERSBY_HOME, else the per-user data dir).")
+HOME = typer.Option(None, "--home", help="Installation home (default: stream.home of the settings, "
+                                         "$PASSERSBY_HOME, else the per-user data dir).")
+CONFIG = typer.Option(None, "--config", help="Settings file (default: ./passersby.toml, else <home>/passersby.toml).")
 
 
-def _open(home: Optional[Path]):
+def _open(config: Optional[Path], home: Optional[Path]):
+    """The ledger of the installation the settings describe (the same home as `show`)."""
     from passersby.home import ledger_path
+    from passersby.settings import SettingsError, settings_and_home
     from passersby.stream.ledger import Ledger, LedgerError
 
     try:
-        return Ledger.open_existing(ledger_path(home))
-    except LedgerError as e:
+        _, home_dir = settings_and_home(config, home)
+        return Ledger.open_existing(ledger_path(home_dir))
+    except (LedgerError, SettingsError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(1)
 
@@ -32,13 +37,13 @@ def _when(t: float | None) -> str:
 
 
 @ledger_app.command("stats")
-def stats_command(home: Optional[Path] = HOME) -> None:
+def stats_command(home: Optional[Path] = HOME, config: Optional[Path] = CONFIG) -> None:
     """How many faces have been shown, per screen, and since when.
 
     Example:
         passersby ledger stats --home /srv/gallery
     """
-    with _open(home) as ledger:
+    with _open(config, home) as ledger:
         st = ledger.stats()
     typer.echo(f"ledger: {ledger.path}")
     typer.echo(f"faces shown: {st.count} (first {_when(st.first_shown)}, last {_when(st.last_shown)})")
@@ -50,6 +55,7 @@ def stats_command(home: Optional[Path] = HOME) -> None:
 @ledger_app.command("check")
 def check_command(
     home: Optional[Path] = HOME,
+    config: Optional[Path] = CONFIG,
     deep: bool = typer.Option(False, "--deep", help="Also recompute every search key (slow: ~30 s per million)."),
 ) -> None:
     """Integrity of the ledger: SQLite integrity, counters, no duplicate, every stored face intact.
@@ -57,7 +63,7 @@ def check_command(
     Example:
         passersby ledger check --deep
     """
-    with _open(home) as ledger:
+    with _open(config, home) as ledger:
         result = ledger.check(deep=deep)
     if result.ok:
         typer.echo(f"ok: {result.count} faces, no problem found")
@@ -71,6 +77,7 @@ def check_command(
 def export_command(
     out: Path = typer.Argument(..., help="JSON Lines file to write (atomically)."),
     home: Optional[Path] = HOME,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Export every shown face (id, screen, time, model, exact latent) as JSON Lines.
 
@@ -79,7 +86,7 @@ def export_command(
     """
     from passersby.stream.ledger import LedgerError
 
-    with _open(home) as ledger:
+    with _open(config, home) as ledger:
         try:
             n = ledger.export(out)
         except LedgerError as e:

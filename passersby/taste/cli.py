@@ -20,7 +20,10 @@ taste_app = typer.Typer(
     add_completion=False,
 )  # its help is taste_main's docstring
 
-HOME = typer.Option(None, "--home", help="Installation home (default: $PASSERSBY_HOME, else the per-user data dir).")
+HOME = typer.Option(None, "--home", help="Installation home (default: stream.home of the settings, "
+                                         "$PASSERSBY_HOME, else the per-user data dir).")
+CONFIG = typer.Option(None, "--config", help="Settings file, the same as `show` reads (default: ./passersby.toml, "
+                                             "else <home>/passersby.toml): its model and runtime are rated.")
 LABELS = ("any", "feminine", "masculine")
 
 
@@ -29,7 +32,17 @@ def _fail(e: Any) -> None:
     raise typer.Exit(1)
 
 
-def _open_store(home: Optional[Path], create: bool):
+def _settings(config: Optional[Path], home: Optional[Path]):
+    """(Settings, home): the installation's own, so the swipe app rates what the stream shows."""
+    from passersby.settings import SettingsError, settings_and_home
+
+    try:
+        return settings_and_home(config, home)
+    except SettingsError as e:
+        _fail(e)
+
+
+def _open_store(home: Path, create: bool):
     from passersby.taste.store import TasteStore, TasteStoreError, taste_path
 
     path = taste_path(home)
@@ -81,13 +94,16 @@ def taste_main(
     ctx: typer.Context,
     curator: str = typer.Option("curator", "--curator", help="Whose taste: each curator has their own profile."),
     home: Optional[Path] = HOME,
-    model: Optional[Path] = typer.Option(None, "--model", help="Generator .safetensors (default: the shipped model)."),
+    config: Optional[Path] = CONFIG,
+    model: Optional[Path] = typer.Option(None, "--model", help="Generator .safetensors (default: model.path of the "
+                                         "settings, else the shipped model)."),
     label: str = typer.Option("any", "--label", help="Which screen's faces to rate: feminine, masculine or any."),
     port: int = typer.Option(8766, "--port", min=0, max=65535, help="Port of the app."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address (default loopback; rating always needs the token)."),
     token: Optional[str] = typer.Option(None, "--token", help="Token for rating (default: a random one)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the faces shown (default: fresh each run)."),
-    runtime: str = typer.Option("auto", "--runtime", help="auto, openvino, onnxruntime, torch-fused, torch."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="auto, openvino, onnxruntime, torch-fused, torch "
+                                          "(default: model.runtime of the settings)."),
 ) -> None:
     """Teach the installation a curator's taste: rate faces in the browser, the model learns.
 
@@ -113,14 +129,16 @@ def taste_main(
         check_curator(curator)
     except ValueError as e:
         _fail(f"--curator: {e}")
-    store = _open_store(home, create=True)
+    settings, home_dir = _settings(config, home)
+    model = model or (Path(settings.model.path) if settings.model.path else None)
+    runtime = runtime or settings.model.runtime
+    store = _open_store(home_dir, create=True)
     try:
         renderer, propose, model_hash = _faces(model, label, runtime)
-        from passersby.home import resolve_home
         from passersby.taste.prior import cached_prior
 
         dim = int(np.asarray(propose(np.random.default_rng(0))).shape[0])
-        prior = cached_prior(resolve_home(home), model_hash, renderer, dim, on_compute=lambda: typer.echo(
+        prior = cached_prior(home_dir, model_hash, renderer, dim, on_compute=lambda: typer.echo(
             "learning which latent directions change the picture (once per model, ~20 s)..."))
         _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label, prior)
     except OSError as e:  # the address: "cannot listen on 127.0.0.1:8766: Address already in use"
@@ -161,6 +179,7 @@ def export_command(
     curator: str = typer.Option(..., "--curator", help="Whose ratings."),
     out: Path = typer.Option(..., "--out", help="JSON file to write (atomically)."),
     home: Optional[Path] = HOME,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Write a curator's ratings (latents, ratings, models, times) to a JSON file.
 
@@ -170,7 +189,7 @@ def export_command(
     """
     from passersby.taste.store import TasteStoreError
 
-    with _open_store(home, create=False) as store:
+    with _open_store(_settings(config, home)[1], create=False) as store:
         try:
             n = store.export_json(curator, out)
         except (TasteStoreError, ValueError) as e:
@@ -184,6 +203,7 @@ def import_command(
     curator: Optional[str] = typer.Option(None, "--curator", help="File the ratings under this name "
                                                                   "(default: the file's curator)."),
     home: Optional[Path] = HOME,
+    config: Optional[Path] = CONFIG,
 ) -> None:
     """Add the ratings of an export file; ratings already here are skipped, so twice is harmless.
 
@@ -193,7 +213,7 @@ def import_command(
     """
     from passersby.taste.store import TasteStoreError
 
-    with _open_store(home, create=True) as store:
+    with _open_store(_settings(config, home)[1], create=True) as store:
         try:
             n = store.import_json(file, curator=curator)
         except (TasteStoreError, ValueError) as e:
@@ -202,14 +222,14 @@ def import_command(
 
 
 @taste_app.command("curators")
-def curators_command(home: Optional[Path] = HOME) -> None:
+def curators_command(home: Optional[Path] = HOME, config: Optional[Path] = CONFIG) -> None:
     """List the curators with ratings: how many, and when they last rated.
 
     Examples:
         passersby taste curators
         passersby taste curators --home /srv/gallery
     """
-    with _open_store(home, create=False) as store:
+    with _open_store(_settings(config, home)[1], create=False) as store:
         rows = store.curators()
     if not rows:
         typer.echo(f"no ratings yet in {store.path}")
