@@ -30,7 +30,7 @@ def _register() -> None:
     from passersby.train.cli import train_command
     from passersby.app.ledger_cli import ledger_app
     from passersby.train.direction_cli import direction_command
-    from passersby.app.stream_cli import config_app, render_command, serve_command, show_command
+    from passersby.app.stream_cli import config_app, render_command, serve_command, show_command, status_command
     from passersby.taste.cli import taste_app
     from passersby.app.print_cli import print_command
     from passersby.app.capture_cli import capture_command
@@ -40,6 +40,7 @@ def _register() -> None:
     app.command("show")(show_command)
     app.command("serve")(serve_command)
     app.command("render")(render_command)
+    app.command("status")(status_command)
     app.command("sample")(sample_command)
     app.command("peep")(peep_command)
     app.command("gallery")(gallery_command)

@@ -117,7 +117,8 @@ def _run(inst, settings) -> None:
 
     engine = inst.engine
     engine.start()
-    handlers = {"press": lambda req: _press(inst), "capture": lambda req: capture_summary(inst, str(req.get("screen")))}
+    handlers = {"press": lambda req: _press(inst), "capture": lambda req: capture_summary(inst, str(req.get("screen"))),
+                "health": lambda req: engine.health()}
     with Inbox(inst.home, handlers, engine.screens):
         if display_available():
             from passersby.outputs.window import run_windows

@@ -134,8 +134,8 @@ def _inbox(inst):
     from passersby.app.capture import capture_summary
     from passersby.app.inbox import Inbox
 
-    return Inbox(inst.home, {"capture": lambda req: capture_summary(inst, str(req.get("screen")))},
-                 inst.engine.screens)
+    return Inbox(inst.home, {"capture": lambda req: capture_summary(inst, str(req.get("screen"))),
+                             "health": lambda req: inst.engine.health()}, inst.engine.screens)
 
 
 def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, model: Optional[Path] = MODEL,
@@ -263,6 +263,42 @@ def _print_summary(engine) -> None:
     st = engine.status()
     typer.echo(f"shown: {st.get('frames_shown')}; late frames: {st.get('late_frames')}; "
                f"faces this run: {st['faces_this_run']}; ledger: {st['ledger_size']} faces")
+
+
+def status_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME,
+                   as_json: bool = typer.Option(False, "--json", help="The health as JSON (what /api/health answers).")) -> None:
+    """Is the running installation well? ok / degraded / failing, why, and per screen the age of
+    its last frame and its fps; also the ledger and the free disk. Exit 0 ok, 1 degraded or
+    failing or not running (for scripts and monitors).
+
+    Examples:
+        passersby status
+        passersby status --home /srv/gallery --json
+    """
+    import json
+
+    from passersby.app.inbox import post
+    from passersby.settings import SettingsError, settings_and_home
+
+    try:
+        _, home_dir = settings_and_home(config, home)
+        answer = post(home_dir, {"action": "health"}, timeout=10)
+        if not answer.pop("ok", False):
+            raise ValueError(f"status: {answer.get('error')}")
+    except (SettingsError, ValueError) as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+    else:
+        typer.echo(f"{answer['status']}" + (f": {'; '.join(answer['reasons'])}" if answer["reasons"] else ""))
+        for name, sc in answer["screens"].items():
+            typer.echo(f"  {name}: last frame {sc['last_frame_age_s']} s ago, {sc['fps']} fps")
+        free = answer.get("disk_free_bytes")
+        typer.echo(f"  ledger {'ok' if answer['ledger_ok'] else 'NOT OK'}; disk free "
+                   f"{'?' if free is None else f'{free / 1024 ** 3:.1f} GiB'}; up {answer['uptime_s']:.0f} s"
+                   + ("; paused" if answer.get("paused") else ""))
+    if answer["status"] != "ok":
+        raise typer.Exit(1)
 
 
 config_app = typer.Typer(no_args_is_help=True, help="The installation's settings.\n\nExample:\n\n    passersby config show")

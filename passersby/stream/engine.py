@@ -32,6 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from passersby.stream.frames import Frame, FrameHub
+from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.ledger import Ledger
 from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
 
@@ -104,6 +105,7 @@ class ScreenProducer(threading.Thread):
         self._skip_to: int | None = None
         self._lock = threading.Lock()
         self.render_seconds: deque[float] = deque(maxlen=300)
+        self.render_times = RenderTimes()  # all of them, as a histogram (metrics)
 
     def next_anchor(self) -> None:
         """Jump to the next anchor (a deliberate cut) and drop frames rendered ahead."""
@@ -136,7 +138,9 @@ class ScreenProducer(threading.Thread):
     def _render(self, index: int) -> Frame:
         t0 = time.perf_counter()
         image, key = run_stages(self.plan.stages, *self.source.render(index))
-        self.render_seconds.append(time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        self.render_seconds.append(seconds)
+        self.render_times.observe(seconds)
         return Frame(self.plan.name, index, image, {**key, "screen": self.plan.name})
 
 
@@ -181,7 +185,9 @@ class Engine:
             for p in plans
         ]
         self.ledger_path = Path(ledger_path)
-        self.hub = FrameHub([p.name for p in plans], status=self.status, controls=self)
+        self.hub = FrameHub([p.name for p in plans], status=self.status, controls=self, health=self.health,
+                            metrics=self.metrics)
+        self._registry = None  # Prometheus, built on the first scrape (stream/health.py)
         self.quit_event = threading.Event()
         self.paused = threading.Event()
         self.pacer: Pacer | None = None
@@ -256,6 +262,14 @@ class Engine:
                     p.next_anchor()
         elif action == "quit":
             self.quit_event.set()
+
+    def health(self) -> dict[str, Any]:
+        """ok / degraded / failing and why (stream/health.py); no secrets."""
+        return health(self)
+
+    def metrics(self) -> bytes:
+        """Prometheus text: frames, late frames, faces, render times, memory (stream/health.py)."""
+        return metrics_text(self)
 
     def stop(self) -> None:
         self.quit_event.set()
@@ -349,6 +363,7 @@ class Pacer(threading.Thread):
         self.last_shown: dict[str, float] = {}
         self.intervals = {n: Ring(INTERVALS_KEPT) for n in names}
         self.recent: dict[str, deque[float]] = {n: deque(maxlen=int(2 * engine.fps) + 1) for n in names}
+        self.started = time.monotonic()
         # The longest interval per screen and when it ended (monotonic s, frame shown): where a hitch was.
         self.worst: dict[str, tuple[float, float, int]] = {}
 

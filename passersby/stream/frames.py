@@ -65,6 +65,8 @@ class FrameHub:
         status: returns the installation's status as a JSON-able dict (model, fps, faces
             shown, ledger size, ...); called by sinks that show it.
         controls: where control actions go; None refuses them.
+        health: returns {"status": "ok" | "degraded" | "failing", ...} (no secrets), or None.
+        metrics: returns the Prometheus text exposition (bytes), or None.
 
     Example:
         >>> hub = FrameHub(["a"])
@@ -74,12 +76,14 @@ class FrameHub:
     """
 
     def __init__(self, screens: list[str], status: Callable[[], dict[str, Any]] | None = None,
-                 controls: Controls | None = None) -> None:
+                 controls: Controls | None = None, health: Callable[[], dict[str, Any]] | None = None,
+                 metrics: Callable[[], bytes] | None = None) -> None:
         if not screens or len(set(screens)) != len(screens):
             raise ValueError(f"screens must be distinct names, at least one, got {screens!r}")
         self.screens = list(screens)
         self._status = status or (lambda: {})
         self._controls = controls
+        self.health, self.metrics = health, metrics
         self._latest: dict[str, Frame] = {}
         self._cond = threading.Condition()
         self._subscribers: list[Callable[[Frame], None]] = []

@@ -5,6 +5,9 @@ Routes:
     GET  /screen/<name>    one screen alone, for a kiosk browser (404 page if unknown)
     GET  /ws/<name>        WebSocket of that screen's frames (format: protocol.py)
     GET  /api/status       the hub's status dict plus "screens"
+    GET  /api/health       ok / degraded / failing, per-screen frame age and fps, ledger, disk
+                           (no token, no secrets; 503 when failing, for monitors)
+    GET  /metrics          Prometheus text: frames, late frames, faces, render times, memory
     POST /api/control      {"action": "pause"|"resume"|"next"|"quit"} or
                            {"action": "exactingness", "value": 0..1}, needs the token
     POST /api/capture      {"screen": name}: capture what it shows now (re-rendered from its
@@ -61,6 +64,8 @@ def make_app(state: KioskState) -> web.Application:
     app.router.add_get("/screen/{name:[^/]+}", screen_page)
     app.router.add_get("/ws/{name:[^/]+}", frames_socket)
     app.router.add_get("/api/status", status)
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/control", control)
     app.router.add_post("/api/capture", capture)
     app.router.add_get("/favicon.ico", _no_icon)
@@ -148,6 +153,27 @@ async def status(request: web.Request) -> web.Response:
         log.warning("status failed: %s", e)
         return _error(503, f"status unavailable: {e}")
     return _json({**data, "screens": hub.screens})
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /api/health: 200 while ok or degraded, 503 when failing (or no health source)."""
+    hub = request.app[STATE].bridge.hub
+    if hub.health is None:
+        return _json({"status": "unknown", "reasons": ["this server has no health source"]}, 503)
+    try:
+        data = await asyncio.get_running_loop().run_in_executor(None, hub.health)
+    except Exception as e:  # noqa: BLE001 - a broken health check is itself a failure to report
+        return _json({"status": "failing", "reasons": [f"health check failed ({type(e).__name__})"]}, 503)
+    return _json(data, 503 if data.get("status") == "failing" else 200)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: the Prometheus text exposition."""
+    hub = request.app[STATE].bridge.hub
+    if hub.metrics is None:
+        return _error(404, "this server has no metrics")
+    body = await asyncio.get_running_loop().run_in_executor(None, hub.metrics)
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 def _request_token(request: web.Request) -> str | None:

@@ -77,9 +77,19 @@ def test_the_capture_command_end_to_end(tmp_path, tiny_model_file):
                 time.sleep(0.05)
             r = CliRunner().invoke(app, ["capture", "solo", "--home", str(tmp_path)])
             wrong = CliRunner().invoke(app, ["capture", "duo", "--home", str(tmp_path)])
+            deadline = time.monotonic() + 10
+            while inst.engine.pacer.stats()["fps"].get("solo", 0) < 9 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            status = CliRunner().invoke(app, ["status", "--home", str(tmp_path)])
+            as_json = CliRunner().invoke(app, ["status", "--home", str(tmp_path), "--json"])
     finally:
         inst.close()
     assert r.exit_code == 0, r.output
     assert r.output.startswith("captured ") and "the re-render matches the screen" in r.output
     assert len(list((tmp_path / "captures").glob("*.json"))) == 1
     assert wrong.exit_code == 1 and "error: capture duo: no screen 'duo'" in wrong.output
+    assert status.exit_code == 0, status.output
+    assert status.output.startswith("ok") and "solo: last frame" in status.output and "ledger ok" in status.output
+    assert json.loads(as_json.output)["screens"]["solo"]["fps"] > 0
+    gone = CliRunner().invoke(app, ["status", "--home", str(tmp_path)])  # stopped: nobody answers
+    assert gone.exit_code == 1 and "no installation is running" in gone.output

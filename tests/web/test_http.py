@@ -263,3 +263,24 @@ def test_slow_headers_are_cut_off(monkeypatch):
         assert request(server.url + "api/status")[0] == 200
     finally:
         server.stop()
+
+
+def test_health_and_metrics_need_no_token_and_say_failing_with_503():
+    state = {"status": "ok", "reasons": []}
+    hub = FrameHub(["a"], health=lambda: dict(state), metrics=lambda: b"passersby_frames_shown_total 3.0\n")
+    server = KioskServer(hub, port=0, token="t").start()
+    try:
+        status, raw, _ = request(server.url + "api/health")
+        assert status == 200 and json.loads(raw)["status"] == "ok"
+        state.update(status="failing", reasons=["screen a has shown nothing for 5 s"])
+        status, raw, _ = request(server.url + "api/health")
+        assert status == 503 and json.loads(raw)["reasons"] == ["screen a has shown nothing for 5 s"]
+        status, raw, headers = request(server.url + "metrics")
+        assert status == 200 and raw.startswith(b"passersby_frames_shown_total") and "text/plain" in headers["Content-Type"]
+    finally:
+        server.stop()
+    bare = KioskServer(FrameHub(["a"]), port=0, token="t").start()
+    try:
+        assert request(bare.url + "api/health")[0] == 503 and request(bare.url + "metrics")[0] == 404
+    finally:
+        bare.stop()

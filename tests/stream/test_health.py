@@ -1,0 +1,61 @@
+"""Health and metrics of a running engine: ok while frames flow, failing when a screen stops,
+degraded on a low disk; Prometheus counters that match the engine's own."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import passersby.stream.health as health_mod
+from passersby.stream.engine import Engine
+
+from .test_engine import WALK, engine
+
+
+def _wait(pred, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_health_follows_the_frames_and_says_why(tmp_path: Path, monkeypatch) -> None:
+    with engine(tmp_path) as e:
+        e.start()
+        assert _wait(lambda: all(e.hub.latest(s) for s in e.screens))
+        h = e.health()
+        assert h["status"] == "ok" and h["reasons"] == [] and h["ledger_ok"] and h["disk_free_bytes"] > 0
+        assert set(h["screens"]) == {"left", "right"} and h["screens"]["left"]["last_frame_age_s"] < 1.0
+        assert str(tmp_path) not in str(h)  # no paths, no secrets
+        monkeypatch.setattr(health_mod, "LOW_DISK_BYTES", 1 << 62)
+        h = e.health()
+        assert h["status"] == "degraded" and "free on the ledger's disk" in h["reasons"][0]
+        monkeypatch.setattr(health_mod, "LOW_DISK_BYTES", 0)
+        e.producers[0].error = RuntimeError("the renderer broke with /secret/path")
+        h = e.health()
+        assert h["status"] == "failing" and h["reasons"] == ["screen left stopped (RuntimeError)"]
+        e.producers[0].error = None
+        e.pacer.stop_event.set()  # the pacer hangs: frames stop coming
+        e.pacer.join()
+        monkeypatch.setattr(health_mod, "FAILING_AGE_S", 0.2)
+        time.sleep(0.3)
+        h = e.health()
+        assert h["status"] == "failing" and "has shown nothing for" in h["reasons"][0]
+
+
+def test_metrics_match_the_engines_counters(tmp_path: Path) -> None:
+    with engine(tmp_path) as e:
+        e.start()
+        assert _wait(lambda: e.pacer.shown["left"] >= 20)
+        text = e.metrics().decode()
+        shown = e.pacer.shown["left"]
+        claimed = e.producers[0].anchors.claimed
+    line = next(l for l in text.splitlines() if l.startswith('passersby_frames_shown_total{screen="left"}'))
+    assert shown - 3 <= float(line.split()[-1]) <= shown
+    assert f'passersby_faces_claimed_total{{screen="left"}} {float(claimed)}' in text
+    assert 'passersby_render_seconds_bucket{le="+Inf",screen="left"}' in text
+    assert "process_resident_memory_bytes" in text and "passersby_last_frame_age_seconds" in text
