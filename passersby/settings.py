@@ -124,6 +124,17 @@ class PeepSettings:
     debounce: float = _doc("peep: presses closer together than this (seconds) count once.", default=0.3)
 
 
+@dataclass(frozen=True)
+class ScheduleSettings:
+    enabled: bool = _doc("Follow opening hours: outside them the screens go dark and the engine idles "
+                         "(no face claimed), and it wakes on time.", default=False)
+    days: str = _doc("Open days: mon..sun, ranges and lists, e.g. \"tue-sun\" or \"mon-fri,sun\".", default="mon-sun")
+    hours: str = _doc("Opening hours, e.g. \"10:00-18:00\" (\"18:00-02:00\" runs past midnight).",
+                      default="10:00-18:00")
+    timezone: str = _doc("Time zone of the hours, e.g. Europe/Berlin.", default="UTC")
+    holidays: str = _doc("Closed dates, comma-separated, e.g. \"2026-12-25,2027-01-01\".", default="")
+
+
 ENHANCER_MODES = ("auto", "on", "off")
 SOURCES = ("walk", "feedback", "peep")
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
@@ -148,6 +159,7 @@ class Settings:
     feedback: FeedbackSettings = FeedbackSettings()
     enhancer: EnhancerSettings = EnhancerSettings()
     peep: PeepSettings = PeepSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
     source: str = ""  # the file these came from ("" = defaults only); not a setting
 
@@ -175,7 +187,7 @@ class SettingsError(ValueError):
 
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
             "window": WindowSettings, "web": WebSettings, "taste": TasteSettings, "feedback": FeedbackSettings,
-            "enhancer": EnhancerSettings, "peep": PeepSettings}
+            "enhancer": EnhancerSettings, "peep": PeepSettings, "schedule": ScheduleSettings}
 
 
 def _check_ranges(s: Settings) -> None:
@@ -199,6 +211,10 @@ def _check_ranges(s: Settings) -> None:
         except ValueError as e:
             raise SettingsError(f"{e} (feedback screens use walk.tempo and walk.fps)") from None
     try:
+        opening_hours(s)
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
+    try:
         peep_config(s)
     except ValueError as e:
         raise SettingsError(str(e).replace("peep ", "peep.", 1)) from None
@@ -218,6 +234,15 @@ def feedback_config(s: "Settings", step_every: int | None = None):
         raise ValueError(f"step_every must be >= 0 (0 = automatic), got {f.step_every}")
     return FeedbackConfig(tempo=s.walk.tempo, fps=s.walk.fps, drift=f.drift, crossfade=f.crossfade,
                           max_faceless=f.max_faceless, step_every=step_every or f.step_every or 1)
+
+
+def opening_hours(s: "Settings"):
+    """The schedule (stream.schedule.Schedule) of [schedule], or None when it is not enabled."""
+    from passersby.stream.schedule import Schedule
+
+    c = s.schedule
+    schedule = Schedule.parse(c.days, c.hours, c.timezone, c.holidays)  # checked even when off
+    return schedule if c.enabled else None
 
 
 def peep_config(s: "Settings"):

@@ -112,14 +112,14 @@ def _run(inst, settings) -> None:
     """Until quit: the window (space, Enter, click or touch press), or the kiosk page."""
     from passersby.app.capture import capture_summary
     from passersby.app.inbox import Inbox
-    from passersby.app.stream_cli import _serve_until_quit
+    from passersby.app.stream_cli import _serve_until_quit, opening_hours
     from passersby.outputs.window import display_available
 
     engine = inst.engine
     engine.start()
     handlers = {"press": lambda req: _press(inst), "capture": lambda req: capture_summary(inst, str(req.get("screen"))),
                 "health": lambda req: engine.health()}
-    with Inbox(inst.home, handlers, engine.screens):
+    with Inbox(inst.home, handlers, engine.screens), opening_hours(inst, settings):
         if display_available():
             from passersby.outputs.window import run_windows
 

@@ -129,6 +129,28 @@ def _serve_until_quit(inst, settings, what: str) -> None:
         server.stop()
 
 
+@contextlib.contextmanager
+def opening_hours(inst, settings):
+    """While the block runs: sleep and wake the engine by [schedule] (stream/schedule.py), the
+    monitors off and on where the display allows it."""
+    from passersby.settings import opening_hours as schedule_of
+
+    schedule = schedule_of(settings)
+    if schedule is None:
+        yield None
+        return
+    from passersby.outputs.display_power import set_monitors
+    from passersby.stream.schedule import OpeningHours
+
+    hours = OpeningHours(inst.engine, schedule, on_change=set_monitors).start()
+    typer.echo(f"opening hours: {settings.schedule.days} {settings.schedule.hours} ({settings.schedule.timezone}); "
+               f"now {'open' if hours.open else inst.engine.closed_why}")
+    try:
+        yield hours
+    finally:
+        hours.stop()
+
+
 def _inbox(inst):
     """Requests from `passersby capture` (app/inbox.py) for this running installation."""
     from passersby.app.capture import capture_summary
@@ -168,7 +190,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     try:
         with one_line_errors():
             engine.start()
-            with _inbox(inst):
+            with _inbox(inst), opening_hours(inst, settings):
                 if display_available():
                     from passersby.app.capture import capture_summary
                     from passersby.outputs.window import run_windows
@@ -210,7 +232,7 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
     try:
         with one_line_errors():
             inst.engine.start()
-            with _inbox(inst):
+            with _inbox(inst), opening_hours(inst, settings):
                 _serve_until_quit(inst, settings, "passersby serve")
     finally:
         inst.close()

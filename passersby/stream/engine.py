@@ -190,6 +190,8 @@ class Engine:
         self._registry = None  # Prometheus, built on the first scrape (stream/health.py)
         self.quit_event = threading.Event()
         self.paused = threading.Event()
+        self.asleep = threading.Event()  # outside opening hours (stream/schedule.py); "resume" does not wake it
+        self.closed_why = ""
         self.pacer: Pacer | None = None
         self.started_at = time.time()
         # Create (or check) the ledger here, once: screens opening a new file at the same
@@ -263,6 +265,20 @@ class Engine:
         elif action == "quit":
             self.quit_event.set()
 
+    def sleep(self, why: str) -> None:
+        """Closed (opening hours): every screen goes black, nothing more is shown or claimed
+        (the producers stop once their queues are full; the pacer idles) until wake()."""
+        self.closed_why = why
+        self.asleep.set()
+        for name in self.screens:
+            last = self.hub.latest(name)
+            if last is not None:
+                self.hub.publish(Frame(name, last.index + 1, np.zeros_like(last.image), {"state": "closed", "why": why}))
+
+    def wake(self) -> None:
+        self.asleep.clear()
+        self.closed_why = ""
+
     def health(self) -> dict[str, Any]:
         """ok / degraded / failing and why (stream/health.py); no secrets."""
         return health(self)
@@ -296,6 +312,7 @@ class Engine:
         out.update(
             screens=self.screens,
             paused=self.paused.is_set(),
+            **({"closed": self.closed_why} if self.asleep.is_set() else {}),
             uptime_s=round(time.time() - self.started_at, 1),
             faces_this_run=claimed,
             ledger_size=self._ledger_start + claimed,
@@ -370,7 +387,7 @@ class Pacer(threading.Thread):
     def run(self) -> None:
         next_t = time.monotonic()
         while not self.stop_event.is_set() and not self.engine.quit_event.is_set():
-            if self.engine.paused.is_set():
+            if self.engine.paused.is_set() or self.engine.asleep.is_set():
                 time.sleep(self.period)
                 next_t = time.monotonic()
                 self.last_shown.clear()  # a pause is not a slow frame

@@ -40,7 +40,7 @@ def health(engine: "Engine") -> dict[str, Any]:
         'ok'
     """
     now, reasons, level = time.monotonic(), [], 0
-    paused = engine.paused.is_set()
+    paused = engine.paused.is_set() or engine.asleep.is_set()  # asleep: outside opening hours
     fps = engine.pacer.stats()["fps"] if engine.pacer is not None else {}
     screens = {}
     for p in engine.producers:
