@@ -36,6 +36,7 @@ def _register() -> None:
     from passersby.app.capture_cli import capture_command
     from passersby.app.peep import peep_command
     from passersby.app.gallery import gallery_command
+    from passersby.app.service import service_app
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
@@ -52,6 +53,7 @@ def _register() -> None:
     app.command("direction")(direction_command)
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(config_app, name="config")
+    app.add_typer(service_app, name="service")
     app.add_typer(taste_app, name="taste")
 
 

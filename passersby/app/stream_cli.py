@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -151,6 +152,24 @@ def opening_hours(inst, settings):
         hours.stop()
 
 
+@contextlib.contextmanager
+def service_notify(inst):
+    """Under systemd (NOTIFY_SOCKET set): READY once paced, watchdog pings from the pacer while
+    healthy, STOPPING at the end (app/service.py). Elsewhere: nothing."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        yield None
+        return
+    from passersby.app.service import Notifier
+
+    n = Notifier(inst.engine)
+    inst.engine.heartbeat = n.beat
+    n.ready()
+    try:
+        yield n
+    finally:
+        n.stopping()
+
+
 def _inbox(inst):
     """Requests from `passersby capture` (app/inbox.py) for this running installation."""
     from passersby.app.capture import capture_summary
@@ -190,7 +209,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     try:
         with one_line_errors():
             engine.start()
-            with _inbox(inst), opening_hours(inst, settings):
+            with _inbox(inst), opening_hours(inst, settings), service_notify(inst):
                 if display_available():
                     from passersby.app.capture import capture_summary
                     from passersby.outputs.window import run_windows
@@ -232,7 +251,7 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
     try:
         with one_line_errors():
             inst.engine.start()
-            with _inbox(inst), opening_hours(inst, settings):
+            with _inbox(inst), opening_hours(inst, settings), service_notify(inst):
                 _serve_until_quit(inst, settings, "passersby serve")
     finally:
         inst.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import logging
 import queue
 import threading
 import time
@@ -33,6 +34,8 @@ import numpy as np
 
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
+
+log = logging.getLogger("passersby")
 from passersby.stream.ledger import Ledger
 from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
 
@@ -190,6 +193,7 @@ class Engine:
         self._registry = None  # Prometheus, built on the first scrape (stream/health.py)
         self.quit_event = threading.Event()
         self.paused = threading.Event()
+        self.heartbeat: Callable[[], None] | None = None  # called by the pacer about once a second
         self.asleep = threading.Event()  # outside opening hours (stream/schedule.py); "resume" does not wake it
         self.closed_why = ""
         self.pacer: Pacer | None = None
@@ -335,6 +339,7 @@ class Engine:
         return out
 
 
+HEARTBEAT_S = 1.0
 INTERVALS_KEPT = 200_000  # per screen: the last ~1.9 hours at 30 fps, 1.6 MB
 
 
@@ -383,10 +388,24 @@ class Pacer(threading.Thread):
         self.started = time.monotonic()
         # The longest interval per screen and when it ended (monotonic s, frame shown): where a hitch was.
         self.worst: dict[str, tuple[float, float, int]] = {}
+        self.last_beat = -HEARTBEAT_S
+
+    def _beat(self) -> None:
+        """At most once a HEARTBEAT_S, tell `engine.heartbeat` the pacer is alive (a service
+        manager's watchdog: a hung pacer stops the beats, a slow frame does not)."""
+        now = time.monotonic()
+        beat = self.engine.heartbeat
+        if beat is not None and now - self.last_beat >= HEARTBEAT_S:
+            self.last_beat = now
+            try:
+                beat()
+            except Exception as e:  # noqa: BLE001 - a broken hook must not stop the show
+                log.warning("heartbeat failed: %s", e)
 
     def run(self) -> None:
         next_t = time.monotonic()
         while not self.stop_event.is_set() and not self.engine.quit_event.is_set():
+            self._beat()
             if self.engine.paused.is_set() or self.engine.asleep.is_set():
                 time.sleep(self.period)
                 next_t = time.monotonic()
