@@ -36,7 +36,7 @@ from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
 
 log = logging.getLogger("passersby")
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import Ledger, LedgerError
 from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
 
 
@@ -66,17 +66,40 @@ class LedgerAnchors:
     """
 
     def __init__(self, ledger_path: Path, z_dim: int, channel: str, propose: Callable, model_hash: str,
-                 seed: int | None) -> None:
+                 seed: int | None, hold: threading.Event | None = None) -> None:
         self.path, self.z_dim, self.channel = ledger_path, z_dim, channel
         self.propose, self.model_hash, self.seed = propose, model_hash, seed
         self.ledger: Ledger | None = None
         self.by_position: dict[int, int] = {}  # walk anchor position -> ledger id (recent ones)
         self.claimed = 0
+        # Set (by the engine, while it runs live): a claim the ledger cannot record (a full
+        # disk, a locked database) is retried until it can, instead of ending the screen. No
+        # new face is shown meanwhile - never repeating beats being available.
+        self.hold = hold
+        self.stop = threading.Event()
+        self.waiting = ""  # why the screen waits for the ledger, while it does
 
     def __call__(self) -> np.ndarray:
-        if self.ledger is None:
-            self.ledger = Ledger(self.path, dim=self.z_dim, channel=self.channel, seed=self.seed)
-        anchor_id, z = self.ledger.claim(self.channel, self.propose, self.model_hash)
+        delay = HOLD_FIRST_S
+        while True:
+            try:
+                if self.ledger is None:
+                    self.ledger = Ledger(self.path, dim=self.z_dim, channel=self.channel, seed=self.seed)
+                anchor_id, z = self.ledger.claim(self.channel, self.propose, self.model_hash)
+                break
+            except LedgerError as e:
+                if self.hold is None or not self.hold.is_set() or self.stop.is_set():
+                    raise
+                if not self.waiting:
+                    log.warning("screen %s: the ledger cannot record a new face (%s); no new face until it can", self.channel, e)
+                self.waiting = str(e)
+                self.close()  # a fresh connection on the next try
+                if self.stop.wait(delay):
+                    raise
+                delay = min(HOLD_MAX_S, delay * 2)
+        if self.waiting:
+            log.warning("screen %s: the ledger records again; new faces resume", self.channel)
+            self.waiting = ""
         # The source calls once per anchor, in order: call k is claim position k.
         self.by_position[self.claimed] = anchor_id
         self.claimed += 1
@@ -183,8 +206,10 @@ class Engine:
         self.fps = float(fps)
         self.exactingness = exactingness
         self.info = dict(info or {})
+        self.hold_on_ledger_errors = threading.Event()  # set while paced (live): wait for the ledger
         self.producers = [
-            ScreenProducer(p, LedgerAnchors(ledger_path, z_dim, p.name, p.propose, model_hash, seed), queue_size)
+            ScreenProducer(p, LedgerAnchors(ledger_path, z_dim, p.name, p.propose, model_hash, seed,
+                                            self.hold_on_ledger_errors), queue_size)
             for p in plans
         ]
         self.ledger_path = Path(ledger_path)
@@ -222,6 +247,7 @@ class Engine:
                     p.frames.qsize() >= max(1, int(p.frames.maxsize * prefill)) for p in self.producers):
                 self.check()
                 time.sleep(0.01)
+            self.hold_on_ledger_errors.set()
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
@@ -299,6 +325,7 @@ class Engine:
             self.pacer.join(timeout=5)
         for p in self.producers:
             p.stop_event.set()
+            p.anchors.stop.set()
         for p in self.producers:
             if p.is_alive():
                 p.join(timeout=10)
@@ -324,6 +351,9 @@ class Engine:
         )
         if self.exactingness is not None:
             out["exactingness"] = self.exactingness.value
+        waiting = {p.plan.name: p.anchors.waiting for p in self.producers if p.anchors.waiting}
+        if waiting:
+            out["waiting_for_ledger"] = waiting
         if self.pacer is not None:
             out.update(self.pacer.stats())
         out["render_ms"] = {p.plan.name: round(1000 * float(np.median(p.render_seconds)), 1)
@@ -340,6 +370,7 @@ class Engine:
 
 
 HEARTBEAT_S = 1.0
+HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
 INTERVALS_KEPT = 200_000  # per screen: the last ~1.9 hours at 30 fps, 1.6 MB
 
 

@@ -6,8 +6,10 @@ token, no secrets (no paths, no keys, no tokens), cheap enough to poll every sec
 
 - failing: a screen has shown nothing for FAILING_AGE_S (while not paused), or a screen's
   producer stopped with an error (its type is said, not its message);
-- degraded: a screen runs below DEGRADED_FPS_SHARE of its frame rate, or the disk holding the
-  ledger has less than LOW_DISK_BYTES free;
+- degraded: a screen runs below DEGRADED_FPS_SHARE of its frame rate, or holds its last frame
+  because the ledger cannot record (a full disk: it retries and resumes by itself), or the
+  disk holding the ledger has less than LOW_DISK_BYTES free or fills within DISK_WARN_DAYS at
+  this run's rate of faces;
 - ok otherwise.
 
 `EngineCollector` exposes the engine's own counters at scrape time (no cost per frame):
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 FAILING_AGE_S = 5.0
 DEGRADED_FPS_SHARE = 0.9
 LOW_DISK_BYTES = 2 * 1024 ** 3
+DISK_WARN_DAYS = 30
+LEDGER_BYTES_PER_FACE = 820  # measured (stream/ledger.py docstring): z, hash, 8 keys, 9 indexes
 RENDER_BUCKETS = (0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -51,6 +55,9 @@ def health(engine: "Engine") -> dict[str, Any]:
         if p.error is not None:
             level = max(level, 2)
             reasons.append(f"screen {name} stopped ({type(p.error).__name__})")
+        elif p.anchors.waiting:  # holding its last frame until the ledger records again: not hung
+            level = max(level, 1)
+            reasons.append(f"screen {name} shows no new face: the ledger cannot record (waiting, retrying)")
         elif engine.pacer is not None and not paused and (age is None or age > FAILING_AGE_S):
             level = max(level, 2)
             reasons.append(f"screen {name} has shown nothing for {FAILING_AGE_S:.0f} s")
@@ -65,11 +72,26 @@ def health(engine: "Engine") -> dict[str, Any]:
     if free is not None and free < LOW_DISK_BYTES:
         level = max(level, 1)
         reasons.append(f"{free / 1024 ** 3:.1f} GiB free on the ledger's disk")
+    days = days_of_disk_left(engine, free)
+    if days is not None and days < DISK_WARN_DAYS:
+        level = max(level, 1)
+        reasons.append(f"the ledger's disk is full in ~{days:.0f} days at this rate")
     ledger_ok = engine.ledger_path.exists() and not any(
         type(p.error).__name__ == "LedgerError" for p in engine.producers)
     return {"status": ("ok", "degraded", "failing")[level], "reasons": reasons, "paused": paused,
-            "screens": screens, "ledger_ok": ledger_ok, "disk_free_bytes": free,
+            "screens": screens, "ledger_ok": ledger_ok, "disk_free_bytes": free, "disk_days_left": days,
             "uptime_s": round(time.time() - engine.started_at, 1)}
+
+
+def days_of_disk_left(engine: "Engine", free: int | None) -> float | None:
+    """Days until the ledger fills the free disk at this run's rate of faces (LEDGER_BYTES_PER_FACE
+    each), or None before there is a rate (the first minute) or without a free-space figure."""
+    seconds = time.time() - engine.started_at
+    faces = sum(p.anchors.claimed for p in engine.producers)
+    if free is None or seconds < 60 or faces == 0:
+        return None
+    per_day = faces / seconds * 86_400 * LEDGER_BYTES_PER_FACE
+    return round(free / per_day, 1)
 
 
 class RenderTimes:

@@ -59,3 +59,47 @@ def test_metrics_match_the_engines_counters(tmp_path: Path) -> None:
     assert f'passersby_faces_claimed_total{{screen="left"}} {float(claimed)}' in text
     assert 'passersby_render_seconds_bucket{le="+Inf",screen="left"}' in text
     assert "process_resident_memory_bytes" in text and "passersby_last_frame_age_seconds" in text
+
+
+def test_a_ledger_that_cannot_record_holds_the_screens_and_they_resume_by_themselves(tmp_path: Path, monkeypatch):
+    """Issue 11: a full disk ended `serve` (a LedgerError traceback). Never repeating beats being
+    available: no new face while the ledger cannot record, and back by itself when it can."""
+    import passersby.stream.engine as engine_mod
+    from passersby.stream.ledger import Ledger, LedgerError
+
+    monkeypatch.setattr(engine_mod, "HOLD_FIRST_S", 0.05)
+    full = {"on": False}
+    claim = Ledger.claim
+
+    def maybe_full(self, *a, **k):
+        if full["on"]:
+            raise LedgerError(f"{self.path}: database or disk is full")
+        return claim(self, *a, **k)
+
+    monkeypatch.setattr(Ledger, "claim", maybe_full)
+    with engine(tmp_path) as e:
+        e.start()
+        assert _wait(lambda: e.status()["faces_this_run"] >= 4)
+        full["on"] = True
+        assert _wait(lambda: "waiting_for_ledger" in e.status())
+        claimed = e.status()["faces_this_run"]
+        time.sleep(0.5)
+        st, h = e.status(), e.health()
+        assert st["faces_this_run"] == claimed and e.producers[0].error is None  # held, not crashed
+        assert h["status"] == "degraded" and any("the ledger cannot record" in r for r in h["reasons"])
+        full["on"] = False
+        assert _wait(lambda: "waiting_for_ledger" not in e.status() and e.status()["faces_this_run"] > claimed)
+        assert e.health()["status"] == "ok"
+    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        assert led.check().ok
+
+
+def test_days_of_disk_left_at_this_rate():
+    from types import SimpleNamespace
+
+    e = SimpleNamespace(started_at=time.time() - 86_400, producers=[SimpleNamespace(anchors=SimpleNamespace(claimed=14_400))])
+    # 14,400 faces a day x 820 bytes = 11.8 MB a day
+    assert health_mod.days_of_disk_left(e, 118_080_000) == 10.0
+    assert health_mod.days_of_disk_left(e, None) is None
+    e.started_at = time.time()
+    assert health_mod.days_of_disk_left(e, 10 ** 9) is None  # no rate yet
