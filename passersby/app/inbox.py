@@ -100,10 +100,12 @@ class Inbox:
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
-            for req in sorted(self.folder.glob("*.json"), key=lambda p: p.stat().st_mtime if p.exists() else 0):
+            for req in sorted(self.folder.glob("*.json")):  # names start with the sending time (ns)
                 self._answer(req)
 
     def _answer(self, path: Path) -> None:
+        if not path.exists():  # withdrawn by its sender meanwhile
+            return
         try:
             request = json.loads(path.read_text())
             if not isinstance(request, dict):
