@@ -99,9 +99,18 @@ class Inbox:
             pass
 
     def _run(self) -> None:
+        swept = time.monotonic()
         while not self._stop.wait(POLL_S):
             for req in sorted(self.folder.glob("*.json")):  # names start with the sending time (ns)
                 self._answer(req)
+            if time.monotonic() - swept > 60:  # answers nobody collected (a sender that gave up)
+                swept = time.monotonic()
+                for done in self.folder.glob("*.done"):
+                    try:
+                        if time.time() - done.stat().st_mtime > 600:
+                            done.unlink()
+                    except OSError:
+                        pass
 
     def _answer(self, path: Path) -> None:
         if not path.exists():  # withdrawn by its sender meanwhile
