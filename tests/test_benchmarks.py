@@ -97,3 +97,15 @@ def test_peep_capture_benchmark_reports_latency_equality_and_prints(tmp_path: Pa
     assert res["print"]["A5"]["pixels"] == [420, 595]
     assert (example / "example-A5-reduced.jpg").exists() and (example / "example-A5-pdf-page1.png").exists()
     assert (example / "example-capture.json").exists()
+
+
+def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
+    out, plot = tmp_path / "soak.json", tmp_path / "soak.png"
+    r = subprocess.run([sys.executable, "benchmarks/memory_soak.py", "--minutes", "0.12", "--every", "2",
+                        "--warmup", "0", "--json", str(out), "--plot", str(plot)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert len(res["samples"]) >= 3 and all(s["rss_mb"] > 50 and s["fds"] > 3 for s in res["samples"])
+    assert isinstance(res["rss_slope_mb_per_hour_after_warmup"], float) and plot.exists()
+    assert all(n > 0 for n in res["frames_received_by_web_clients"].values())
