@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--painter", type=Path, help="painter file (default: the shipped one)")
     ap.add_argument("--frames", type=int, default=3000, help="frames per screen")
-    ap.add_argument("--drift", type=float, default=0.5)
+    ap.add_argument("--drift", type=float, default=0.8)
     ap.add_argument("--tempo", type=float, default=6.0)
     ap.add_argument("--crossfade", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1)

@@ -93,7 +93,7 @@ class TasteSettings:
 class FeedbackSettings:
     painter: str = _doc("Painter .safetensors for feedback screens (`passersby train --kind painter`); "
                         "empty = the shipped one.", default="")
-    drift: float = _doc("feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).", default=0.5)
+    drift: float = _doc("feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).", default=0.8)
     crossfade: float = _doc("feedback: seconds over which each new anchor face fades in (< walk.tempo).",
                             default=1.0)
     max_faceless: float = _doc("feedback: seconds without a detected face before the loop re-anchors.",

@@ -39,7 +39,7 @@ class Provenance:
     """What a print says about its face (label, file metadata).
 
     Example:
-        >>> Provenance("Passerby", "2026-12-01", "4b8ebfcce2fe8110", 1234).label_lines()[0]
+        >>> Provenance("Passerby", "2026-12-01", "7712902bed20794e", 1234).label_lines()[0]
         'Passerby'
     """
 

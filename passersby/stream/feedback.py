@@ -62,7 +62,7 @@ class FeedbackConfig:
 
     tempo: float = 6.0
     fps: float = 30.0
-    drift: float = 0.5
+    drift: float = 0.8
     crossfade: float = 1.0
     face_every: float = 1.0
     max_faceless: float = 3.0
