@@ -19,7 +19,6 @@ anchor mixes a never-used target into the previous one.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import queue
@@ -34,10 +33,13 @@ import numpy as np
 
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
+from passersby.stream.ledger import Ledger, LedgerError
+from passersby.stream.pacer import Pacer
+from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
 
 log = logging.getLogger("passersby")
-from passersby.stream.ledger import Ledger, LedgerError
-from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
+
+HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
 
 
 @dataclass(frozen=True)
@@ -366,119 +368,4 @@ class Engine:
         states = {p.plan.name: p.source.state() for p in self.producers if hasattr(p.source, "state")}
         if states:
             out["screen_state"] = states
-        return out
-
-
-HEARTBEAT_S = 1.0
-HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
-INTERVALS_KEPT = 200_000  # per screen: the last ~1.9 hours at 30 fps, 1.6 MB
-
-
-class Ring:
-    """The last `capacity` floats, in a preallocated array: memory is the same after a minute
-    and after a year (a deque of Python floats grew ~2 KB/s until its bound).
-
-    Example:
-        >>> r = Ring(3); [r.append(x) for x in (1.0, 2.0, 3.0, 4.0)] and None
-        >>> sorted(r.values().tolist())
-        [2.0, 3.0, 4.0]
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.data = np.zeros(int(capacity), np.float64)
-        self.n = 0  # values appended so far
-
-    def append(self, value: float) -> None:
-        self.data[self.n % len(self.data)] = value
-        self.n += 1
-
-    def values(self) -> np.ndarray:
-        return self.data[:min(self.n, len(self.data))]
-
-    def __len__(self) -> int:
-        return min(self.n, len(self.data))
-
-    def __iter__(self):
-        return iter(self.values())
-
-
-class Pacer(threading.Thread):
-    """Publishes one frame per screen every 1/fps seconds; measures what it shows."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(name="passersby-pacer", daemon=True)
-        self.engine = engine
-        self.period = 1.0 / engine.fps
-        self.stop_event = threading.Event()
-        names = engine.screens
-        self.shown = {n: 0 for n in names}
-        self.late = {n: 0 for n in names}
-        self.last_shown: dict[str, float] = {}
-        self.intervals = {n: Ring(INTERVALS_KEPT) for n in names}
-        self.recent: dict[str, deque[float]] = {n: deque(maxlen=int(2 * engine.fps) + 1) for n in names}
-        self.started = time.monotonic()
-        # The longest interval per screen and when it ended (monotonic s, frame shown): where a hitch was.
-        self.worst: dict[str, tuple[float, float, int]] = {}
-        self.last_beat = -HEARTBEAT_S
-
-    def _beat(self) -> None:
-        """At most once a HEARTBEAT_S, tell `engine.heartbeat` the pacer is alive (a service
-        manager's watchdog: a hung pacer stops the beats, a slow frame does not)."""
-        now = time.monotonic()
-        beat = self.engine.heartbeat
-        if beat is not None and now - self.last_beat >= HEARTBEAT_S:
-            self.last_beat = now
-            try:
-                beat()
-            except Exception as e:  # noqa: BLE001 - a broken hook must not stop the show
-                log.warning("heartbeat failed: %s", e)
-
-    def run(self) -> None:
-        next_t = time.monotonic()
-        while not self.stop_event.is_set() and not self.engine.quit_event.is_set():
-            self._beat()
-            if self.engine.paused.is_set() or self.engine.asleep.is_set():
-                time.sleep(self.period)
-                next_t = time.monotonic()
-                self.last_shown.clear()  # a pause is not a slow frame
-                continue
-            self._tick()
-            next_t += self.period
-            delay = next_t - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            elif delay < -self.period:  # fell behind by more than a frame: do not burst to catch up
-                next_t = time.monotonic()
-
-    def _tick(self) -> None:
-        now = time.monotonic()
-        for p in self.engine.producers:
-            name = p.plan.name
-            try:
-                frame = p.frames.get_nowait()
-            except queue.Empty:
-                self.late[name] += 1
-                continue
-            self.engine.hub.publish(dataclasses.replace(frame, shown_at=now))
-            if name in self.last_shown:
-                gap = now - self.last_shown[name]
-                self.intervals[name].append(gap)
-                if gap > self.worst.get(name, (0.0,))[0]:
-                    self.worst[name] = (gap, now, frame.index)
-            self.last_shown[name] = now
-            self.recent[name].append(now)
-            self.shown[name] += 1
-
-    def stats(self) -> dict[str, Any]:
-        fps = {}
-        for n, r in self.recent.items():
-            fps[n] = round((len(r) - 1) / (r[-1] - r[0]), 2) if len(r) > 1 and r[-1] > r[0] else 0.0
-        return {"fps": fps, "frames_shown": dict(self.shown), "late_frames": dict(self.late)}
-
-    def interval_percentiles(self, qs: tuple[float, ...] = (50, 99)) -> dict[str, dict[str, float]]:
-        """Per screen: {"p50": s, "p99": s, "max": s} of the intervals between shown frames."""
-        out = {}
-        for n, iv in self.intervals.items():
-            a = iv.values() if len(iv) else np.zeros(1)
-            out[n] = {**{f"p{q:g}": float(np.percentile(a, q)) for q in qs}, "max": float(a.max())}
         return out

@@ -243,7 +243,7 @@ def test_published_frames_are_new_objects_with_the_time_shown(tmp_path: Path) ->
 
 def test_the_pacers_interval_record_does_not_grow() -> None:
     """Issue 11: RSS grew ~2.4 KB/s while serving; the intervals were Python floats in a deque."""
-    from passersby.stream.engine import Ring
+    from passersby.stream.pacer import Ring
 
     r = Ring(100)
     size = r.data.nbytes
