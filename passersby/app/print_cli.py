@@ -96,7 +96,9 @@ def make_print(cap, job: PrintJob, stem: Path, enhancer: Path | None) -> tuple[P
     from passersby.outputs.print_files import write_pdf, write_png, write_tiff
     from passersby.outputs.printing import Provenance, compose, face_side
 
-    enhanced = any("enhancer" in s for s in cap.record["key"].get("stages", []))
+    # Enhanced at capture (its best re-render), or on the screen already (the key's stages).
+    enhanced = str(cap.record.get("quality", "")).startswith("enhancer") or any(
+        "enhancer" in s for s in cap.record["key"].get("stages", []))
     face, method = upscale_for_print(cap.image(), face_side(job.size, job.dpi), enhanced, enhancer)
     title, date = _title(cap.record)
     key = cap.record["key"]

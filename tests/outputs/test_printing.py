@@ -143,3 +143,15 @@ def test_captures_round_trip_and_leftovers_are_cleaned(capture):
     gone = clean_leftovers(home)
     assert sorted(p.name for p in gone) == sorted([".x.png.123.tmp", orphan.name])
     assert [c.id for c in list_captures(home)] == [cap.id]
+
+
+def test_a_capture_enhanced_at_capture_time_is_not_enhanced_again(tmp_path):
+    """A feedback screen shows 256² frames; its capture is the enhancer's 512² re-render (the
+    record's quality says so, the key's stages do not): print resizes it, no second 2x step."""
+    path = sorted(FIXTURES.glob("*.jpg"))[0]
+    face = np.asarray(Image.open(path).convert("RGB").resize((128, 128), Image.LANCZOS))
+    cap = save_capture(tmp_path, "loop", face, {"frame": 3, "source": "feedback", "models": {"generator": "g1"}},
+                       quality="enhancer e1", matches_shown=True)
+    r = CliRunner().invoke(app, ["print", cap.id, "--size", "A5", "--dpi", "100", "--home", str(tmp_path),
+                                 "--out", str(tmp_path / "p")])
+    assert r.exit_code == 0 and "(the capture is already enhanced)" in r.output, r.output
