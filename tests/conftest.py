@@ -139,3 +139,19 @@ def tiny_enhancer_file(tmp_path_factory, hires_data) -> Path:
     train(hires_data / "train", run, tiny_train_config(model=tiny_enhancer_config(), checkpoint_every=3), steps=3,
           device="cpu", evaluate_metrics=False)
     return run / "model.safetensors"
+
+
+@pytest.fixture(scope="session")
+def painter_file(tmp_path_factory) -> Path:
+    """An untrained tiny painter file (64 px), saved as training saves one."""
+    import torch
+
+    from passersby.checkpoint import save_model
+    from passersby.config import PainterConfig
+    from passersby.model.painter import Painter
+
+    torch.manual_seed(0)
+    cfg = PainterConfig(resolution=64, ngf=8, depth=3, ndf=8, d_resolution=64)
+    path = tmp_path_factory.mktemp("painter") / "painter.safetensors"
+    save_model(path, Painter(cfg).eval(), cfg, {"step": 0})
+    return path

@@ -184,13 +184,13 @@ def _request_token(request: web.Request) -> str | None:
     return request.headers.get("X-Passersby-Token") or None
 
 
-def _refused(request: web.Request) -> web.Response | None:
-    """401/403 when the request lacks the token or has a wrong one, else None."""
+def refused(request: web.Request, token: str, what: str = "controls") -> web.Response | None:
+    """401/403 when the request lacks `token` or has a wrong one, else None (kiosk, gallery)."""
     given = _request_token(request)
     if given is None:
-        return web.json_response({"error": "controls need the token: Authorization: Bearer <token>"},
+        return web.json_response({"error": f"{what} need the token: Authorization: Bearer <token>"},
                                  status=401, headers={"WWW-Authenticate": "Bearer"})
-    if not _same(given, request.app[STATE].token):
+    if not _same(given, token):
         return _error(403, "wrong token")
     return None
 
@@ -198,7 +198,7 @@ def _refused(request: web.Request) -> web.Response | None:
 async def control(request: web.Request) -> web.Response:
     """POST /api/control {"action": ...}: check the token, then forward to the hub."""
     state = request.app[STATE]
-    if (refusal := _refused(request)) is not None:
+    if (refusal := refused(request, state.token)) is not None:
         return refusal
     try:
         body = json.loads(await request.read())
@@ -220,7 +220,7 @@ async def control(request: web.Request) -> web.Response:
 async def capture(request: web.Request) -> web.Response:
     """POST /api/capture {"screen": name}: check the token, capture in a worker thread."""
     state = request.app[STATE]
-    if (refusal := _refused(request)) is not None:
+    if (refusal := refused(request, state.token)) is not None:
         return refusal
     if state.capture is None:
         return _error(501, "this installation offers no captures")

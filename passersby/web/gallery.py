@@ -25,7 +25,7 @@ from typing import Any, Callable, Protocol
 
 from aiohttp import web
 
-from passersby.web.app import _add_headers, _error, _json, _no_icon, _request_token, _same, _token_state
+from passersby.web.app import _add_headers, _error, _json, _no_icon, _token_state, refused
 from passersby.web.pages import STATIC, Pages
 from passersby.web.threaded import ThreadedServer
 
@@ -75,16 +75,6 @@ async def _work(fn, *args):
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
-def _refused(request: web.Request) -> web.Response | None:
-    given = _request_token(request)
-    if given is None:
-        return web.json_response({"error": "writes need the token: Authorization: Bearer <token>"},
-                                 status=401, headers={"WWW-Authenticate": "Bearer"})
-    if not _same(given, request.app[G_STATE].token):
-        return _error(403, "wrong token")
-    return None
-
-
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:
     try:
         body = json.loads(await request.read() or b"{}")
@@ -113,7 +103,7 @@ async def capture_image(request: web.Request) -> web.Response:
 
 
 async def mark(request: web.Request) -> web.Response:
-    if (refusal := _refused(request)) is not None:
+    if (refusal := refused(request, request.app[G_STATE].token, "writes")) is not None:
         return refusal
     body = await _body(request)
     if isinstance(body, web.Response):
@@ -127,7 +117,7 @@ async def mark(request: web.Request) -> web.Response:
 
 
 async def contact_sheet(request: web.Request) -> web.Response:
-    if (refusal := _refused(request)) is not None:
+    if (refusal := refused(request, request.app[G_STATE].token, "writes")) is not None:
         return refusal
     body = await _body(request)
     if isinstance(body, web.Response):
@@ -145,7 +135,7 @@ async def contact_sheet(request: web.Request) -> web.Response:
 
 async def export(request: web.Request) -> web.Response:
     state = request.app[G_STATE]
-    if (refusal := _refused(request)) is not None:
+    if (refusal := refused(request, request.app[G_STATE].token, "writes")) is not None:
         return refusal
     body = await _body(request)
     if isinstance(body, web.Response):
@@ -181,7 +171,7 @@ async def recent_image(request: web.Request) -> web.Response:
 
 
 async def capture_recent(request: web.Request) -> web.Response:
-    if (refusal := _refused(request)) is not None:
+    if (refusal := refused(request, request.app[G_STATE].token, "writes")) is not None:
         return refusal
     try:
         return _json({"ok": True, **await _work(request.app[G_STATE].backend.capture_recent, int(request.match_info["id"]))})

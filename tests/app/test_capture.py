@@ -10,26 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from passersby.app.capture import capture_screen
 from passersby.app.captures import list_captures
 from passersby.app.installation import build
 from passersby.app.rerender import RerenderError
-from passersby.checkpoint import file_hash, save_model
-from passersby.config import PainterConfig
-from passersby.model.painter import Painter
+from passersby.checkpoint import file_hash
 from passersby.settings import ScreenSettings, load_settings
 from passersby.stream.ledger import Ledger, LedgerError
-
-
-@pytest.fixture(scope="module")
-def painter_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = PainterConfig(resolution=64, ngf=8, depth=3, ndf=8, d_resolution=64)
-    path = tmp_path_factory.mktemp("painter") / "painter.safetensors"
-    save_model(path, Painter(cfg).eval(), cfg, {"step": 0})
-    return path
 
 
 def _settings(model: Path, painter: Path, enhancer: Path, **over):

@@ -9,29 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from passersby.app.feedback import loop_step
 from passersby.app.installation import build
-from passersby.checkpoint import CheckpointError, load_model, save_model
+from passersby.checkpoint import CheckpointError, load_model
 from passersby.cli import app
-from passersby.config import PainterConfig
-from passersby.model.painter import Painter
 from passersby.runtime import make_renderer
 from passersby.settings import ScreenSettings, load_settings
 from passersby.stream.feedback import replay
 from passersby.stream.ledger import Ledger
 from passersby.train.painter import load_painter
-
-
-@pytest.fixture(scope="module")
-def painter_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = PainterConfig(resolution=64, ngf=8, depth=3, ndf=8, d_resolution=64)
-    path = tmp_path_factory.mktemp("painter") / "painter.safetensors"
-    save_model(path, Painter(cfg).eval(), cfg, {"step": 0})
-    return path
 
 
 def _settings(model: Path, painter: Path, **over):
