@@ -33,6 +33,41 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def heap() -> dict[str, float]:
+    """Where the memory is: glibc's malloc (in use, free but kept), Python's live blocks and
+    objects tracked by the GC. RSS growing with `malloc_in_use_mb` flat points at native pools
+    (OpenVINO, SQLite, fragmentation); `py_blocks` / `gc_objects` growing point at Python."""
+    import ctypes
+    import gc
+
+    out = {"py_blocks": sys.getallocatedblocks(), "gc_objects": len(gc.get_objects())}
+    try:
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                        "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        m = libc.mallinfo2()
+        out.update(malloc_in_use_mb=(m.uordblks + m.hblkhd) / 1e6, malloc_free_mb=m.fordblks / 1e6)
+    except (OSError, AttributeError):
+        pass
+    return out
+
+
+def type_counts() -> dict[str, int]:
+    import gc
+    from collections import Counter
+
+    return dict(Counter(type(o).__name__ for o in gc.get_objects()))
+
+
+def grown(before: dict[str, int], after: dict[str, int], n: int = 15) -> dict[str, int]:
+    """The n object types whose live count grew most between two `type_counts`."""
+    d = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    return dict(sorted(((k, v) for k, v in d.items() if v > 0), key=lambda kv: -kv[1])[:n])
+
+
 def slope_per_hour(t: np.ndarray, y: np.ndarray) -> float:
     """Least-squares slope of y over t (seconds), per hour."""
     if len(t) < 2:
@@ -70,13 +105,18 @@ def main(argv: list[str]) -> int:
             clients = WebClients(server.url, inst.engine.screens, decode=False)
             clients.thread.start()
             t0 = time.monotonic()
+            types_warm = None
             while time.monotonic() - t0 < a.minutes * 60:
                 st = inst.engine.status()
                 samples.append({"t_s": round(time.monotonic() - t0, 1), "rss_mb": rss_bytes() / 1e6, "fds": open_fds(),
-                                "faces": st["faces_this_run"], "late": st.get("late_frames"), "fps": st.get("fps")})
+                                "faces": st["faces_this_run"], "late": st.get("late_frames"), "fps": st.get("fps"),
+                                **heap()})
+                if types_warm is None and samples[-1]["t_s"] >= a.warmup * 60:
+                    types_warm = type_counts()
                 print(samples[-1], flush=True)
                 time.sleep(a.every)
                 inst.engine.check()
+            result["types_grown_after_warmup"] = grown(types_warm or {}, type_counts())
             clients.stop.set()
             received = dict(clients.received)
         finally:
@@ -90,10 +130,14 @@ def main(argv: list[str]) -> int:
                   rss_mb_first_last=[rss[0], rss[-1]],
                   rss_slope_mb_per_hour_after_warmup=slope_per_hour(t[keep], rss[keep]),
                   fds_slope_per_hour_after_warmup=slope_per_hour(t[keep], fds[keep]),
+                  heap_slopes_per_hour_after_warmup={
+                      k: slope_per_hour(t[keep], np.array([x.get(k, 0) for x in samples])[keep])
+                      for k in ("malloc_in_use_mb", "malloc_free_mb", "py_blocks", "gc_objects")},
                   rss_range_mb_after_warmup=[float(rss[keep].min()), float(rss[keep].max())] if keep.any() else None,
                   machine_end=machine_info())
     print({k: result[k] for k in ("rss_mb_first_last", "rss_slope_mb_per_hour_after_warmup",
-                                  "fds_slope_per_hour_after_warmup", "rss_range_mb_after_warmup")})
+                                  "fds_slope_per_hour_after_warmup", "rss_range_mb_after_warmup",
+                                  "heap_slopes_per_hour_after_warmup", "types_grown_after_warmup")})
     if a.plot:
         import matplotlib
 

@@ -31,3 +31,16 @@ def resolve_home(home: Path | None = None) -> Path:
 
 def ledger_path(home: Path | None = None) -> Path:
     return resolve_home(home) / LEDGER_FILE
+
+
+def ledger_spec(settings, home: Path | None = None):
+    """The installation's ledger (stream/ledgers.LedgerSpec) from its settings' [ledger] and home.
+
+    Example:
+        >>> ledger_spec(load_settings(None), Path("/srv/gallery")).path  # doctest: +SKIP
+        PosixPath('/srv/gallery/ledger.sqlite')
+    """
+    from passersby.stream.ledgers import LedgerSpec
+
+    led = settings.ledger
+    return LedgerSpec(ledger_path(home), led.url, led.console, led.lease)

@@ -135,6 +135,17 @@ class ScheduleSettings:
     holidays: str = _doc("Closed dates, comma-separated, e.g. \"2026-12-25,2027-01-01\".", default="")
 
 
+@dataclass(frozen=True)
+class LedgerSettings:
+    url: str = _doc("Never-repeat ledger: empty = the SQLite file in the home; postgresql://... = an edition's "
+                    "shared ledger (several consoles, never the same face on any of them).", default="")
+    console: str = _doc("This console's name in the edition (unique per console; empty = the host name). "
+                        "Only with a postgresql:// url.", default="")
+    lease: int = _doc("Anchors each screen leases ahead from a shared ledger and keeps in <home>/lease.sqlite, "
+                      "to play through database outages (one per face: at a face every ~4 s, 900 = 1 hour).",
+                      default=900)
+
+
 ENHANCER_MODES = ("auto", "on", "off")
 SOURCES = ("walk", "feedback", "peep")
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
@@ -160,6 +171,7 @@ class Settings:
     enhancer: EnhancerSettings = EnhancerSettings()
     peep: PeepSettings = PeepSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    ledger: LedgerSettings = LedgerSettings()
     screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
     source: str = ""  # the file these came from ("" = defaults only); not a setting
 
@@ -187,7 +199,8 @@ class SettingsError(ValueError):
 
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
             "window": WindowSettings, "web": WebSettings, "taste": TasteSettings, "feedback": FeedbackSettings,
-            "enhancer": EnhancerSettings, "peep": PeepSettings, "schedule": ScheduleSettings}
+            "enhancer": EnhancerSettings, "peep": PeepSettings, "schedule": ScheduleSettings,
+            "ledger": LedgerSettings}
 
 
 def _check_ranges(s: Settings) -> None:
@@ -201,6 +214,10 @@ def _check_ranges(s: Settings) -> None:
         ("taste.min_critic", -1.0 <= s.taste.min_critic <= 4.0, "in -1..4"),
         ("enhancer.mode", s.enhancer.mode in ENHANCER_MODES, f"one of {ENHANCER_MODES}"),
         ("enhancer.every", 0 <= s.enhancer.every <= 8, "in 0..8 (0 = measured)"),
+        ("ledger.url", s.ledger.url == "" or s.ledger.url.startswith(("postgresql://", "postgres://")),
+         "empty (the SQLite file in the home) or a postgresql:// URL"),
+        ("ledger.console", "/" not in s.ledger.console, "a name without '/'"),
+        ("ledger.lease", s.ledger.lease >= 1, ">= 1"),
     ]
     for name, ok, want in checks:
         if not ok:

@@ -155,3 +155,30 @@ def painter_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("painter") / "painter.safetensors"
     save_model(path, Painter(cfg).eval(), cfg, {"step": 0})
     return path
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throwaway PostgreSQL server (tests/pgserver.py) for the session, or a skip saying why."""
+    from pgserver import PgServer, pg_bin
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's package)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -e '.[postgres]')")
+    server = PgServer()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:
+    """A fresh, empty database on the session's server; its URL."""
+    import re
+
+    name = "t_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
+    if not (pg_server.data / "postmaster.pid").exists():  # a test stopped it
+        pg_server.start()
+    return pg_server.create_database(name)

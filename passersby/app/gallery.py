@@ -51,14 +51,17 @@ class GalleryBackend:
         rerenderer: app/rerender.Rerenderer for anchors (recent faces) and best re-renders, or
             None (then "recently shown" is off).
         enhancer: the enhancer file for prints, or None.
-        ledger: the ledger file (recently shown), or None.
+        ledger: the ledger (stream/ledgers.LedgerSpec, or an SQLite file) for "recently shown", or None.
 
     Example:
         >>> backend = GalleryBackend(home, rerenderer, enhancer, home / "ledger.sqlite")  # doctest: +SKIP
     """
 
-    def __init__(self, home: Path, rerenderer=None, enhancer: Path | None = None, ledger: Path | None = None) -> None:
-        self.home, self.rr, self.enhancer, self.ledger = Path(home), rerenderer, enhancer, ledger
+    def __init__(self, home: Path, rerenderer=None, enhancer: Path | None = None, ledger=None) -> None:
+        from passersby.stream.ledgers import as_spec
+
+        self.home, self.rr, self.enhancer = Path(home), rerenderer, enhancer
+        self.ledger = None if ledger is None else as_spec(ledger)
         self.marks = GalleryMarks(self.home / "captures" / "gallery.sqlite")
         self._render_lock = threading.Lock()  # the models are used by one thread at a time
 
@@ -131,9 +134,7 @@ class GalleryBackend:
     def recent(self, n: int = 48) -> list[dict[str, Any]]:
         if self.ledger is None or self.rr is None or not self.ledger.exists():
             return []
-        from passersby.stream.ledger import Ledger
-
-        with Ledger.open_existing(self.ledger) as led:
+        with self.ledger.open_existing() as led:
             rows = led.latest(n)
         for r in rows:
             r["shown_at"] = datetime.fromtimestamp(r["shown_at"], timezone.utc).isoformat(timespec="seconds")
@@ -143,7 +144,8 @@ class GalleryBackend:
         row = next((r for r in self.recent(10_000) if r["id"] == ledger_id), None)
         if row is None:
             raise KeyError(ledger_id)
-        return {"source": "anchor", "model": row["model_hash"], "ledger_ids": [ledger_id], "screen": row["channel"],
+        return {"source": "anchor", "model": row["model_hash"], "ledger_ids": [ledger_id],
+                "screen": row["channel"].rsplit("/", 1)[-1],  # an edition's channels are console/screen
                 "frame": 0}
 
     def recent_image(self, ledger_id: int) -> tuple[bytes, str]:
@@ -204,10 +206,9 @@ def build_backend(settings, home: Path) -> GalleryBackend:
     from passersby.app.chain import enhancer_path
     from passersby.app.rerender import Rerenderer
     from passersby.checkpoint import load_model
-    from passersby.home import ledger_path
+    from passersby.home import ledger_spec
     from passersby.runtime import make_renderer
     from passersby.sample import default_model_path
-    from passersby.stream.ledger import Ledger
 
     g, info = load_model(Path(settings.model.path) if settings.model.path else default_model_path())
     g = g.float().eval()
@@ -220,10 +221,10 @@ def build_backend(settings, home: Path) -> GalleryBackend:
 
         net, einfo = load_enhancer(path)
         upscale, models["enhancer"] = make_upscaler(net, m.runtime, m.threads, info.config.resolution), einfo.hash
-    ledger = ledger_path(home)
+    ledger = ledger_spec(settings, home)
 
     def anchor_of(anchor_id: int) -> np.ndarray:
-        with Ledger.open_existing(ledger) as led:
+        with ledger.open_existing() as led:
             return led.anchor(anchor_id)
 
     label = -1 if info.config.n_classes else None  # the stored anchors already carry the screens' steering

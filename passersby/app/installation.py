@@ -20,11 +20,12 @@ import torch
 from passersby.checkpoint import ModelInfo, load_model
 from passersby.app.chain import plan_chains
 from passersby.model.direction import steered_proposer
-from passersby.home import ledger_path, resolve_home
+from passersby.home import ledger_spec, resolve_home
 from passersby.runtime import make_renderer, resolve
 from passersby.sample import default_model_path
 from passersby.settings import ScreenSettings, Settings
 from passersby.stream.engine import Engine, ScreenPlan
+from passersby.stream.ledgers import LedgerSpec
 from passersby.stream.sources import LatentWalk
 
 if TYPE_CHECKING:
@@ -248,7 +249,9 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     if runtime in ("torch", "torch-fused", "compile"):
         torch.set_num_threads(settings.model.threads)
     dry_dir = Path(tempfile.mkdtemp(prefix="passersby-dry-")) if dry_ledger else None
-    path = dry_dir / "ledger.sqlite" if dry_dir else ledger_path(home)
+    # A dry run never touches the real ledger, not even an edition's shared one.
+    spec = LedgerSpec(dry_dir / "ledger.sqlite") if dry_dir else ledger_spec(settings, home)
+    path = spec.path
     path.parent.mkdir(parents=True, exist_ok=True)
     taste, knob = _taste(settings, home, info, g)
     painter = _painter(settings, realtime)
@@ -256,7 +259,7 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     plans = [_screen_plan(g, info, s, settings, taste, knob, painter and painter[:3], chain) for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
     status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),
-              "dry_ledger": dry_ledger}
+              "dry_ledger": dry_ledger, "ledger": spec.describe()}
     if painter is not None:
         status.update(painter=painter[1].path.name, painter_hash=painter[1].hash,
                       sources={sc.name: sc.source for sc in settings.screens},
@@ -272,16 +275,15 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
         status.update(curator=settings.taste.curator, taste_ratings=taste.n)
     if settings.taste.min_critic > -1.0:
         status.update(min_critic=settings.taste.min_critic)
-    engine = Engine(plans, settings.walk.fps, path, info.config.z_dim, info.hash, settings.stream.queue, seed,
+    engine = Engine(plans, settings.walk.fps, spec, info.config.z_dim, info.hash, settings.stream.queue, seed,
                     info=status, exactingness=knob)
-    make = lambda: _rerenderer(settings, g, info, painter, chain, path)  # noqa: E731 - deferred
+    make = lambda: _rerenderer(settings, g, info, painter, chain, spec)  # noqa: E731 - deferred
     return Installation(engine, info, runtime, path, dry_dir, home, make)
 
 
-def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter, chain: "ChainPlan", ledger: Path):
+def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter, chain: "ChainPlan", ledger: LedgerSpec):
     """A Rerenderer with this installation's models, runtime and ledger (read-only)."""
     from passersby.app.rerender import Rerenderer
-    from passersby.stream.ledger import Ledger
 
     m = settings.model
     screens = {s.name: s for s in settings.screens}
@@ -297,7 +299,7 @@ def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter
         upscale, models["enhancer"] = make_upscaler(chain.enhancer, m.runtime, m.threads, chain.side), chain.enhancer_hash
 
     def anchor_of(anchor_id: int) -> np.ndarray:
-        with Ledger.open_existing(ledger) as led:
+        with ledger.open_existing() as led:
             return led.anchor(anchor_id)
 
     def render_for(screen: str):

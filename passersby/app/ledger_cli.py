@@ -18,18 +18,31 @@ HOME = typer.Option(None, "--home", help="Installation home (default: stream.hom
 CONFIG = typer.Option(None, "--config", help="Settings file (default: ./passersby.toml, else <home>/passersby.toml).")
 
 
-def _open(config: Optional[Path], home: Optional[Path]):
-    """The ledger of the installation the settings describe (the same home as `show`)."""
-    from passersby.home import ledger_path
+def _spec(config: Optional[Path], home: Optional[Path]):
+    """The installation's ledger spec (settings' [ledger] and home, as `show` uses them)."""
+    from passersby.home import ledger_spec
     from passersby.settings import SettingsError, settings_and_home
-    from passersby.stream.ledger import Ledger, LedgerError
 
     try:
-        _, home_dir = settings_and_home(config, home)
-        return Ledger.open_existing(ledger_path(home_dir))
-    except (LedgerError, SettingsError) as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
-        raise typer.Exit(1)
+        settings, home_dir = settings_and_home(config, home)
+    except SettingsError as e:
+        _fail(e)
+    return ledger_spec(settings, home_dir)
+
+
+def _fail(e: Exception) -> None:
+    typer.secho(f"error: {e}", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+def _open(config: Optional[Path], home: Optional[Path]):
+    """The ledger of the installation the settings describe (the same home as `show`)."""
+    from passersby.stream.ledger import LedgerError
+
+    try:
+        return _spec(config, home).open_existing()
+    except LedgerError as e:
+        _fail(e)
 
 
 def _when(t: float | None) -> str:
@@ -43,13 +56,26 @@ def stats_command(home: Optional[Path] = HOME, config: Optional[Path] = CONFIG) 
     Example:
         passersby ledger stats --home /srv/gallery
     """
+    from passersby.stream.ledger import LedgerError
+
     with _open(config, home) as ledger:
-        st = ledger.stats()
-    typer.echo(f"ledger: {ledger.path}")
+        try:
+            st = ledger.stats()
+            leases = ledger.leases() if hasattr(ledger, "leases") else None
+        except LedgerError as e:
+            _fail(e)
+    typer.echo(f"ledger: {ledger.where}")
     typer.echo(f"faces shown: {st.count} (first {_when(st.first_shown)}, last {_when(st.last_shown)})")
     for name, ch in sorted(st.channels.items()):
         typer.echo(f"  {name}: {ch.count} shown, {ch.rejected} proposals rejected as too close")
-    typer.echo(f"file size: {st.file_bytes / 1e6:.1f} MB")
+    typer.echo(f"size: {st.file_bytes / 1e6:.1f} MB")
+    if leases:
+        mirror, edition = (leases.get("mirror"), leases.get("edition")) if "mirror" in leases else (None, leases)
+        if mirror is not None:
+            typer.echo(f"this console's leases: {mirror['leased']} unused, {mirror['shown']} shown, "
+                       f"{mirror['returned']} returned, {mirror['unreported']} not yet reported")
+        for console, n in sorted((edition or {}).items()):
+            typer.echo(f"  console {console}: {n['leased']} leased, {n['shown']} shown, {n['returned']} returned")
 
 
 @ledger_app.command("check")
@@ -93,3 +119,60 @@ def export_command(
             typer.secho(f"error: {e}", fg="red", err=True)
             raise typer.Exit(1)
     typer.echo(f"wrote {n} faces to {out}")
+
+
+@ledger_app.command("migrate")
+def migrate_command(
+    source: str = typer.Argument(..., help="Ledger to copy: an SQLite file or a postgresql:// URL."),
+    target: str = typer.Argument(..., help="New, empty ledger: a postgresql:// URL or an SQLite file."),
+    console: Optional[str] = typer.Option(None, "--console", help="Console whose channels these are "
+                                          "(default: [ledger] console, else the host name)."),
+    home: Optional[Path] = HOME,
+    config: Optional[Path] = CONFIG,
+) -> None:
+    """Copy a whole ledger between SQLite and PostgreSQL, verified anchor by anchor.
+
+    Then set [ledger] url (or clear it) in passersby.toml. Stop the installation first.
+
+    Examples:
+        passersby ledger migrate ~/.local/share/passersby/ledger.sqlite postgresql://ed@db/edition --console gallery-1
+
+        passersby ledger migrate postgresql://ed@db/edition /srv/back/ledger.sqlite --console gallery-1
+    """
+    from passersby.app.migrate import migrate
+    from passersby.stream.ledger import LedgerError
+
+    name = console or _spec(config, home).console_name
+    try:
+        report = migrate(source, target, name)
+    except LedgerError as e:
+        _fail(e)
+    typer.echo(f"copied {report.anchors} faces and {report.channels} channels (console {name}) "
+               f"from {report.source} to {report.target}; read back equal, audit ok")
+
+
+@ledger_app.command("return")
+def return_command(
+    screen: Optional[str] = typer.Argument(None, help="Only this screen's leases (default: all)."),
+    home: Optional[Path] = HOME,
+    config: Optional[Path] = CONFIG,
+) -> None:
+    """Give this console's unused leases back to the edition's shared ledger (e.g. before retiring it).
+
+    Each is marked returned here first (it can no longer be shown), then reported. Stop the
+    installation first.
+
+    Example:
+        passersby ledger return
+    """
+    from passersby.stream.ledger import LedgerError
+
+    spec = _spec(config, home)
+    if not spec.shared:
+        _fail(LedgerError("this installation's ledger is not shared ([ledger] url is empty); nothing is leased"))
+    with _open(config, home) as ledger:
+        if not hasattr(ledger, "give_back"):
+            _fail(LedgerError(f"{spec.mirror}: no lease mirror here; nothing to return"))
+        n = ledger.give_back()
+        done = ledger.sync()
+    typer.echo(f"returned {n} unused leases" + ("" if done else " (reported when the shared ledger answers again)"))

@@ -33,7 +33,8 @@ import numpy as np
 
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
-from passersby.stream.ledger import Ledger, LedgerError
+from passersby.stream.ledger import LedgerError
+from passersby.stream.ledgers import LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
 from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
 
@@ -67,11 +68,11 @@ class LedgerAnchors:
     Opened lazily in the thread that first calls it (an SQLite connection stays in its thread).
     """
 
-    def __init__(self, ledger_path: Path, z_dim: int, channel: str, propose: Callable, model_hash: str,
+    def __init__(self, ledger: LedgerSpec | Path, z_dim: int, channel: str, propose: Callable, model_hash: str,
                  seed: int | None, hold: threading.Event | None = None) -> None:
-        self.path, self.z_dim, self.channel = ledger_path, z_dim, channel
+        self.spec, self.z_dim, self.channel = as_spec(ledger), z_dim, channel
         self.propose, self.model_hash, self.seed = propose, model_hash, seed
-        self.ledger: Ledger | None = None
+        self.ledger = None  # a stream/ledgers backend, opened on the first claim
         self.by_position: dict[int, int] = {}  # walk anchor position -> ledger id (recent ones)
         self.claimed = 0
         # Set (by the engine, while it runs live): a claim the ledger cannot record (a full
@@ -86,7 +87,7 @@ class LedgerAnchors:
         while True:
             try:
                 if self.ledger is None:
-                    self.ledger = Ledger(self.path, dim=self.z_dim, channel=self.channel, seed=self.seed)
+                    self.ledger = self.spec.open(self.z_dim, self.channel, self.seed)
                 anchor_id, z = self.ledger.claim(self.channel, self.propose, self.model_hash)
                 break
             except LedgerError as e:
@@ -186,7 +187,8 @@ class Engine:
     Args:
         plans: one ScreenPlan per screen, in display order.
         fps: frames per second per screen (the pacer's rate).
-        ledger_path: the do-not-use ledger (shared by all screens, one channel each).
+        ledger: the do-not-use ledger (shared by all screens, one channel each): a
+            stream/ledgers.LedgerSpec (SQLite file or an edition's PostgreSQL) or an SQLite path.
         z_dim: latent size.
         model_hash: identity of the rendering model (frame keys, ledger rows).
         queue_size: frames rendered ahead per screen.
@@ -200,7 +202,7 @@ class Engine:
         >>> engine.start(); frame = engine.hub.wait_newer("masculine", -1, 5.0)  # doctest: +SKIP
     """
 
-    def __init__(self, plans: list[ScreenPlan], fps: float, ledger_path: Path, z_dim: int, model_hash: str,
+    def __init__(self, plans: list[ScreenPlan], fps: float, ledger: LedgerSpec | Path, z_dim: int, model_hash: str,
                  queue_size: int = 12, seed: int | None = None, info: dict[str, Any] | None = None,
                  exactingness: Any = None) -> None:
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
@@ -210,11 +212,12 @@ class Engine:
         self.info = dict(info or {})
         self.hold_on_ledger_errors = threading.Event()  # set while paced (live): wait for the ledger
         self.producers = [
-            ScreenProducer(p, LedgerAnchors(ledger_path, z_dim, p.name, p.propose, model_hash, seed,
+            ScreenProducer(p, LedgerAnchors(ledger, z_dim, p.name, p.propose, model_hash, seed,
                                             self.hold_on_ledger_errors), queue_size)
             for p in plans
         ]
-        self.ledger_path = Path(ledger_path)
+        self.ledger_spec = as_spec(ledger)
+        self.ledger_path = self.ledger_spec.path
         self.hub = FrameHub([p.name for p in plans], status=self.status, controls=self, health=self.health,
                             metrics=self.metrics)
         self._registry = None  # Prometheus, built on the first scrape (stream/health.py)
@@ -227,8 +230,8 @@ class Engine:
         self.started_at = time.time()
         # Create (or check) the ledger here, once: screens opening a new file at the same
         # moment would race to create its schema.
-        with Ledger(self.ledger_path, dim=z_dim, seed=seed) as ledger:
-            self._ledger_start = len(ledger)
+        with self.ledger_spec.open(z_dim, seed=seed) as led:
+            self._ledger_start = len(led)
 
     @property
     def screens(self) -> list[str]:

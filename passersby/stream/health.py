@@ -65,6 +65,13 @@ def health(engine: "Engine") -> dict[str, Any]:
                 and now - engine.pacer.started > 5:
             level = max(level, 1)
             reasons.append(f"screen {name} at {fps.get(name, 0):.1f} of {engine.fps:.0f} fps")
+        lease = getattr(p.anchors.ledger, "last_state", None)  # an edition console (stream/lease.py)
+        if lease is not None:
+            screens[name]["leases_left"] = lease["leases_left"]
+            if not lease["shared"]:
+                level = max(level, 1)
+                reasons.append(f"screen {name}: the shared ledger is unreachable; playing from the lease "
+                               f"({lease['leases_left']} faces left)")
     try:
         free = shutil.disk_usage(engine.ledger_path.parent).free
     except OSError:
@@ -76,7 +83,7 @@ def health(engine: "Engine") -> dict[str, Any]:
     if days is not None and days < DISK_WARN_DAYS:
         level = max(level, 1)
         reasons.append(f"the ledger's disk is full in ~{days:.0f} days at this rate")
-    ledger_ok = engine.ledger_path.exists() and not any(
+    ledger_ok = engine.ledger_spec.exists() and not any(
         type(p.error).__name__ == "LedgerError" for p in engine.producers)
     return {"status": ("ok", "degraded", "failing")[level], "reasons": reasons, "paused": paused,
             "screens": screens, "ledger_ok": ledger_ok, "disk_free_bytes": free, "disk_days_left": days,

@@ -1,0 +1,162 @@
+"""The PostgreSQL ledger, leases and migration, against a real PostgreSQL (tests/pgserver.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from passersby.stream.lease import LeasedLedger
+from passersby.stream.ledger import Ledger, LedgerError
+from passersby.stream.ledger_pg import PgLedger, redact
+from passersby.stream.ledgers import LedgerSpec
+
+D = 128
+
+
+def propose(rng: np.random.Generator) -> np.ndarray:
+    return rng.standard_normal(D, dtype=np.float32)
+
+
+def test_same_seed_same_anchors_as_sqlite(pg_url: str, tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.sqlite", D, seed=5) as a, PgLedger(pg_url, D, seed=5) as b:
+        ra = [a.claim("c/x", propose, "h") for _ in range(20)]
+        rb = [b.claim("c/x", propose, "h") for _ in range(20)]
+        assert [i for i, _ in ra] == [i for i, _ in rb] == list(range(1, 21))
+        for (_, za), (_, zb) in zip(ra, rb):
+            np.testing.assert_array_equal(za, zb)
+        assert a.stats().channels["c/x"].count == b.stats().channels["c/x"].count == 20
+        assert b.check(deep=True).ok and len(b) == 20
+        np.testing.assert_array_equal(b.anchor(7), ra[6][1])
+        assert b.latest(1)[0]["id"] == 20 and [i for i, _ in b.recent("c/x", 3)] == [18, 19, 20]
+        a.export(tmp_path / "a.jsonl")
+        b.export(tmp_path / "b.jsonl")
+    lines = lambda p: [ln for ln in p.read_text().splitlines()[1:]]  # noqa: E731
+    strip = lambda ln: ln.split('"shown_at"')[0] + ln.split(', "z"')[1]  # noqa: E731 - times differ
+    assert [strip(x) for x in lines(tmp_path / "a.jsonl")] == [strip(x) for x in lines(tmp_path / "b.jsonl")]
+
+
+def test_a_copy_or_near_copy_is_refused_whatever_the_channel(pg_url: str) -> None:
+    with PgLedger(pg_url, D, seed=1) as led:
+        _, z = led.claim("one/a", propose, "h")
+        fixed = lambda rng: z + 0.05 * rng.standard_normal(D)  # noqa: E731 - always near z
+        with pytest.raises(LedgerError, match="proposals in a row were within"):
+            led.claim("two/b", fixed, "h", max_tries=5)
+        assert led.contains_near(z) and led.contains_near(z + 0.5) and not led.contains_near(-z)
+        assert len(led) == 1
+
+
+def test_check_finds_damage(pg_url: str) -> None:
+    with PgLedger(pg_url, D, seed=2) as led:
+        for _ in range(5):
+            led.claim("c/x", propose, "h")
+        assert led.check(deep=True).ok
+        led.con.execute("UPDATE anchors SET z = %s WHERE id = 2", (np.zeros(D, np.float32).tobytes(),))
+        led.con.execute("UPDATE anchors SET k3 = k3 + 1 WHERE id = 4")
+        led.con.execute("UPDATE rng SET counter = 9")
+        problems = " | ".join(led.check(deep=True).problems)
+    assert "anchor 2: z does not match its hash" in problems
+    assert "anchor 4: bucket keys do not match z" in problems
+    assert "counter says 9 anchors, table holds 5" in problems
+
+
+def test_unreachable_or_wrong_database_gives_one_clear_error(pg_server, pg_url: str, tmp_path: Path) -> None:
+    bad = f"postgresql://ed:secret@/nope?host={tmp_path}"
+    with pytest.raises(LedgerError, match=r"cannot reach the ledger database .* check that PostgreSQL runs") as e:
+        PgLedger(bad, D, connect_timeout=1)
+    assert "secret" not in str(e.value) and redact(bad) in str(e.value)
+    with PgLedger(pg_url, D, seed=1):
+        pass
+    with pytest.raises(LedgerError, match="holds anchors of dim 128, asked for 64"):
+        PgLedger(pg_url, 64)
+    with pytest.raises(LedgerError, match="holds no passersby ledger"):
+        PgLedger.open_existing(pg_server.create_database("empty_one"))
+
+
+def _leased(url: str, tmp_path: Path, lease: int = 10, console: str = "g1") -> LeasedLedger:
+    return LeasedLedger(url, tmp_path / "lease.sqlite", D, console, lease, seed=9, connect_timeout=1)
+
+
+def test_leases_play_through_an_outage_and_never_repeat(pg_server, pg_url: str, tmp_path: Path) -> None:
+    shown = []
+    with _leased(pg_url, tmp_path, lease=10) as led:
+        shown += [led.claim("masc", propose, "h")[0] for _ in range(3)]
+        assert 1 <= led.mirror.counts()["leased"] <= 10 and led.last_state["shared"]  # topped up, time-boxed
+        assert led.fill("masc", propose, "h") == 10
+        pg_server.stop("immediate")  # the database goes away, mid-run
+        try:
+            shown += [led.claim("masc", propose, "h")[0] for _ in range(10)]  # all from the lease
+            assert not led.last_state["shared"] and led.last_state["leases_left"] == 0
+            with pytest.raises(LedgerError, match="no lease left for g1/masc"):
+                led.claim("masc", propose, "h")
+            np.testing.assert_array_equal(led.anchor(shown[-1]), led.recent("masc", 1)[0][1])  # offline reads
+        finally:
+            pg_server.start()
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:  # reconnects in the background (1, 2, 4 ... s)
+            try:
+                shown.append(led.claim("masc", propose, "h")[0])
+                break
+            except LedgerError:
+                time.sleep(0.3)
+        assert len(shown) == 14 and len(set(shown)) == 14
+        assert led.sync() and led.check(deep=True).ok
+        edition, mirror = led.leases()["edition"]["g1"], led.mirror.counts()
+    assert edition["shown"] == mirror["shown"] == 14 and edition["returned"] == 0
+    assert edition["leased"] == mirror["leased"] >= 1 and mirror["unreported"] == 0
+
+
+def test_returned_leases_are_proved_unshown_and_never_shown(pg_url: str, tmp_path: Path) -> None:
+    with _leased(pg_url, tmp_path, lease=6) as led:
+        first = led.claim("fem", propose, "h")[0]
+        led.fill("fem", propose, "h")
+        assert led.give_back() == 6 and led.mirror.counts()["leased"] == 0
+        nxt = led.claim("fem", propose, "h")[0]  # a new lease, not a returned one
+        leases = led.leases()["edition"]["g1"]
+        assert leases["returned"] == 6 and leases["shown"] == 2
+        returned = {i for (i,) in led.mirror.con.execute("SELECT id FROM lease WHERE state = 'returned'")}
+        assert first not in returned and nxt not in returned and nxt > max(returned)
+        # another model: the old model's leases go back, the new model gets its own
+        led.fill("fem", propose, "h")
+        other = led.claim("fem", propose, "h2")[0]
+        assert led.mirror.con.execute("SELECT model_hash FROM lease WHERE id = ?", (other,)).fetchone()[0] == "h2"
+        assert led.mirror.con.execute("SELECT count(*) FROM lease WHERE state = 'leased' AND model_hash = 'h'"
+                                      ).fetchone()[0] == 0 and led.check().ok
+
+
+def test_a_console_restarts_during_an_outage_from_its_leases(pg_server, pg_url: str, tmp_path: Path) -> None:
+    with _leased(pg_url, tmp_path, lease=5) as led:
+        a = led.claim("m", propose, "h")[0]
+        led.fill("m", propose, "h")
+    pg_server.stop("fast")
+    (tmp_path / "new").mkdir()
+    try:
+        with _leased(pg_url, tmp_path, lease=5) as led:  # starts without the database
+            b = [led.claim("m", propose, "h")[0] for _ in range(5)]
+        with pytest.raises(LedgerError, match="cannot be reached .* holds no lease yet"):
+            _leased(pg_url, tmp_path / "new", lease=5)
+    finally:
+        pg_server.start()
+    assert len({a, *b}) == 6
+
+
+def test_the_mirror_belongs_to_one_console(pg_url: str, tmp_path: Path) -> None:
+    _leased(pg_url, tmp_path).close()
+    with pytest.raises(LedgerError, match="holds the leases of console 'g1', not 'g2'"):
+        _leased(pg_url, tmp_path, console="g2")
+
+
+def test_spec_opens_the_right_backend(pg_url: str, tmp_path: Path) -> None:
+    assert isinstance(LedgerSpec(tmp_path / "l.sqlite").open(D), Ledger)
+    spec = LedgerSpec(tmp_path / "l.sqlite", pg_url, "g7", lease=3)
+    with spec.open(D, "masc", seed=1) as led:
+        assert isinstance(led, LeasedLedger)
+        i = led.claim(None, propose, "h")[0]
+    with spec.open_existing() as led:
+        np.testing.assert_array_equal(led.anchor(i), led.recent("masc", 1)[0][1])
+        assert led.latest(1)[0]["channel"] == "g7/masc"
+    assert "password" not in spec.describe() and "g7" in spec.describe()
+    with LedgerSpec(tmp_path / "l.sqlite", pg_url, "g7", lease=0).open(D) as direct:
+        assert isinstance(direct, PgLedger) and len(direct) == 4
