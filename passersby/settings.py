@@ -142,7 +142,7 @@ class LedgerSettings:
     console: str = _doc("This console's name in the edition (unique per console; empty = the host name). "
                         "Only with a postgresql:// url.", default="")
     lease: int = _doc("Anchors each screen leases ahead from a shared ledger and keeps in <home>/lease.sqlite, "
-                      "to play through database outages (one per face: at a face every ~4 s, 900 = 1 hour).",
+                      "to play through database outages (one per face: at the default walk's face every ~6 s, 900 = 1.5 hours).",
                       default=900)
 
 

@@ -1,0 +1,101 @@
+"""An edition's shared ledger from the command line: settings, stats, check, migrate both ways, return."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from passersby.app.migrate import migrate
+from passersby.cli import app
+from passersby.home import ledger_path
+from passersby.stream.lease import LeasedLedger
+from passersby.stream.ledger import Ledger, LedgerError
+from passersby.stream.ledger_pg import PgLedger
+
+runner = CliRunner()
+D = 16
+
+
+def propose(rng):
+    return rng.standard_normal(D).astype(np.float32)
+
+
+def _home(tmp_path, url: str, console: str = "g1"):
+    home = tmp_path / console
+    home.mkdir()
+    (home / "passersby.toml").write_text(f'[ledger]\nurl = "{url}"\nconsole = "{console}"\nlease = 4\n')
+    return home
+
+
+def test_migrate_sqlite_to_postgres_and_back_loses_nothing(pg_url, tmp_path) -> None:
+    src = ledger_path(tmp_path)
+    with Ledger(src, D, seed=3) as led:
+        for ch in ("masculine", "feminine"):
+            for _ in range(30):
+                led.claim(ch, propose, "m1")
+    res = runner.invoke(app, ["ledger", "migrate", str(src), pg_url, "--console", "g1", "--home", str(tmp_path)])
+    assert res.exit_code == 0 and "copied 60 faces and 2 channels (console g1)" in res.output, res.output
+    with PgLedger.open_existing(pg_url) as pg:
+        assert set(pg.stats().channels) == {"g1/masculine", "g1/feminine"} and pg.check(deep=True).ok
+        # the console goes on where its SQLite ledger stopped: same RNG, new ids after the copied ones
+        i, z = pg.claim("g1/masculine", propose, "m1")
+    with Ledger(src, D) as led:
+        j, z2 = led.claim("masculine", propose, "m1")
+    assert i == j == 61 and np.array_equal(z, z2)
+
+    back = tmp_path / "back.sqlite"
+    assert migrate(pg_url, str(back), "g1").anchors == 61
+    with Ledger.open_existing(back) as b, Ledger.open_existing(src) as a:
+        # equal but for the times of claim 61, made separately in each
+        assert {c: v[:4] for c, v in b.rng_states().items()} == {c: v[:4] for c, v in a.rng_states().items()}
+        rows_b, rows_a = ([r for batch in x.rows_for_copy() for r in batch] for x in (b, a))
+        assert [r[:-1] for r in rows_b] == [r[:-1] for r in rows_a] and rows_b[:60] == rows_a[:60]
+        assert b.check(deep=True).ok
+    again = runner.invoke(app, ["ledger", "migrate", str(src), pg_url, "--console", "g1", "--home", str(tmp_path)])
+    assert again.exit_code == 1 and again.output.startswith("error:") and "already holds anchors" in again.output
+
+
+def test_migrate_refuses_same_kind_and_existing_files(tmp_path) -> None:
+    with Ledger(tmp_path / "a.sqlite", D, seed=1) as led:
+        led.claim("x", propose, "m")
+    for target in (str(tmp_path / "b.sqlite"),):
+        try:
+            migrate(str(tmp_path / "a.sqlite"), target, "g1")
+        except LedgerError as e:
+            assert "between SQLite and PostgreSQL" in str(e)
+        else:
+            raise AssertionError("same-kind migration accepted")
+
+
+def test_stats_check_and_return_read_the_settings(pg_url, tmp_path) -> None:
+    home = _home(tmp_path, pg_url)
+    with LeasedLedger(pg_url, home / "lease.sqlite", D, "g1", 4, seed=1) as led:
+        for _ in range(3):
+            led.claim("masculine", propose, "m1")
+        led.fill("masculine", propose, "m1")
+    res = runner.invoke(app, ["ledger", "stats", "--home", str(home)])
+    assert res.exit_code == 0, res.output
+    assert "g1/masculine: 7 shown" in res.output  # claimed centrally: 3 shown + 4 leased
+    assert "this console's leases: 4 unused, 3 shown, 0 returned" in res.output
+    assert "console g1: 4 leased, 3 shown, 0 returned" in res.output
+    res = runner.invoke(app, ["ledger", "check", "--home", str(home), "--deep"])
+    assert res.exit_code == 0 and "ok: 7 faces" in res.output, res.output
+    res = runner.invoke(app, ["ledger", "return", "--home", str(home)])
+    assert res.exit_code == 0 and "returned 4 unused leases" in res.output, res.output
+    with PgLedger.open_existing(pg_url) as pg:
+        assert pg.leases()["g1"] == {"leased": 0, "shown": 3, "returned": 4}
+    out = tmp_path / "x.jsonl"
+    assert runner.invoke(app, ["ledger", "export", str(out), "--home", str(home)]).exit_code == 0
+    assert json.loads(out.read_text().splitlines()[1])["channel"] == "g1/masculine"
+
+
+def test_bad_ledger_settings_and_unreachable_database_are_one_line_errors(tmp_path) -> None:
+    home = _home(tmp_path, "mysql://nope")
+    res = runner.invoke(app, ["ledger", "stats", "--home", str(home)])
+    assert res.exit_code == 1 and "ledger.url: must be empty" in res.output and "Traceback" not in res.output
+    home2 = _home(tmp_path, f"postgresql:///x?host={tmp_path}", "g2")
+    res = runner.invoke(app, ["ledger", "stats", "--home", str(home2)])
+    assert res.exit_code == 1 and "error:" in res.output and "cannot reach the ledger database" in res.output
+    assert "Traceback" not in res.output

@@ -1,0 +1,107 @@
+"""Three consoles, one shared PostgreSQL ledger, random kill -9s and database crashes: no face twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from passersby.stream.engine import Engine
+from passersby.stream.health import health
+from passersby.stream.lease import LeasedLedger
+from passersby.stream.ledger_pg import PgLedger
+from passersby.stream.ledgers import LedgerSpec
+from passersby.stream.walker import WalkConfig, frame_latent
+
+from .test_engine import WALK, fake_renderer, plans
+
+WORKER = Path(__file__).resolve().parent / "console_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+CONSOLES = ("g1", "g2", "g3")
+
+
+def _start(url: str, home: Path, console: str, log: Path) -> subprocess.Popen:
+    with open(log, "ab") as out:  # appended across restarts; the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, str(WORKER), url, str(home), console, "11", "12"], stdout=out,
+                                stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_three_consoles_with_kills_and_database_crashes_never_show_a_face_twice(pg_server, pg_url, tmp_path) -> None:
+    rnd = random.Random(7)
+    homes = {c: tmp_path / c for c in CONSOLES}
+    logs = {c: tmp_path / f"{c}.log" for c in CONSOLES}
+    for h in homes.values():
+        h.mkdir()
+    procs = {c: _start(pg_url, homes[c], c, logs[c]) for c in CONSOLES}
+    kills = db_crashes = 0
+    try:
+        end = time.monotonic() + 40
+        next_crash = time.monotonic() + 6
+        while time.monotonic() < end:
+            time.sleep(rnd.uniform(0.3, 1.2))
+            victim = rnd.choice(CONSOLES)
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait()
+            procs[victim] = _start(pg_url, homes[victim], victim, logs[victim])
+            kills += 1
+            if time.monotonic() > next_crash:
+                pg_server.stop("immediate")  # a database crash: recovery from its WAL on start
+                time.sleep(rnd.uniform(1.0, 3.0))
+                pg_server.start()
+                db_crashes += 1
+                next_crash = time.monotonic() + rnd.uniform(5, 8)
+        time.sleep(2.0)  # everyone reconnected and shows again
+    finally:
+        for p in procs.values():
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+    if not (pg_server.data / "postmaster.pid").exists():
+        pg_server.start()
+
+    shown = {c: [ln.split() for ln in logs[c].read_text().splitlines() if ln.count(" ") == 2] for c in CONSOLES}
+    ids = Counter(int(i) for c in CONSOLES for i, _, _ in shown[c])
+    shas = Counter(s for c in CONSOLES for _, s, _ in shown[c])
+    assert kills >= 25 and db_crashes >= 4
+    assert all(len(shown[c]) > 50 for c in CONSOLES), {c: len(v) for c, v in shown.items()}
+    assert max(ids.values()) == 1 and max(shas.values()) == 1, "a face was shown twice"
+    from_lease = sum(f == "0" for c in CONSOLES for _, _, f in shown[c])
+    assert from_lease > 0, "no console played from its lease during the outages"
+    with PgLedger.open_existing(pg_url) as central:
+        assert central.check(deep=True).ok
+        rows = dict(central._read("SELECT id, channel FROM anchors"))
+        states = dict(central._read("SELECT anchor_id, state FROM leases"))
+    for c in CONSOLES:
+        for i, _, _ in shown[c]:
+            assert rows[int(i)].startswith(c + "/"), f"{c} showed another console's anchor {i}"
+            assert states[int(i)] != "returned"
+        with LeasedLedger(pg_url, homes[c] / "lease.sqlite", 128, c, 12) as led:
+            assert led.sync()
+            assert led.check(deep=False).ok, led.check().problems
+            local = dict(led.mirror.con.execute("SELECT id, state FROM lease"))
+        assert all(local[int(i)] == "shown" for i, _, _ in shown[c])  # marked before it was shown
+    print(f"kills {kills}, database crashes {db_crashes}, faces shown {sum(ids.values())}, "
+          f"from leases during outages {from_lease}")
+
+
+def test_the_engine_claims_through_leases_and_frames_rerender_from_the_shared_ledger(pg_url, tmp_path) -> None:
+    spec = LedgerSpec(tmp_path / "ledger.sqlite", pg_url, "g1", lease=5)
+    with Engine(plans(), WALK.fps, spec, 128, "hash0", queue_size=4, seed=3) as e:
+        e.start(pace=False)
+        frames = [e.take(0) for _ in range(20)]
+        state = health(e)
+    assert 0 <= state["screens"]["left"]["leases_left"] <= 5 and state["ledger_ok"]
+    assert not (tmp_path / "ledger.sqlite").exists() and (tmp_path / "lease.sqlite").exists()
+    with PgLedger.open_existing(pg_url) as central:
+        channels = set(central.stats().channels)
+        key = frames[-1].key
+        anchors = np.stack([central.anchor(i) for i in key["ledger_ids"]])
+    assert channels == {"g1/left", "g1/right"}
+    z = frame_latent(anchors, key["t"], WalkConfig.from_dict(key["walk"]))
+    np.testing.assert_array_equal(frames[-1].image, fake_renderer()(z[None])[0])
