@@ -109,3 +109,16 @@ def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
     assert len(res["samples"]) >= 3 and all(s["rss_mb"] > 50 and s["fds"] > 3 for s in res["samples"])
     assert isinstance(res["rss_slope_mb_per_hour_after_warmup"], float) and plot.exists()
     assert all(n > 0 for n in res["frames_received_by_web_clients"].values())
+
+
+def test_edition_benchmark_reports_claims_latency_and_lease_cover(tmp_path: Path, pg_server) -> None:
+    out = tmp_path / "edition.json"
+    r = subprocess.run([sys.executable, "benchmarks/edition.py", "--seconds", "0.5", "--consoles", "1,2", "--lease", "20",
+                        "--face-every", "6", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert {(row["backend"], row["consoles"]) for row in res["rows"]} == {
+        (b, n) for b in ("sqlite", "postgres", "leased", "outage") for n in (1, 2)}
+    for row in res["rows"]:
+        assert row["claims"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert res["lease_covers_minutes"] == 2.0 and "covers 2 minutes" in r.stdout

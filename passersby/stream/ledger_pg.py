@@ -168,8 +168,14 @@ class PgLedger(LedgerCore):
 
     # ------------------------------------------------------------ schema
 
+    def _has_meta(self) -> bool:
+        # A scan of the catalog with this statement's snapshot: to_regclass may answer from a
+        # cache that an advisory lock wait does not refresh (two consoles creating at once).
+        return self.con.execute("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE "
+                                "schemaname = current_schema() AND tablename = 'meta')").fetchone()[0]
+
     def _read_meta(self) -> dict[str, Any] | None:
-        if self.con.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        if not self._has_meta():
             return None
         meta: dict[str, Any] = {}
         for key, value, data in self.con.execute("SELECT key, value, data FROM meta"):
@@ -181,7 +187,7 @@ class PgLedger(LedgerCore):
         con.execute("BEGIN")
         try:
             con.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))  # two consoles creating at once
-            if con.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+            if not self._has_meta():
                 for stmt in _schema(meta["lsh_tables"]):
                     con.execute(stmt)
                 with con.cursor() as cur:
@@ -189,6 +195,8 @@ class PgLedger(LedgerCore):
                                     [(k, "null", v) if isinstance(v, bytes) else (k, json.dumps(v), None)
                                      for k, v in meta.items()])
             con.execute("COMMIT")
+        except _psycopg().errors.DuplicateTable:
+            con.execute("ROLLBACK")  # created by another console meanwhile: use theirs
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -160,3 +160,35 @@ def test_spec_opens_the_right_backend(pg_url: str, tmp_path: Path) -> None:
     assert "password" not in spec.describe() and "g7" in spec.describe()
     with LedgerSpec(tmp_path / "l.sqlite", pg_url, "g7", lease=0).open(D) as direct:
         assert isinstance(direct, PgLedger) and len(direct) == 4
+
+
+def test_a_console_that_waited_while_another_created_the_ledger_uses_theirs(pg_url: str) -> None:
+    import threading
+
+    import psycopg
+
+    from passersby.stream.ledger_core import new_meta
+    from passersby.stream.ledger_pg import LOCK_KEY, _schema
+
+    other = psycopg.connect(pg_url, autocommit=True)  # the first console, creating
+    other.execute("BEGIN")
+    other.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+    late = PgLedger.__new__(PgLedger)  # the second console, opening at the same moment
+    late._errors, late.url, late.where, late._con, late.connect_timeout = (psycopg.Error,), pg_url, "x", None, 5
+    assert late._read_meta() is None  # it looked before the first one committed
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(late._create(new_meta(D, 2, None, None, None))))
+    t.start()  # waits for the lock
+    time.sleep(0.5)
+    meta = new_meta(D, 1, None, None, None)
+    for stmt in _schema(meta["lsh_tables"]):
+        other.execute(stmt)
+    with other.cursor() as cur:
+        cur.executemany("INSERT INTO meta (key, value, data) VALUES (%s, %s, %s)",
+                        [(k, "null", v) if isinstance(v, bytes) else (k, __import__("json").dumps(v), None)
+                         for k, v in meta.items()])
+    other.execute("COMMIT")
+    t.join(30)
+    late.close()
+    other.close()
+    assert got and got[0]["lsh_rotations"] == meta["lsh_rotations"]  # the first one's ledger
