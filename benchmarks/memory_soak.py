@@ -117,6 +117,7 @@ def main(argv: list[str]) -> int:
                 time.sleep(a.every)
                 inst.engine.check()
             result["types_grown_after_warmup"] = grown(types_warm or {}, type_counts())
+            result["heap_trim"] = inst.engine.status().get("heap_trim")  # stream/heap.py
             clients.stop.set()
             received = dict(clients.received)
         finally:

@@ -33,6 +33,7 @@ import numpy as np
 
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
+from passersby.stream.heap import HeapTrimmer
 from passersby.stream.ledger import LedgerError
 from passersby.stream.ledgers import LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
@@ -227,6 +228,7 @@ class Engine:
         self.asleep = threading.Event()  # outside opening hours (stream/schedule.py); "resume" does not wake it
         self.closed_why = ""
         self.pacer: Pacer | None = None
+        self.trimmer: HeapTrimmer | None = None
         self.started_at = time.time()
         # Create (or check) the ledger here, once: screens opening a new file at the same
         # moment would race to create its schema.
@@ -258,6 +260,8 @@ class Engine:
                 gc.freeze()
             self.pacer = Pacer(self)
             self.pacer.start()
+            self.trimmer = HeapTrimmer()  # RSS follows the memory in use (stream/heap.py)
+            self.trimmer.start()
 
     def take(self, screen_index: int, timeout: float = 60.0) -> Frame:
         """Offline: the next frame of screen `screen_index` (blocks; raises on producer errors)."""
@@ -324,6 +328,8 @@ class Engine:
 
     def stop(self) -> None:
         self.quit_event.set()
+        if self.trimmer is not None:
+            self.trimmer.stop()
         gc.unfreeze()  # what start() froze becomes collectable again (tests run many engines)
         if self.pacer is not None:
             self.pacer.stop_event.set()
@@ -361,6 +367,8 @@ class Engine:
             out["waiting_for_ledger"] = waiting
         if self.pacer is not None:
             out.update(self.pacer.stats())
+        if self.trimmer is not None:
+            out["heap_trim"] = self.trimmer.stats()
         out["render_ms"] = {p.plan.name: round(1000 * float(np.median(p.render_seconds)), 1)
                             if p.render_seconds else None for p in self.producers}
         # Sources that run a chain at a level (stream/keyframes.Keyframes) say which, and when it was lowered.
