@@ -47,6 +47,7 @@ from passersby.stream.ledger_pg import PgLedger, redact
 
 log = logging.getLogger("passersby")
 
+KEEP_DAYS = 7.0  # reported shown / returned leases kept locally this long (then PostgreSQL's record suffices)
 TOP_UP_BUDGET_S = 0.05  # per claim, time spent leasing more (at least one lease when short)
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0  # reconnecting to the shared ledger: 1, 2, 4 ... 30 s apart
 LEASE_FORMAT = "passersby-lease"
@@ -144,6 +145,13 @@ class LeaseMirror:
     def reported(self, ids: list[int]) -> None:
         self._tx(lambda c: c.executemany("UPDATE lease SET reported = 1 WHERE id = ?", [(i,) for i in ids]))
 
+    def prune(self, keep_days: float = KEEP_DAYS) -> int:
+        """Forget leases shown or returned more than keep_days ago and already reported (the
+        shared ledger holds them); the mirror stays bounded. Unused and unreported ones stay."""
+        cutoff = time.time() - keep_days * 86_400
+        return self._tx(lambda c: c.execute("DELETE FROM lease WHERE reported = 1 AND state != 'leased' AND at < ?",
+                                            (cutoff,)).rowcount)
+
     def z_of(self, anchor_id: int) -> bytes | None:
         row = self.con.execute("SELECT z FROM lease WHERE id = ?", (int(anchor_id),)).fetchone()
         return None if row is None else row[0]
@@ -199,6 +207,7 @@ class LeasedLedger:
         self._connecting: threading.Thread | None = None
         self.down_why = ""
         self.last_state: dict[str, Any] | None = None
+        self._prune_at = 0.0
         if self._central is None:
             self._connect_now()
         if self._central is not None:
@@ -339,6 +348,9 @@ class LeasedLedger:
                 if todo[state]:
                     c.set_lease_state(todo[state], state)
             self.mirror.reported([i for state in todo.values() for i, _ in state])
+            if time.monotonic() > self._prune_at:  # hourly
+                self.mirror.prune()
+                self._prune_at = time.monotonic() + 3600
             return True
         return bool(self._guard(report))
 

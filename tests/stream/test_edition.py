@@ -90,13 +90,24 @@ def test_three_consoles_with_kills_and_database_crashes_never_show_a_face_twice(
           f"from leases during outages {from_lease}")
 
 
-def test_the_engine_claims_through_leases_and_frames_rerender_from_the_shared_ledger(pg_url, tmp_path) -> None:
-    spec = LedgerSpec(tmp_path / "ledger.sqlite", pg_url, "g1", lease=5)
+def test_the_engine_claims_through_leases_and_frames_rerender_from_the_shared_ledger(pg_server, pg_url, tmp_path) -> None:
+    spec = LedgerSpec(tmp_path / "ledger.sqlite", pg_url, "g1", lease=30)
     with Engine(plans(), WALK.fps, spec, 128, "hash0", queue_size=4, seed=3) as e:
         e.start(pace=False)
         frames = [e.take(0) for _ in range(20)]
         state = health(e)
-    assert 0 <= state["screens"]["left"]["leases_left"] <= 5 and state["ledger_ok"]
+        for p in e.producers:  # a full lease for each screen, then the database goes away
+            p.anchors.ledger.fill(p.plan.name, p.plan.propose, "hash0")
+        pg_server.stop("immediate")
+        try:
+            more = [e.take(0) for _ in range(40)]  # ~7 more faces: from the lease
+            e.take(1)
+            outage = health(e)
+        finally:
+            pg_server.start()
+    assert 0 <= state["screens"]["left"]["leases_left"] <= 30 and state["ledger_ok"]
+    assert more[-1].index == 59 and outage["status"] == "degraded"
+    assert any("left: the shared ledger is unreachable; playing from the lease" in r for r in outage["reasons"])
     assert not (tmp_path / "ledger.sqlite").exists() and (tmp_path / "lease.sqlite").exists()
     with PgLedger.open_existing(pg_url) as central:
         channels = set(central.stats().channels)

@@ -192,3 +192,17 @@ def test_a_console_that_waited_while_another_created_the_ledger_uses_theirs(pg_u
     late.close()
     other.close()
     assert got and got[0]["lsh_rotations"] == meta["lsh_rotations"]  # the first one's ledger
+
+
+def test_the_mirror_forgets_old_reported_leases_only(pg_url: str, tmp_path: Path) -> None:
+    with _leased(pg_url, tmp_path, lease=3) as led:
+        ids = [led.claim("m", propose, "h")[0] for _ in range(4)]
+        led.fill("m", propose, "h")
+        assert led.sync()
+        con = led.mirror.con
+        con.execute("UPDATE lease SET at = 0 WHERE id IN (?, ?)", ids[:2])  # shown long ago, reported
+        con.execute("UPDATE lease SET at = 0, reported = 0 WHERE id = ?", (ids[2],))  # long ago, not reported
+        assert led.mirror.prune() == 2
+        left = dict(con.execute("SELECT id, state FROM lease"))
+    assert ids[0] not in left and ids[1] not in left and left[ids[2]] == "shown" and left[ids[3]] == "shown"
+    assert list(left.values()).count("leased") == 3
