@@ -57,16 +57,16 @@ def test_migrate_sqlite_to_postgres_and_back_loses_nothing(pg_url, tmp_path) -> 
     assert again.exit_code == 1 and again.output.startswith("error:") and "already holds anchors" in again.output
 
 
-def test_migrate_refuses_same_kind_and_existing_files(tmp_path) -> None:
+def test_migrate_refuses_same_kind_and_existing_files(pg_url, tmp_path) -> None:
+    import pytest
+
     with Ledger(tmp_path / "a.sqlite", D, seed=1) as led:
         led.claim("x", propose, "m")
-    for target in (str(tmp_path / "b.sqlite"),):
-        try:
-            migrate(str(tmp_path / "a.sqlite"), target, "g1")
-        except LedgerError as e:
-            assert "between SQLite and PostgreSQL" in str(e)
-        else:
-            raise AssertionError("same-kind migration accepted")
+    with pytest.raises(LedgerError, match="between SQLite and PostgreSQL"):
+        migrate(str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite"), "g1")
+    migrate(str(tmp_path / "a.sqlite"), pg_url, "g1")
+    with pytest.raises(LedgerError, match="exists already; migrate into a new file"):
+        migrate(pg_url, str(tmp_path / "a.sqlite"), "g1")
 
 
 def test_stats_check_and_return_read_the_settings(pg_url, tmp_path) -> None:
@@ -99,3 +99,25 @@ def test_bad_ledger_settings_and_unreachable_database_are_one_line_errors(tmp_pa
     res = runner.invoke(app, ["ledger", "stats", "--home", str(home2)])
     assert res.exit_code == 1 and "error:" in res.output and "cannot reach the ledger database" in res.output
     assert "Traceback" not in res.output
+
+
+def test_render_on_an_edition_claims_in_postgres_and_capture_reads_it_back(pg_url, tmp_path) -> None:
+    from passersby.app.installation import build
+    from passersby.settings import load_settings
+
+    home = _home(tmp_path, pg_url, "g5")
+    r = runner.invoke(app, ["render", "--seconds", "0.5", "--out", str(tmp_path / "x.mp4"), "--home", str(home),
+                            "--seed", "4", "--config", str(home / "passersby.toml")])
+    assert r.exit_code == 0, r.output
+    assert not (home / "ledger.sqlite").exists() and (home / "lease.sqlite").exists()
+    with PgLedger.open_existing(pg_url) as pg:
+        channels = pg.stats().channels
+        last = pg.latest(1)[0]
+    assert set(channels) == {"g5/masculine", "g5/feminine"}
+    inst = build(load_settings(home / "passersby.toml"), home)
+    try:  # a face shown earlier, re-rendered from the shared ledger's anchor (the gallery's "recent")
+        key = {"source": "anchor", "model": last["model_hash"], "ledger_ids": [last["id"]],
+               "screen": last["channel"].split("/")[1], "frame": 0}
+        assert inst.rerenderer().shown(key).shape[-1] == 3
+    finally:
+        inst.close()
