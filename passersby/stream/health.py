@@ -68,7 +68,7 @@ def health(engine: "Engine") -> dict[str, Any]:
         lease = getattr(p.anchors.ledger, "last_state", None)  # an edition console (stream/lease.py)
         if lease is not None:
             screens[name]["leases_left"] = lease["leases_left"]
-            if not lease["shared"]:
+            if not getattr(p.anchors.ledger, "shared", True):  # live, from the lease worker
                 level = max(level, 1)
                 reasons.append(f"screen {name}: the shared ledger is unreachable; playing from the lease "
                                f"({lease['leases_left']} faces left)")

@@ -19,10 +19,17 @@ must keep showing new faces through a network or database outage, so it claims a
    `passersby ledger return`; a restart keeps its leases (that is what lets it start during an
    outage).
 
+The screen's thread only ever touches the local mirror: taking a lease is one local commit
+(~0.3 ms). Everything that talks to PostgreSQL - leasing (which calls the screen's proposal
+function), reporting, reconnecting (1, 2, 4 ... 30 s apart) - runs in the console's lease
+worker thread, so neither a slow network nor a dead one stalls the screen's frames. The worker
+keeps `lease` faces per screen: briskly below half, one every REFILL_PAUSE_S above it (leasing
+costs a proposal, which may render candidates, on the same CPU as the screens).
+
 While the shared ledger is unreachable, claims come from the lease; when the lease of a screen
-runs out, claims fail with LedgerError and the engine holds the last frame until the ledger
-answers (never repeating beats being available). Reconnecting happens in a background thread,
-so a dead network never stalls the screen's frames on a connect.
+runs out, a claim waits up to `claim_wait` seconds for the worker, then fails with LedgerError
+and the engine holds the last frame until the ledger answers (never repeating beats being
+available).
 
 Example:
     >>> led = LeasedLedger("postgresql:///passersby?host=/run/postgresql", home / "lease.sqlite", 128,  # doctest: +SKIP
@@ -33,7 +40,6 @@ Example:
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -41,137 +47,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from passersby.atomic import fsync_dir
+from passersby.stream.lease_mirror import KEEP_DAYS, LeaseMirror  # noqa: F401 (re-exported)
 from passersby.stream.ledger_core import LedgerCheck, LedgerError, LedgerStats
 from passersby.stream.ledger_pg import PgLedger, redact
 
 log = logging.getLogger("passersby")
 
-KEEP_DAYS = 7.0  # reported shown / returned leases kept locally this long (then PostgreSQL's record suffices)
-TOP_UP_BUDGET_S = 0.05  # per claim, time spent leasing more (at least one lease when short)
 RETRY_FIRST_S, RETRY_MAX_S = 1.0, 30.0  # reconnecting to the shared ledger: 1, 2, 4 ... 30 s apart
+REFILL_PAUSE_S = 0.5  # between leases while a screen holds more than half its lease
+CLAIM_WAIT_S = 10.0  # how long a claim with an empty lease waits for the worker
 LEASE_FORMAT = "passersby-lease"
-
-_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value)",
-    "CREATE TABLE IF NOT EXISTS lease (id INTEGER PRIMARY KEY, channel TEXT NOT NULL, z BLOB NOT NULL, "
-    "model_hash TEXT NOT NULL, leased_at REAL NOT NULL, state TEXT NOT NULL "
-    "CHECK (state IN ('leased', 'shown', 'returned')), at REAL, reported INTEGER NOT NULL DEFAULT 1)",
-    "CREATE INDEX IF NOT EXISTS lease_channel ON lease (channel, state, id)",
-    "CREATE INDEX IF NOT EXISTS lease_unreported ON lease (reported) WHERE reported = 0",
-]
-
-
-class LeaseMirror:
-    """The console's leases in a local SQLite file; ids are the shared ledger's anchor ids.
-
-    Args:
-        path: the mirror file (created if missing).
-        console: this console's name (recorded; a mirror belongs to one console).
-    """
-
-    def __init__(self, path: Path, console: str) -> None:
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise LedgerError(f"{self.path}: its directory does not exist; create the home first")
-        try:
-            self.con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=FULL")  # a `shown` mark survives power loss
-            for stmt in _SCHEMA:
-                self.con.execute(stmt)
-            self.meta = dict(self.con.execute("SELECT key, value FROM meta"))
-        except sqlite3.Error as e:
-            raise LedgerError(f"{self.path}: cannot open the lease mirror ({e}); check the disk and permissions") from e
-        if self.meta.get("console") not in (None, console):
-            raise LedgerError(f"{self.path}: holds the leases of console {self.meta['console']!r}, not {console!r}; "
-                              "each console needs its own home (or set [ledger] console back)")
-        fsync_dir(self.path.parent)
-
-    def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-        """Run fn in one write transaction (BEGIN IMMEDIATE ... COMMIT, fsynced)."""
-        try:
-            self.con.execute("BEGIN IMMEDIATE")
-            try:
-                out = fn(self.con)
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
-            return out
-        except sqlite3.Error as e:
-            raise LedgerError(f"{self.path}: lease mirror write failed ({e}); check disk space") from e
-
-    def describe(self, meta: dict[str, Any]) -> None:
-        """Record what the leases are (dim, precision, console, shared ledger) the first time."""
-        if not self.meta.get("format"):
-            self._tx(lambda c: c.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta.items()))
-            self.meta = dict(self.con.execute("SELECT key, value FROM meta"))
-
-    def add(self, anchor_id: int, channel: str, raw: bytes, model_hash: str) -> None:
-        self._tx(lambda c: c.execute("INSERT INTO lease (id, channel, z, model_hash, leased_at, state) "
-                                     "VALUES (?, ?, ?, ?, ?, 'leased')", (anchor_id, channel, raw, model_hash, time.time())))
-
-    def take(self, channel: str, model_hash: str) -> tuple[int, bytes] | None:
-        """The channel's oldest unused lease, marked shown (durably) before it is returned."""
-        def fn(c: sqlite3.Connection):
-            row = c.execute("SELECT id, z FROM lease WHERE channel = ? AND state = 'leased' AND model_hash = ? "
-                            "ORDER BY id LIMIT 1", (channel, model_hash)).fetchone()
-            if row is not None:
-                c.execute("UPDATE lease SET state = 'shown', at = ?, reported = 0 WHERE id = ?", (time.time(), row[0]))
-            return row
-        return self._tx(fn)
-
-    def count(self, channel: str, model_hash: str) -> int:
-        return self.con.execute("SELECT count(*) FROM lease WHERE channel = ? AND state = 'leased' AND model_hash = ?",
-                                (channel, model_hash)).fetchone()[0]
-
-    def give_back(self, channel: str | None = None, except_model: str | None = None) -> int:
-        """Mark unused leases returned (all, or a channel's, or those of another model); returns how many."""
-        sql, args = "UPDATE lease SET state = 'returned', at = ?, reported = 0 WHERE state = 'leased'", [time.time()]
-        if channel is not None:
-            sql, args = sql + " AND channel = ?", args + [channel]
-        if except_model is not None:
-            sql, args = sql + " AND model_hash != ?", args + [except_model]
-        return self._tx(lambda c: c.execute(sql, args).rowcount)
-
-    def unreported(self, limit: int = 1000) -> dict[str, list[tuple[int, float]]]:
-        rows = self.con.execute("SELECT id, state, at FROM lease WHERE reported = 0 ORDER BY id LIMIT ?", (limit,))
-        out: dict[str, list[tuple[int, float]]] = {"shown": [], "returned": []}
-        for i, state, at in rows:
-            out[state].append((i, at))
-        return out
-
-    def reported(self, ids: list[int]) -> None:
-        self._tx(lambda c: c.executemany("UPDATE lease SET reported = 1 WHERE id = ?", [(i,) for i in ids]))
-
-    def prune(self, keep_days: float = KEEP_DAYS) -> int:
-        """Forget leases shown or returned more than keep_days ago and already reported (the
-        shared ledger holds them); the mirror stays bounded. Unused and unreported ones stay."""
-        cutoff = time.time() - keep_days * 86_400
-        return self._tx(lambda c: c.execute("DELETE FROM lease WHERE reported = 1 AND state != 'leased' AND at < ?",
-                                            (cutoff,)).rowcount)
-
-    def z_of(self, anchor_id: int) -> bytes | None:
-        row = self.con.execute("SELECT z FROM lease WHERE id = ?", (int(anchor_id),)).fetchone()
-        return None if row is None else row[0]
-
-    def counts(self) -> dict[str, int]:
-        out = {"leased": 0, "shown": 0, "returned": 0, "unreported": 0}
-        out.update(dict(self.con.execute("SELECT state, count(*) FROM lease GROUP BY state")))
-        out["unreported"] = self.con.execute("SELECT count(*) FROM lease WHERE reported = 0").fetchone()[0]
-        return out
-
-    def check(self) -> list[str]:
-        problems = [f"lease mirror {self.path}: {r[0]}" for r in self.con.execute("PRAGMA integrity_check") if r[0] != "ok"]
-        size = int(self.meta.get("dim", 0)) * (2 if self.meta.get("z_dtype") == "float16" else 4)
-        bad = self.con.execute("SELECT count(*) FROM lease WHERE length(z) != ?", (size,)).fetchone()[0]
-        if bad:
-            problems.append(f"lease mirror {self.path}: {bad} leases whose z is not {size} bytes")
-        return problems
-
-    def close(self) -> None:
-        self.con.close()
 
 
 class LeasedLedger:
@@ -187,51 +72,59 @@ class LeasedLedger:
         console: this console's name in the edition (unique per console).
         lease: anchors to keep leased ahead per screen (and model).
         channel: default channel; seed: as for Ledger; connect_timeout: seconds.
-        central: an open PgLedger to use (tests, tools); None: connect to `url`.
+        claim_wait: seconds a claim with an empty lease waits for the worker before failing.
 
     Raises:
         LedgerError: the mirror cannot be opened, or it is new and the shared ledger unreachable.
+
+    Example:
+        >>> with LeasedLedger(url, home / "lease.sqlite", 128, "gallery-1", 900) as led:  # doctest: +SKIP
+        ...     anchor_id, z = led.claim("masculine", propose, model_hash)
     """
 
-    def __init__(self, url: str, mirror: Path, dim: int, console: str, lease: int = 600, channel: str = "main", *,
-                 seed: int | None = None, connect_timeout: float = 2.0, central: PgLedger | None = None) -> None:
+    def __init__(self, url: str, mirror: Path, dim: int, console: str, lease: int = 900, channel: str = "main", *,
+                 seed: int | None = None, connect_timeout: float = 2.0, claim_wait: float = CLAIM_WAIT_S) -> None:
         if not console or "/" in console:
             raise ValueError(f"console must be a non-empty name without '/', got {console!r}")
         self.url, self.dim, self.console, self.lease = url, dim, console, max(1, int(lease))
-        self.channel, self.seed, self.connect_timeout = channel, seed, connect_timeout
+        self.channel, self.seed, self.connect_timeout, self.claim_wait = channel, seed, connect_timeout, claim_wait
         self.where = f"{redact(url)} (leases in {mirror})"
         self.mirror = LeaseMirror(mirror, console)
-        self._central: PgLedger | None = central
-        self._lock = threading.Lock()
-        self._retry_at, self._delay = 0.0, RETRY_FIRST_S
-        self._connecting: threading.Thread | None = None
-        self.down_why = ""
-        self.last_state: dict[str, Any] | None = None
-        self._prune_at = 0.0
-        if self._central is None:
-            self._connect_now()
-        if self._central is not None:
-            self._describe(self._central)
-        elif not self.mirror.meta.get("format"):
+        self._central: PgLedger | None = None
+        self._central_lock = threading.RLock()  # one PostgreSQL connection, one user at a time
+        self._cv = threading.Condition()  # wakes the worker; tells waiting claims a lease arrived
+        self._screens: dict[str, tuple[Callable, str]] = {}  # channel -> (propose, model hash) to lease for
+        self._retry_at, self._delay, self.down_why, self.error = 0.0, RETRY_FIRST_S, "", None
+        self._closed, self._prune_at = False, 0.0
+        self.last_state: dict[str, Any] | None = None  # for the health page: replaced whole
+        self._connect()
+        if self._central is None and not self.mirror.meta.get("format"):
+            self.mirror.close()
             raise LedgerError(f"{self.where}: the shared ledger cannot be reached ({self.down_why}) and this "
                               "console holds no lease yet; check that PostgreSQL runs and the [ledger] url")
         self._dtype = np.dtype("<f2" if self.mirror.meta.get("z_dtype") == "float16" else "<f4")
+        self._worker = threading.Thread(target=self._work, daemon=True, name=f"passersby-lease-{console}")
+        self._worker.start()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the shared ledger answered at the last try."""
+        return self._central is not None
 
     # ------------------------------------------------------------ the shared ledger, when it answers
 
-    def _open_central(self) -> PgLedger:
-        return PgLedger(self.url, self.dim, channel=self.channel, seed=self.seed, lease_console=self.console,
-                        connect_timeout=self.connect_timeout)
-
-    def _connect_now(self) -> None:
+    def _connect(self) -> None:
         try:
-            self._central = self._open_central()
+            led = PgLedger(self.url, self.dim, channel=self.channel, seed=self.seed, lease_console=self.console,
+                           connect_timeout=self.connect_timeout)
         except LedgerError as e:
             self._went_down(e)
-
-    def _describe(self, central: PgLedger) -> None:
-        self.mirror.describe({"format": LEASE_FORMAT, "console": self.console, "dim": central.dim,
-                              "z_dtype": "float16" if central.half else "float32", "ledger": redact(self.url)})
+            return
+        self.mirror.describe({"format": LEASE_FORMAT, "console": self.console, "dim": led.dim,
+                              "z_dtype": "float16" if led.half else "float32", "ledger": redact(self.url)})
+        if self.down_why:
+            log.warning("console %s: the shared ledger answers again", self.console)
+        self._central, self.down_why, self._delay = led, "", RETRY_FIRST_S
 
     def _went_down(self, e: Exception) -> None:
         if self._central is not None:
@@ -243,96 +136,108 @@ class LeasedLedger:
         self._retry_at = time.monotonic() + self._delay
         self._delay = min(RETRY_MAX_S, self._delay * 2)
 
-    def central(self) -> PgLedger | None:
-        """The shared ledger if connected; otherwise start a background reconnect when due."""
-        with self._lock:
-            if self._central is not None:
-                return self._central
-            if time.monotonic() >= self._retry_at and (self._connecting is None or not self._connecting.is_alive()):
-                self._connecting = threading.Thread(target=self._reconnect, daemon=True, name="passersby-ledger-connect")
-                self._connecting.start()
-        return None
-
-    def _reconnect(self) -> None:
-        try:
-            led = self._open_central()
-        except LedgerError as e:
-            with self._lock:
-                self._went_down(e)
-            return
-        with self._lock:
-            self._central, self.down_why, self._delay = led, "", RETRY_FIRST_S
-            log.warning("console %s: the shared ledger answers again", self.console)
-
     def _guard(self, fn: Callable[[PgLedger], Any]) -> Any:
-        """fn(central) if connected, else None; a failure marks the shared ledger down (and returns None)."""
-        central = self.central()
-        if central is None:
-            return None
-        try:
-            return fn(central)
-        except LedgerError as e:
-            if central._con is not None:  # a database failure closes the connection; this was not one
-                raise
-            with self._lock:
+        """fn(central) if it answers, else None; a database failure marks it down until the next retry."""
+        with self._central_lock:
+            if self._central is None and not self._closed and time.monotonic() >= self._retry_at:
+                self._connect()
+            central = self._central
+            if central is None:
+                return None
+            try:
+                return fn(central)
+            except LedgerError as e:
+                if central._con is not None:  # a database failure closes the connection; this was not one
+                    raise
                 self._went_down(e)
-            return None
+                return None
 
-    # ------------------------------------------------------------ claiming
+    # ------------------------------------------------------------ the screen's side
 
     def claim(self, channel: str | None, propose: Callable[[np.random.Generator], np.ndarray], model_hash: str,
               max_tries: int | None = None) -> tuple[int, np.ndarray]:
-        """The screen's next anchor from the lease (marked shown locally first), leasing more
-        while the shared ledger answers.
+        """The screen's next anchor from the lease, marked shown locally before it is returned.
 
         Raises:
-            LedgerError: the lease is used up and the shared ledger cannot be reached.
+            LedgerError: the lease is used up and the worker could not lease more within claim_wait.
         """
         ch = f"{self.console}/{self.channel if channel is None else channel}"
-        self._give_back_other_models(ch, model_hash)
+        with self._cv:
+            self._screens[ch] = (propose, model_hash)
+        if self.mirror.has_other_models(ch, model_hash):
+            n = self.mirror.give_back(ch, except_model=model_hash)
+            log.warning("console %s: %d leases of %s were for another model; returned", self.console, n, ch)
         got = self.mirror.take(ch, model_hash)
+        deadline = time.monotonic() + self.claim_wait
+        with self._cv:
+            self._cv.notify_all()  # report this showing, lease the next
+            while got is None and time.monotonic() < deadline and not self._closed:
+                self._cv.notify_all()  # again: the worker may have been busy at the first one
+                self._cv.wait(0.1)
+                got = self.mirror.take(ch, model_hash)
         if got is None:
-            if self._guard(lambda c: self._lease_one(c, ch, propose, model_hash)) is None:
-                raise LedgerError(f"{self.where}: no lease left for {ch} and the shared ledger cannot be reached "
-                                  f"({self.down_why or 'reconnecting'}); no new face until it answers")
-            got = self.mirror.take(ch, model_hash)
-        self._top_up(ch, propose, model_hash)
-        self.sync()  # this showing (and any earlier ones not yet reported), while the database answers
-        # read by the health page from another thread: a plain dict, replaced whole
-        self.last_state = {"leases_left": self.mirror.count(ch, model_hash), "shared": self._central is not None,
-                           "why": self.down_why}
+            why = f"leasing failed: {self.error}" if self.error else (self.down_why or "it does not answer")
+            raise LedgerError(f"{self.where}: no lease left for {ch} and the shared ledger cannot lease more "
+                              f"({why}); no new face until it does")
+        self.last_state = {"leases_left": self.mirror.count(ch, model_hash), "shared": self.shared, "why": self.down_why}
         return int(got[0]), np.frombuffer(got[1], self._dtype).astype(np.float32)
 
-    def _lease_one(self, central: PgLedger, ch: str, propose: Callable, model_hash: str) -> int:
+    # ------------------------------------------------------------ the worker's side
+
+    def _work(self) -> None:
+        """Report showings, lease ahead, reconnect: every time a claim wakes it, or each second."""
+        while not self._closed:
+            with self._cv:
+                self._cv.wait(1.0)
+                screens = list(self._screens.items())
+            if self._closed:
+                break
+            self.sync()
+            for ch, (propose, model_hash) in screens:
+                self._refill(ch, propose, model_hash)
+
+    def _refill(self, ch: str, propose: Callable, model_hash: str) -> None:
+        while not self._closed:
+            try:
+                n = self._guard(lambda c: self._lease_if_short(c, ch, propose, model_hash, worker=True))
+                if n is None or n >= self.lease:
+                    return
+                self.error = None
+            except (LedgerError, ValueError) as e:  # the proposals, not the database: say so, retry later
+                if str(e) != str(self.error):
+                    log.error("console %s: cannot lease for %s: %s", self.console, ch, e)
+                self.error = e
+                return
+            with self._cv:
+                self._cv.notify_all()  # a claim may be waiting for it
+            if n + 1 > self.lease // 2:  # no hurry: leave the CPU to the screens
+                with self._cv:
+                    self._cv.wait(REFILL_PAUSE_S)
+
+    def _lease_if_short(self, central: PgLedger, ch: str, propose: Callable, model_hash: str,
+                        worker: bool = False) -> int:
+        """Lease one more for the screen if it holds fewer than `lease` (under the central lock, so
+        the worker and `fill` never overshoot); returns how many it held before."""
+        n = self.mirror.count(ch, model_hash)
+        if n >= self.lease or (worker and self._screens.get(ch) != (propose, model_hash)):
+            return self.lease  # full, or the screen moved on (another model, returned)
         anchor_id, z = central.claim(ch, propose, model_hash)
         self.mirror.add(anchor_id, ch, central._stored(z).tobytes(), model_hash)
-        return anchor_id
-
-    def _top_up(self, ch: str, propose: Callable, model_hash: str) -> None:
-        """Lease more for this screen while short of `lease`, for at most TOP_UP_BUDGET_S (one at least)."""
-        start = time.perf_counter()
-        while self.mirror.count(ch, model_hash) < self.lease:
-            if self._guard(lambda c: self._lease_one(c, ch, propose, model_hash)) is None:
-                return
-            if time.perf_counter() - start > TOP_UP_BUDGET_S:
-                return
+        return n
 
     def fill(self, channel: str, propose: Callable, model_hash: str) -> int:
-        """Lease until the screen's lease is full (tools, benchmarks); returns the leases held."""
+        """Lease until the screen's lease is full, in the caller's thread (tools, tests); returns the leases held."""
         ch = f"{self.console}/{channel}"
-        while self.mirror.count(ch, model_hash) < self.lease:
-            if self._guard(lambda c: self._lease_one(c, ch, propose, model_hash)) is None:
+        while (n := self._guard(lambda c: self._lease_if_short(c, ch, propose, model_hash))) is not None:
+            if n >= self.lease:
                 break
         return self.mirror.count(ch, model_hash)
 
-    def _give_back_other_models(self, ch: str, model_hash: str) -> None:
-        if self.mirror.con.execute("SELECT 1 FROM lease WHERE channel = ? AND state = 'leased' AND model_hash != ? "
-                                   "LIMIT 1", (ch, model_hash)).fetchone():
-            n = self.mirror.give_back(ch, except_model=model_hash)
-            log.warning("console %s: %d leases of %s were for another model; returned", self.console, n, ch)
-
     def give_back(self, channel: str | None = None) -> int:
         """Return every unused lease (or a screen's): marked locally first, reported when reachable."""
+        with self._cv:  # the worker must not lease them again at once
+            self._screens = {} if channel is None else {k: v for k, v in self._screens.items()
+                                                         if k != f"{self.console}/{channel}"}
         n = self.mirror.give_back(None if channel is None else f"{self.console}/{channel}")
         self.sync()
         return n
@@ -370,15 +275,12 @@ class LeasedLedger:
         """The edition's latest anchors (the shared ledger), else this console's shown leases."""
         rows = self._guard(lambda c: c.latest(n))
         if rows is None:
-            rows = [{"id": i, "channel": ch, "model_hash": m, "shown_at": at} for i, ch, m, at in self.mirror.con.execute(
-                "SELECT id, channel, model_hash, at FROM lease WHERE state = 'shown' ORDER BY id DESC LIMIT ?", (n,))]
+            rows = [{"id": i, "channel": ch, "model_hash": m, "shown_at": at} for i, ch, _, m, at in self.mirror.shown(None, n)]
         return rows
 
     def recent(self, channel: str | None = None, n: int = 1) -> list[tuple[int, np.ndarray]]:
         ch = f"{self.console}/{self.channel if channel is None else channel}"
-        rows = self.mirror.con.execute("SELECT id, z FROM lease WHERE channel = ? AND state = 'shown' "
-                                       "ORDER BY id DESC LIMIT ?", (ch, int(n))).fetchall()
-        return [(int(i), np.frombuffer(z, self._dtype).astype(np.float32)) for i, z in reversed(rows)]
+        return [(int(r[0]), np.frombuffer(r[2], self._dtype).astype(np.float32)) for r in reversed(self.mirror.shown(ch, n))]
 
     def stats(self) -> LedgerStats:
         st = self._guard(lambda c: c.stats())
@@ -405,7 +307,7 @@ class LeasedLedger:
 
     def _agrees(self) -> list[str]:
         """Every lease in the mirror is this console's lease in the shared ledger, with the same z."""
-        local = self.mirror.con.execute("SELECT id, z, state, reported FROM lease").fetchall()
+        local = self.mirror.rows()
         if not local:
             return []
 
@@ -430,14 +332,22 @@ class LeasedLedger:
         return out
 
     def close(self) -> None:
-        """Report what can be reported, close both stores (leases are kept for the next start)."""
+        """Stop the worker, report what can be reported, close both stores (leases are kept). Idempotent."""
+        with self._cv:
+            if self._closed and not self._worker.is_alive() and self.mirror.closed:
+                return
+            self._closed = True
+            self._cv.notify_all()
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout=self.connect_timeout * 3 + 5)
         try:
             self.sync()
         except LedgerError:
             pass
-        if self._central is not None:
-            self._central.close()
-            self._central = None
+        with self._central_lock:
+            if self._central is not None:
+                self._central.close()
+                self._central = None
         self.mirror.close()
 
     def __enter__(self) -> "LeasedLedger":
