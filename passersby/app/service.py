@@ -88,7 +88,9 @@ def service_unit(config: Optional[Path], home: Path, user: bool, command: str = 
     return "\n".join([
         "[Unit]",
         f"Description=passersby: endless, never-repeating portraits ({home})",
-        "After=network-online.target graphical.target" if not user else "After=graphical-session.target",
+        # network-online: an edition console's shared ledger ([ledger] url) is across the network
+        *(["Wants=network-online.target", "After=network-online.target graphical.target"] if not user
+          else ["After=graphical-session.target"]),
         "StartLimitIntervalSec=600",
         "StartLimitBurst=10",
         "",

@@ -16,7 +16,7 @@ from passersby.cli import app
 
 def test_the_unit_restarts_watches_and_limits_starts(tmp_path):
     text = service_unit(tmp_path / "gallery.toml", tmp_path / "home", user=False)
-    for line in ("Type=notify", "Restart=always", "WatchdogSec=30", "StartLimitBurst=10", "WantedBy=multi-user.target",
+    for line in ("Type=notify", "Wants=network-online.target", "Restart=always", "WatchdogSec=30", "StartLimitBurst=10", "WantedBy=multi-user.target",
                  f"Environment=PASSERSBY_HOME={tmp_path / 'home'}"):
         assert line in text.splitlines(), line
     exec_line = next(l for l in text.splitlines() if l.startswith("ExecStart="))
