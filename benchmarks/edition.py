@@ -50,7 +50,9 @@ def worker(backend: str, where: str, url: str, console: str, seconds: float, lea
     url = "" if backend == "sqlite" else url
     spec = LedgerSpec(path, url, console, lease if backend in ("leased", "outage") else 0)
     lat = []
-    with spec.open(DIM, "screen", seed=None) as led:
+    # one channel per console, as in an edition (a leased ledger adds the console itself)
+    channel = "screen" if spec.lease else f"{console}/screen"
+    with spec.open(DIM, channel, seed=None) as led:
         led.claim(None, propose, "bench")  # connect, create: not counted
         if backend in ("leased", "outage"):
             led.fill("screen", propose, "bench")  # steady state: each claim takes one and leases one
