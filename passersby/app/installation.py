@@ -219,7 +219,8 @@ def _painter(settings: Settings, realtime: bool = True):
 
 def _critic(g: torch.nn.Module, runtime: str, label_index: int | None) -> Callable[[np.ndarray], float]:
     """z -> the face detector's score of the rendered face (data/faces.face_score). Its own
-    renderer: it runs in the screen's producer thread, inside the ledger claim."""
+    renderer: it runs inside the ledger claim, in the screen's producer thread (or, on an
+    edition's console, in the lease worker thread: stream/lease.py), never in two at once."""
     from passersby.data.faces import face_score
 
     render = make_renderer(g, runtime, 1, label_index)
