@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,6 +110,40 @@ def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
     assert len(res["samples"]) >= 3 and all(s["rss_mb"] > 50 and s["fds"] > 3 for s in res["samples"])
     assert isinstance(res["rss_slope_mb_per_hour_after_warmup"], float) and plot.exists()
     assert all(n > 0 for n in res["frames_received_by_web_clients"].values())
+    first = res["samples"][0]
+    assert first["threads"] > 3 and first["arenas"] >= 1 and first["malloc_system_mb"] > 0
+    assert 0.5 * first["rss_mb"] < sum(first["maps"].values()) <= 1.01 * first["rss_mb"]
+    lo, hi = res["rss_slope_ci95_mb_per_hour"]
+    assert lo <= res["rss_slope_mb_per_hour_after_warmup"] <= hi and res["rss_bound_mb_per_day"] >= 0
+    again = tmp_path / "again.json"  # --analyze: the same samples summarized again, another warm-up
+    r = subprocess.run([sys.executable, "benchmarks/memory_soak.py", "--analyze", str(out), "--warmup", "0.02",
+                        "--json", str(again)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res2 = json.loads(again.read_text())
+    assert res2["samples"] == res["samples"] and res2["args"]["warmup"] == "0.02"
+
+
+def test_memory_summary_finds_a_step_and_bounds_the_slope() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import _memory
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    # 3 hours, one sample a minute: flat 600 MB with noise, a +20 MB step in the anon mappings
+    # at minute 30 (a thread more), then flat again.
+    rng = np.random.default_rng(0)
+    samples = []
+    for m in range(180):
+        anon = 170.0 + (20.0 if m >= 30 else 0.0)
+        samples.append({"t_s": m * 60.0, "rss_mb": 430.0 + anon + rng.normal(0, 0.3), "fds": 22,
+                        "threads": 24 + (m >= 30), "maps": {"anon": anon, "[heap]": 212.0}})
+    s = _memory.summarize(samples, warmup_min=40)
+    assert [(st["minute"], st["threads"], st["maps"]) for st in s["steps"]] == [(30.0, [24, 25], {"anon": 20.0})]
+    lo, hi = s["rss_slope_ci95_mb_per_hour"]
+    assert lo < 0 < hi < 0.1  # flat after warm-up, and the interval says how flat
+    assert s["rss_bound_mb_per_day"] == pytest.approx(24 * hi)
+    s_early = _memory.summarize(samples, warmup_min=10)  # the step inside the fit: a clear slope
+    assert s_early["rss_slope_ci95_mb_per_hour"][0] > 3
 
 
 def test_edition_benchmark_reports_claims_latency_and_lease_cover(tmp_path: Path, pg_server) -> None:
