@@ -160,12 +160,17 @@ def summarize(samples: list[dict], warmup_min: float) -> dict[str, Any]:
     keep = t >= warmup_min * 60
     rss = np.array([x["rss_mb"] for x in samples])
     ci = slope_ci_per_hour(t[keep], rss[keep])
+    faces = np.array([x.get("faces") or 0 for x in samples], float)[keep]
+    per_kface = (1000 * float(np.polyfit(faces, rss[keep], 1)[0])
+                 if keep.sum() > 2 and np.ptp(faces) > 0 else None)  # MB per 1,000 faces claimed
     series = lambda k: np.array([x.get(k, 0) for x in samples])[keep]  # noqa: E731
     return dict(
         rss_mb_first_last=[float(rss[0]), float(rss[-1])],
         rss_slope_mb_per_hour_after_warmup=slope_per_hour(t[keep], rss[keep]),
         rss_slope_ci95_mb_per_hour=list(ci),
         rss_bound_mb_per_day=max(ci[1], 0.0) * 24,
+        rss_mb_per_1000_faces=per_kface,
+        faces_per_hour=float(np.polyfit(t[keep], faces, 1)[0] * 3600) if keep.sum() > 2 else None,
         rss_range_mb_after_warmup=[float(rss[keep].min()), float(rss[keep].max())] if keep.any() else None,
         fds_slope_per_hour_after_warmup=slope_per_hour(t[keep], series("fds")),
         heap_slopes_per_hour_after_warmup={

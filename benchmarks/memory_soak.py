@@ -2,11 +2,14 @@
 WebSocket client per screen) for --minutes, sampled every --every seconds (RSS, fds, threads,
 glibc's arenas, resident MB per mapping kind: `_memory.py`); after --warmup minutes the RSS slope
 with its 95 % interval, the daily bound, steps and what grew in them, fps and late frames.
+With --tempo 0.25 the screens claim a face every 0.25 s instead of every 6 s (24 times as many
+faces per hour): the slope per 1,000 faces bounds what each face costs, over days of faces.
 
 Target: no growth after warm-up (the bound is the interval's upper end).
 
 Usage:
     python benchmarks/memory_soak.py --minutes 60 --json docs/operations/memory-soak.json --plot docs/operations/memory-soak.png
+    python benchmarks/memory_soak.py --minutes 20 --warmup 5 --tempo 0.25 --json runs/soak-faces.json   # faces x24
     python benchmarks/memory_soak.py --analyze runs/soak.json --warmup 20 --plot runs/soak.png   # again, another warm-up
 """
 
@@ -35,7 +38,7 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="passersby-soak-") as home:
-        s = load_settings(None, {}, search=False)
+        s = load_settings(None, {"walk.tempo": a.tempo} if a.tempo else {}, search=False)
         s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=a.mode) for sc in s.screens))
         inst = build(s, Path(home))
         server = KioskServer(inst.engine.hub, port=0)
@@ -79,6 +82,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--every", type=float, default=60.0, help="seconds between samples")
     ap.add_argument("--warmup", type=float, default=10.0, help="minutes left out of the slope")
     ap.add_argument("--mode", default="walk")
+    ap.add_argument("--tempo", type=float, default=0.0,
+                    help="walk.tempo in seconds (0: the default, a face every 6 s); short tempos claim faces "
+                         "many times faster, to bound the memory each face costs")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--analyze", type=Path, help="summarize an earlier run's JSON again instead of running")

@@ -144,6 +144,11 @@ def test_memory_summary_finds_a_step_and_bounds_the_slope() -> None:
     assert s["rss_bound_mb_per_day"] == pytest.approx(24 * hi)
     s_early = _memory.summarize(samples, warmup_min=10)  # the step inside the fit: a clear slope
     assert s_early["rss_slope_ci95_mb_per_hour"][0] > 3
+    # Faces claimed 400 an hour; a leak of 2 KB per face reads as 2 MB per 1,000 faces.
+    leaky = [{**x, "faces": m * 400 // 60, "rss_mb": 600 + 0.002 * (m * 400 // 60)} for m, x in enumerate(samples)]
+    s_leak = _memory.summarize(leaky, warmup_min=10)
+    assert s_leak["rss_mb_per_1000_faces"] == pytest.approx(2.0, rel=0.01)
+    assert s_leak["faces_per_hour"] == pytest.approx(400, rel=0.01)
 
 
 def test_edition_benchmark_reports_claims_latency_and_lease_cover(tmp_path: Path, pg_server) -> None:
