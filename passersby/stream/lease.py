@@ -48,7 +48,7 @@ from typing import Any, Callable
 import numpy as np
 
 from passersby.stream.lease_mirror import KEEP_DAYS, LeaseMirror  # noqa: F401 (re-exported)
-from passersby.stream.ledger_core import LedgerCheck, LedgerError, LedgerStats
+from passersby.stream.ledger_core import LedgerCheck, LedgerError, LedgerStats, LedgerUnreachable
 from passersby.stream.ledger_pg import PgLedger, redact
 
 log = logging.getLogger("passersby")
@@ -146,9 +146,7 @@ class LeasedLedger:
                 return None
             try:
                 return fn(central)
-            except LedgerError as e:
-                if central._con is not None:  # a database failure closes the connection; this was not one
-                    raise
+            except LedgerUnreachable as e:  # any other LedgerError is not an outage: it is raised
                 self._went_down(e)
                 return None
 

@@ -91,6 +91,7 @@ from passersby.stream.ledger_core import (  # noqa: F401 (re-exported: the ledge
     LedgerCore,
     LedgerError,
     LedgerStats,
+    LedgerUnreachable,
     channel_seed,
     check_args,
     new_meta,

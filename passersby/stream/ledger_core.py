@@ -40,6 +40,11 @@ class LedgerError(Exception):
     """A ledger could not be opened, read or written; the message says which file and what to do."""
 
 
+class LedgerUnreachable(LedgerError):
+    """A shared ledger's database did not answer or failed mid-call; its connection was closed and
+    the next call reconnects (a console plays from its lease meanwhile: stream/lease.py)."""
+
+
 @dataclass(frozen=True)
 class ChannelStats:
     """One channel (screen): anchors claimed, proposals rejected, first and last claim (Unix s)."""

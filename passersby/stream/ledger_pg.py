@@ -32,7 +32,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from passersby.stream.ledger_core import LedgerCore, LedgerError, check_args, new_meta
+from passersby.stream.ledger_core import LedgerCore, LedgerError, LedgerUnreachable, check_args, new_meta
 from passersby.stream.lsh import LshParams
 
 LOCK_KEY = 0x70617373  # "pass": the advisory lock every claim's commit takes
@@ -158,13 +158,15 @@ class PgLedger(LedgerCore):
                 pass
             self._con = None
 
-    def _failure(self, e: BaseException, doing: str) -> LedgerError:
+    def _failure(self, e: BaseException, doing: str) -> LedgerUnreachable:
         self.close()  # whatever happened, the next call starts from a fresh connection
         msg = " ".join(str(e).split())
         if isinstance(e, _psycopg().OperationalError):
-            return self._err(f"cannot reach the ledger database while {doing} ({msg}); check that PostgreSQL "
-                             "runs and the [ledger] url")
-        return self._err(f"PostgreSQL error while {doing} ({msg}); check the database and its permissions")
+            what = (f"cannot reach the ledger database while {doing} ({msg}); check that PostgreSQL "
+                    "runs and the [ledger] url")
+        else:
+            what = f"PostgreSQL error while {doing} ({msg}); check the database and its permissions"
+        return LedgerUnreachable(f"{self.where}: {what}")
 
     # ------------------------------------------------------------ schema
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from passersby.stream.lease import LeasedLedger, LeaseMirror
-from passersby.stream.ledger import Ledger, LedgerError
+from passersby.stream.ledger import Ledger, LedgerError, LedgerUnreachable
 from passersby.stream.ledger_pg import PgLedger, redact
 from passersby.stream.ledgers import LedgerSpec
 
@@ -67,12 +67,15 @@ def test_unreachable_or_wrong_database_gives_one_clear_error(pg_server, pg_url: 
     with pytest.raises(LedgerError, match=r"cannot reach the ledger database .* check that PostgreSQL runs") as e:
         PgLedger(bad, D, connect_timeout=1)
     assert "secret" not in str(e.value) and redact(bad) in str(e.value)
+    assert isinstance(e.value, LedgerUnreachable)  # an outage: a console retries and plays from its lease
     with PgLedger(pg_url, D, seed=1):
         pass
-    with pytest.raises(LedgerError, match="holds anchors of dim 128, asked for 64"):
+    with pytest.raises(LedgerError, match="holds anchors of dim 128, asked for 64") as e:
         PgLedger(pg_url, 64)
-    with pytest.raises(LedgerError, match="holds no passersby ledger"):
+    assert not isinstance(e.value, LedgerUnreachable)  # not an outage: retrying cannot help
+    with pytest.raises(LedgerError, match="holds no passersby ledger") as e:
         PgLedger.open_existing(pg_server.create_database("empty_one"))
+    assert not isinstance(e.value, LedgerUnreachable)
 
 
 def _leased(url: str, tmp_path: Path, lease: int = 10, console: str = "g1") -> LeasedLedger:
