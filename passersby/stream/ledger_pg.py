@@ -32,12 +32,13 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from passersby.stream.ledger_core import LedgerCore, LedgerError, LedgerUnreachable, check_args, new_meta
+from passersby.stream.ledger_core import FORMAT, LedgerCore, LedgerError, LedgerUnreachable, check_args, new_meta
 from passersby.stream.lsh import LshParams
 
 LOCK_KEY = 0x70617373  # "pass": the advisory lock every claim's commit takes
 CONNECT_TIMEOUT_S = 5
 LEASE_STATES = ("leased", "shown", "returned")
+_NO_LEDGER = "holds no passersby ledger — no face has been recorded there yet; check the URL"
 
 
 def _psycopg():
@@ -93,11 +94,12 @@ class PgLedger(LedgerCore):
         >>> led = PgLedger("postgresql:///passersby?host=/tmp", dim=128, seed=7)  # doctest: +SKIP
     """
 
-    def __init__(self, url: str, dim: int, threshold: float | None = None, channel: str = "main", *,
+    def __init__(self, url: str, dim: int | None, threshold: float | None = None, channel: str = "main", *,
                  seed: int | None = None, half: bool | None = None, lsh: LshParams | None = None,
                  create: bool = True, meta: dict[str, Any] | None = None, lease_console: str | None = None,
                  connect_timeout: float = CONNECT_TIMEOUT_S) -> None:
-        check_args(dim, threshold, channel)
+        if dim is not None or create:  # dim None: read it from the ledger (open_existing)
+            check_args(dim, threshold, channel)
         psycopg = _psycopg()
         self._errors = (psycopg.Error,)
         self.url, self.where = url, redact(url)
@@ -107,10 +109,15 @@ class PgLedger(LedgerCore):
         self._con = None
         try:
             stored = self._read_meta()
+            if stored is None and not create:
+                raise self._err(_NO_LEDGER)
             if stored is None:
-                if not create:
-                    raise self._err("holds no passersby ledger; check the URL (or create it)")
                 stored = self._create(meta or new_meta(dim, seed, threshold, half, lsh))
+            if self.dim is None:
+                self.dim = stored.get("dim")
+                if stored.get("format") != FORMAT or isinstance(self.dim, bool) or not isinstance(self.dim, int):
+                    raise self._err(_NO_LEDGER)
+                check_args(self.dim, threshold, channel)
             self._adopt(stored, threshold, half, lsh)
         except psycopg.Error as e:
             self.close()
@@ -121,20 +128,8 @@ class PgLedger(LedgerCore):
 
     @classmethod
     def open_existing(cls, url: str, **kw: Any) -> "PgLedger":
-        """Open a ledger that must exist, reading its dimension from the database."""
-        probe = cls.__new__(cls)
-        psycopg = _psycopg()
-        probe._errors, probe.url, probe.where, probe._con = (psycopg.Error,), url, redact(url), None
-        probe.connect_timeout = kw.get("connect_timeout", CONNECT_TIMEOUT_S)
-        try:
-            meta = probe._read_meta()
-        except psycopg.Error as e:
-            raise probe._failure(e, "opening") from e
-        finally:
-            probe.close()
-        if meta is None or not isinstance(meta.get("dim"), int):
-            raise LedgerError(f"{redact(url)}: holds no passersby ledger — no face has been recorded there yet")
-        return cls(url, meta["dim"], create=False, **kw)
+        """Open a ledger that must exist, with the dimension it was created with."""
+        return cls(url, None, create=False, **kw)
 
     # ------------------------------------------------------------ connection
 

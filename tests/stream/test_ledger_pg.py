@@ -76,6 +76,15 @@ def test_unreachable_or_wrong_database_gives_one_clear_error(pg_server, pg_url: 
     with pytest.raises(LedgerError, match="holds no passersby ledger") as e:
         PgLedger.open_existing(pg_server.create_database("empty_one"))
     assert not isinstance(e.value, LedgerUnreachable)
+    foreign = pg_server.create_database("foreign_one")  # someone else's table named meta
+    psycopg = pytest.importorskip("psycopg")
+    with psycopg.connect(foreign, autocommit=True) as con:
+        con.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL, data BYTEA)")
+        con.execute("INSERT INTO meta VALUES ('dim', '64', NULL)")
+    with pytest.raises(LedgerError, match="holds no passersby ledger"):
+        PgLedger.open_existing(foreign)
+    with PgLedger.open_existing(pg_url) as led:  # the dimension comes from the ledger
+        assert led.dim == D
 
 
 def _leased(url: str, tmp_path: Path, lease: int = 10, console: str = "g1") -> LeasedLedger:
