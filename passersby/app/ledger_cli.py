@@ -91,6 +91,8 @@ def check_command(
     """
     with _open(config, home) as ledger:
         result = ledger.check(deep=deep)
+    for note in result.notes:
+        typer.secho(f"note: {note}", fg="yellow", err=True)
     if result.ok:
         typer.echo(f"ok: {result.count} faces, no problem found")
         return

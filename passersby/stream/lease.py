@@ -301,7 +301,8 @@ class LeasedLedger:
         problems += self.mirror.check()
         if central is not None:
             problems += self._agrees()
-        return LedgerCheck(count=central.count if central is not None else 0, problems=tuple(problems))
+        return LedgerCheck(count=central.count if central is not None else 0, problems=tuple(problems),
+                           notes=central.notes if central is not None else ())
 
     def _agrees(self) -> list[str]:
         """Every lease in the mirror is this console's lease in the shared ledger, with the same z."""

@@ -68,10 +68,12 @@ class LedgerStats:
 
 @dataclass(frozen=True)
 class LedgerCheck:
-    """What `check()` found: `ok` is True when `problems` is empty."""
+    """What `check()` found: `ok` is True when `problems` is empty; `notes` say what could not be
+    checked here and why (e.g. PostgreSQL's index check needs rights this user lacks)."""
 
     count: int
     problems: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def ok(self) -> bool:
@@ -167,6 +169,8 @@ class LedgerCore:
         return 0
 
     def integrity_check(self) -> str:
+        """The database's own structural check: "ok", its findings one per line, or
+        "unchecked: <why>" when this database or user cannot run it (a note, not a problem)."""
         return "ok"
 
     @contextmanager
@@ -462,7 +466,8 @@ class LedgerCore:
         """
         problems: list[str] = []
         integrity = self.integrity_check()
-        if integrity != "ok":
+        notes = (integrity,) if integrity.startswith("unchecked:") else ()
+        if integrity != "ok" and not notes:
             problems.append(f"integrity_check: {integrity.splitlines()[0]}")
         count = 0
         try:
@@ -482,7 +487,7 @@ class LedgerCore:
             problems.append(f"reading failed: {e}")
         if len(problems) > 20:
             problems = problems[:20] + [f"... and {len(problems) - 20} more"]
-        return LedgerCheck(count=count, problems=tuple(problems))
+        return LedgerCheck(count=count, problems=tuple(problems), notes=notes)
 
     def _check_more(self) -> list[str]:
         """A backend's own consistency checks (leases)."""

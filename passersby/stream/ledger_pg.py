@@ -235,7 +235,9 @@ class PgLedger(LedgerCore):
                                     "+ pg_total_relation_size('leases')").fetchone()[0])
 
     def integrity_check(self) -> str:
-        """B-tree checks of the ledger's indexes with PostgreSQL's amcheck, where installable."""
+        """B-tree checks of the ledger's indexes with PostgreSQL's amcheck; "unchecked: ..." when
+        this user may not create or run it (the row checks of `check` still run)."""
+        errors = _psycopg().errors
         try:
             self.con.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
             names = [r[0] for r in self.con.execute(
@@ -244,9 +246,12 @@ class PgLedger(LedgerCore):
             for name in names:
                 self.con.execute("SELECT bt_index_check(%s::regclass, true)", (name,))
             return "ok"
-        except _psycopg().errors.InsufficientPrivilege:
+        except (errors.InsufficientPrivilege, errors.UndefinedFile, errors.FeatureNotSupported) as e:
             self.close()
-            return "ok"  # amcheck needs a superuser; the row checks below still run
+            why = " ".join(str(e).split())
+            return (f"unchecked: the index structure (PostgreSQL's amcheck: {why}); a superuser can run "
+                    "CREATE EXTENSION amcheck in this database and GRANT EXECUTE ON FUNCTION "
+                    "bt_index_check(regclass, boolean) TO this user")
         except _psycopg().Error as e:
             self.close()
             return f"integrity_check failed: {e}"

@@ -62,6 +62,28 @@ def test_check_finds_damage(pg_url: str) -> None:
     assert "counter says 9 anchors, table holds 5" in problems
 
 
+def test_a_user_without_amcheck_gets_a_note_not_a_false_ok(pg_server, pg_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_server.url(), autocommit=True) as con:
+        con.execute("DROP DATABASE IF EXISTS keepers")
+        con.execute("DROP ROLE IF EXISTS keeper")
+        con.execute("CREATE ROLE keeper LOGIN")
+        con.execute("CREATE DATABASE keepers OWNER keeper")
+    url = pg_server.url("keepers").replace("user=postgres", "user=keeper")
+    with PgLedger(url, D, seed=3) as led:
+        led.claim("c/x", propose, "h")
+        report = led.check()
+    assert report.ok and len(report.notes) == 1  # the rows were checked; the index structure was not
+    assert report.notes[0].startswith("unchecked: the index structure") and "GRANT EXECUTE" in report.notes[0]
+    with psycopg.connect(pg_server.url("keepers"), autocommit=True) as con:  # what the note says to do
+        con.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        con.execute("GRANT EXECUTE ON FUNCTION bt_index_check(regclass, boolean) TO keeper")
+    with PgLedger.open_existing(url) as led:
+        report = led.check()
+    assert report.ok and report.notes == ()
+
+
 def test_unreachable_or_wrong_database_gives_one_clear_error(pg_server, pg_url: str, tmp_path: Path) -> None:
     bad = f"postgresql://ed:secret@/nope?host={tmp_path}"
     with pytest.raises(LedgerError, match=r"cannot reach the ledger database .* check that PostgreSQL runs") as e:
