@@ -148,11 +148,16 @@ def median(xs: list[float]) -> float:
 
 
 def write_json(path: Path | None, result: dict[str, Any]) -> None:
+    """Write `result` atomically (temp + fsync + rename): a run killed mid-write keeps the last
+    whole file, so long runs can write their partial results as they go."""
     if path is None:
         return
+    from passersby.atomic import atomic_open
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps(result, indent=2, sort_keys=False) + "\n")
 
 
 def set_threads(n: int | None) -> None:

@@ -56,6 +56,8 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
                 if types_warm is None and samples[-1]["t_s"] >= a.warmup * 60:
                     types_warm = type_counts()
                 print({k: v for k, v in samples[-1].items() if k != "maps"}, flush=True)
+                if a.json:  # the samples so far, each minute: a killed soak keeps what it measured
+                    write_json(a.json, {"partial": True, "samples": samples})
                 time.sleep(a.every)
                 inst.engine.check()
             out["types_grown_after_warmup"] = grown(types_warm or {}, type_counts())
