@@ -263,10 +263,10 @@ def _open_windows(screens: list[str], displays: dict[str, int],
     return windows
 
 
-def _control(hub: FrameHub, action: str) -> None:
+def _control(hub: FrameHub, action: str, screen: str | None = None) -> None:
     try:
-        hub.control(action)
-    except PermissionError:  # an installation without controls: the keys do nothing
+        hub.control(action) if screen is None else hub.control(action, screen=screen)
+    except PermissionError:  # an installation without controls (or a press on a screen without a button)
         pass
 
 
@@ -279,6 +279,11 @@ class _Keys:
         self.capture, self.press = capture, press
         self.captures: list[dict] = []  # what each "c" press gave (or its error), for the log and tests
         self.threads: list[threading.Thread] = []
+
+    def _screen_of(self, event) -> str | None:
+        """The screen whose window got `event` (each peephole its own button); None if unknown."""
+        window = getattr(event, "window", None)
+        return next((name for name, w in self.windows.items() if window is not None and w.window is window), None)
 
     def handle(self, pygame) -> bool:
         """Handle pending events; True when asked to quit."""
@@ -294,13 +299,13 @@ class _Keys:
                         w.redraw()
                 continue
             if self.press and event.type in (pygame.MOUSEBUTTONDOWN, pygame.FINGERDOWN):
-                _control(self.hub, "press")
+                _control(self.hub, "press", self._screen_of(event))
                 continue
             if event.type != pygame.KEYDOWN:
                 continue
             key = event.key
             if self.press and key in (pygame.K_SPACE, pygame.K_RETURN, pygame.K_KP_ENTER):
-                _control(self.hub, "press")
+                _control(self.hub, "press", self._screen_of(event))
                 continue
             if key in (pygame.K_q, pygame.K_ESCAPE):
                 _control(self.hub, "quit")

@@ -281,8 +281,10 @@ class Engine:
             if p.error is not None:
                 raise p.error
 
-    def control(self, action: str, value: float | None = None) -> None:
-        """pause / resume / next / quit / press / exactingness (FrameHub.control validates)."""
+    def control(self, action: str, value: float | None = None, screen: str | None = None) -> None:
+        """pause / resume / next / quit / press / exactingness (FrameHub.control validates);
+        `screen` narrows next / press to that screen."""
+        producers = [p for p in self.producers if screen is None or p.plan.name == screen]
         if action == "exactingness":
             if self.exactingness is None:
                 raise PermissionError("this installation follows no taste: set [taste] curator")
@@ -292,12 +294,13 @@ class Engine:
         elif action == "resume":
             self.paused.clear()
         elif action == "next":
-            for p in self.producers:
+            for p in producers:
                 p.next_anchor()
         elif action == "press":  # sources with a button (the peepshow): a face now, frames ahead dropped
-            pressable = [p for p in self.producers if hasattr(p.source, "press")]
+            pressable = [p for p in producers if hasattr(p.source, "press")]
             if not pressable:
-                raise PermissionError("no screen here takes a press: run `passersby peep`")
+                raise PermissionError(f"screen {screen!r} takes no press (not a peep screen)" if screen else
+                                      "no screen here takes a press: run `passersby peep`")
             for p in pressable:
                 if p.source.press():
                     p.next_anchor()

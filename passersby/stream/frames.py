@@ -18,6 +18,7 @@ import numpy as np
 
 # "press": a peepshow viewer's button (stream/peep.py); "exactingness" takes a value in [0, 1].
 ACTIONS = ("pause", "resume", "next", "quit", "press", "exactingness")
+SCREEN_ACTIONS = ("press", "next")  # may name one screen (each peephole its own button); else all
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,10 @@ class Frame:
 
 class Controls(Protocol):
     """What a sink may ask the installation to do; `action` is one of ACTIONS, `value` the
-    setting for actions that take one ("exactingness": 0..1)."""
+    setting for actions that take one ("exactingness": 0..1), `screen` the one screen a
+    SCREEN_ACTIONS action is for (passed only when named)."""
 
-    def control(self, action: str, value: float | None = None) -> None: ...
+    def control(self, action: str, value: float | None = None, screen: str | None = None) -> None: ...
 
 
 class FrameHub:
@@ -133,11 +135,20 @@ class FrameHub:
     def status(self) -> dict[str, Any]:
         return dict(self._status())
 
-    def control(self, action: str, value: float | None = None) -> None:
-        """Forward a control action; ValueError for unknown actions or bad values,
-        PermissionError if this installation takes none (or not this one)."""
+    def control(self, action: str, value: float | None = None, screen: str | None = None) -> None:
+        """Forward a control action; ValueError for unknown actions, bad values or screens,
+        PermissionError if this installation takes none (or not this one).
+
+        Args:
+            action: one of ACTIONS.
+            value: "exactingness" only, in [0, 1].
+            screen: "press" / "next" only: that screen alone (a peephole's own button); None: all.
+        """
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}; one of {ACTIONS}")
+        if screen is not None and (action not in SCREEN_ACTIONS or screen not in self.screens):
+            raise ValueError(f"action {action!r} takes no screen" if action not in SCREEN_ACTIONS
+                             else f"unknown screen {screen!r}; screens are {self.screens}")
         if action == "exactingness":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"exactingness needs a value in [0, 1], got {value!r}")
@@ -145,10 +156,9 @@ class FrameHub:
             raise ValueError(f"action {action!r} takes no value")
         if self._controls is None:
             raise PermissionError("this installation takes no control actions")
-        if value is None:
-            self._controls.control(action)
-        else:
-            self._controls.control(action, float(value))
+        args = () if value is None else (float(value),)
+        kw = {} if screen is None else {"screen": screen}  # Controls that never name a screen need not take one
+        self._controls.control(action, *args, **kw)
 
     def close(self) -> None:
         """Wake every waiter; sinks should stop."""

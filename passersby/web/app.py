@@ -196,7 +196,8 @@ def refused(request: web.Request, token: str, what: str = "controls") -> web.Res
 
 
 async def control(request: web.Request) -> web.Response:
-    """POST /api/control {"action": ...}: check the token, then forward to the hub."""
+    """POST /api/control {"action": ..., "value": ..., "screen": ...}: check the token, then
+    forward to the hub (value: exactingness only; screen: press / next on that screen only)."""
     state = request.app[STATE]
     if (refusal := refused(request, state.token)) is not None:
         return refusal
@@ -207,14 +208,17 @@ async def control(request: web.Request) -> web.Response:
     action = body.get("action") if isinstance(body, dict) else None
     if not isinstance(action, str) or action not in ACTIONS:
         return _error(400, f"unknown action {action!r}; one of {list(ACTIONS)}")
-    value = body.get("value")
+    value, screen = body.get("value"), body.get("screen")
+    if screen is not None and not isinstance(screen, str):
+        return _error(400, f"screen must be a screen's name, got {screen!r}")
     try:
-        await asyncio.get_running_loop().run_in_executor(None, state.bridge.hub.control, action, value)
+        await asyncio.get_running_loop().run_in_executor(None, state.bridge.hub.control, action, value, screen)
     except PermissionError as e:
         return _error(403, str(e))
     except ValueError as e:
         return _error(400, str(e))
-    return _json({"ok": True, "action": action, **({"value": value} if value is not None else {})})
+    return _json({"ok": True, "action": action, **({"value": value} if value is not None else {}),
+                  **({"screen": screen} if screen is not None else {})})
 
 
 async def capture(request: web.Request) -> web.Response:

@@ -80,6 +80,8 @@ def test_the_kiosk_page_presses_on_a_click(tmp_path, tiny_model_file):
     try:
         inst.engine.start()
         page = browser.new_context(viewport={"width": 400, "height": 400}).new_page()
+        sent = []
+        page.on("request", lambda r: sent.append(r.post_data) if r.url.endswith("/api/control") else None)
         page.goto(server.screen_url(SCREEN, with_token=True))
         page.wait_for_selector("body[data-pressable=yes]", timeout=15_000)
         page.wait_for_function("() => Number(document.querySelector('#screen').dataset.frameIndex ?? -1) > 0")
@@ -90,6 +92,8 @@ def test_the_kiosk_page_presses_on_a_click(tmp_path, tiny_model_file):
                " c.width = 16; c.height = 16; const g = c.getContext('2d'); g.drawImage(img, 0, 0, 16, 16);"
                " return g.getImageData(0, 0, 16, 16).data.some((v, i) => i % 4 !== 3 && v > 30); }")
         page.wait_for_function(lit, timeout=10_000)  # the face reaches the page: no longer black
+        # (request events reach Python while playwright is called: after the wait above)
+        assert json.loads(sent[0]) == {"action": "press", "screen": SCREEN}  # this peephole's button only
         page.keyboard.press("Enter")  # while the face shows: ignored
         _wait(lambda: inst.engine.status()["screen_state"][SCREEN]["presses"]["ignored"] == 1, 10)
         page.wait_for_function(f"() => !({lit})()", timeout=10_000)  # then blank again

@@ -156,6 +156,30 @@ def test_a_peepshow_window_turns_space_enter_and_clicks_into_presses(pygame_dumm
     assert controls.actions == ["press", "press", "press", "next", "quit"]  # no pause in a peepshow
 
 
+def test_a_press_in_one_peep_window_presses_that_screen_only(pygame_dummy):
+    from types import SimpleNamespace
+
+    from passersby.outputs.window import _Keys
+
+    pygame = pygame_dummy
+    calls = []
+
+    class Screens:
+        def control(self, action, value=None, screen=None):
+            calls.append((action, screen))
+
+    hub = FrameHub(SCREENS, controls=Screens())
+    windows = {s: SimpleNamespace(window=object()) for s in SCREENS}
+    keys = _Keys(hub, windows, fullscreen=False, press=True)
+    events = [SimpleNamespace(type=pygame.MOUSEBUTTONDOWN, window=windows["masculine"].window),
+              SimpleNamespace(type=pygame.KEYDOWN, key=pygame.K_SPACE, window=windows["feminine"].window),
+              SimpleNamespace(type=pygame.FINGERDOWN)]  # no window known: every peep screen
+    fake = SimpleNamespace(**{k: getattr(pygame, k) for k in dir(pygame) if k.isupper()},
+                           event=SimpleNamespace(get=lambda: events))
+    assert keys.handle(fake) is False
+    assert calls == [("press", "masculine"), ("press", "feminine"), ("press", None)]
+
+
 def test_escape_and_window_close_quit(pygame_dummy):
     pygame = pygame_dummy
     for event in (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE),

@@ -141,6 +141,36 @@ def test_in_the_engine_a_press_shows_a_face_within_frames(tmp_path):
             e.hub.control("press")
 
 
+def test_two_peepholes_each_answer_their_own_button(tmp_path):
+    from passersby.stream.engine import Engine, ScreenPlan
+
+    def source(anchors):
+        return PeepSource(PeepConfig(seconds=5.0, fps=30.0, blank="black", debounce=0.0), anchors,
+                          lambda z: (np.full((16, 16, 3), 200, np.uint8), []), 16, "m")
+
+    propose = lambda rng: rng.standard_normal(8).astype(np.float32)  # noqa: E731
+    plans = [ScreenPlan("left", propose, source), ScreenPlan("right", propose, source)]
+    with Engine(plans, 30.0, tmp_path / "ledger.sqlite", 8, "m", queue_size=4, seed=1) as e:
+        e.start()
+        e.hub.control("press", screen="right")
+        deadline = time.monotonic() + 5
+        while e.hub.latest("right") is None or e.hub.latest("right").key.get("state") != "face":
+            assert time.monotonic() < deadline, "the pressed peephole showed no face"
+            time.sleep(0.01)
+        states = e.status()["screen_state"]
+        assert states["left"]["faces_shown"] == 0 and states["left"]["presses"]["accepted"] == 0
+        assert states["right"]["faces_shown"] == 1
+        with pytest.raises(ValueError, match="unknown screen 'middle'"):
+            e.hub.control("press", screen="middle")
+        with pytest.raises(ValueError, match="'pause' takes no screen"):
+            e.hub.control("pause", screen="left")
+        e.hub.control("press")  # no screen named: every peephole (the kiosk's overview, `peep --press`)
+        deadline = time.monotonic() + 5
+        while e.status()["screen_state"]["left"]["faces_shown"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+
 class _Still:
     def render(self, index):
         return np.zeros((4, 4, 3), np.uint8), {"frame": index}

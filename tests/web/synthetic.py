@@ -30,9 +30,9 @@ class RecordingControls:
         self.actions: list[str] = []
         self._lock = threading.Lock()
 
-    def control(self, action: str, value: float | None = None) -> None:
+    def control(self, action: str, value: float | None = None, screen: str | None = None) -> None:
         with self._lock:
-            self.actions.append(action if value is None else f"{action}={value}")
+            self.actions.append(action + (f"={value}" if value is not None else "") + (f"@{screen}" if screen else ""))
 
     def wait_for(self, action: str, timeout: float = 5.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -66,11 +66,20 @@ def test_control_with_the_token_reaches_the_controls(fresh, headers):
     b'{"nothing": "here"}', b"[" * 5000 + b"]" * 5000,
     b'{"action": "exactingness"}', b'{"action": "exactingness", "value": 1.5}',
     b'{"action": "exactingness", "value": "high"}', b'{"action": "next", "value": 1}',
+    b'{"action": "press", "screen": 3}', b'{"action": "press", "screen": "nowhere"}',
+    b'{"action": "pause", "screen": "left"}',
 ])
 def test_control_rejects_bad_bodies_with_400(fresh, body):
     status, reply = post_control(fresh, body, bearer("test-token-123"))
     assert status == 400 and "error" in reply
     assert fresh.controls.actions == []
+
+
+def test_a_press_or_next_may_name_its_screen(fresh):
+    status, body = post_control(fresh, b'{"action": "press", "screen": "right"}', bearer("test-token-123"))
+    assert (status, body) == (200, {"ok": True, "action": "press", "screen": "right"})
+    status, body = post_control(fresh, b'{"action": "next", "screen": "left"}', bearer("test-token-123"))
+    assert status == 200 and fresh.controls.actions == ["press@right", "next@left"]
 
 
 def test_exactingness_takes_a_value_in_0_1(fresh):

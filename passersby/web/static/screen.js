@@ -50,7 +50,8 @@
       say(locked);
       return;
     }
-    const result = await Passersby.sendControl(action);
+    // A press is this screen's own button: with several peep screens, only this one answers.
+    const result = await Passersby.sendControl(action, undefined, action === 'press' ? cfg.screen : undefined);
     if (!result.ok) {
       say(`${action} refused: ${result.error}`);
       return;

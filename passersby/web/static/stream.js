@@ -136,12 +136,15 @@ const Passersby = (() => {
   }
 
   /** POST /api/control; resolves to {ok, error?}, never rejects. */
-  async function sendControl(action, value) {
+  async function sendControl(action, value, screen) {
+    const request = { action };
+    if (value !== undefined) request.value = value;
+    if (screen !== undefined) request.screen = screen; // press / next: that screen only
     try {
       const response = await fetch('/api/control', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token()}` },
-        body: JSON.stringify(value === undefined ? { action } : { action, value }),
+        body: JSON.stringify(request),
       });
       const body = await response.json().catch(() => ({}));
       return response.ok ? { ok: true } : { ok: false, error: body.error || `HTTP ${response.status}` };
