@@ -344,26 +344,16 @@ class Ledger(LedgerCore):
         if out.resolve() in {Path(f"{self.path}{s}").resolve() for s in ("", "-wal", "-shm")}:
             raise self._err(f"refusing to export onto the ledger itself ({out}); choose another path")
 
-    def copy_in(self, rows: Iterable[list[tuple]], rng: dict[str, tuple]) -> int:
-        """Append anchors (`rows_for_copy` batches of another ledger) with their ids, and set the
-        channels' RNG rows, in one transaction (ledger migrate). The ledger must be empty."""
+    def _insert_copied(self, rows: Iterable[list[tuple]]) -> int:
         cols = ", ".join(f"k{t}" for t in range(self.lsh.tables))
         marks = ", ".join("?" * (self.lsh.tables + 6))
         n = 0
-        try:
-            self._begin_write()
-            if self._rows("SELECT count(*) FROM anchors")[0][0]:
-                raise self._err("already holds anchors; migrate into a new, empty ledger")
-            for batch in rows:
-                self.con.executemany(f"INSERT INTO anchors (id, channel, z, zhash, {cols}, model_hash, shown_at) "
-                                     f"VALUES ({marks})", [(r[0], r[1], bytes(r[2]), *r[3:]) for r in batch])
-                n += len(batch)
-            self.con.executemany("INSERT INTO rng (channel, state, counter, rejected, first_at, last_at) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", [(c, *v) for c, v in rng.items()])
-            self._end(commit=True)
-        except BaseException as e:
-            self._end(commit=False)
-            if isinstance(e, sqlite3.Error):
-                raise self._failure(e, "migrating") from e
-            raise
+        for batch in rows:
+            self.con.executemany(f"INSERT INTO anchors (id, channel, z, zhash, {cols}, model_hash, shown_at) "
+                                 f"VALUES ({marks})", [(r[0], r[1], bytes(r[2]), *r[3:]) for r in batch])
+            n += len(batch)
         return n
+
+    def _insert_rng(self, rows: list[tuple]) -> None:
+        self.con.executemany("INSERT INTO rng (channel, state, counter, rejected, first_at, last_at) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", rows)

@@ -550,6 +550,38 @@ class LedgerCore:
     def _refuse_own_file(self, out: Path) -> None:
         """Raise if `out` is one of the ledger's own files (SQLite)."""
 
+    def copy_in(self, rows: Iterable[list[tuple]], rng: dict[str, tuple]) -> int:
+        """Append anchors (`rows_for_copy` batches of another ledger) with their ids, and set the
+        channels' RNG rows, in one transaction (ledger migrate). The ledger must hold no anchors.
+
+        Returns:
+            the number of anchors copied in.
+        """
+        try:
+            self._begin_write()
+            if self._rows("SELECT count(*) FROM anchors")[0][0]:
+                raise self._err("already holds anchors; migrate into a new, empty ledger")
+            n = self._insert_copied(rows)
+            self._insert_rng([(c, *v) for c, v in rng.items()])
+            self._end(commit=True)
+        except BaseException as e:
+            try:
+                self._end(commit=False)
+            except self._errors:  # the connection is already gone: nothing was committed
+                pass
+            if isinstance(e, self._errors):
+                raise self._failure(e, "migrating") from e
+            raise
+        return n
+
+    def _insert_copied(self, rows: Iterable[list[tuple]]) -> int:
+        """Backend: insert (id, channel, z, zhash, k0.., model_hash, shown_at) rows as they are."""
+        raise NotImplementedError
+
+    def _insert_rng(self, rows: list[tuple]) -> None:
+        """Backend: insert (channel, state, counter, rejected, first_at, last_at) rows."""
+        raise NotImplementedError
+
     def rows_for_copy(self) -> Iterator[list[tuple]]:
         """Every anchor as (id, channel, z, zhash, k0.., model_hash, shown_at), in id order, in batches."""
         keys = ", ".join(f"k{t}" for t in range(self.lsh.tables))

@@ -308,32 +308,21 @@ class PgLedger(LedgerCore):
                          "WHERE a.channel NOT LIKE l.console || '/%%'")[0][0]
         return [f"{bad} leases name another console than their anchor's channel"] if bad else []
 
-    def copy_in(self, rows: Iterable[list[tuple]], rng: dict[str, tuple]) -> int:
-        """Append anchors (`rows_for_copy` batches) with their ids and set the RNG rows, in one
-        transaction (ledger migrate). The ledger must hold no anchors."""
+    def _insert_copied(self, rows: Iterable[list[tuple]]) -> int:
         cols = ", ".join(f"k{t}" for t in range(self.lsh.tables))
         n = 0
-        try:
-            self._begin_write()
-            if self._rows("SELECT count(*) FROM anchors")[0][0]:
-                raise self._err("already holds anchors; migrate into a new, empty database")
-            with self.con.cursor() as cur:
-                with cur.copy(f"COPY anchors (id, channel, z, zhash, {cols}, model_hash, shown_at) FROM STDIN") as cp:
-                    for batch in rows:
-                        for r in batch:
-                            cp.write_row((r[0], r[1], bytes(r[2]), *r[3:]))
-                        n += len(batch)
-                cur.executemany("INSERT INTO rng (channel, state, counter, rejected, first_at, last_at) "
-                                "VALUES (%s, %s, %s, %s, %s, %s)", [(c, *v) for c, v in rng.items()])
-            self.con.execute("SELECT setval(pg_get_serial_sequence('anchors', 'id'), "
-                             "(SELECT coalesce(max(id), 0) + 1 FROM anchors), false)")
-            self._end(commit=True)
-        except BaseException as e:
-            try:
-                self._end(commit=False)
-            except self._errors:
-                pass
-            if isinstance(e, self._errors):
-                raise self._failure(e, "migrating") from e
-            raise
+        with self.con.cursor() as cur:
+            with cur.copy(f"COPY anchors (id, channel, z, zhash, {cols}, model_hash, shown_at) FROM STDIN") as cp:
+                for batch in rows:
+                    for r in batch:
+                        cp.write_row((r[0], r[1], bytes(r[2]), *r[3:]))
+                    n += len(batch)
+        # The copied ids were given explicitly: the next claim's id continues after them.
+        self.con.execute("SELECT setval(pg_get_serial_sequence('anchors', 'id'), "
+                         "(SELECT coalesce(max(id), 0) + 1 FROM anchors), false)")
         return n
+
+    def _insert_rng(self, rows: list[tuple]) -> None:
+        with self.con.cursor() as cur:
+            cur.executemany("INSERT INTO rng (channel, state, counter, rejected, first_at, last_at) "
+                            "VALUES (%s, %s, %s, %s, %s, %s)", rows)

@@ -390,3 +390,20 @@ def test_a_near_anchor_recorded_during_the_proposal_is_not_recorded_again(ledger
         assert ledger.stats().channels["left"].rejected == 1 and len(ledger) == 2 and ledger.check().ok
     finally:
         other.close()
+
+
+def test_copy_in_is_all_or_nothing(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "src.sqlite", D, seed=4) as src:
+        for _ in range(6):
+            src.claim("a", gaussian, "h")
+        batches, rng = [list(b) for b in src.rows_for_copy()], src.rng_states()
+    rows = batches[0]
+    broken = rows[:4] + [rows[1]]  # the same id twice: the database refuses it mid-copy
+    with Ledger(tmp_path / "dst.sqlite", D, meta=dict(src.meta)) as dst:
+        with pytest.raises(LedgerError, match="while migrating"):
+            dst.copy_in([broken], rng)
+        assert len(dst) == 0 and dst.rng_states() == {}  # nothing of the failed copy stays
+        assert dst.copy_in([rows], rng) == 6 and dst.rng_states() == rng
+        with pytest.raises(LedgerError, match="already holds anchors"):
+            dst.copy_in([rows], rng)
+        assert len(dst) == 6 and dst.check(deep=True).ok
