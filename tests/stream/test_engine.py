@@ -251,3 +251,40 @@ def test_the_pacers_interval_record_does_not_grow() -> None:
         r.append(float(i))
     assert r.data.nbytes == size and len(r) == 100
     assert sorted(r.values().tolist()) == [float(i) for i in range(9_900, 10_000)]
+
+
+def test_a_running_engine_holds_no_more_python_memory_as_faces_go_by(tmp_path: Path) -> None:
+    """Issue 11: serve's memory grew with every face (~6 KB) and frame. Python memory allocated by
+    passersby's own code (tracemalloc, by file) must not grow from one window of faces to the next."""
+    import gc
+    import tracemalloc
+
+    walk = WalkConfig(tempo=0.05, fps=120.0)  # 20 faces a second per screen: hours of faces in seconds
+    ours = tracemalloc.Filter(True, str(ROOT / "passersby" / "*"))
+
+    def held(e: Engine) -> int:
+        # Paused, the producers stop once their queues are full: no claim or frame half-made.
+        # gc.collect() also empties CPython's free lists (freed tuples still count as traced).
+        e.hub.control("pause")
+        time.sleep(0.5)
+        gc.collect()
+        size = sum(s.size for s in tracemalloc.take_snapshot().filter_traces([ours]).statistics("filename"))
+        e.hub.control("resume")
+        return size
+
+    tracemalloc.start(1)
+    try:
+        with engine(tmp_path, walk) as e:
+            e.start()
+            time.sleep(6.0)  # warm-up: queues, rings and the last-300-frames deques filled
+            faces0, frames0, before = e.status()["faces_this_run"], sum(e.pacer.shown.values()), held(e)
+            time.sleep(10.0)
+            faces1, frames1, after = e.status()["faces_this_run"], sum(e.pacer.shown.values()), held(e)
+            e.check()
+    finally:
+        tracemalloc.stop()
+    faces, frames = faces1 - faces0, frames1 - frames0
+    assert faces >= 150 and frames >= 800, f"only {faces} faces, {frames} frames: the test proved little"
+    # Noise (SQLite's statement cache, deques) stays within ~20 KB; 6 KB a face would be ~1 MB
+    # here. Fails from ~250 bytes a face or ~50 bytes a frame; smaller leaks: benchmarks/memory_soak.py.
+    assert after - before < 48_000, f"{after - before} bytes more held after {faces} faces, {frames} frames"
