@@ -38,16 +38,21 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="passersby-soak-") as home:
-        s = load_settings(None, {"walk.tempo": a.tempo} if a.tempo else {}, search=False)
+        over = {"walk.tempo": a.tempo} if a.tempo else {}
+        for kv in a.setting:  # e.g. enhancer.every=2: the same chain as another run, whatever the load
+            key, _, value = kv.partition("=")
+            over[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+        s = load_settings(None, over, search=False)
         s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=a.mode) for sc in s.screens))
         inst = build(s, Path(home))
-        server = KioskServer(inst.engine.hub, port=0)
+        server = KioskServer(inst.engine.hub, port=0) if a.web else None
         samples: list[dict[str, Any]] = []
         try:
             inst.engine.start()
-            server.start()
-            clients = WebClients(server.url, inst.engine.screens, decode=False)
-            clients.thread.start()
+            if server is not None:  # --no-web: the engine alone, to tell its memory from the web's
+                server.start()
+                clients = WebClients(server.url, inst.engine.screens, decode=False)
+                clients.thread.start()
             t0, types_warm = time.monotonic(), None
             while time.monotonic() - t0 < a.minutes * 60:
                 st = inst.engine.status()
@@ -62,10 +67,12 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
                 inst.engine.check()
             out["types_grown_after_warmup"] = grown(types_warm or {}, type_counts())
             out["heap_trim"] = inst.engine.status().get("heap_trim")  # stream/heap.py
-            clients.stop.set()
-            out["frames_received_by_web_clients"] = dict(clients.received)
+            if server is not None:
+                clients.stop.set()
+                out["frames_received_by_web_clients"] = dict(clients.received)
         finally:
-            server.stop()
+            if server is not None:
+                server.stop()
             inst.close()
     out["samples"] = samples
     return out
@@ -87,6 +94,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--tempo", type=float, default=0.0,
                     help="walk.tempo in seconds (0: the default, a face every 6 s); short tempos claim faces "
                          "many times faster, to bound the memory each face costs")
+    ap.add_argument("--no-web", dest="web", action="store_false",
+                    help="the engine alone: no kiosk server, no reading clients")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a passersby setting, e.g. enhancer.every=2 (repeatable)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path)
     ap.add_argument("--analyze", type=Path, help="summarize an earlier run's JSON again instead of running")

@@ -123,6 +123,17 @@ def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
     assert res2["samples"] == res["samples"] and res2["args"]["warmup"] == "0.02"
 
 
+def test_memory_soak_of_the_engine_alone_with_settings(tmp_path: Path) -> None:
+    out = tmp_path / "noweb.json"
+    r = subprocess.run([sys.executable, "benchmarks/memory_soak.py", "--minutes", "0.05", "--every", "1",
+                        "--warmup", "0", "--no-web", "--setting", "enhancer.mode=off", "--setting", "walk.fps=10",
+                        "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert "frames_received_by_web_clients" not in res and len(res["samples"]) >= 2
+    assert res["samples"][-1]["fps"]["masculine"] <= 11  # the setting reached the installation
+
+
 def test_memory_summary_finds_a_step_and_bounds_the_slope() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
