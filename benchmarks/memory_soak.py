@@ -26,6 +26,21 @@ from _common import machine_info, write_json
 from _memory import plot, sample, summarize, type_counts, grown
 
 
+def setting(kv: str) -> tuple[str, Any]:
+    """"KEY=VALUE" -> (key, value): the value as JSON (2, 0.5, true) where it reads as JSON, else
+    the text itself (torch, off).
+
+    Example:
+        >>> setting("enhancer.every=2"), setting("model.runtime=torch")
+        (('enhancer.every', 2), ('model.runtime', 'torch'))
+    """
+    key, _, value = kv.partition("=")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def soak(a: argparse.Namespace) -> dict[str, Any]:
     """Run the installation for a.minutes; the samples and what the web clients received."""
     import dataclasses
@@ -39,9 +54,7 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="passersby-soak-") as home:
         over = {"walk.tempo": a.tempo} if a.tempo else {}
-        for kv in a.setting:  # e.g. enhancer.every=2: the same chain as another run, whatever the load
-            key, _, value = kv.partition("=")
-            over[key] = json.loads(value) if value[:1] in "0123456789-[{tf" else value
+        over.update(setting(kv) for kv in a.setting)  # e.g. enhancer.every=2: the same chain whatever the load
         s = load_settings(None, over, search=False)
         s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=a.mode) for sc in s.screens))
         inst = build(s, Path(home))

@@ -134,6 +134,18 @@ def test_memory_soak_of_the_engine_alone_with_settings(tmp_path: Path) -> None:
     assert res["samples"][-1]["fps"]["masculine"] <= 11  # the setting reached the installation
 
 
+def test_memory_soak_reads_settings_as_json_or_text() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import memory_soak
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert [memory_soak.setting(kv) for kv in ("walk.fps=10", "walk.tempo=0.5", "enhancer.mode=off",
+                                               "model.runtime=torch", "window.fullscreen=false", "web.token=")] == [
+        ("walk.fps", 10), ("walk.tempo", 0.5), ("enhancer.mode", "off"), ("model.runtime", "torch"),
+        ("window.fullscreen", False), ("web.token", "")]
+
+
 def test_memory_summary_finds_a_step_and_bounds_the_slope() -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
