@@ -265,7 +265,7 @@ def _open_windows(screens: list[str], displays: dict[str, int],
 
 def _control(hub: FrameHub, action: str, screen: str | None = None) -> None:
     try:
-        hub.control(action) if screen is None else hub.control(action, screen=screen)
+        hub.control(action, screen=screen)
     except PermissionError:  # an installation without controls (or a press on a screen without a button)
         pass
 
