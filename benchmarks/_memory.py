@@ -17,8 +17,17 @@ import numpy as np
 
 def sample() -> dict[str, Any]:
     """Every probe below, once: one row of a soak."""
-    return {"rss_mb": rss_bytes() / 1e6, "fds": open_fds(), "threads": threads(), **heap(), **malloc_arenas(),
-            "maps": mappings()}
+    return {"rss_mb": rss_bytes() / 1e6, "fds": open_fds(), "threads": threads(), **cpu(), **heap(),
+            **malloc_arenas(), "maps": mappings()}
+
+
+def cpu() -> dict[str, float]:
+    """CPU seconds and minor page faults so far: what a memory setting costs (e.g. mmapped frames
+    fault their pages in again on every allocation)."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"cpu_s": round(ru.ru_utime + ru.ru_stime, 2), "minor_faults": ru.ru_minflt}
 
 
 def rss_bytes() -> int:
@@ -178,7 +187,17 @@ def summarize(samples: list[dict], warmup_min: float) -> dict[str, Any]:
             for k in ("malloc_in_use_mb", "malloc_free_mb", "malloc_system_mb", "py_blocks", "gc_objects")},
         threads_range=[int(min(x.get("threads", 0) for x in samples)), int(max(x.get("threads", 0) for x in samples))],
         steps=steps(samples),
+        **cpu_rates(t[keep], series("cpu_s"), series("minor_faults")),
         faces_end=samples[-1].get("faces"), late_frames_end=samples[-1].get("late"))
+
+
+def cpu_rates(t: np.ndarray, cpu_s: np.ndarray, faults: np.ndarray) -> dict[str, float | None]:
+    """Cores busy (CPU seconds per second) and minor page faults per second after warm-up."""
+    if t.size < 2 or not cpu_s.any():  # runs from before the CPU probe
+        return {"cpu_cores_busy": None, "minor_faults_per_s": None}
+    dt = float(t[-1] - t[0])
+    return {"cpu_cores_busy": round(float(cpu_s[-1] - cpu_s[0]) / dt, 3),
+            "minor_faults_per_s": round(float(faults[-1] - faults[0]) / dt, 1)}
 
 
 def plot(samples: list[dict], warmup_min: float, path: Path) -> None:

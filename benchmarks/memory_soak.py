@@ -57,6 +57,9 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
         over.update(setting(kv) for kv in a.setting)  # e.g. enhancer.every=2: the same chain whatever the load
         s = load_settings(None, over, search=False)
         s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=a.mode) for sc in s.screens))
+        if a.mmap_threshold:  # experiment: frame-sized buffers as their own mappings (stream/heap.py)
+            from passersby.stream.heap import pin_mmap_threshold
+            pin_mmap_threshold(a.mmap_threshold)
         inst = build(s, Path(home))
         server = KioskServer(inst.engine.hub, port=0) if a.web else None
         samples: list[dict[str, Any]] = []
@@ -109,6 +112,9 @@ def main(argv: list[str]) -> int:
                          "many times faster, to bound the memory each face costs")
     ap.add_argument("--no-web", dest="web", action="store_false",
                     help="the engine alone: no kiosk server, no reading clients")
+    ap.add_argument("--mmap-threshold", type=int, default=0, metavar="BYTES",
+                    help="experiment: pin glibc's mmap threshold (0: glibc's own, moving; 262144 cost "
+                         "+50 %% CPU, see docs/operations.md)")
     ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a passersby setting, e.g. enhancer.every=2 (repeatable)")
     ap.add_argument("--json", type=Path)

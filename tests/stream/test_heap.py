@@ -29,7 +29,7 @@ start = rss()
 blocks = [libc.malloc(64_000) for _ in range(3000)]  # ~190 MB from the heap (below the mmap threshold)
 for b in blocks:
     ctypes.memset(b, 1, 64_000)  # touched: resident
-pin = libc.malloc(64)  # keeps the top of the heap in use, so free() alone cannot shrink it
+pin = blocks.pop()  # the last one, at the top of the heap, stays in use: free() alone cannot shrink it
 for b in blocks:
     libc.free(b)
 freed = rss()
@@ -53,3 +53,25 @@ def test_the_trimmer_runs_and_stops() -> None:
     t.stop()
     t.join(2)
     assert not t.is_alive() and t.stats()["calls"] >= 3 and t.stats()["max_ms"] > 0
+
+
+PIN = """
+import ctypes, sys
+from passersby.stream.heap import pin_mmap_threshold
+
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+pinned = pin_mmap_threshold() if sys.argv[1] == "pin" else False
+libc.free(libc.malloc(16 << 20))  # freeing a big mapping raises glibc's dynamic threshold to 16 MB
+frame = libc.malloc(768 * 1024)  # a 512-px RGB frame
+size_field = ctypes.c_size_t.from_address(frame - ctypes.sizeof(ctypes.c_size_t)).value
+print(pinned, bool(size_field & 2))  # IS_MMAPPED: the chunk is its own mapping, unmapped on free
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc (glibc)")
+@pytest.mark.parametrize("mode, expected", [("free", "False False"), ("pin", "True True")])
+def test_a_pinned_threshold_keeps_frames_out_of_the_arenas(mode: str, expected: str) -> None:
+    out = subprocess.run([sys.executable, "-c", PIN, mode], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.split() == expected.split()  # unpinned: the frame lands in the heap, to fragment it
