@@ -338,6 +338,10 @@ def status_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME,
         typer.echo(f"  ledger {'ok' if answer['ledger_ok'] else 'NOT OK'}; disk free "
                    f"{'?' if free is None else f'{free / 1024 ** 3:.1f} GiB'}; up {answer['uptime_s']:.0f} s"
                    + ("; paused" if answer.get("paused") else ""))
+        mem = answer.get("memory") or {}
+        if mem.get("rss_mb") is not None:  # from the first minute (stream/heap.py)
+            typer.echo(f"  memory {mem['rss_mb']:.0f} MB" + ("" if mem.get("grown_mb") is None else
+                       f", {mem['grown_mb']:+.0f} MB since warm ({mem['warm_rss_mb']:.0f} MB)"))
     if answer["status"] != "ok":
         raise typer.Exit(1)
 

@@ -9,7 +9,9 @@ token, no secrets (no paths, no keys, no tokens), cheap enough to poll every sec
 - degraded: a screen runs below DEGRADED_FPS_SHARE of its frame rate, or holds its last frame
   because the ledger cannot record (a full disk: it retries and resumes by itself), or the
   disk holding the ledger has less than LOW_DISK_BYTES free or fills within DISK_WARN_DAYS at
-  this run's rate of faces;
+  this run's rate of faces, or the process's memory has grown by more than MEMORY_GROWN_MB
+  since it was warm (stream/heap.py: measured flat within a few MB over hours, so this is a
+  leak to report, not a plateau);
 - ok otherwise.
 
 `EngineCollector` exposes the engine's own counters at scrape time (no cost per frame):
@@ -32,6 +34,7 @@ FAILING_AGE_S = 5.0
 DEGRADED_FPS_SHARE = 0.9
 LOW_DISK_BYTES = 2 * 1024 ** 3
 DISK_WARN_DAYS = 30
+MEMORY_GROWN_MB = 256.0
 LEDGER_BYTES_PER_FACE = 820  # measured (stream/ledger.py docstring): z, hash, 8 keys, 9 indexes
 RENDER_BUCKETS = (0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -83,11 +86,18 @@ def health(engine: "Engine") -> dict[str, Any]:
     if days is not None and days < DISK_WARN_DAYS:
         level = max(level, 1)
         reasons.append(f"the ledger's disk is full in ~{days:.0f} days at this rate")
+    memory = engine.trimmer.stats() if engine.trimmer is not None else {}
+    if (memory.get("grown_mb") or 0) > MEMORY_GROWN_MB:
+        level = max(level, 1)
+        reasons.append(f"memory grew by {memory['grown_mb']:.0f} MB since the engine was warm "
+                       f"({memory['warm_rss_mb']:.0f} -> {memory['rss_mb']:.0f} MB): restart it at a quiet hour "
+                       "and report it")
     ledger_ok = engine.ledger_spec.exists() and not any(
         type(p.error).__name__ == "LedgerError" for p in engine.producers)
     return {"status": ("ok", "degraded", "failing")[level], "reasons": reasons, "paused": paused,
             "screens": screens, "ledger_ok": ledger_ok, "disk_free_bytes": free, "disk_days_left": days,
-            "uptime_s": round(time.time() - engine.started_at, 1)}
+            "uptime_s": round(time.time() - engine.started_at, 1),
+            "memory": {k: memory.get(k) for k in ("rss_mb", "warm_rss_mb", "grown_mb")}}
 
 
 def days_of_disk_left(engine: "Engine", free: int | None) -> float | None:

@@ -20,10 +20,12 @@ Not glibc (musl, macOS): nothing to do, `trim()` and `pin_mmap_threshold()` say 
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import time
 
 TRIM_EVERY_S = 60.0
+WARM_CALLS = 10  # RSS after ten trims (minutes) is the warm level the health page compares with
 MMAP_THRESHOLD = 256 * 1024
 _M_MMAP_THRESHOLD = -3  # glibc malloc.h
 
@@ -62,29 +64,55 @@ def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
     return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
 
 
+def rss_mb() -> float | None:
+    """This process's resident memory in MB (/proc/self/statm), None where there is no /proc."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class HeapTrimmer(threading.Thread):
     """Calls `trim()` every `every_s` seconds until `stop()`; `stats()` for the status page.
+
+    After each trim it reads RSS; the reading after `warm_calls` trims is the warm level
+    (start-up caches and pools have their size by then: the soaks level off by minute 10), and
+    `stats()["grown_mb"]` is how far RSS has moved above it since: the health page's memory
+    watch (stream/health.py) for a run of years.
 
     Example:
         >>> t = HeapTrimmer(60.0); t.start(); ...; t.stop()  # doctest: +SKIP
     """
 
-    def __init__(self, every_s: float = TRIM_EVERY_S) -> None:
+    def __init__(self, every_s: float = TRIM_EVERY_S, warm_calls: int = WARM_CALLS) -> None:
         super().__init__(name="passersby-heap-trim", daemon=True)
         self.every_s = every_s
+        self.warm_calls = warm_calls
         self._halt = threading.Event()
         self.calls = 0
         self.max_ms = 0.0
+        self.rss_mb: float | None = None
+        self.warm_rss_mb: float | None = None
 
     def run(self) -> None:
+        self.rss_mb = rss_mb()  # known from the start; the warm level only after warm_calls trims
         while not self._halt.wait(self.every_s):
             t = time.perf_counter()
             trim()
             self.calls += 1
             self.max_ms = max(self.max_ms, (time.perf_counter() - t) * 1000)
+            self.rss_mb = rss_mb()
+            if self.calls == self.warm_calls:
+                self.warm_rss_mb = self.rss_mb
 
     def stop(self) -> None:
         self._halt.set()
 
-    def stats(self) -> dict[str, float]:
-        return {"calls": self.calls, "max_ms": round(self.max_ms, 2)}
+    def stats(self) -> dict[str, float | None]:
+        """Trims so far, the longest (ms), RSS now and when warm (MB), and the growth since."""
+        rss, warm = self.rss_mb, self.warm_rss_mb
+        return {"calls": self.calls, "max_ms": round(self.max_ms, 2),
+                "rss_mb": None if rss is None else round(rss, 1),
+                "warm_rss_mb": None if warm is None else round(warm, 1),
+                "grown_mb": None if rss is None or warm is None else round(rss - warm, 1)}

@@ -90,6 +90,7 @@ def test_the_capture_command_end_to_end(tmp_path, tiny_model_file):
     assert wrong.exit_code == 1 and "error: capture duo: no screen 'duo'" in wrong.output
     assert status.exit_code == 0, status.output
     assert status.output.startswith("ok") and "solo: last frame" in status.output and "ledger ok" in status.output
+    assert "\n  memory " in status.output and "since warm" not in status.output  # warm after ten minutes
     assert json.loads(as_json.output)["screens"]["solo"]["fps"] > 0
     gone = CliRunner().invoke(app, ["status", "--home", str(tmp_path)])  # stopped: nobody answers
     assert gone.exit_code == 1 and "no installation is running" in gone.output

@@ -31,6 +31,12 @@ def test_health_follows_the_frames_and_says_why(tmp_path: Path, monkeypatch) -> 
         assert h["status"] == "ok" and h["reasons"] == [] and h["ledger_ok"] and h["disk_free_bytes"] > 0
         assert set(h["screens"]) == {"left", "right"} and h["screens"]["left"]["last_frame_age_s"] < 1.0
         assert str(tmp_path) not in str(h)  # no paths, no secrets
+        assert h["memory"]["rss_mb"] > 0 and h["memory"]["grown_mb"] is None  # warm after ten minutes
+        monkeypatch.setattr(e.trimmer, "warm_rss_mb", h["memory"]["rss_mb"] - 300)  # as if it had leaked
+        h = e.health()
+        assert h["status"] == "degraded" and h["reasons"][0].startswith("memory grew by 300 MB since the engine was warm")
+        monkeypatch.setattr(e.trimmer, "warm_rss_mb", h["memory"]["rss_mb"] - 200)  # below MEMORY_GROWN_MB
+        assert e.health()["status"] == "ok"
         monkeypatch.setattr(health_mod, "LOW_DISK_BYTES", 1 << 62)
         h = e.health()
         assert h["status"] == "degraded" and "free on the ledger's disk" in h["reasons"][0]

@@ -46,6 +46,32 @@ def test_trim_returns_freed_arena_memory() -> None:
     assert trimmed == "True" and float(after) - float(start) < 20  # given back
 
 
+def test_the_trimmer_watches_memory_from_its_warm_level() -> None:
+    t = HeapTrimmer(0.02, warm_calls=2)
+    t.start()
+    try:
+        assert _wait(lambda: t.stats()["grown_mb"] is not None)
+        warm = t.stats()["warm_rss_mb"]
+        held = bytearray(120_000_000)  # 120 MB, touched (zeroed), kept: a leak as the trimmer sees it
+        calls = t.calls
+        assert _wait(lambda: t.calls >= calls + 2)
+        st = t.stats()
+        assert st["warm_rss_mb"] == warm and st["grown_mb"] > 100 and st["rss_mb"] > warm + 100
+        del held
+    finally:
+        t.stop()
+        t.join(2)
+
+
+def _wait(pred, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def test_the_trimmer_runs_and_stops() -> None:
     t = HeapTrimmer(0.02)
     t.start()
