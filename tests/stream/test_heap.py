@@ -11,6 +11,8 @@ import pytest
 
 from passersby.stream.heap import HeapTrimmer, trim
 
+from .test_health import _wait
+
 
 SCRIPT = """
 import ctypes
@@ -61,15 +63,6 @@ def test_the_trimmer_watches_memory_from_its_warm_level() -> None:
     finally:
         t.stop()
         t.join(2)
-
-
-def _wait(pred, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_the_trimmer_runs_and_stops() -> None:
