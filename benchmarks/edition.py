@@ -23,14 +23,13 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from _common import machine_info, write_json
+from _common import machine_info, scratch_dir, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 128
@@ -124,7 +123,7 @@ def main(argv: list[str]) -> int:
     server = PgServer()
     rows = []
     try:
-        with tempfile.TemporaryDirectory(prefix="passersby-edition-") as tmp:
+        with scratch_dir("passersby-edition-") as tmp:
             for backend in a.backends.split(","):
                 for n in (int(x) for x in a.consoles.split(",")):
                     db = f"bench_{backend}_{n}"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info, write_json
+from _common import machine_info, scratch_dir, write_json
 from _memory import plot, sample, summarize, type_counts, grown
 
 
@@ -44,7 +44,6 @@ def setting(kv: str) -> tuple[str, Any]:
 def soak(a: argparse.Namespace) -> dict[str, Any]:
     """Run the installation for a.minutes; the samples and what the web clients received."""
     import dataclasses
-    import tempfile
 
     from stream import WebClients
     from passersby.app.installation import build
@@ -52,7 +51,7 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
     from passersby.web.server import KioskServer
 
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="passersby-soak-") as home:
+    with scratch_dir("passersby-soak-") as home:  # a killed soak's home goes at the next start
         over = {"walk.tempo": a.tempo} if a.tempo else {}
         over.update(setting(kv) for kv in a.setting)  # e.g. enhancer.every=2: the same chain whatever the load
         s = load_settings(None, over, search=False)

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import dataclasses
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import machine_info, write_json
+from _common import machine_info, scratch_dir, write_json
 from passersby.app.capture import capture_screen
 from passersby.app.installation import build
 from passersby.app.peep import SCREEN, PressLatency, peep_settings
@@ -117,7 +116,7 @@ def prints(cap, example: Path | None, sizes: list[str], dpi: int) -> dict[str, A
     from passersby.app.print_cli import PrintJob, make_print
 
     out = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir("passersby-print-") as tmp:
         for size in sizes:
             t0 = time.perf_counter()
             raster, pdf, method, pixels = make_print(cap, PrintJob(size, dpi, "gold", True, True),
@@ -146,7 +145,7 @@ def main() -> None:
     ap.add_argument("--example", type=Path, help="folder for the example print (reduced) and its PDF's first page")
     a = ap.parse_args()
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(a).items()}}
-    with tempfile.TemporaryDirectory(prefix="passersby-bench-") as tmp:
+    with scratch_dir("passersby-bench-") as tmp:
         home = Path(tmp)
         result["peep"] = peep(a.presses, home / "peep")
         print("peep:", result["peep"])

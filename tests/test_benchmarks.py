@@ -4,6 +4,7 @@ figures it reports exist and are sane), so it cannot rot between releases."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,7 @@ def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
     assert all(n > 0 for n in res["frames_received_by_web_clients"].values())
     first = res["samples"][0]
     assert first["threads"] > 3 and first["arenas"] >= 1 and first["malloc_system_mb"] > 0
+    assert first["cpu_s"] > 0 and first["minor_faults"] > 0 and res["cpu_cores_busy"] > 0
     assert 0.5 * first["rss_mb"] < sum(first["maps"].values()) <= 1.01 * first["rss_mb"]
     lo, hi = res["rss_slope_ci95_mb_per_hour"]
     assert lo <= res["rss_slope_mb_per_hour_after_warmup"] <= hi and res["rss_bound_mb_per_day"] >= 0
@@ -172,6 +174,44 @@ def test_memory_summary_finds_a_step_and_bounds_the_slope() -> None:
     s_leak = _memory.summarize(leaky, warmup_min=10)
     assert s_leak["rss_mb_per_1000_faces"] == pytest.approx(2.0, rel=0.01)
     assert s_leak["faces_per_hour"] == pytest.approx(400, rel=0.01)
+    # CPU: 1.5 cores busy, 80 minor faults a second, counted from the warm-up on
+    timed = [{**x, "cpu_s": 100 + 1.5 * x["t_s"], "minor_faults": 5000 + 80 * x["t_s"]} for x in samples]
+    s_cpu = _memory.summarize(timed, warmup_min=10)
+    assert (s_cpu["cpu_cores_busy"], s_cpu["minor_faults_per_s"]) == (1.5, 80.0)
+    assert s["cpu_cores_busy"] is None  # samples from before the CPU probe
+
+
+SCRATCH = """
+import sys, time
+sys.path.insert(0, "benchmarks")
+from _common import scratch_dir
+with scratch_dir("passersby-test-") as d:
+    (d / "home.txt").write_text("x")
+    print(d, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_killed_benchmark_leaves_no_scratch_folder_behind(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    runs = [subprocess.Popen([sys.executable, "-c", SCRATCH], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    killed, live = (Path(p.stdout.readline().strip()) for p in runs)
+    runs[0].kill()  # kill -9: no cleanup of its own
+    runs[0].wait()
+    foreign = tmp_path / "passersby-someone-else"  # no lock file: not a benchmark's, left alone
+    foreign.mkdir()
+    assert killed.exists() and live.exists()
+    try:
+        r = subprocess.run([sys.executable, "-c", SCRATCH.replace("time.sleep(60)", "print(d.exists())")],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        new = Path(r.stdout.split()[0])
+        assert r.stdout.split()[1] == "True" and not new.exists()  # its own: used, then removed
+        assert not killed.exists() and live.exists() and foreign.exists()
+    finally:
+        runs[1].kill()
+        runs[1].wait()
 
 
 def test_edition_benchmark_reports_claims_latency_and_lease_cover(tmp_path: Path, pg_server) -> None:
