@@ -6,18 +6,15 @@ scripts import it as `_common`.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import platform
 import shutil
 import statistics
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -196,41 +193,3 @@ def peak_gflops(seconds: float = 1.0) -> dict[str, float]:
     finally:
         torch.set_num_threads(threads)
 
-
-SCRATCH_LOCK = ".passersby-scratch.lock"
-
-
-@contextlib.contextmanager
-def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A temporary folder (`prefix` + random, in the system temp dir), removed at the end, and
-    the folders of killed runs of any benchmark removed at the start.
-
-    A kill -9 skips TemporaryDirectory's cleanup (a killed soak leaves a home of ~10 MB), so each
-    run holds an exclusive flock on a lock file inside its folder while it lives; a later run
-    removes every `passersby-*` folder with a lock file nobody holds.
-
-    Example:
-        >>> with scratch_dir("passersby-soak-") as home: ...  # doctest: +SKIP
-    """
-    root = Path(tempfile.gettempdir())
-    for old in root.glob("passersby-*"):
-        lock = old / SCRATCH_LOCK
-        try:
-            fd = os.open(lock, os.O_RDONLY)
-        except OSError:
-            continue  # not ours, or not yet locked: left alone
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # a live run
-        finally:
-            os.close(fd)  # closing drops a lock we took
-        shutil.rmtree(old, ignore_errors=True)
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    fd = os.open(path / SCRATCH_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-        os.close(fd)

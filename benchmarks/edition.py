@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from _common import machine_info, scratch_dir, write_json
+from _common import machine_info, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 DIM = 128
@@ -119,11 +119,13 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     from pgserver import PgServer
 
+    from passersby.scratch import ScratchDir
+
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(a).items()}}
     server = PgServer()
     rows = []
     try:
-        with scratch_dir("passersby-edition-") as tmp:
+        with ScratchDir("passersby-edition-") as tmp:
             for backend in a.backends.split(","):
                 for n in (int(x) for x in a.consoles.split(",")):
                     db = f"bench_{backend}_{n}"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info, scratch_dir, write_json
+from _common import machine_info, write_json
 from _memory import plot, sample, summarize, type_counts, grown
 
 
@@ -47,11 +47,12 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
 
     from stream import WebClients
     from passersby.app.installation import build
+    from passersby.scratch import ScratchDir
     from passersby.settings import load_settings
     from passersby.web.server import KioskServer
 
     out: dict[str, Any] = {}
-    with scratch_dir("passersby-soak-") as home:  # a killed soak's home goes at the next start
+    with ScratchDir("passersby-soak-") as home:  # a killed soak's home goes at the next start
         over = {"walk.tempo": a.tempo} if a.tempo else {}
         over.update(setting(kv) for kv in a.setting)  # e.g. enhancer.every=2: the same chain whatever the load
         s = load_settings(None, over, search=False)

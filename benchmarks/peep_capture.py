@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from _common import machine_info, scratch_dir, write_json
+from _common import machine_info, write_json
 from passersby.app.capture import capture_screen
+from passersby.scratch import ScratchDir
 from passersby.app.installation import build
 from passersby.app.peep import SCREEN, PressLatency, peep_settings
 from passersby.settings import load_settings
@@ -116,7 +117,7 @@ def prints(cap, example: Path | None, sizes: list[str], dpi: int) -> dict[str, A
     from passersby.app.print_cli import PrintJob, make_print
 
     out = {}
-    with scratch_dir("passersby-print-") as tmp:
+    with ScratchDir("passersby-print-") as tmp:
         for size in sizes:
             t0 = time.perf_counter()
             raster, pdf, method, pixels = make_print(cap, PrintJob(size, dpi, "gold", True, True),
@@ -145,7 +146,7 @@ def main() -> None:
     ap.add_argument("--example", type=Path, help="folder for the example print (reduced) and its PDF's first page")
     a = ap.parse_args()
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(a).items()}}
-    with scratch_dir("passersby-bench-") as tmp:
+    with ScratchDir("passersby-bench-") as tmp:
         home = Path(tmp)
         result["peep"] = peep(a.presses, home / "peep")
         print("peep:", result["peep"])

@@ -8,8 +8,6 @@ direction (or classes, for a conditional model), and the runtime.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -23,6 +21,7 @@ from passersby.model.direction import steered_proposer
 from passersby.home import ledger_spec, resolve_home
 from passersby.runtime import make_renderer, resolve
 from passersby.sample import default_model_path
+from passersby.scratch import ScratchDir
 from passersby.settings import ScreenSettings, Settings
 from passersby.stream.engine import Engine, ScreenPlan
 from passersby.stream.ledgers import LedgerSpec
@@ -41,7 +40,7 @@ class Installation:
     model: ModelInfo
     runtime: str
     ledger: Path
-    dry_dir: Path | None = None
+    dry_dir: ScratchDir | None = None
     home: Path | None = None
     make_rerenderer: Callable[[], "Rerenderer"] | None = None  # built on first use (compiles models)
     _rerenderer: "Rerenderer | None" = None
@@ -55,7 +54,7 @@ class Installation:
     def close(self) -> None:
         self.engine.stop()
         if self.dry_dir is not None:
-            shutil.rmtree(self.dry_dir, ignore_errors=True)
+            self.dry_dir.close()
 
 
 def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
@@ -249,9 +248,9 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     runtime = resolve(settings.model.runtime)
     if runtime in ("torch", "torch-fused", "compile"):
         torch.set_num_threads(settings.model.threads)
-    dry_dir = Path(tempfile.mkdtemp(prefix="passersby-dry-")) if dry_ledger else None
+    dry_dir = ScratchDir("passersby-dry-") if dry_ledger else None  # a killed dry run's goes at the next
     # A dry run never touches the real ledger, not even an edition's shared one.
-    spec = LedgerSpec(dry_dir / "ledger.sqlite") if dry_dir else ledger_spec(settings, home)
+    spec = LedgerSpec(dry_dir.path / "ledger.sqlite") if dry_dir else ledger_spec(settings, home)
     path = spec.path
     path.parent.mkdir(parents=True, exist_ok=True)
     taste, knob = _taste(settings, home, info, g)

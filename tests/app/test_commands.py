@@ -46,13 +46,15 @@ def test_render_writes_an_h264_video_of_both_screens_that_decodes_back(tmp_path:
         assert set(stats.channels) == {"masculine", "feminine"} and len(led) >= 6
 
 
-def test_dry_ledger_uses_up_no_faces_and_per_screen_files_and_frames(tmp_path: Path) -> None:
+def test_dry_ledger_uses_up_no_faces_and_per_screen_files_and_frames(tmp_path: Path, monkeypatch) -> None:
     home, out, frames_dir = tmp_path / "home", tmp_path / "clip.mp4", tmp_path / "frames"
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))  # where the throwaway ledger goes
     r = CliRunner().invoke(app, ["render", "--seconds", "0.2", "--out", str(out), "--per-screen", "--frames",
                                  str(frames_dir), "--dry-ledger", "--home", str(home), "--seed", "4",
                                  "--enhancer", "off"])  # the generator's own 256² frames
     assert r.exit_code == 0, r.output
-    assert not (home / "ledger.sqlite").exists()
+    assert not (home / "ledger.sqlite").exists() and not list((tmp_path / "tmp").iterdir())  # and it is gone
     for name in ("masculine", "feminine"):
         frames, rate = decode(tmp_path / f"clip-{name}.mp4")
         assert len(frames) == 6 and frames[0].shape == (256, 256, 3) and rate == 30.0
