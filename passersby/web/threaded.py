@@ -40,6 +40,10 @@ class _BadRequestsInOneLine(logging.Filter):
 
 _ONE_LINE = _BadRequestsInOneLine()
 HEAD_DEADLINE_S = 10.0  # a connection must send its first request's headers within this time
+# ... and each later request within this time of the previous response (aiohttp's own default is
+# an hour: one quick request, then silence or a trickle, held a connection that long). Pages
+# poll every second, so a live page keeps its connection; WebSockets are not affected.
+KEEPALIVE_S = 15.0
 
 
 class _HeadDeadline(asyncio.Protocol):
@@ -193,7 +197,7 @@ class ThreadedServer:
             # No access log: pages poll their status every second, all day.
             app = await self.setup()
             app.middlewares.append(self._same_origin)
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+            runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=KEEPALIVE_S)
             await runner.setup()
             await _DeadlineSite(runner, sock).start()
         except BaseException as e:  # reported to start(), which raises it in the caller's thread

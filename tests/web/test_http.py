@@ -274,6 +274,67 @@ def test_slow_headers_are_cut_off(monkeypatch):
         server.stop()
 
 
+def _get_on(c, path: str = "/api/status") -> None:
+    """One full request on an open connection, its response read to the end (Content-Length)."""
+    c.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += c.recv(4096)
+    head, body = buf.split(b"\r\n\r\n", 1)
+    length = int(next(l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += c.recv(4096)
+
+
+def test_idle_or_slow_later_requests_on_a_kept_alive_connection_are_cut_off(monkeypatch):
+    """The first request's headers had a deadline, later ones on the same connection did not:
+    aiohttp's keep-alive default is an hour, so one quick request and then a trickle (or
+    silence) held a connection for an hour, and 1,024 of them the server's file descriptors."""
+    import socket
+    import time
+
+    import passersby.web.threaded as threaded
+
+    monkeypatch.setattr(threaded, "KEEPALIVE_S", 0.5)
+    server = KioskServer(FrameHub(["a"]), port=0, token="t").start()
+    try:
+        slow, idle = [], []
+        for i in range(40):
+            c = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            _get_on(c)
+            if i % 2:
+                c.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # then a trickle
+                slow.append(c)
+            else:
+                idle.append(c)  # then nothing
+        busy = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.5:  # a page polling its status: kept alive throughout
+            _get_on(busy)
+            for c in slow:
+                try:
+                    c.sendall(b"a")
+                except OSError:  # already cut off
+                    pass
+            time.sleep(0.2)
+        _get_on(busy)
+        closed = 0
+        for c in slow + idle:
+            c.settimeout(0.3)
+            try:
+                c.sendall(b"a")
+                closed += c.recv(1) == b""  # the server closed it
+            except TimeoutError:  # still open
+                pass
+            except OSError:  # reset by the server
+                closed += 1
+            c.close()
+        busy.close()
+        assert closed == 40
+    finally:
+        server.stop()
+
+
 def test_health_and_metrics_need_no_token_and_say_failing_with_503():
     state = {"status": "ok", "reasons": []}
     hub = FrameHub(["a"], health=lambda: dict(state), metrics=lambda: b"passersby_frames_shown_total 3.0\n")
