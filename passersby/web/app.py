@@ -37,6 +37,11 @@ from passersby.web.pages import SECURITY_HEADERS, STATIC, Pages
 
 log = logging.getLogger(__name__)
 
+# Frame streams open at once, all screens together: a gallery's screens and a few visitors'
+# phones, far below the process's file descriptors (1,024 by default), which a client opening
+# sockets without end would otherwise use up (then the ledger, captures and logs fail too).
+MAX_SOCKETS = 64
+
 
 @dataclass
 class KioskState:
@@ -248,6 +253,8 @@ async def frames_socket(request: web.Request) -> web.StreamResponse:
     name = request.match_info["name"]
     if name not in state.bridge.hub.screens:
         return _error(404, f"unknown screen {name!r}; screens are {state.bridge.hub.screens}")
+    if len(state.sockets) >= MAX_SOCKETS:
+        return _error(503, f"too many frame streams open ({MAX_SOCKETS}); close one and reload")
     # No permessage-deflate: JPEG does not shrink, and compressing would cost CPU per client.
     # A short close timeout keeps stop() quick when a client has gone silent.
     ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=4096, compress=False, timeout=2.0)

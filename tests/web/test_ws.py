@@ -67,6 +67,31 @@ def test_a_client_that_never_acks_gets_one_frame(show):
     run(go())
 
 
+def test_frame_streams_are_capped_and_a_closed_one_frees_its_place(show, monkeypatch):
+    import passersby.web.app as app_module
+
+    monkeypatch.setattr(app_module, "MAX_SOCKETS", 3)
+
+    async def go():
+        async with aiohttp.ClientSession() as session:
+            open_ = [await session.ws_connect(show.server.url + f"ws/{s}") for s in ("left", "right", "left")]
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(show.server.url + "ws/right")
+            assert refused.value.status == 503
+            await open_.pop().close()
+            for _ in range(50):  # the server notices the close
+                try:
+                    ws = await session.ws_connect(show.server.url + "ws/right")
+                    break
+                except aiohttp.WSServerHandshakeError:
+                    await asyncio.sleep(0.05)
+            await receive_frame(ws)
+            for w in [*open_, ws]:
+                await w.close()
+
+    run(go())
+
+
 def test_each_frame_is_encoded_once_for_all_clients(monkeypatch):
     calls = []
 
