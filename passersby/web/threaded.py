@@ -44,18 +44,29 @@ HEAD_DEADLINE_S = 10.0  # a connection must send its first request's headers wit
 # an hour: one quick request, then silence or a trickle, held a connection that long). Pages
 # poll every second, so a live page keeps its connection; WebSockets are not affected.
 KEEPALIVE_S = 15.0
+# Connections open at once per server: beyond, new ones are closed at once. File descriptors
+# are 1,024 by default and the ledger, captures and logs need theirs; with the deadlines above a
+# flood holds each connection 10-15 s at most, and this bounds how many it holds meanwhile.
+MAX_CONNECTIONS = 256
 
 
 class _HeadDeadline(asyncio.Protocol):
     """Wraps aiohttp's protocol for one connection: closes it unless the first request's
     headers (up to the blank line) arrive within `seconds`. aiohttp itself waits forever, so
-    300 slowloris connections trickling a header byte now and then were all kept open."""
+    300 slowloris connections trickling a header byte now and then were all kept open.
+    Also counts the site's open connections and turns away those beyond MAX_CONNECTIONS."""
 
-    def __init__(self, inner: asyncio.Protocol, seconds: float) -> None:
-        self.inner, self.seconds = inner, seconds
-        self.tail, self.done, self.timer = b"", False, None
+    def __init__(self, inner: asyncio.Protocol, seconds: float, site: "_DeadlineSite") -> None:
+        self.inner, self.seconds, self.site = inner, seconds, site
+        self.tail, self.done, self.timer, self.counted = b"", False, None, False
 
     def connection_made(self, transport) -> None:
+        if self.site.open_connections >= MAX_CONNECTIONS:  # before aiohttp sees it: no handler, no task
+            self.done = True
+            transport.abort()
+            return
+        self.site.open_connections += 1
+        self.counted = True
         self.inner.connection_made(transport)
         self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, transport)
 
@@ -64,6 +75,8 @@ class _HeadDeadline(asyncio.Protocol):
             transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if not self.counted:
+            return
         if not self.done:
             seen = self.tail + data
             if b"\r\n\r\n" in seen:
@@ -74,9 +87,12 @@ class _HeadDeadline(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self):
-        return self.inner.eof_received()
+        return self.inner.eof_received() if self.counted else None
 
     def connection_lost(self, exc) -> None:
+        if not self.counted:
+            return
+        self.site.open_connections -= 1
         if self.timer is not None:
             self.timer.cancel()
         self.inner.connection_lost(exc)
@@ -93,9 +109,10 @@ class _DeadlineSite(web_runner.SockSite):
 
     async def start(self) -> None:
         await web_runner.BaseSite.start(self)
+        self.open_connections = 0  # counted by _HeadDeadline, in the loop's thread
         factory = self._runner.server
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: _HeadDeadline(factory(), HEAD_DEADLINE_S), sock=self._sock, backlog=self._backlog)
+            lambda: _HeadDeadline(factory(), HEAD_DEADLINE_S, self), sock=self._sock, backlog=self._backlog)
 
 _WILDCARDS = {"", "0.0.0.0", "::"}
 

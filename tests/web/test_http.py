@@ -335,6 +335,37 @@ def test_idle_or_slow_later_requests_on_a_kept_alive_connection_are_cut_off(monk
         server.stop()
 
 
+def test_connections_beyond_the_cap_are_turned_away_until_others_close(monkeypatch):
+    """A client opening connections without end used up the process's file descriptors."""
+    import socket
+    import time
+
+    import passersby.web.threaded as threaded
+
+    monkeypatch.setattr(threaded, "MAX_CONNECTIONS", 20)
+    server = KioskServer(FrameHub(["a"]), port=0, token="t").start()
+    try:
+        flood = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+        time.sleep(0.2)  # the server has taken them
+        extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        try:
+            extra.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert extra.recv(1) == b""  # closed unanswered
+        except OSError:  # or reset
+            pass
+        extra.close()
+        for c in flood:
+            c.close()
+        time.sleep(0.2)
+        assert request(server.url + "api/status")[0] == 200  # the places are free again
+        again = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(19)]
+        assert request(server.url + "api/status")[0] == 200  # the 20th place: served
+        for c in again:
+            c.close()
+    finally:
+        server.stop()
+
+
 def test_health_and_metrics_need_no_token_and_say_failing_with_503():
     state = {"status": "ok", "reasons": []}
     hub = FrameHub(["a"], health=lambda: dict(state), metrics=lambda: b"passersby_frames_shown_total 3.0\n")
