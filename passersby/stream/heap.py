@@ -92,11 +92,10 @@ class HeapTrimmer(threading.Thread):
         self._halt = threading.Event()
         self.calls = 0
         self.max_ms = 0.0
-        self.rss_mb: float | None = None
+        self.rss_mb: float | None = rss_mb()  # known from the start; the warm level after warm_calls trims
         self.warm_rss_mb: float | None = None
 
     def run(self) -> None:
-        self.rss_mb = rss_mb()  # known from the start; the warm level only after warm_calls trims
         while not self._halt.wait(self.every_s):
             t = time.perf_counter()
             trim()
