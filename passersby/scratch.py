@@ -63,8 +63,11 @@ class ScratchDir:
             raise ValueError(f"scratch folder prefix {prefix!r} must start with {PREFIX!r}")
         remove_stale_scratch()
         self.path = Path(tempfile.mkdtemp(prefix=prefix))
-        self._fd: int | None = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        # Locked under another name first, then renamed (the lock stays with the file): a sweep
+        # never sees our lock file unheld, not even between its creation and the flock.
+        self._fd: int | None = os.open(self.path / (LOCK_NAME + ".new"), os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
+        os.rename(self.path / (LOCK_NAME + ".new"), self.path / LOCK_NAME)
 
     def close(self) -> None:
         """Remove the folder (again: a no-op)."""
