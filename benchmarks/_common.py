@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import statistics
 import time
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ def cpu_model() -> str:
 def lscpu() -> dict[str, Any]:
     """`lscpu`'s model name and flags (the flags say what the CPU computes fast: avx2,
     avx512f, avx512_bf16, amx_bf16...); from /proc/cpuinfo when lscpu is missing."""
+    import shutil
     import subprocess
 
     fields: dict[str, str] = {}
@@ -192,4 +192,3 @@ def peak_gflops(seconds: float = 1.0) -> dict[str, float]:
         return out
     finally:
         torch.set_num_threads(threads)
-

@@ -29,9 +29,9 @@ import numpy as np
 
 from _common import machine_info, write_json
 from passersby.app.capture import capture_screen
-from passersby.scratch import ScratchDir
 from passersby.app.installation import build
 from passersby.app.peep import SCREEN, PressLatency, peep_settings
+from passersby.scratch import ScratchDir
 from passersby.settings import load_settings
 
 
