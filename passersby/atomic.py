@@ -43,7 +43,7 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _lock(fd: int) -> bool:
+def try_lock(fd: int) -> bool:
     """Take an exclusive, non-blocking flock on fd; False if another process holds one."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -67,7 +67,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
         except OSError:
             continue
         try:
-            if _lock(fd):
+            if try_lock(fd):
                 p.unlink(missing_ok=True)
                 gone.append(p)
         finally:
@@ -92,7 +92,7 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
         path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        _lock(fd)  # held until the file is closed: "a live writer's, not a leftover"
+        try_lock(fd)  # held until the file is closed: "a live writer's, not a leftover"
         text = {"encoding": "utf-8", "newline": "\n"} if "b" not in mode else {}
         with os.fdopen(fd, mode, **text) as f:
             # mkstemp creates 0600 files: give the result the permissions a plain open() would.

@@ -17,6 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from passersby.atomic import try_lock
+
 LOCK_NAME = ".passersby-scratch.lock"
 PREFIX = "passersby-"
 
@@ -28,10 +30,7 @@ def _unheld(lock: Path) -> bool:
     except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True  # closing the fd below drops the lock we just took
-    except OSError:
-        return False
+        return try_lock(fd)  # closing the fd below drops the lock we just took
     finally:
         os.close(fd)
 

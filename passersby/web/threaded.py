@@ -15,6 +15,7 @@ import logging
 import secrets
 import socket
 import threading
+from typing import Callable
 from urllib.parse import quote
 
 from aiohttp import web, web_runner
@@ -56,17 +57,17 @@ class _HeadDeadline(asyncio.Protocol):
     300 slowloris connections trickling a header byte now and then were all kept open.
     Also counts the site's open connections and turns away those beyond MAX_CONNECTIONS."""
 
-    def __init__(self, inner: asyncio.Protocol, seconds: float, site: "_DeadlineSite") -> None:
-        self.inner, self.seconds, self.site = inner, seconds, site
-        self.tail, self.done, self.timer, self.counted = b"", False, None, False
+    def __init__(self, make_inner: Callable[[], asyncio.Protocol], seconds: float, site: "_DeadlineSite") -> None:
+        self.make_inner, self.seconds, self.site = make_inner, seconds, site
+        self.inner: asyncio.Protocol | None = None  # aiohttp's, made only for a connection let in
+        self.tail, self.done, self.timer = b"", False, None
 
     def connection_made(self, transport) -> None:
-        if self.site.open_connections >= MAX_CONNECTIONS:  # before aiohttp sees it: no handler, no task
-            self.done = True
+        if self.site.open_connections >= MAX_CONNECTIONS:  # turned away before aiohttp sees it
             transport.abort()
             return
         self.site.open_connections += 1
-        self.counted = True
+        self.inner = self.make_inner()
         self.inner.connection_made(transport)
         self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, transport)
 
@@ -75,7 +76,7 @@ class _HeadDeadline(asyncio.Protocol):
             transport.close()
 
     def data_received(self, data: bytes) -> None:
-        if not self.counted:
+        if self.inner is None:
             return
         if not self.done:
             seen = self.tail + data
@@ -87,14 +88,13 @@ class _HeadDeadline(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self):
-        return self.inner.eof_received() if self.counted else None
+        return None if self.inner is None else self.inner.eof_received()
 
     def connection_lost(self, exc) -> None:
-        if not self.counted:
+        if self.inner is None:
             return
         self.site.open_connections -= 1
-        if self.timer is not None:
-            self.timer.cancel()
+        self.timer.cancel()
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -112,7 +112,8 @@ class _DeadlineSite(web_runner.SockSite):
         self.open_connections = 0  # counted by _HeadDeadline, in the loop's thread
         factory = self._runner.server
         self._server = await asyncio.get_running_loop().create_server(
-            lambda: _HeadDeadline(factory(), HEAD_DEADLINE_S, self), sock=self._sock, backlog=self._backlog)
+            lambda: _HeadDeadline(factory, HEAD_DEADLINE_S, self), sock=self._sock, backlog=self._backlog)
+
 
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
