@@ -232,6 +232,12 @@ class TrainConfig:
             pictures) or "features" (L1 between the projected discriminator's pooled coarsest
             features: different faces, not different noise; needs discriminator "projected").
         metric_samples: generated images used for the KID/FD metric.
+        parts_weight: weight of the component discriminators on the eyes and the mouth
+            (model/components.py; their hinge losses are added to D's and G's); 0 = off.
+        cov_weight: weight of the coverage term (train/coverage.py: each real face pulls its
+            nearest generated face, IMLE); 0 = off.
+        cov_pool, cov_every, cov_batch: latents rendered per nearest-neighbour search, steps
+            between searches, real faces pulled per step.
 
     Example:
         >>> TrainConfig(batch_size=8).augment
@@ -254,12 +260,18 @@ class TrainConfig:
     beta2: float = 0.999
     ms_weight: float = 0.0
     ms_space: str = "pixels"
+    parts_weight: float = 0.0
+    cov_weight: float = 0.0
+    cov_pool: int = 384
+    cov_every: int = 100
+    cov_batch: int = 4
     model: ModelConfig | PainterConfig | EnhancerConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
         # Checked here, not deep in the loop: a 0 would be a ZeroDivisionError at the first step
         # (sample_every) or silently keep every checkpoint (keep_last).
-        for name in ("batch_size", "sample_every", "checkpoint_every", "metric_every", "keep_last"):
+        for name in ("batch_size", "sample_every", "checkpoint_every", "metric_every", "keep_last",
+                     "cov_pool", "cov_every", "cov_batch"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
@@ -267,6 +279,10 @@ class TrainConfig:
             raise ValueError(f"ms_space must be one of {', '.join(MS_SPACES)}, got {self.ms_space!r}")
         if self.ms_space == "features" and self.model.discriminator != "projected":
             raise ValueError("ms_space 'features' needs the projected discriminator (its features)")
+        if (self.parts_weight or self.cov_weight) and getattr(self.model, "discriminator", "") != "projected":
+            raise ValueError("parts_weight and cov_weight need the projected recipe (EfficientNet-Lite0 features)")
+        if self.parts_weight < 0 or self.cov_weight < 0:
+            raise ValueError("parts_weight and cov_weight must be >= 0")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

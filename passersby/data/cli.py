@@ -82,6 +82,22 @@ def prepare_command(
         "--workers",
         help="Processes working in parallel (the result is the same for any number).",
     ),
+    split: str = typer.Option(
+        "all",
+        "--split",
+        help="all pictures; train: all but the fixed held-out paintings; held-out: only those "
+        "(chosen by a hash of the file name, the same on every machine: the faces that blind "
+        "tests and held-out metrics use never enter a training set).",
+    ),
+    held_out_share: float = typer.Option(
+        0.1, "--held-out-share", help="Share of paintings in the held-out split."
+    ),
+    max_filled: float = typer.Option(
+        1.0,
+        "--max-filled",
+        help="Skip faces whose crop reaches beyond the picture by more than this share (filled "
+        "with a blurred reflection; a generator learns the blur), e.g. 0.15.",
+    ),
 ) -> None:
     """Prepare folders of portraits as a training dataset: aligned faces, deduplicated, labelled.
 
@@ -93,6 +109,10 @@ def prepare_command(
         passersby prepare ~/portraits data/portraits --size 256 --labels titles.csv
 
         passersby prepare met/ wikiart/ data/both --labels met.csv --labels titles.csv --colour-only
+
+        passersby prepare met/ wikiart/ data/train --split train --max-filled 0.15 --zoom 1.3
+
+        passersby prepare met/ data/held-out --split held-out --zoom 1.3 --colour-only
     """
     from rich.console import Console
 
@@ -122,6 +142,9 @@ def prepare_command(
             progress=True,
             overwrite=overwrite,
             workers=workers,
+            split=split,
+            held_out_share=held_out_share,
+            max_filled=max_filled,
         )
     except (PrepareError, LabelError) as e:
         err.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)

@@ -70,6 +70,7 @@ from passersby.data.picture import (
     process_picture,
 )
 from passersby.data.report import PrepareReport, Skipped, SourceReport, category, format_report
+from passersby.data.split import HELD_OUT_SHARE, SPLITS, in_split
 
 # The reader is re-exported: callers of the writer find it here too.
 __all__ = [
@@ -123,6 +124,9 @@ def prepare(
     detector: str = "auto",
     write_contact_sheet: bool = True,
     zoom: float = 1.0,
+    split: str = "all",
+    held_out_share: float = HELD_OUT_SHARE,
+    max_filled: float = 1.0,
 ) -> PrepareReport:
     """Prepare the pictures under `src` (one folder or several) as one dataset at `dst`.
 
@@ -148,6 +152,11 @@ def prepare(
         colour_only: drop greyscale prints/drawings and woodblock prints (else only flagged).
         detector: "auto" (HOG, then the CNN where HOG finds nothing), "hog" or "cnn".
         write_contact_sheet: write DST/contact-sheet.jpg.
+        split: "all" pictures, only those of the fixed "train" split, or only the "held-out"
+            paintings (`passersby.data.split`: by file name, the same on every machine).
+        held_out_share: the share of paintings the held-out split holds.
+        max_filled: skip faces whose crop has more than this share filled from outside the
+            picture (a blurred reflection; `filled` in the manifest), e.g. 0.15.
 
     Returns:
         The report, also saved as DST/report.json and DST/report.txt.
@@ -170,9 +179,20 @@ def prepare(
     _check_options(min_face, detector)
     if not 0.5 <= zoom <= 3.0:
         raise PrepareError(f"--zoom must be between 0.5 and 3, got {zoom}")
+    if split not in SPLITS:
+        raise PrepareError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if not 0.0 < held_out_share < 1.0:
+        raise PrepareError(f"--held-out-share must be between 0 and 1, got {held_out_share}")
+    if not 0.0 <= max_filled <= 1.0:
+        raise PrepareError(f"--max-filled must be between 0 and 1, got {max_filled}")
     label_paths = [labels] if isinstance(labels, (str, os.PathLike)) else list(labels or [])
     tables = [read_labels_csv(Path(p)) for p in label_paths]
     sources, ignored = _find_sources(roots)
+    outside = 0
+    for source in sources:  # the split is taken before any work: other pictures never load
+        kept = [p for p in source.images if in_split(p.name, split, held_out_share)]
+        outside += len(source.images) - len(kept)
+        source.images[:] = kept
     opts = PictureOptions(
         size, min_face, min_side, max_pixels, centre_crop_fallback, colour_only, detector,
         classify_unlabelled, background, zoom,
@@ -191,10 +211,15 @@ def prepare(
         "classify_unlabelled": classify_unlabelled,
         "labels": [str(p) for p in label_paths],
         "max_pixels": max_pixels,
+        "split": split,
+        "held_out_share": held_out_share,
+        "outside_split": outside,
+        "max_filled": max_filled,
     }
     tmp = _make_temp(dst)
     try:
-        items = _build(sources, tmp, tables, opts, near_dup_threshold, report, progress, workers)
+        items = _build(sources, tmp, tables, opts, near_dup_threshold, report, progress, workers,
+                       max_filled)
         report.labels_csv_unmatched = sorted({u for t in tables for u in t.unused()})
         if write_contact_sheet and items:
             _write_contact_sheet(tmp, items)
@@ -350,6 +375,7 @@ def _build(
     report: PrepareReport,
     progress: bool,
     workers: int,
+    max_filled: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Process every picture in order, writing kept faces into tmp/images."""
     jobs, labels, owners = [], [], []
@@ -367,7 +393,7 @@ def _build(
     with _ProgressBar(progress, len(jobs)) as advance:
         for out, label, src_report in zip(_run(jobs, opts, workers), labels, owners, strict=True):
             advance()
-            _add_picture(out, label, src_report, state, report, tmp, items)
+            _add_picture(out, label, src_report, state, report, tmp, items, max_filled)
     _summarise(report, items)
     return items
 
@@ -387,6 +413,7 @@ def _add_picture(
     report: PrepareReport,
     tmp: Path,
     items: list[dict[str, Any]],
+    max_filled: float = 1.0,
 ) -> None:
     """Count one picture's outcome and write its kept faces (or its fallback crop)."""
     src.pictures += 1
@@ -404,7 +431,7 @@ def _add_picture(
     candidates = out.faces if out.centre_crop is None else [out.centre_crop]
     for face in candidates:
         name = out.source if len(out.faces) < 2 else f"{out.source}#face{face.index + 1}"
-        reason = face.reason or _near_duplicate(face, state, report)
+        reason = face.reason or _too_filled(face, max_filled) or _near_duplicate(face, state, report)
         if reason is not None:
             _skip(report, src.faces_dropped, name, reason)
             continue
@@ -423,6 +450,13 @@ def _skip(report: PrepareReport, counts: dict[str, int], name: str, reason: str)
     report.skipped.append(Skipped(name, reason))
     kind = category(reason)
     counts[kind] = counts.get(kind, 0) + 1
+
+
+def _too_filled(face: FaceOutcome, max_filled: float) -> str | None:
+    """Why a face whose crop is mostly blurred fill is not kept (None: it is kept)."""
+    if face.filled > max_filled:
+        return f"crop filled beyond the picture: {face.filled:.0%} > --max-filled {max_filled:.0%}"
+    return None
 
 
 def _near_duplicate(face: FaceOutcome, state: _DedupState, report: PrepareReport) -> str | None:

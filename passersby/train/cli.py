@@ -35,6 +35,14 @@ def train_command(
     ms_space: Optional[str] = typer.Option(
         None, help="Where the mode-seeking term measures variety: pixels (recipe default) or features "
         "(the projected discriminator's pooled features)."),
+    parts_weight: Optional[float] = typer.Option(
+        None, help="Weight of the eye and mouth discriminators (crops of the aligned faces on frozen "
+        "EfficientNet-Lite0 features; 0 = off, the recipe default)."),
+    cov_weight: Optional[float] = typer.Option(
+        None, help="Weight of the coverage term: each real face pulls its nearest generated face "
+        "(IMLE; raises recall; 0 = off, the recipe default)."),
+    cov_pool: Optional[int] = typer.Option(None, help="Coverage: latents rendered per nearest-face search (384)."),
+    cov_every: Optional[int] = typer.Option(None, help="Coverage: steps between searches (100)."),
     seed: int = typer.Option(0, help="Seeds every random stream of the run."),
     sample_every: int = typer.Option(500, help="Write a sample grid every N steps."),
     checkpoint_every: int = typer.Option(1000, help="Write a checkpoint every N steps."),
@@ -61,6 +69,7 @@ def train_command(
         passersby train data/portraits --out runs/mine --max-minutes 150
         passersby train data/portraits --out runs/mine --steps 40000 --resume
         passersby train data/portraits --out runs/old --recipe fastgan --steps 20000
+        passersby train data/train --out runs/ft --init passersby/assets/default.safetensors --parts-weight 0.5 --cov-weight 1
         passersby train data/portraits --kind painter --out runs/painter --max-minutes 150
         passersby train data/portraits --kind painter --out runs/p2 --init runs/painter/model.safetensors --pool 32
         passersby train data/hires/train --kind enhancer --out runs/enhancer --max-minutes 60
@@ -84,7 +93,9 @@ def train_command(
         if pool is not None and kind != "painter":
             raise ValueError("--pool: only --kind painter keeps a pool of loop states")
         given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution, "pool": pool}
-        given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment, "ms_space": ms_space}
+        given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment, "ms_space": ms_space,
+                   "parts_weight": parts_weight, "cov_weight": cov_weight, "cov_pool": cov_pool,
+                   "cov_every": cov_every}
         m_over.update({k: v for k, v in given_m.items() if v is not None})
         t_over.update({k: v for k, v in given_t.items() if v is not None})
         if kind == "enhancer":

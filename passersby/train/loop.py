@@ -58,7 +58,13 @@ def state_for(G: torch.nn.Module, D: torch.nn.Module, cfg: TrainConfig, rank: in
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=betas)
     # Only trainable parameters: the projected discriminator's random mixing stays fixed.
     opt_d = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=cfg.lr, betas=betas)
-    return TrainState(G, D, G_ema, opt_g, opt_d, Rngs.seeded(cfg.seed, rank))
+    ts = TrainState(G, D, G_ema, opt_g, opt_d, Rngs.seeded(cfg.seed, rank))
+    if getattr(cfg, "parts_weight", 0) > 0:
+        from passersby.model.components import ComponentDiscriminator
+
+        ts.P = ComponentDiscriminator(width=cfg.model.ndf * 2).to(next(D.parameters()).device)
+        ts.opt_p = torch.optim.Adam([p for p in ts.P.parameters() if p.requires_grad], lr=cfg.lr, betas=betas)
+    return ts
 
 
 def make_discriminator(cfg: ModelConfig) -> torch.nn.Module:
@@ -107,10 +113,18 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
             loss_recon = F.l1_loss(recon.float(), target.float())
         logits_fake = ts.D(diff_augment(fake.detach(), policy, ts.rngs.aug), fake_label)
         loss_d = F.relu(1 - logits_real.float()).mean() + F.relu(1 + logits_fake.float()).mean()
+    loss_parts = parts_d_loss(ts, real_aug, fake, policy, amp, device) if ts.P is not None else None
     ts.opt_d.zero_grad(set_to_none=True)
-    (loss_d + cfg.recon_weight * loss_recon).backward()
+    total_d = loss_d + cfg.recon_weight * loss_recon
+    if loss_parts is not None:
+        ts.opt_p.zero_grad(set_to_none=True)
+        total_d = total_d + cfg.parts_weight * loss_parts
+    total_d.backward()
     dist.average_gradients(ts.D, info)
     ts.opt_d.step()
+    if loss_parts is not None:
+        dist.average_gradients(ts.P, info)
+        ts.opt_p.step()
     # --- generator: fool the discriminator through the same augmentation
     on_features = cfg.ms_weight > 0 and half > 0 and cfg.ms_space == "features"
     with _autocast(device, amp):
@@ -121,6 +135,15 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     if cfg.ms_weight > 0 and half > 0:
         seen = pooled.float() if on_features else fake.float()  # (N, C) or (N, 3, R, R)
         loss_total = loss_g + cfg.ms_weight * mode_seeking_loss(seen, z, half)
+    if ts.P is not None:
+        with _autocast(device, amp):
+            parts = ts.P(diff_augment(fake, policy, ts.rngs.aug))
+            loss_total = loss_total - cfg.parts_weight * sum(v.float().mean() for v in parts.values())
+    if cfg.cov_weight > 0:
+        from passersby.train.coverage import coverage_loss
+
+        with _autocast(device, amp):
+            loss_total = loss_total + cfg.cov_weight * coverage_loss(ts, data, cfg, device, _real_feats(data, device))
     ts.opt_g.zero_grad(set_to_none=True)
     loss_total.backward()
     dist.average_gradients(ts.G, info)
@@ -128,6 +151,31 @@ def train_step(ts: TrainState, data: TrainingSet, cfg: TrainConfig, device: torc
     update_ema(ts.G_ema, ts.G, cfg.ema_decay)
     ts.step += 1
     return StepStats(loss_d.item(), loss_g.item(), loss_recon.item())
+
+
+def parts_d_loss(ts: TrainState, real_aug: torch.Tensor, fake: torch.Tensor, policy, amp: bool,
+                 device: torch.device) -> torch.Tensor:
+    """Hinge loss of the component discriminators (eyes, mouth) on real and generated faces.
+
+    The real faces are the whole discriminator's augmented batch (translation moves the parts
+    as much as DiffAugment moves them in the fakes: the crops stay comparable).
+    """
+    with _autocast(device, amp):
+        real = ts.P(real_aug)
+        fake_parts = ts.P(diff_augment(fake.detach(), policy, ts.rngs.aug))
+        return sum(F.relu(1 - real[k].float()).mean() + F.relu(1 + fake_parts[k].float()).mean() for k in real)
+
+
+def _real_feats(data: TrainingSet, device: torch.device) -> torch.Tensor:
+    """The coverage term's features of every training face, computed once per run (not saved:
+    a pure function of the data)."""
+    cached = getattr(data, "_cov_feats", None)
+    if cached is None:
+        from passersby.train.coverage import real_features
+
+        cached = real_features(data.images, device)
+        data._cov_feats = cached
+    return cached
 
 
 def mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor, half: int) -> torch.Tensor:

@@ -46,6 +46,15 @@ class TrainState:
     # Tensors a kind carries from step to step (the painter's pool of loop states), saved and
     # restored with the rest as "extra.{name}".
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    # Component discriminators (eyes, mouth) and their optimiser, when the run has them.
+    P: torch.nn.Module | None = None
+    opt_p: torch.optim.Optimizer | None = None
+
+    def module_names(self) -> tuple[str, ...]:
+        return ("G", "D", "G_ema") + (("P",) if self.P is not None else ())
+
+    def optimizer_names(self) -> tuple[str, ...]:
+        return ("opt_g", "opt_d") + (("opt_p",) if self.opt_p is not None else ())
 
 
 def rng_states(rngs: Rngs) -> dict[str, torch.Tensor]:
@@ -74,29 +83,27 @@ def _unflatten_optimizer(prefix: str, tensors: dict[str, torch.Tensor], groups: 
 def pack(ts: TrainState) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """TrainState -> (tensors for safetensors, JSON-able metadata)."""
     tensors: dict[str, torch.Tensor] = {}
-    for name in ("G", "D", "G_ema"):
+    for name in ts.module_names():
         for k, v in getattr(ts, name).state_dict().items():
             tensors[f"{name}.{k}"] = v
-    groups_g = _flatten_optimizer("opt_g", ts.opt_g, tensors)
-    groups_d = _flatten_optimizer("opt_d", ts.opt_d, tensors)
+    groups = {f"{o}_groups": _flatten_optimizer(o, getattr(ts, o), tensors) for o in ts.optimizer_names()}
     for name, st in rng_states(ts.rngs).items():
         tensors[f"rng.{name}"] = st
     for name, t in ts.extra.items():
         tensors[f"extra.{name}"] = t.detach().cpu().contiguous()
-    meta = {"step": ts.step, "best_metric": ts.best_metric, "history": ts.history,
-            "opt_g_groups": groups_g, "opt_d_groups": groups_d}
+    meta = {"step": ts.step, "best_metric": ts.best_metric, "history": ts.history, **groups}
     return tensors, meta
 
 
 def unpack(ts: TrainState, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Restore a freshly built TrainState (same config) in place from `pack`'s output."""
     dev = next(ts.G.parameters()).device
-    for name in ("G", "D", "G_ema"):
+    for name in ts.module_names():
         sd = {k[len(name) + 1 :]: v for k, v in tensors.items() if k.startswith(name + ".")}
         getattr(ts, name).load_state_dict(sd, strict=True)
-    ts.opt_g.load_state_dict(_unflatten_optimizer("opt_g", tensors, meta["opt_g_groups"]))
-    ts.opt_d.load_state_dict(_unflatten_optimizer("opt_d", tensors, meta["opt_d_groups"]))
-    for opt in (ts.opt_g, ts.opt_d):  # Adam's moments must live with their parameters
+    for o in ts.optimizer_names():
+        getattr(ts, o).load_state_dict(_unflatten_optimizer(o, tensors, meta[f"{o}_groups"]))
+    for opt in (getattr(ts, o) for o in ts.optimizer_names()):  # Adam's moments live with their parameters
         for st in opt.state.values():
             for k, v in st.items():
                 if torch.is_tensor(v) and k != "step":

@@ -91,3 +91,35 @@ def test_a_lower_walk_fps_renders_a_subset_of_the_same_frames(tiny_model_file):
     for k in range(8):
         assert np.abs(fast[3 * k].astype(int) - slow[k].astype(int)).max() <= 1
     assert max(np.abs(fast[3 * k + 1].astype(int) - slow[k].astype(int)).max() for k in range(8)) > 1  # frames move
+
+
+def test_blind_benchmark_makes_a_sheet_and_scores_judges(tmp_path, tiny_model_file):
+    out = tmp_path / "blind"
+    r = _run("benchmarks/blind.py", "make", str(tiny_model_file), "--real", str(PORTRAITS), "--seed", "5",
+             "--out", str(out), "--n", "6", "--size", "48")
+    assert r.returncode == 0, r.stdout + r.stderr
+    key = json.loads((out / "key-5.json").read_text())
+    from PIL import Image
+
+    with Image.open(out / "sheet-5.jpg") as im:  # 12 faces of 48 px in 8 columns: 2 rows
+        assert im.size[0] > 8 * 48 and im.size[1] > 2 * 48
+    gen = key["generated"]
+    assert len(gen) == 6 and len(key["real"]) == 6 and set(gen).isdisjoint(int(k) for k in key["real"])
+    assert sorted(gen + [int(k) for k in key["real"]]) == list(range(1, 13))
+    real = sorted(int(k) for k in key["real"])
+    scores = []
+    for name, answer, expected in (("right", gen, 1.0), ("wrong", real, 0.0), ("half", gen[:3] + real[:3], 0.5)):
+        s = tmp_path / f"{name}.json"
+        r = _run("benchmarks/blind.py", "score", str(out / "key-5.json"), "--answer", ", ".join(map(str, answer)),
+                 "--json", str(s))
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert json.loads(s.read_text())["accuracy"] == expected
+        scores.append(str(s))
+    r = _run("benchmarks/blind.py", "summary", *scores, "--json", str(tmp_path / "sum.json"))
+    assert json.loads((tmp_path / "sum.json").read_text())["mean_accuracy"] == 0.5
+    r = _run("benchmarks/blind.py", "score", str(out / "key-5.json"), "--answer", "3 99")
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "99" in r.stderr.strip().splitlines()[-1]
+    # the same seed gives the same sheet: the key re-makes it
+    r = _run("benchmarks/blind.py", "make", str(tiny_model_file), "--real", str(PORTRAITS), "--seed", "5",
+             "--out", str(tmp_path / "again"), "--n", "6", "--size", "48")
+    assert json.loads((tmp_path / "again" / "key-5.json").read_text())["generated"] == gen

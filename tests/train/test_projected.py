@@ -162,3 +162,26 @@ def test_feature_space_mode_seeking_uses_the_discriminators_pooled_features(mode
         TrainConfig(ms_space="latent")
     with pytest.raises(ValueError, match="needs the projected discriminator"):
         TrainConfig(ms_space="features", model=model_config(discriminator="fastgan"))
+
+
+@pytest.mark.slow
+def test_parts_and_coverage_resume_is_exact(tmp_path, prepared_data, train_config, model_config):
+    """The eye/mouth discriminators and the coverage term's matches are part of the exact resume."""
+    cfg = train_config(model=_cfg(model_config), checkpoint_every=3, beta1=0.0, beta2=0.99,
+                       parts_weight=0.5, cov_weight=1.0, cov_pool=8, cov_every=2, cov_batch=2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(prepared_data, a, cfg, steps=5, device="cpu", evaluate_metrics=False, conditional=False)
+    train(prepared_data, b, cfg, steps=3, device="cpu", evaluate_metrics=False, conditional=False)
+    train(prepared_data, b, cfg, steps=5, device="cpu", evaluate_metrics=False, conditional=False, resume_run=True)
+    _compare_states(a / "checkpoints" / "step-00000005.safetensors", b / "checkpoints" / "step-00000005.safetensors")
+    tensors, meta = load_train_state(b / "checkpoints" / "step-00000005.safetensors")
+    assert any(k.startswith("P.heads.eyes") for k in tensors) and any(k.startswith("opt_p.") for k in tensors)
+    assert tensors["extra.cov_z"].shape == (12, cfg.model.z_dim) and int(tensors["extra.cov_step"]) == 4
+    assert not any("_blocks" in k for k in tensors)  # the frozen feature network is never saved
+
+
+def test_parts_and_coverage_need_the_projected_recipe(train_config, model_config):
+    with pytest.raises(ValueError, match="projected"):
+        train_config(model=model_config(), parts_weight=0.5)
+    with pytest.raises(ValueError, match=">= 0"):
+        train_config(model=_cfg(model_config), cov_weight=-1.0)
