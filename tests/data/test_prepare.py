@@ -339,3 +339,38 @@ def test_fifos_odd_names_image_named_folders_and_link_loops_are_reported_not_fat
     assert "caf\\xe9.jpg" in sources and "album.jpg/inside.jpg" in sources  # read, and named printably
     text = (tmp_path / "out" / "report.txt").read_text(encoding="utf-8")
     assert "pipe.jpg" in text
+
+
+def test_split_holds_out_the_same_paintings_and_they_never_meet(portraits_src: Path, tmp_path: Path) -> None:
+    from passersby.data.split import held_out
+
+    everything = run(portraits_src, tmp_path / "all", centre_crop_fallback=True)
+    train = run(portraits_src, tmp_path / "train", centre_crop_fallback=True, split="train", held_out_share=0.5)
+    held = run(portraits_src, tmp_path / "held", centre_crop_fallback=True, split="held-out", held_out_share=0.5)
+    sources = {name: {i.source.split("#")[0] for i in load_manifest(tmp_path / name).items}
+               for name in ("all", "train", "held")}
+    assert sources["train"] and sources["held"] and not sources["train"] & sources["held"]
+    assert sources["train"] | sources["held"] == sources["all"]
+    assert all(held_out(s, 0.5) for s in sources["held"]) and not any(held_out(s, 0.5) for s in sources["train"])
+    assert train.settings["outside_split"] + held.settings["outside_split"] == everything.found
+    assert train.written + held.written == everything.written
+
+
+def test_max_filled_skips_faces_mostly_outside_their_picture(portraits_src: Path, tmp_path: Path) -> None:
+    # tight face crops framed 1.3x: much of each crop lies outside the picture
+    loose = run(portraits_src, tmp_path / "loose", zoom=1.3)
+
+    def filled(dst: Path) -> list[float]:
+        return [i["filled"] for i in json.loads((dst / "manifest.json").read_text())["items"]]
+
+    fills = sorted(filled(tmp_path / "loose"))
+    cut = (fills[0] + fills[-1]) / 2
+    assert fills[0] < cut < fills[-1]
+    tight = run(portraits_src, tmp_path / "tight", zoom=1.3, max_filled=cut)
+    kept = filled(tmp_path / "tight")
+    assert 0 < len(kept) < loose.written and all(f <= cut for f in kept)
+    assert tight.skipped_by_reason["crop filled beyond the picture"] == loose.written - len(kept)
+    with pytest.raises(PrepareError, match="--max-filled"):
+        run(portraits_src, tmp_path / "bad", max_filled=1.5)
+    with pytest.raises(PrepareError, match="--split"):
+        run(portraits_src, tmp_path / "bad", split="test")
