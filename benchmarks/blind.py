@@ -77,7 +77,7 @@ def _generated(model: str, n: int, seed: int, steer: str) -> tuple[np.ndarray, d
     return faces, {"path": str(info.path), "hash": info.hash, "latent_seed": seed, "steer": steer}
 
 
-def sheet_image(faces: np.ndarray, numbers: list[int]) -> "Image.Image":
+def sheet_image(faces: np.ndarray, numbers: list[int]) -> Any:
     """faces (N, S, S, 3) uint8 -> an 8-column grid with each face's number beneath it."""
     from PIL import Image, ImageDraw, ImageFont
 

@@ -143,7 +143,8 @@ def main(argv: list[str]) -> int:
     from passersby.app.chain import default_enhancer_path
     from passersby.metrics.upscale import restore_scores
     from passersby.runtime import make_upscaler
-    from passersby.train.enhancer import load_enhancer, upscaler
+    from passersby.model.load import load_enhancer
+    from passersby.train.enhancer import upscaler
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--held-out", type=Path, required=True, help="a dataset of native faces never trained on")

@@ -32,7 +32,7 @@ import torch
 from _common import lscpu, write_json
 from passersby.config import ModelConfig, TrainConfig
 from passersby.train import dist
-from passersby.train.data import load_training_set
+from passersby.data.training_set import load_training_set
 from passersby.train.loop import build_state, ema_for_inference, make_sampler, train_step
 from passersby.train.recipes import RECIPES, recipe_defaults
 

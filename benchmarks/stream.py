@@ -108,7 +108,7 @@ def gflops_per_chain_frame() -> dict[str, float]:
     if MODE["mode"] == "feedback":
         from passersby.app.feedback import painter_path
         from passersby.model.painter import LoopStep
-        from passersby.train.painter import load_painter
+        from passersby.model.load import load_painter
 
         p, _ = load_painter(painter_path(MODE["painter"]))
         counter = FlopCounterMode(display=False)
@@ -117,7 +117,7 @@ def gflops_per_chain_frame() -> dict[str, float]:
         out["painting"] = counter.get_total_flops() / 1e9
     path = enhancer_path(MODE["enhancer_path"], MODE["enhancer"])
     if path is not None:
-        from passersby.train.enhancer import load_enhancer
+        from passersby.model.load import load_enhancer
 
         e, _ = load_enhancer(path)
         counter = FlopCounterMode(display=False)

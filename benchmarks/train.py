@@ -9,7 +9,7 @@ batch (G forward, D forward on real + fake, backward through both, Adam, EMA). M
   reference  the same with a FastGAN-size generator (ngf 64; same discriminator, ndf 32);
 
 at resolution 256 and 128, on a synthetic in-memory dataset (random uint8 images in a
-`passersby.train.data.TrainingSet`, nothing read from disk). The two models are timed in the
+`passersby.data.training_set.TrainingSet`, nothing read from disk). The two models are timed in the
 same run, alternating step by step (default, reference, reference, default, ...), after untimed
 warm-up steps; the figure to compare across machines and commits is the ratio
 default/reference, not the absolute images/s.
@@ -47,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from _common import CpuMeter, busy_note, machine_info, median, set_threads, write_json
 from passersby.config import ModelConfig, TrainConfig
-from passersby.train.data import TrainingSet
+from passersby.data.training_set import TrainingSet
 from passersby.train.dist import DistInfo
 from passersby.train.loop import build_state, train_step
 

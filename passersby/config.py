@@ -13,6 +13,9 @@ from typing import Any
 
 RESOLUTIONS = (64, 128, 256)
 DISCRIMINATORS = ("fastgan", "projected")
+# The renderers a screen can run on (passersby.runtime); here so that checking a settings file
+# needs no torch.
+RUNTIMES = ("auto", "cuda", "openvino", "onnxruntime", "compile", "torch-fused", "torch")
 MS_SPACES = ("pixels", "features")
 
 

@@ -28,10 +28,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from passersby.config import RUNTIMES  # defined there: settings name them without importing torch
 from passersby.model.fused import FusedGenerator, fuse, to_uint8
 from passersby.model.generator import Generator
 
-RUNTIMES = ("auto", "cuda", "openvino", "onnxruntime", "compile", "torch-fused", "torch")
 AUTO_ORDER = ("cuda", "openvino", "onnxruntime", "torch-fused")
 
 
@@ -103,7 +103,7 @@ def make_renderer(g: Generator, name: str = "auto", threads: int = 1, label: int
 
 
 def _torch_reference(g: Generator, label: int | None) -> Renderer:
-    from passersby.train.report import to_uint8 as reference_uint8
+    from passersby.pictures import to_uint8 as reference_uint8
 
     g = g.eval()
 

@@ -6,22 +6,14 @@ re-rendered later from those three values.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from passersby.checkpoint import ModelInfo, load_model
-from passersby.train.report import grid_image, save_png, to_uint8
-
-DEFAULT_MODEL = "default.safetensors"
-
-
-def default_model_path() -> Path:
-    """The generator shipped inside the package (see passersby/assets/MODEL_CARD.md)."""
-    return Path(str(resources.files("passersby") / "assets" / DEFAULT_MODEL))
-
+from passersby.checkpoint import ModelInfo
+from passersby.model.load import DEFAULT_MODEL, default_model_path, load_generator  # noqa: F401 (callers import the first two from here)
+from passersby.pictures import grid_image, save_png, to_uint8
 
 def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
     """(n, z_dim) standard-normal latents; the same seed always gives the same latents.
@@ -64,11 +56,11 @@ def sample(model: Path | None, n: int, seed: int, class_name: str | None = None)
     Example:
         >>> faces, info = sample(None, 4, seed=1)  # doctest: +SKIP
     """
-    g, info = load_model(model or default_model_path())
+    g, info = load_generator(model)
     z = latents(n, info.config.z_dim, seed)
     label = None
     if class_name is not None and not info.config.n_classes:
-        from passersby.train.direction import load_direction
+        from passersby.model.load import load_direction
 
         direction = load_direction(info.meta)
         if direction is None:

@@ -235,7 +235,7 @@ def _check_ranges(s: Settings) -> None:
         peep_config(s)
     except ValueError as e:
         raise SettingsError(str(e).replace("peep ", "peep.", 1)) from None
-    from passersby.runtime import RUNTIMES
+    from passersby.config import RUNTIMES
 
     if s.model.runtime not in RUNTIMES:
         raise SettingsError(f"model.runtime: {s.model.runtime!r} is not one of {RUNTIMES}")

@@ -51,3 +51,24 @@ def test_only_the_command_line_reaches_the_application_layer():
 def test_the_checker_sees_lazy_imports():
     deps = imports()["passersby.app.installation"]
     assert "passersby.taste.steer" in deps  # imported inside a function
+
+
+def test_only_the_command_line_trains():
+    """The show path (app, stream, web, taste, sample, runtime, metrics, model, data) never
+    imports the training code: model files load through passersby.model.load."""
+    users = sorted(m for m, deps in imports().items()
+                   if not m.startswith("passersby.train") and any(d.startswith("passersby.train") for d in deps))
+    assert users == ["passersby.cli"]
+
+
+def test_checking_a_settings_file_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "passersby.toml"
+    f.write_text('[walk]\ntempo = 5.0\n[model]\nruntime = "auto"\n')
+    code = ("import sys; from passersby.settings import load_settings; "
+            f"load_settings({str(f)!r}, {{}}, search=False); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
-DEFAULT_ENHANCER = "enhancer.safetensors"
+from passersby.model.load import default_enhancer_path
+
 HEADROOM = 0.8  # share of a frame's time a chain may use on average (the queue absorbs peaks)
 MAX_EVERY = 3  # keyframes at least 10 times a second at 30 fps
 
@@ -46,11 +46,6 @@ class EnhanceStage:
 
     def __call__(self, image: np.ndarray, key: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
         return self.upscale(image), {**key, "stages": list(key.get("stages", [])) + [{"enhancer": self.model_hash}]}
-
-
-def default_enhancer_path() -> Path:
-    """The enhancer shipped inside the package (passersby/assets/ENHANCER_CARD.md)."""
-    return Path(str(resources.files("passersby") / "assets" / DEFAULT_ENHANCER))
 
 
 def enhancer_path(setting: str, mode: str) -> Path | None:
@@ -168,7 +163,7 @@ def plan_chains(settings, g, info, painter, realtime: bool = True) -> ChainPlan:
     net = ehash = None
     enhance_s = None
     if path is not None:
-        from passersby.train.enhancer import load_enhancer
+        from passersby.model.load import load_enhancer
 
         net, einfo = load_enhancer(path)
         ehash = einfo.hash

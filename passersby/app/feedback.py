@@ -10,19 +10,13 @@ from __future__ import annotations
 
 import math
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-DEFAULT_PAINTER = "painter.safetensors"
-
-
-def default_painter_path() -> Path:
-    """The painter shipped inside the package (passersby/assets/PAINTER_CARD.md)."""
-    return Path(str(resources.files("passersby") / "assets" / DEFAULT_PAINTER))
+from passersby.model.load import default_painter_path
 
 
 def painter_path(setting: str) -> Path:

@@ -205,19 +205,16 @@ def build_backend(settings, home: Path) -> GalleryBackend:
     """The gallery's backend with the installation's generator and enhancer (no engine runs)."""
     from passersby.app.chain import enhancer_path
     from passersby.app.rerender import Rerenderer
-    from passersby.checkpoint import load_model
     from passersby.home import ledger_spec
+    from passersby.model.load import load_enhancer, load_generator
     from passersby.runtime import make_renderer
-    from passersby.sample import default_model_path
 
-    g, info = load_model(Path(settings.model.path) if settings.model.path else default_model_path())
-    g = g.float().eval()
+    g, info = load_generator(settings.model.path or None)
     m = settings.model
     path = enhancer_path(settings.enhancer.path, settings.enhancer.mode)
     upscale, models = None, {"generator": info.hash}
     if path is not None:
         from passersby.runtime import make_upscaler
-        from passersby.train.enhancer import load_enhancer
 
         net, einfo = load_enhancer(path)
         upscale, models["enhancer"] = make_upscaler(net, m.runtime, m.threads, info.config.resolution), einfo.hash

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
-from passersby.checkpoint import ModelInfo, load_model
+from passersby.checkpoint import ModelInfo
 from passersby.app.chain import plan_chains
 from passersby.model.direction import steered_proposer
+from passersby.model.load import load_generator, screen_steering
 from passersby.home import ledger_spec, resolve_home
 from passersby.runtime import make_renderer, resolve
-from passersby.sample import default_model_path
 from passersby.scratch import ScratchDir
 from passersby.settings import ScreenSettings, Settings
 from passersby.stream.engine import Engine, ScreenPlan
@@ -89,16 +89,7 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
                  taste=None, knob=None, painter=None, chain=None) -> ScreenPlan:
     cfg = info.config
-    label_index = _label_index(info, screen)
-    vector, scale = None, 0.0
-    if screen.label and not cfg.n_classes:
-        from passersby.train.direction import load_direction
-
-        direction = load_direction(info.meta)
-        if direction is None:
-            raise ValueError(f"{info.path}: has no masculine/feminine direction for screen {screen.name!r}; "
-                             f"run `passersby direction`, or set the screen's label to \"\"")
-        vector, scale = direction.vector, direction.scale_for(screen.label)
+    label_index, vector, scale = screen_steering(info, screen.label, f"screens.label of {screen.name!r}")
     m = settings.model
     propose = steered_proposer(cfg.z_dim, vector, scale, screen.label)
     critic = _critic(g, m.runtime, label_index) if settings.taste.min_critic > -1.0 else None
@@ -145,18 +136,6 @@ def _peep_factory(g: torch.nn.Module, info: ModelInfo, settings: Settings, label
         return PeepSource(peep_config(settings), anchors, render_face, side, info.hash)
 
     return build
-
-
-def _label_index(info: ModelInfo, screen: ScreenSettings) -> int | None:
-    """The class a conditional model renders for `screen` (-1: between the classes), else None."""
-    cfg = info.config
-    if not cfg.n_classes:
-        return None
-    if not screen.label:
-        return -1  # no label on a conditional model: faces between the classes (Generator.embed)
-    if screen.label not in cfg.class_names:
-        raise ValueError(f"screens.label: {screen.label!r} is not a class of {info.path.name} {cfg.class_names}")
-    return cfg.class_names.index(screen.label)
 
 
 def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: "ChainPlan") -> Callable:
@@ -207,7 +186,7 @@ def _painter(settings: Settings, realtime: bool = True):
     if not any(s.source == "feedback" for s in settings.screens):
         return None
     from passersby.app.feedback import choose_step_every, loop_step, painter_path
-    from passersby.train.painter import load_painter
+    from passersby.model.load import load_painter
 
     net, info = load_painter(painter_path(settings.feedback.painter))
     m, f = settings.model, settings.feedback
@@ -242,8 +221,7 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
         >>> inst.engine.start()  # doctest: +SKIP
     """
     home = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))
-    model_path = Path(settings.model.path) if settings.model.path else default_model_path()
-    g, info = load_model(model_path)
+    g, info = load_generator(settings.model.path or None)
     g = g.float().eval()  # stored fp16; this CPU computes in fp32
     runtime = resolve(settings.model.runtime)
     if runtime in ("torch", "torch-fused", "compile"):
@@ -307,6 +285,6 @@ def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter
             from passersby.app.rerender import RerenderError
 
             raise RerenderError(f"no screen {screen!r} in this installation ({', '.join(screens)})")
-        return make_renderer(g, m.runtime, m.threads, _label_index(info, screens[screen]))
+        return make_renderer(g, m.runtime, m.threads, screen_steering(info, screens[screen].label)[0])
 
     return Rerenderer(models, render_for, anchor_of, step, upscale)

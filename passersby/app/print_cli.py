@@ -49,12 +49,10 @@ def upscale_for_print(image: np.ndarray, side: int, enhanced: bool, enhancer: Pa
     """
     h = image.shape[0]
     if enhancer is not None and not enhanced and side >= 2 * h:
-        from passersby.checkpoint import load_kind_file
-        from passersby.config import EnhancerConfig
-        from passersby.model.enhancer import Enhancer
+        from passersby.model.load import load_enhancer
         from passersby.runtime import make_upscaler
 
-        net, info = load_kind_file(enhancer, "enhancer", EnhancerConfig, Enhancer)
+        net, info = load_enhancer(enhancer)
         if beats_lanczos(info.meta):
             up = make_upscaler(net, "torch")(image)
             return lanczos(up, side), (f"enhancer {info.hash} (2x, {h} -> {up.shape[0]} px; it beat Lanczos on held-out "

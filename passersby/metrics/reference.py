@@ -1,7 +1,7 @@
 """The real images a model is measured against: a prepared dataset, or a plain folder of images.
 
 A folder with a `manifest.json` is a dataset written by `passersby prepare` and is read with
-the training code's own loader (`passersby.train.data.load_training_set`), so the metrics see
+the loader training uses (`passersby.data.training_set.load_training_set`), so the metrics see
 exactly the images training saw. Any other folder is read as a plain collection of image
 files (e.g. the reference portraits, shared/data/portraits-256): every file with an image
 suffix directly in it, centre-cropped to a square. Either way the images are resized to the
@@ -66,7 +66,7 @@ def _square(rgb: np.ndarray, size: int) -> np.ndarray:
 
 
 def _load_prepared(root: Path, size: int) -> ReferenceSet:
-    from passersby.train.data import DatasetError, load_training_set
+    from passersby.data.training_set import DatasetError, load_training_set
 
     try:
         data = load_training_set(root)

@@ -63,30 +63,16 @@ def _when(t: float) -> str:
 
 def _faces(model: Optional[Path], label: str, runtime: str) -> tuple[Callable, Callable, str]:
     """(renderer, proposer, model hash) for the faces of one screen (`label`) of `model`."""
-    from passersby.checkpoint import load_model
-    from passersby.runtime import make_renderer
-    from passersby.sample import default_model_path
     from passersby.model.direction import steered_proposer
+    from passersby.model.load import load_generator, screen_steering
+    from passersby.runtime import make_renderer
 
-    g, info = load_model(model or default_model_path())
-    g = g.float().eval()  # stored fp16; this CPU computes in fp32
-    cfg = info.config
+    g, info = load_generator(model)
     steer = "" if label == "any" else label
-    label_index, vector, scale = None, None, 0.0
-    if cfg.n_classes:
-        if steer not in cfg.class_names:
-            raise ValueError(f"{info.path.name} is conditional: --label must be one of {list(cfg.class_names)}")
-        label_index = cfg.class_names.index(steer)
-    elif steer:
-        from passersby.train.direction import load_direction
-
-        direction = load_direction(info.meta)
-        if direction is None:
-            raise ValueError(f"{info.path}: has no masculine/feminine direction; use --label any "
-                             "or run `passersby direction`")
-        vector, scale = direction.vector, direction.scale_for(steer)
+    # A conditional model's faces are always one class here: every rating is of a screen's face.
+    label_index, vector, scale = screen_steering(info, steer, "--label", between_classes=False)
     renderer = make_renderer(g, runtime, threads=1, label=label_index)
-    return renderer, steered_proposer(cfg.z_dim, vector, scale, steer), info.hash
+    return renderer, steered_proposer(info.config.z_dim, vector, scale, steer), info.hash
 
 
 @taste_app.callback()

@@ -76,7 +76,7 @@ def train_command(
         torchrun --nproc_per_node 2 -m passersby.cli train data/portraits --out runs/ddp
     """
     from passersby.checkpoint import CheckpointError
-    from passersby.train.data import DatasetError
+    from passersby.data.training_set import DatasetError
     from passersby.train.kinds import KINDS
     from passersby.train.recipes import recipe_defaults
     from passersby.train.run import train

@@ -237,9 +237,3 @@ def _dtypes(path: Path) -> set[str]:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n])
     return {v["dtype"] for k, v in header.items() if k != "__metadata__"}
-
-
-def load_direction(meta: dict) -> LabelDirection | None:
-    """The model's masculine/feminine direction, if it has one."""
-    d = meta.get("directions", {}).get("sex")
-    return LabelDirection.from_dict(d) if d else None

@@ -36,7 +36,7 @@ def direction_command(
     """
     from passersby.checkpoint import CheckpointError
     from passersby.sample import default_model_path
-    from passersby.train.data import DatasetError
+    from passersby.data.training_set import DatasetError
     from passersby.train.direction import PROBES, fit_direction, write_with_direction
 
     src = model or default_model_path()

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from passersby.config import TrainConfig
 from passersby.model.enhancer import Enhancer, PatchCritic
-from passersby.train.data import TrainingSet
+from passersby.data.training_set import TrainingSet
 from passersby.train.report import grid_image, save_png, to_uint8
 from passersby.train.state import TrainState
 
@@ -144,18 +144,3 @@ def evaluate(e: Enhancer, data: TrainingSet, cfg: TrainConfig, device: torch.dev
 
     m = restore_scores(held_out_faces(data), upscaler(e), cfg.model.scale)
     return {**m, "score": m["feature_distance"]}
-
-
-def load_enhancer(path, device: str | torch.device = "cpu"):
-    """An enhancer file written by training: (Enhancer in eval mode, ModelInfo).
-
-    Raises:
-        CheckpointError: not an enhancer file, or damaged.
-
-    Example:
-        >>> enhancer, info = load_enhancer("runs/enhancer/model.safetensors")  # doctest: +SKIP
-    """
-    from passersby.checkpoint import load_kind_file
-    from passersby.config import EnhancerConfig
-
-    return load_kind_file(path, "enhancer", EnhancerConfig, Enhancer, device)

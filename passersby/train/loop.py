@@ -27,7 +27,7 @@ from passersby.model.augment import diff_augment, parse_policy
 from passersby.model.discriminator import Discriminator
 from passersby.model.generator import Generator, recalibrate_batchnorm
 from passersby.train import dist
-from passersby.train.data import TrainingSet
+from passersby.data.training_set import TrainingSet
 from passersby.train.report import grid_image, plot_curves, save_png, to_uint8
 from passersby.train.state import RNG_NAMES, Rngs, TrainState, pack, rng_states, unpack
 

@@ -24,7 +24,7 @@ from passersby.config import TrainConfig
 from passersby.model.augment import diff_augment, parse_policy
 from passersby.model.markers import perturb, read_markers, smooth_field, warp
 from passersby.model.painter import Painter
-from passersby.train.data import TrainingSet
+from passersby.data.training_set import TrainingSet
 from passersby.train.report import grid_image, save_png, to_uint8
 from passersby.train.state import TrainState
 
@@ -167,18 +167,3 @@ def evaluate(g: Painter, data: TrainingSet, cfg: TrainConfig, device: torch.devi
     m.pop("memorisation", None)  # pictures painted from real faces are close to them by design
     m["loop_steps"] = LOOP_STEPS
     return m
-
-
-def load_painter(path, device: str | torch.device = "cpu"):
-    """A painter file written by training: (Painter in eval mode, ModelInfo).
-
-    Raises:
-        CheckpointError: not a painter file (e.g. a generator), or damaged.
-
-    Example:
-        >>> painter, info = load_painter("runs/painter/model.safetensors")  # doctest: +SKIP
-    """
-    from passersby.checkpoint import load_kind_file
-    from passersby.config import PainterConfig
-
-    return load_kind_file(path, "painter", PainterConfig, Painter, device)

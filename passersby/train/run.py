@@ -11,7 +11,7 @@ import torch
 from passersby.checkpoint import CheckpointError
 from passersby.config import ModelConfig, TrainConfig
 from passersby.train import dist
-from passersby.train.data import load_training_set
+from passersby.data.training_set import load_training_set
 from passersby.train.kinds import kind_of
 from passersby.train.loop import latest_checkpoint, resume, save_checkpoint
 from passersby.train.report import plot_curves

@@ -107,8 +107,8 @@ def test_a_feedback_frame_through_the_enhancer_replays_from_its_key(tmp_path, ti
     from passersby.runtime import make_renderer, make_upscaler
     from passersby.stream.feedback import replay
     from passersby.stream.ledger import Ledger
-    from passersby.train.enhancer import load_enhancer
-    from passersby.train.painter import load_painter
+    from passersby.model.load import load_enhancer
+    from passersby.model.load import load_painter
 
     torch.manual_seed(0)
     pcfg = PainterConfig(resolution=64, ngf=8, depth=3, ndf=8, d_resolution=64)

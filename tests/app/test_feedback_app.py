@@ -19,7 +19,7 @@ from passersby.runtime import make_renderer
 from passersby.settings import ScreenSettings, load_settings
 from passersby.stream.feedback import replay
 from passersby.stream.ledger import Ledger
-from passersby.train.painter import load_painter
+from passersby.model.load import load_painter
 
 
 def _settings(model: Path, painter: Path, **over):

@@ -62,7 +62,7 @@ def test_a_curator_without_ratings_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_labelled_screens_push_anchors_along_the_models_direction(tmp_path: Path) -> None:
-    from passersby.train.direction import load_direction
+    from passersby.model.load import load_direction
 
     _, info = load_model(default_model_path())
     d = load_direction(info.meta)

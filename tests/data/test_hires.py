@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from passersby.cli import app
 from passersby.data.hires import held_out_picture, native_face_squares, square_around
 from passersby.data.manifest import DatasetError, load_manifest
-from passersby.train.data import load_training_set
+from passersby.data.training_set import load_training_set
 
 
 def test_square_around_centres_on_the_face_and_stays_inside_the_picture():

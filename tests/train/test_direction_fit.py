@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from passersby.cli import app
 from passersby.checkpoint import load_model
 from passersby.sample import default_model_path
-from passersby.train.direction import SCALES, choose_scale, face_brightness, fit_direction, grey, load_direction, \
-    write_with_direction
+from passersby.model.load import load_direction
+from passersby.train.direction import SCALES, choose_scale, face_brightness, fit_direction, grey, write_with_direction
 
 
 def test_grey_and_brightness() -> None:

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from passersby.checkpoint import CheckpointError, load_model
-from passersby.train.enhancer import load_enhancer, restore_loss, shrink
-from passersby.train.painter import load_painter
+from passersby.model.load import load_enhancer
+from passersby.train.enhancer import restore_loss, shrink
+from passersby.model.load import load_painter
 from passersby.train.run import train
 
 from .test_training import _compare_states

@@ -10,7 +10,7 @@ from passersby.checkpoint import CheckpointError, load_model, load_train_state
 from passersby.config import PainterConfig, TrainConfig
 from passersby.model.markers import perturb, read_markers
 from passersby.model.painter import Painter
-from passersby.train.painter import load_painter
+from passersby.model.load import load_painter
 from passersby.train.run import train
 
 from .test_training import _compare_states
@@ -101,7 +101,7 @@ def test_the_cli_trains_a_painter_and_refuses_a_gan_recipe_for_it(tmp_path, prep
 
 def test_self_feed_reads_the_painters_own_painting(prepared_data, train_config, monkeypatch):
     from passersby.train import dist
-    from passersby.train.data import load_training_set
+    from passersby.data.training_set import load_training_set
     from passersby.train.painter import build_state, train_step
 
     calls = []
@@ -119,7 +119,7 @@ def test_self_feed_reads_the_painters_own_painting(prepared_data, train_config, 
 
 def test_the_pool_keeps_the_loops_own_states_and_learns_to_paint_their_faces_back(prepared_data, train_config):
     from passersby.train import dist
-    from passersby.train.data import load_training_set
+    from passersby.data.training_set import load_training_set
     from passersby.train.painter import build_state, train_step
 
     cfg = train_config(model=tiny_painter(pool=4, pool_depth=3), batch_size=4)  # 2 of 4 from the pool

@@ -68,7 +68,7 @@ def test_conditional_projection_only_for_known_labels(model_config):
 
 def test_train_step_changes_heads_only(model_config, train_config, prepared_data):
     from passersby.train import dist
-    from passersby.train.data import load_training_set
+    from passersby.data.training_set import load_training_set
 
     cfg = train_config(model=_cfg(model_config), beta1=0.0, beta2=0.99)
     ts = build_state(cfg, torch.device("cpu"))
@@ -132,7 +132,7 @@ def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
 
 def test_mode_seeking_pairs_share_their_class(model_config, train_config, prepared_data, monkeypatch):
     from passersby.train import dist
-    from passersby.train.data import load_training_set
+    from passersby.data.training_set import load_training_set
 
     cfg = train_config(model=_cfg(model_config, class_names=("feminine", "masculine")), batch_size=6, ms_weight=1.0)
     ts = build_state(cfg, torch.device("cpu"))
@@ -148,7 +148,7 @@ def test_feature_space_mode_seeking_uses_the_discriminators_pooled_features(mode
     from passersby.config import TrainConfig
     from passersby.train import dist
     from passersby.train import loop
-    from passersby.train.data import load_training_set
+    from passersby.data.training_set import load_training_set
 
     cfg = train_config(model=_cfg(model_config), batch_size=4, ms_weight=1.0, ms_space="features")
     ts = build_state(cfg, torch.device("cpu"))
