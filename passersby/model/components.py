@@ -39,7 +39,7 @@ class Box:
 
 
 # Measured on the mean of the 754 aligned training faces (prepare --zoom 1.3): eye centres at
-# y ~0.45, x ~0.35 / 0.65; mouth at y ~0.79, x 0.42-0.58 (docs/default-model/component-boxes.png).
+# y ~0.45, x ~0.35 / 0.65; mouth at y ~0.79, x 0.42-0.58 (docs/model-v3/component-boxes.jpg).
 BOXES = (
     Box("eyes", 0.20, 0.33, 0.80, 0.57, 64, 160),
     Box("mouth", 0.31, 0.69, 0.69, 0.89, 64, 128),
