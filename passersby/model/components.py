@@ -24,6 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+from passersby.model.projected import fix_randomly
+
 
 @dataclass(frozen=True)
 class Box:
@@ -92,12 +94,7 @@ class ComponentDiscriminator(nn.Module):
         self.boxes = boxes
         g = torch.Generator().manual_seed(1)
         self.mix = nn.ModuleList(nn.Conv2d(c, m, 1) for c, m in zip(TAP_CHANNELS, MIXED))
-        for conv in self.mix:  # Kaiming-uniform from an explicit stream: the same in every run
-            bound = (6.0 / conv.in_channels) ** 0.5
-            with torch.no_grad():
-                conv.weight.copy_(torch.rand(conv.weight.shape, generator=g) * 2 * bound - bound)
-                conv.bias.zero_()
-        self.mix.requires_grad_(False)
+        fix_randomly(self.mix, g)
         self.heads = nn.ModuleDict({b.name: nn.ModuleList(PartHead(m, width) for m in MIXED) for b in boxes})
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:

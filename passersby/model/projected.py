@@ -43,6 +43,18 @@ def _trunk_maps(net: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return trunk_maps(net, x, TAPS)
 
 
+def fix_randomly(module: nn.Module, g: torch.Generator) -> None:
+    """Kaiming-uniform weights, zero biases for every conv of `module`, drawn in module order from
+    the explicit stream `g` (the same in every run), then frozen: fixed random projections."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            bound = (6.0 / (m.in_channels * m.kernel_size[0] * m.kernel_size[1])) ** 0.5
+            with torch.no_grad():
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 2 * bound - bound)
+                m.bias.zero_()
+    module.requires_grad_(False)
+
+
 class RandomMixing(nn.Module):
     """Fixed random CCM (1x1 per scale) and CSM (top-down 1x1 + 3x3 merge) over the tapped maps."""
 
@@ -55,13 +67,7 @@ class RandomMixing(nn.Module):
             nn.Conv2d(MIXED_CHANNELS[i + 1], MIXED_CHANNELS[i], 1) for i in range(len(TAPS) - 1)
         )
         self.smooth = nn.ModuleList(nn.Conv2d(m, m, 3, 1, 1) for m in MIXED_CHANNELS)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):  # Kaiming-uniform from an explicit stream: reproducible
-                bound = (6.0 / (m.in_channels * m.kernel_size[0] * m.kernel_size[1])) ** 0.5
-                with torch.no_grad():
-                    m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 2 * bound - bound)
-                    m.bias.zero_()
-        self.requires_grad_(False)
+        fix_randomly(self, g)
 
     def forward(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
         mixed = [ccm(x) for ccm, x in zip(self.ccm, maps)]

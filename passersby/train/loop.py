@@ -59,7 +59,7 @@ def state_for(G: torch.nn.Module, D: torch.nn.Module, cfg: TrainConfig, rank: in
     # Only trainable parameters: the projected discriminator's random mixing stays fixed.
     opt_d = torch.optim.Adam([p for p in D.parameters() if p.requires_grad], lr=cfg.lr, betas=betas)
     ts = TrainState(G, D, G_ema, opt_g, opt_d, Rngs.seeded(cfg.seed, rank))
-    if getattr(cfg, "parts_weight", 0) > 0:
+    if cfg.parts_weight > 0:
         from passersby.model.components import ComponentDiscriminator
 
         ts.P = ComponentDiscriminator(width=cfg.model.ndf * 2).to(next(D.parameters()).device)
