@@ -42,7 +42,7 @@ def propose(rng: np.random.Generator) -> np.ndarray:
 
 def worker(backend: str, where: str, url: str, console: str, seconds: float, lease: int) -> None:
     """Claim for `seconds`; print one JSON line: the latencies in ms (leased: after filling the lease)."""
-    from passersby.stream.ledgers import LedgerSpec
+    from passersby.stream.ledger import LedgerSpec
 
     path = Path(where) if backend == "sqlite" else Path(where) / console / "ledger.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,13 +34,13 @@ def ledger_path(home: Path | None = None) -> Path:
 
 
 def ledger_spec(settings, home: Path | None = None):
-    """The installation's ledger (stream/ledgers.LedgerSpec) from its settings' [ledger] and home.
+    """The installation's ledger (stream/ledger.LedgerSpec) from its settings' [ledger] and home.
 
     Example:
         >>> ledger_spec(load_settings(None), Path("/srv/gallery")).path  # doctest: +SKIP
         PosixPath('/srv/gallery/ledger.sqlite')
     """
-    from passersby.stream.ledgers import LedgerSpec
+    from passersby.stream.ledger import LedgerSpec
 
     led = settings.ledger
     return LedgerSpec(ledger_path(home), led.url, led.console, led.lease)

@@ -176,9 +176,13 @@ def pg_server():
 @pytest.fixture
 def pg_url(pg_server, request) -> str:
     """A fresh, empty database on the session's server; its URL."""
+    import hashlib
     import re
 
-    name = "t_" + re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:50]
+    # PostgreSQL names stop at 63 bytes; the hash keeps the backends of a parametrized test
+    # (the same long name, another [id] at its end) in databases of their own.
+    node = request.node.name.lower()
+    name = "t_" + re.sub(r"[^a-z0-9_]", "_", node)[:50] + "_" + hashlib.sha1(node.encode()).hexdigest()[:8]
     if not (pg_server.data / "postmaster.pid").exists():  # a test stopped it
         pg_server.start()
     return pg_server.create_database(name)

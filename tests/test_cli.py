@@ -101,12 +101,12 @@ def test_module_entry_point():
 
 def test_a_full_disk_while_rendering_is_one_error_line(tmp_path, tiny_model_file, monkeypatch):
     """Issue 11: a ledger that cannot record (disk full) ended `render`/`serve` with a traceback."""
-    from passersby.stream.ledger import Ledger, LedgerError
+    from passersby.stream.ledger import LedgerError, SqliteLedger
 
     def full(self, *a, **k):
         raise LedgerError(f"{self.path}: cannot record the face (database or disk is full); free disk space")
 
-    monkeypatch.setattr(Ledger, "claim", full)
+    monkeypatch.setattr(SqliteLedger, "claim", full)
     res = _invoke("render", "--seconds", "0.2", "--out", str(tmp_path / "x.mp4"), "--home", str(tmp_path / "home"),
                   "--model", str(tiny_model_file), "--runtime", "torch", "--enhancer", "off")
     assert res.exit_code == 1, res.output

@@ -34,7 +34,22 @@ def offenders(prefixes: tuple[str, ...], allowed: tuple[str, ...]) -> list[str]:
 
 
 def test_the_stream_core_imports_only_itself():
-    assert offenders(("passersby.stream",), ("passersby.stream", "passersby.atomic")) == []
+    # sqlite_open: the one way passersby opens its SQLite stores, a leaf like atomic.
+    assert offenders(("passersby.stream",), ("passersby.stream", "passersby.atomic", "passersby.sqlite_open")) == []
+
+
+def test_the_ledger_package_is_checked_and_sits_below_the_rest_of_the_stream():
+    """The ledger is the stream's lowest layer: it imports no other stream module (the engine
+    and the sources use it, never the other way), and the leaf helpers import nothing of ours."""
+    deps = imports()
+    ledger = sorted(m for m in deps if m.startswith("passersby.stream.ledger"))
+    for expected in ("passersby.stream.ledger", "passersby.stream.ledger.core", "passersby.stream.ledger.sqlite",
+                     "passersby.stream.ledger.postgres", "passersby.stream.ledger.leased",
+                     "passersby.stream.ledger.protocol", "passersby.stream.ledger.spec"):
+        assert expected in ledger  # the checker walks the package too
+    assert offenders(("passersby.stream.ledger",), ("passersby.stream.ledger", "passersby.atomic",
+                                                    "passersby.sqlite_open")) == []
+    assert deps["passersby.sqlite_open"] == set() and deps["passersby.atomic"] == set()
 
 
 def test_sinks_see_only_frames():

@@ -51,14 +51,14 @@ class GalleryBackend:
         rerenderer: app/rerender.Rerenderer for anchors (recent faces) and best re-renders, or
             None (then "recently shown" is off).
         enhancer: the enhancer file for prints, or None.
-        ledger: the ledger (stream/ledgers.LedgerSpec, or an SQLite file) for "recently shown", or None.
+        ledger: the ledger (stream/ledger.LedgerSpec, or an SQLite file) for "recently shown", or None.
 
     Example:
         >>> backend = GalleryBackend(home, rerenderer, enhancer, home / "ledger.sqlite")  # doctest: +SKIP
     """
 
     def __init__(self, home: Path, rerenderer=None, enhancer: Path | None = None, ledger=None) -> None:
-        from passersby.stream.ledgers import as_spec
+        from passersby.stream.ledger import as_spec
 
         self.home, self.rr, self.enhancer = Path(home), rerenderer, enhancer
         self.ledger = None if ledger is None else as_spec(ledger)

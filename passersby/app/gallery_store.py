@@ -7,10 +7,11 @@ every mark that was acknowledged.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+from passersby.sqlite_open import open_sqlite
 
 STATUSES = ("", "keep", "reject")
 NOTE_MAX = 4000
@@ -37,9 +38,9 @@ class GalleryMarks:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One connection for the server's worker threads; SQLite serialises, the lock in set() the rest.
-        self.con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.con.execute("PRAGMA journal_mode=WAL")
-        self.con.execute("PRAGMA synchronous=FULL")
+        # Kept as they always were here: sqlite3's default 5 s busy timeout (one server writes
+        # the marks), and whatever journal mode SQLite grants (no WAL check, unlike the ledger).
+        self.con = open_sqlite(self.path, busy_timeout_s=5.0, threads=True, require_wal=False)
         self.con.execute(_SCHEMA)
 
     def close(self) -> None:

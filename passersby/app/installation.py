@@ -24,7 +24,7 @@ from passersby.runtime import make_renderer, resolve
 from passersby.scratch import ScratchDir
 from passersby.settings import ScreenSettings, Settings
 from passersby.stream.engine import Engine, ScreenPlan
-from passersby.stream.ledgers import LedgerSpec
+from passersby.stream.ledger import LedgerSpec
 from passersby.stream.sources import LatentWalk
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def _painter(settings: Settings, realtime: bool = True):
 def _critic(g: torch.nn.Module, runtime: str, label_index: int | None) -> Callable[[np.ndarray], float]:
     """z -> the face detector's score of the rendered face (data/faces.face_score). Its own
     renderer: it runs inside the ledger claim, in the screen's producer thread (or, on an
-    edition's console, in the lease worker thread: stream/lease.py), never in two at once."""
+    edition's console, in the lease worker thread: stream/ledger/leased.py), never in two at once."""
     from passersby.data.faces import face_score
 
     render = make_renderer(g, runtime, 1, label_index)

@@ -19,8 +19,7 @@ from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Iterator
 
-from passersby.stream.ledger_core import LedgerError
-from passersby.stream.ledgers import is_postgres
+from passersby.stream.ledger import LedgerCore, LedgerError, PgLedger, SqliteLedger, is_postgres
 
 
 @dataclass(frozen=True)
@@ -32,18 +31,17 @@ class MigrateReport:
     verified: bool
 
 
-def _open(where: str, dim: int | None = None, meta: dict[str, Any] | None = None):
+def _open(where: str, dim: int | None = None, meta: dict[str, Any] | None = None) -> LedgerCore:
+    """The ledger at `where`, existing (meta None) or new with another ledger's description.
+
+    A LedgerCore, not any `Ledger`: migrating copies the stored description (`meta`)."""
     if is_postgres(where):
-        from passersby.stream.ledger_pg import PgLedger
-
         return PgLedger.open_existing(where) if meta is None else PgLedger(where, dim, meta=meta)
-    from passersby.stream.ledger import Ledger
-
     if meta is None:
-        return Ledger.open_existing(where)
+        return SqliteLedger.open_existing(where)
     if Path(where).exists() and Path(where).stat().st_size:
         raise LedgerError(f"{where}: exists already; migrate into a new file")
-    return Ledger(where, dim, meta=meta)
+    return SqliteLedger(where, dim, meta=meta)
 
 
 def _rename(channel: str, console: str, into_pg: bool) -> str:

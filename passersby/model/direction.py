@@ -30,7 +30,7 @@ def steered_proposer(z_dim: int, vector: np.ndarray | None, scale: float, label:
     """rng -> anchor: z ~ N(0, I), with its component along `vector` set to +scale (masculine)
     or -scale (feminine) when a label and a direction are given (a LabelDirection's vector and
     `scale_for(label)`); plain N(0, I) otherwise. All randomness comes from the rng passed in,
-    as the never-repeat ledger needs (stream/ledger.py).
+    as the never-repeat ledger needs (stream/ledger/).
 
     Example:
         >>> propose = steered_proposer(4, np.array([1.0, 0, 0, 0]), 3.0, "feminine")

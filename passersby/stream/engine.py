@@ -34,8 +34,7 @@ import numpy as np
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
-from passersby.stream.ledger import LedgerError
-from passersby.stream.ledgers import LedgerSpec, as_spec
+from passersby.stream.ledger import Ledger, LedgerError, LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
 from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
 
@@ -73,7 +72,7 @@ class LedgerAnchors:
                  seed: int | None, hold: threading.Event | None = None) -> None:
         self.spec, self.z_dim, self.channel = as_spec(ledger), z_dim, channel
         self.propose, self.model_hash, self.seed = propose, model_hash, seed
-        self.ledger = None  # a stream/ledgers backend, opened on the first claim
+        self.ledger: Ledger | None = None  # opened on the first claim
         self.by_position: dict[int, int] = {}  # walk anchor position -> ledger id (recent ones)
         self.claimed = 0
         # Set (by the engine, while it runs live): a claim the ledger cannot record (a full
@@ -189,7 +188,7 @@ class Engine:
         plans: one ScreenPlan per screen, in display order.
         fps: frames per second per screen (the pacer's rate).
         ledger: the do-not-use ledger (shared by all screens, one channel each): a
-            stream/ledgers.LedgerSpec (SQLite file or an edition's PostgreSQL) or an SQLite path.
+            stream/ledger.LedgerSpec (SQLite file or an edition's PostgreSQL) or an SQLite path.
         z_dim: latent size.
         model_hash: identity of the rendering model (frame keys, ledger rows).
         queue_size: frames rendered ahead per screen.

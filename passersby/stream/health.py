@@ -35,7 +35,7 @@ DEGRADED_FPS_SHARE = 0.9
 LOW_DISK_BYTES = 2 * 1024 ** 3
 DISK_WARN_DAYS = 30
 MEMORY_GROWN_MB = 256.0
-LEDGER_BYTES_PER_FACE = 820  # measured (stream/ledger.py docstring): z, hash, 8 keys, 9 indexes
+LEDGER_BYTES_PER_FACE = 820  # measured (stream/ledger/ docstring): z, hash, 8 keys, 9 indexes
 RENDER_BUCKETS = (0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -68,7 +68,7 @@ def health(engine: "Engine") -> dict[str, Any]:
                 and now - engine.pacer.started > 5:
             level = max(level, 1)
             reasons.append(f"screen {name} at {fps.get(name, 0):.1f} of {engine.fps:.0f} fps")
-        lease = getattr(p.anchors.ledger, "last_state", None)  # an edition console (stream/lease.py)
+        lease = getattr(p.anchors.ledger, "last_state", None)  # an edition console (stream/ledger/leased.py)
         if lease is not None:
             screens[name]["leases_left"] = lease["leases_left"]
             if not getattr(p.anchors.ledger, "shared", True):  # live, from the lease worker

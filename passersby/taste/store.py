@@ -33,6 +33,7 @@ import numpy as np
 
 from passersby.atomic import atomic_open, fsync_dir
 from passersby.home import resolve_home
+from passersby.sqlite_open import CannotOpen, NoWal, open_sqlite
 from passersby.taste.model import RATINGS
 
 FORMAT = "passersby-taste"
@@ -166,11 +167,15 @@ class TasteStore:
         if not self.path.parent.is_dir():
             raise self._err("its directory does not exist; create it first")
         try:
-            # isolation_level=None: BEGIN IMMEDIATE / COMMIT are ours. check_same_thread=False:
-            # the app calls from worker threads, always under self._lock.
-            return sqlite3.connect(self.path, timeout=_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        except sqlite3.Error as e:
+            # WAL + synchronous=FULL: the WAL is fsynced at every commit, so an acknowledged rating
+            # survives power loss. threads: the app calls from worker threads, always under self._lock.
+            return open_sqlite(self.path, busy_timeout_s=_TIMEOUT_S, threads=True)
+        except CannotOpen as e:
             raise self._err(f"cannot open ({e}); check the path and its permissions") from e
+        except NoWal as e:
+            raise self._err(f"cannot use write-ahead logging (journal mode {e.mode!r}); put it on a local disk") from e
+        except sqlite3.Error as e:  # e.g. "file is not a database", from the first pragma
+            raise self._sql_failure(e, "opening") from e
 
     def _sql_failure(self, e: sqlite3.Error, doing: str) -> TasteStoreError:
         msg = str(e)
@@ -185,11 +190,6 @@ class TasteStore:
     def _open_or_create(self) -> None:
         con = self.con
         try:
-            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise self._err(f"cannot use write-ahead logging (journal mode {mode!r}); put it on a local disk")
-            # FULL: the WAL is fsynced at every commit, so an acknowledged rating survives power loss.
-            con.execute("PRAGMA synchronous=FULL")
             names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not names:
                 self._create()

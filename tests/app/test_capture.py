@@ -17,7 +17,7 @@ from passersby.app.installation import build
 from passersby.app.rerender import RerenderError
 from passersby.checkpoint import file_hash
 from passersby.settings import ScreenSettings, load_settings
-from passersby.stream.ledger import Ledger, LedgerError
+from passersby.stream.ledger import LedgerError, SqliteLedger
 
 
 def _settings(model: Path, painter: Path, enhancer: Path, **over):
@@ -62,7 +62,7 @@ def test_capturing_a_running_screen_keeps_its_best_re_render(tmp_path, tiny_mode
         deadline = time.monotonic() + 30
         while any(inst.engine.hub.latest(s) is None for s in ("left", "right")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+        with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
             before = len(led)
         caps = [capture_screen(inst, s) for s in ("left", "right")]
         with pytest.raises(ValueError, match="no screen 'middle'"):
@@ -75,7 +75,7 @@ def test_capturing_a_running_screen_keeps_its_best_re_render(tmp_path, tiny_mode
         assert cap.image().shape == (128, 128, 3) and r["shown_size"] == [128, 128]
         assert r["anchor_id"] is not None and cap.path.parent == tmp_path / "captures"
     assert [c.id for c in list_captures(tmp_path)] == sorted(c.id for c in caps)
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         assert len(led) >= before  # captures read the ledger; the screens went on claiming faces
         ids = {row[0] for row in led.recent("left", 1000)} | {row[0] for row in led.recent("right", 1000)}
     assert {c.record["anchor_id"] for c in caps} <= ids

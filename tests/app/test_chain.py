@@ -106,7 +106,7 @@ def test_a_feedback_frame_through_the_enhancer_replays_from_its_key(tmp_path, ti
     from passersby.model.painter import Painter
     from passersby.runtime import make_renderer, make_upscaler
     from passersby.stream.feedback import replay
-    from passersby.stream.ledger import Ledger
+    from passersby.stream.ledger import SqliteLedger
     from passersby.model.load import load_enhancer
     from passersby.model.load import load_painter
 
@@ -125,7 +125,7 @@ def test_a_feedback_frame_through_the_enhancer_replays_from_its_key(tmp_path, ti
     render = make_renderer(g.float().eval(), "torch", 1, -1)
     step = loop_step(load_painter(painter)[0])
     up = make_upscaler(load_enhancer(tiny_enhancer_file)[0], "torch", side=64)
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         rows = dict(led.recent("loop", 100))
     for f in frames[::3]:
         assert f.image.shape == (128, 128, 3) and f.key["stages"] == [{"enhancer": file_hash(tiny_enhancer_file)}]

@@ -17,7 +17,7 @@ import numpy as np
 from typer.testing import CliRunner
 
 from passersby.cli import app
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,7 @@ def test_render_writes_an_h264_video_of_both_screens_that_decodes_back(tmp_path:
     assert min(steps) > 0.05, steps  # every frame differs from the last: the network drew each
     left, right = frames[10][:, :512].astype(int), frames[10][:, 512:].astype(int)
     assert np.abs(left - right).mean() > 10  # two different faces
-    with Ledger.open_existing(home / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(home / "ledger.sqlite") as led:
         stats = led.stats()
         assert set(stats.channels) == {"masculine", "feminine"} and len(led) >= 6
 

@@ -18,7 +18,7 @@ from passersby.cli import app
 from passersby.runtime import make_renderer
 from passersby.settings import ScreenSettings, load_settings
 from passersby.stream.feedback import replay
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 from passersby.model.load import load_painter
 
 
@@ -48,7 +48,7 @@ def test_a_feedback_screen_beside_a_walk_screen_and_replay(tmp_path: Path, tiny_
     g, _ = load_model(tiny_model_file)
     render = make_renderer(g.float().eval(), "torch", 1, 0)  # class 0 = feminine
     step = loop_step(load_painter(painter_file)[0])
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         rows = dict(led.recent("left", 100))
     for f in left[::3]:
         np.testing.assert_array_equal(replay(f.key, rows.__getitem__, render, step), f.image)

@@ -12,7 +12,7 @@ from passersby.checkpoint import load_model
 from passersby.sample import default_model_path
 from passersby.settings import ScreenSettings, TasteSettings, load_settings
 from passersby.app.installation import build
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 from passersby.taste.store import TasteStore
 
 
@@ -47,7 +47,7 @@ def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path
             inst.engine.take(0)
     finally:
         inst.close()
-    with Ledger.open_existing(home / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(home / "ledger.sqlite") as led:
         steered = np.stack([z for _, z in led.recent("solo", 100)])
     assert len(steered) >= 5
     assert float(np.mean(steered @ u)) > 1.0  # unsteered anchors average 0 along u (sd 1)
@@ -76,7 +76,7 @@ def test_labelled_screens_push_anchors_along_the_models_direction(tmp_path: Path
     finally:
         inst.close()
     v = d.vector / np.linalg.norm(d.vector)
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         for channel, sign, label in (("m", 1, "masculine"), ("f", -1, "feminine")):
             proj = [float(z @ v) for _, z in led.recent(channel, 50)]
             assert proj and all(abs(p - sign * d.scale_for(label)) < 1e-3 for p in proj), proj
@@ -96,7 +96,7 @@ def test_the_critic_only_lets_clear_faces_through(tmp_path: Path) -> None:
         inst.close()
     g, _ = load_model(default_model_path())
     render = make_renderer(g.float().eval(), "auto")
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         anchors = np.stack([z for _, z in led.recent("solo", 100)])
     scores = [face_score(im) for im in render(anchors)]
     assert len(scores) >= 4 and min(scores) >= 0.8 - 1e-3, scores

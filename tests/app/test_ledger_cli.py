@@ -10,14 +10,14 @@ from typer.testing import CliRunner
 
 from passersby.cli import app
 from passersby.home import ledger_path, resolve_home
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 
 runner = CliRunner()
 
 
 def _fill(home, n_a: int, n_b: int) -> None:
     propose = lambda rng: rng.standard_normal(16).astype(np.float32)  # noqa: E731
-    with Ledger(ledger_path(home), dim=16, seed=3) as led:
+    with SqliteLedger(ledger_path(home), dim=16, seed=3) as led:
         for _ in range(n_a):
             led.claim("masculine", propose, "model-a")
         for _ in range(n_b):

@@ -10,9 +10,7 @@ from typer.testing import CliRunner
 from passersby.app.migrate import migrate
 from passersby.cli import app
 from passersby.home import ledger_path
-from passersby.stream.lease import LeasedLedger
-from passersby.stream.ledger import Ledger, LedgerError
-from passersby.stream.ledger_pg import PgLedger
+from passersby.stream.ledger import LeasedLedger, LedgerError, PgLedger, SqliteLedger
 
 runner = CliRunner()
 D = 16
@@ -31,7 +29,7 @@ def _home(tmp_path, url: str, console: str = "g1"):
 
 def test_migrate_sqlite_to_postgres_and_back_loses_nothing(pg_url, tmp_path) -> None:
     src = ledger_path(tmp_path)
-    with Ledger(src, D, seed=3) as led:
+    with SqliteLedger(src, D, seed=3) as led:
         for ch in ("masculine", "feminine"):
             for _ in range(30):
                 led.claim(ch, propose, "m1")
@@ -41,13 +39,13 @@ def test_migrate_sqlite_to_postgres_and_back_loses_nothing(pg_url, tmp_path) -> 
         assert set(pg.stats().channels) == {"g1/masculine", "g1/feminine"} and pg.check(deep=True).ok
         # the console goes on where its SQLite ledger stopped: same RNG, new ids after the copied ones
         i, z = pg.claim("g1/masculine", propose, "m1")
-    with Ledger(src, D) as led:
+    with SqliteLedger(src, D) as led:
         j, z2 = led.claim("masculine", propose, "m1")
     assert i == j == 61 and np.array_equal(z, z2)
 
     back = tmp_path / "back.sqlite"
     assert migrate(pg_url, str(back), "g1").anchors == 61
-    with Ledger.open_existing(back) as b, Ledger.open_existing(src) as a:
+    with SqliteLedger.open_existing(back) as b, SqliteLedger.open_existing(src) as a:
         # equal but for the times of claim 61, made separately in each
         assert {c: v[:4] for c, v in b.rng_states().items()} == {c: v[:4] for c, v in a.rng_states().items()}
         rows_b, rows_a = ([r for batch in x.rows_for_copy() for r in batch] for x in (b, a))
@@ -60,7 +58,7 @@ def test_migrate_sqlite_to_postgres_and_back_loses_nothing(pg_url, tmp_path) -> 
 def test_migrate_refuses_same_kind_and_existing_files(pg_url, tmp_path) -> None:
     import pytest
 
-    with Ledger(tmp_path / "a.sqlite", D, seed=1) as led:
+    with SqliteLedger(tmp_path / "a.sqlite", D, seed=1) as led:
         led.claim("x", propose, "m")
     with pytest.raises(LedgerError, match="between SQLite and PostgreSQL"):
         migrate(str(tmp_path / "a.sqlite"), str(tmp_path / "b.sqlite"), "g1")

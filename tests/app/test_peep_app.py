@@ -20,7 +20,7 @@ from passersby.app.capture import capture_screen
 from passersby.app.installation import build
 from passersby.app.peep import SCREEN, PressLatency, peep_settings
 from passersby.settings import load_settings
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 
 
 def _settings(model: Path, enhancer: Path | None, **over):
@@ -64,7 +64,7 @@ def test_a_press_shows_a_claimed_enhanced_face_then_blank(tmp_path, tiny_model_f
         inst.close()
     assert state["faces_shown"] == 1 and state["presses"]["accepted"] == 1 and state["presses"]["ignored"] == 1
     assert latency.summary()["presses_answered"] == 1 and 0 < latency.seconds[0] < 1.0
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         assert [i for i, _ in led.recent(SCREEN, 10)] == face.key["ledger_ids"]  # its own channel, one face
 
 
@@ -118,7 +118,7 @@ def _press(home: Path) -> subprocess.CompletedProcess:
 
 
 def _peep_rows(home: Path) -> list[tuple[int, bytes]]:
-    with Ledger.open_existing(home / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(home / "ledger.sqlite") as led:
         return [(i, z.tobytes()) for i, z in led.recent(SCREEN, 100)]
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from passersby.stream.lease import LeasedLedger
-from passersby.stream.ledger import LedgerError
+from passersby.stream.ledger import LeasedLedger, LedgerError
 
 DIM = 128
 

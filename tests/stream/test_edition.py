@@ -15,9 +15,7 @@ import numpy as np
 
 from passersby.stream.engine import Engine
 from passersby.stream.health import health
-from passersby.stream.lease import LeasedLedger
-from passersby.stream.ledger_pg import PgLedger
-from passersby.stream.ledgers import LedgerSpec
+from passersby.stream.ledger import LeasedLedger, LedgerSpec, PgLedger
 from passersby.stream.walker import WalkConfig, frame_latent
 
 from .test_engine import WALK, fake_renderer, plans

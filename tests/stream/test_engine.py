@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from passersby.stream.engine import Engine, ScreenPlan
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 from passersby.stream.sources import LatentWalk
 from passersby.stream.walker import WalkConfig, frame_latent
 
@@ -47,7 +47,7 @@ def test_offline_frames_follow_the_walk_through_recorded_anchors(tmp_path: Path)
         frames = [e.take(0) for _ in range(20)]
         other = [e.take(1) for _ in range(20)]
     assert [f.index for f in frames] == list(range(20))
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         rows = {i: z for i, z in led.recent("left", 100)}
         assert len(led.recent("right", 100)) >= 3
     for f in frames[::7]:
@@ -127,7 +127,7 @@ def test_a_restart_continues_with_new_anchors(tmp_path: Path) -> None:
             e.start(pace=False)
             seen.append({i for f in (e.take(0) for _ in range(15)) for i in f.key["ledger_ids"]})
     assert not (seen[0] & seen[1]) and not (seen[1] & seen[2]) and not (seen[0] & seen[2])
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         z = np.stack([z for _, z in led.recent("left", 1000)])
         assert len({row.tobytes() for row in z}) == len(z)
 
@@ -154,7 +154,7 @@ def test_kill_9_mid_stream_never_shows_an_anchor_twice(tmp_path: Path) -> None:
         assert shown["left"] and shown["right"], f"run {k} showed nothing"
         runs.append(shown)
 
-    with Ledger.open_existing(path) as led:
+    with SqliteLedger.open_existing(path) as led:
         assert led.integrity_check() == "ok" and led.check(deep=True).ok
         rows = dict(led.recent(None, 100_000)) if False else {i: z for c in ("left", "right") for i, z in led.recent(c, 100_000)}
     assert len({z.tobytes() for z in rows.values()}) == len(rows)  # no anchor recorded twice
@@ -212,7 +212,7 @@ def test_any_frame_source_and_its_stages_run_in_the_engine(tmp_path: Path) -> No
     assert [f.key["face"] for f in frames] == [0] * 5 + [1] * 5 + [2] * 2
     assert all(f.image.shape == (8, 8, 3) and f.key["stages"] == ["double"] and f.key["screen"] == "solo"
                for f in frames)
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         rows = dict(led.recent("solo", 10))
     for f in frames:  # every face shown is a ledger row, and the key names it
         z = rows[f.key["ledger_ids"][0]]

@@ -10,7 +10,7 @@ import pytest
 
 from passersby.stream.engine import Engine, ScreenPlan
 from passersby.stream.feedback import FeedbackConfig, FeedbackLoop, crossfade_weight, drift_field, replay
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 from passersby.stream.vitals import Vitals
 
 from feedback_fakes import R, paintings, render_anchor, step
@@ -47,7 +47,7 @@ def test_segments_start_from_claimed_anchors_and_crossfade(tmp_path: Path) -> No
 
 
 def _anchor(tmp_path: Path, ledger_id: int) -> np.ndarray:
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         return dict(led.recent("loop", 1000))[ledger_id]
 
 

@@ -71,18 +71,18 @@ def test_a_ledger_that_cannot_record_holds_the_screens_and_they_resume_by_themse
     """Issue 11: a full disk ended `serve` (a LedgerError traceback). Never repeating beats being
     available: no new face while the ledger cannot record, and back by itself when it can."""
     import passersby.stream.engine as engine_mod
-    from passersby.stream.ledger import Ledger, LedgerError
+    from passersby.stream.ledger import LedgerError, SqliteLedger
 
     monkeypatch.setattr(engine_mod, "HOLD_FIRST_S", 0.05)
     full = {"on": False}
-    claim = Ledger.claim
+    claim = SqliteLedger.claim
 
     def maybe_full(self, *a, **k):
         if full["on"]:
             raise LedgerError(f"{self.path}: database or disk is full")
         return claim(self, *a, **k)
 
-    monkeypatch.setattr(Ledger, "claim", maybe_full)
+    monkeypatch.setattr(SqliteLedger, "claim", maybe_full)
     with engine(tmp_path) as e:
         e.start()
         assert _wait(lambda: e.status()["faces_this_run"] >= 4)
@@ -96,7 +96,7 @@ def test_a_ledger_that_cannot_record_holds_the_screens_and_they_resume_by_themse
         full["on"] = False
         assert _wait(lambda: "waiting_for_ledger" not in e.status() and e.status()["faces_this_run"] > claimed)
         assert e.health()["status"] == "ok"
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         assert led.check().ok
 
 

@@ -132,9 +132,9 @@ def test_in_the_engine_a_press_shows_a_face_within_frames(tmp_path):
             time.sleep(0.002)
         assert frame is not None and frame.shown_at - t0 < 0.3  # not after the 12 blank frames queued ahead (0.4 s)
         assert e.status()["screen_state"]["peep"]["faces_shown"] == 1
-    from passersby.stream.ledger import Ledger
+    from passersby.stream.ledger import SqliteLedger
 
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         assert [i for i, _ in led.recent("peep", 10)] == frame.key["ledger_ids"]
     with Engine([ScreenPlan("w", plan.propose, lambda a: _Still())], 30.0, tmp_path / "l2.sqlite", 8, "m") as e:
         with pytest.raises(PermissionError, match="no screen here takes a press"):

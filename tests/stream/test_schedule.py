@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 from passersby.stream.schedule import OpeningHours, Schedule
 
 from .test_engine import engine
@@ -68,5 +68,5 @@ def test_the_engine_sleeps_outside_opening_hours_and_wakes_on_time(tmp_path: Pat
             assert e.pacer.shown["left"] > shown["left"]
         finally:
             hours.stop()
-    with Ledger.open_existing(tmp_path / "ledger.sqlite") as led:
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
         assert len(led) >= claimed

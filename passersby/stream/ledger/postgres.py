@@ -1,6 +1,6 @@
 """The never-repeat ledger on PostgreSQL: one ledger shared by the consoles of an edition.
 
-Same promise, same claim protocol and near search as the SQLite ledger (stream/ledger_core.py):
+Same promise, same claim protocol and near search as the SQLite ledger (core.py):
 an anchor and its channel's advanced RNG are recorded in one transaction before anything is
 shown. What differs:
 
@@ -8,7 +8,7 @@ shown. What differs:
   claim's commit: two consoles can never record near copies of each other between one's check
   and its insert, whatever their channels. Proposals still run outside it.
 - Durability is PostgreSQL's (WAL, `synchronous_commit` as the server says; keep it `on`).
-- Channels are "<console>/<screen>" (stream/lease.py), so each console keeps its own RNGs.
+- Channels are "<console>/<screen>" (leased.py), so each console keeps its own RNGs.
 - `leases`: anchors claimed ahead for a console (`lease_console=`). Each lease row is written in
   the claim's own transaction, so an anchor handed to a console is on the do-not-use list
   before the console knows it. A console later reports each one `shown`, or `returned`
@@ -32,8 +32,9 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from passersby.stream.ledger_core import FORMAT, LedgerCore, LedgerError, LedgerUnreachable, check_args, new_meta
-from passersby.stream.lsh import LshParams
+from passersby.stream.ledger.common import FORMAT, LedgerError, LedgerUnreachable, check_args, new_meta
+from passersby.stream.ledger.core import LedgerCore
+from passersby.stream.ledger.lsh import LshParams
 
 LOCK_KEY = 0x70617373  # "pass": the advisory lock every claim's commit takes
 CONNECT_TIMEOUT_S = 5
@@ -83,8 +84,8 @@ class PgLedger(LedgerCore):
     Args:
         url: libpq connection URL, e.g. "postgresql://user:pw@host/db" or
             "postgresql:///db?host=/run/postgresql" (unix socket).
-        dim, threshold, channel, seed, half, lsh, create, meta: as for stream/ledger.Ledger.
-        lease_console: record every claim as leased to this console (stream/lease.py).
+        dim, threshold, channel, seed, half, lsh, create, meta: as for SqliteLedger (sqlite.py).
+        lease_console: record every claim as leased to this console (leased.py).
         connect_timeout: seconds to wait for the server (also bounds a stalled connection).
 
     Raises:

@@ -1,73 +1,25 @@
-"""The do-not-use ledger: every anchor ever shown, recorded before it is shown.
+"""The never-repeat ledger in one SQLite file: an installation's own ledger (the default).
 
-The installation promises never to show a face twice. An *anchor* is a latent z ~ N(0, I_d)
-(d = 128 for the default model); `Ledger.claim` draws one from the channel's RNG, rejects it
-if it is identical or closer than `threshold` to ANY anchor ever recorded (all channels, all
-years), records it together with the advanced RNG state in ONE SQLite transaction, and only
-then returns it. So:
+The promise, the threshold and the near search are in the package docstring
+(stream/ledger/__init__.py); the claim protocol is LedgerCore's (core.py). What is SQLite's:
 
-- a crash (even `kill -9`, or power loss: WAL with synchronous=FULL) before the commit loses
-  the anchor and the RNG step together: the restarted stream proposes the same anchor again,
-  which is fine because it was never shown;
-- a crash after the commit keeps both: the anchor stays on the do-not-use list and the RNG
-  never proposes it again. Either way, what was shown is recorded and never repeated.
-
-Proposals are made outside the transaction (optimistic concurrency, `claim`): the taste and the
-critic render candidates for a proposal, and SQLite's write lock must not be held meanwhile,
-or every other screen's claim would wait behind them.
-
-File: one SQLite database (stdlib sqlite3), WAL mode, durable commits. Tables: `meta` (format,
-version, dim, threshold, LSH rotations...), `anchors` (id, channel, z BLOB, zhash, one bucket
-key per LSH table, model_hash, shown_at = when it was claimed, just before it was shown) and
-`rng` (channel -> PCG64 state as JSON, anchors claimed, proposals rejected, first/last time).
+File: one SQLite database (stdlib sqlite3, opened by passersby/sqlite_open.py), WAL mode,
+synchronous=FULL: a crash (even `kill -9`, or power loss) before a claim's commit loses the
+anchor and the RNG step together, after it keeps both. Tables: `meta` (format, version, dim,
+threshold, LSH rotations...), `anchors` (id, channel, z BLOB, zhash, one bucket key per LSH
+table, model_hash, shown_at = when it was claimed, just before it was shown) and `rng`
+(channel -> PCG64 state as JSON, anchors claimed, proposals rejected, first/last time).
 Several processes may share one ledger (e.g. one per screen): claims serialize on SQLite's
-write lock, readers never block.
-
-Threshold: 6 (Euclidean, in z space). Two independent draws are sqrt(2) chi_128 apart:
-15.97 +- 1.00. A near copy z + e with |e| = 6 is z moved 37 % of the way toward another face.
-A fresh draw lands within 6 of a given recorded anchor with probability
-P(chi2_128 < 6^2 / 2) = 1.3e-32, so within 6 of ANY of 100M recorded anchors with probability
-1.3e-24 (all pairs of 100M anchors, ~19 years at 6 s: 6.7e-17; at threshold 8 it would be
-1.4e-11 per draw, at 10 already 5e-3). The nearest of 100M random anchors is typically 10.7
-away (below 9.0 once in a million draws). So a rejection practically never hits an honest
-draw: it catches true repeats - a restored RNG, a replayed seed, a deliberately proposed copy
-or near copy. (A drift walk whose consecutive anchors are closer than 6 - e.g.
-sqrt(1 - s^2) z + s t with s < 0.51 - needs its own, smaller threshold.)
-
-Near search that stays fast at 100M entries: an exact radius-6 search in 128 dimensions cannot
-be indexed, so the ledger uses locality-sensitive hashing (LSH) and checks the exact distance
-of every candidate in numpy. Identical bytes are also caught deterministically: a UNIQUE index
-on a 64-bit hash of the stored z (and identical z has identical bucket keys in every table).
-
-- Family: cross-polytope LSH (Andoni et al. 2015), which suits points on the N(0, I) shell
-  (norms 11.3 +- 0.7): a hash is the signed coordinate of largest value among 24 orthonormal
-  projections of z (48 buckets). A table concatenates 5 hashes taken from disjoint rows of one
-  random rotation (so they are independent and all 48^5 = 2.5e8 buckets equally likely) into
-  one key, an indexed INTEGER column. 8 tables.
-- Why it finds near copies: rotated, z - z' is N(0, r^2/128) per coordinate, a small jitter of
-  the 24 values, so one hash agrees with probability p1(r) = 0.89, 0.79, 0.62, 0.49, 0.39 at
-  r = 1, 2, 4, 6, 8, against 1/48 = 0.02 for two random anchors (r ~ 16). A table (5 hashes)
-  agrees with p1^5: 0.029 at r = 6 against 4e-9 for random pairs.
-- Multi-probe (Lv et al. 2007): each table probes the 256 buckets a nearby point most likely
-  falls in, z's own first (lowest sums of squared gaps between winner and chosen coordinate).
-  That lifts one table's recall to 0.82 / 0.49 / 0.24 at r = 4 / 6 / 8 while admitting a
-  random anchor with probability 256 / 2.5e8 = 1e-6; 8 tables: recall 1 - (1 - p_table)^8.
-- Recall, measured (8000 random z, near copy at distance r in a random direction): r <= 4: all
-  found; r = 5: 0.9995; r = 6 (the threshold): 0.992; r = 7: 0.95; r = 8: 0.86. Exact copies:
-  always (all tables, and the hash index). Honest draws never come near (above), so the misses
-  can only concern deliberate near copies at the edge of the threshold.
-- Cost per proposal: 8 x 256 index lookups in one statement, plus reading the z of unrelated
-  anchors that share a probed bucket: 8e-6 per recorded anchor = 0.8 at 100k, 8 at 1M, 800 at
-  100M. Measured on 2 CPU cores (warm cache): near search 3.2 ms at 100k, 3.6 ms at 1M; a
-  durable claim (search + insert + fsync) 5.0 / 5.9 ms, 200 / 170 claims/s. At 100M with a cold
-  cache, ~3000 random page reads, ~0.3 s on an SSD: still far inside one anchor every 6 s.
-- Storage, measured: 820 B per anchor (z 512 B, hash, 8 keys, 9 indexes, B-tree overhead):
-  ~82 GB at 100M; 510 B / ~51 GB with `half=True` (z as float16, error ~0.003).
+write lock (BEGIN IMMEDIATE), readers never block.
 
 Example:
-    >>> import numpy as np
-    >>> with Ledger("anchors.ledger", dim=128, seed=7) as ledger:  # doctest: +SKIP
-    ...     anchor_id, z = ledger.claim("screen-1", lambda rng: rng.standard_normal(128, dtype=np.float32), "9f2c...")
+    >>> import numpy as np, tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     with SqliteLedger(pathlib.Path(d) / "anchors.ledger", dim=8, seed=7) as ledger:
+    ...         anchor_id, z = ledger.claim("screen-1", lambda rng: rng.standard_normal(8), "model-hash")
+    ...         found = ledger.contains_near(z), len(ledger)
+    >>> anchor_id, z.dtype, found
+    (1, dtype('float32'), (True, 1))
 """
 
 from __future__ import annotations
@@ -81,23 +33,10 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from passersby.atomic import fsync_dir
-from passersby.stream.ledger_core import (  # noqa: F401 (re-exported: the ledger's public names)
-    DEFAULT_THRESHOLD,
-    FORMAT,
-    MAX_TRIES,
-    VERSION,
-    ChannelStats,
-    LedgerCheck,
-    LedgerCore,
-    LedgerError,
-    LedgerStats,
-    LedgerUnreachable,
-    channel_seed,
-    check_args,
-    new_meta,
-    z_hash,
-)
-from passersby.stream.lsh import LshParams, bucket_keys, make_rotations, probe_keys  # noqa: F401 (re-exported)
+from passersby.sqlite_open import CannotOpen, NoWal, integrity_problems, open_read_only, open_sqlite
+from passersby.stream.ledger.common import LedgerError, check_args, new_meta
+from passersby.stream.ledger.core import LedgerCore
+from passersby.stream.ledger.lsh import LshParams
 
 _TIMEOUT_S = 30.0  # how long a claim waits for another process's transaction
 
@@ -124,7 +63,7 @@ def _schema(tables: int) -> list[str]:
     ]
 
 
-class Ledger(LedgerCore):
+class SqliteLedger(LedgerCore):
     """A persistent do-not-use list of anchors, with each channel's anchor RNG (one SQLite file).
 
     Args:
@@ -148,7 +87,7 @@ class Ledger(LedgerCore):
         LedgerError: not a ledger, another dim or threshold, newer version, corrupt, unreadable.
 
     Example:
-        >>> with Ledger("anchors.ledger", dim=128, seed=7) as ledger:  # doctest: +SKIP
+        >>> with SqliteLedger("anchors.ledger", dim=128, seed=7) as ledger:  # doctest: +SKIP
         ...     anchor_id, z = ledger.claim("screen-1", lambda rng: rng.standard_normal(128), "model-hash")
     """
 
@@ -188,7 +127,7 @@ class Ledger(LedgerCore):
     # ------------------------------------------------------------ opening
 
     @classmethod
-    def open_existing(cls, path: str | os.PathLike) -> "Ledger":
+    def open_existing(cls, path: str | os.PathLike) -> "SqliteLedger":
         """Open a ledger that must already exist, reading its dimension from the file itself.
 
         Raises:
@@ -199,7 +138,7 @@ class Ledger(LedgerCore):
             raise LedgerError(f"{path}: no ledger here — no face has been shown with this home yet (check --home / PASSERSBY_HOME)")
         con = None
         try:
-            con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            con = open_read_only(path)
             dim = dict(con.execute("SELECT key, value FROM meta")).get("dim")
         except sqlite3.Error as e:
             raise LedgerError(f"{path}: not a readable passersby ledger ({e})") from e
@@ -218,11 +157,17 @@ class Ledger(LedgerCore):
         if not self.path.parent.is_dir():
             raise self._err("its directory does not exist; create it first")
         try:
-            # isolation_level=None: we issue BEGIN IMMEDIATE / COMMIT ourselves.
-            con = sqlite3.connect(self.path, timeout=_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as e:
+            # WAL + synchronous=FULL: the WAL is fsynced at every commit, so a returned anchor
+            # survives power loss; the busy timeout is how long a claim waits for another
+            # process's transaction.
+            return open_sqlite(self.path, busy_timeout_s=_TIMEOUT_S)
+        except CannotOpen as e:
             raise self._err(f"cannot open ({e}); check the path and its permissions") from e
-        return con
+        except NoWal as e:
+            raise self._err(f"cannot use write-ahead logging (journal mode {e.mode!r}); "
+                            "put the ledger on a local disk") from e
+        except sqlite3.Error as e:  # e.g. "file is not a database", from the first pragma
+            raise self._failure(e, "opening") from e
 
     def _failure(self, e: BaseException, doing: str) -> LedgerError:
         msg = str(e)
@@ -239,12 +184,6 @@ class Ledger(LedgerCore):
     def _open_or_create(self, threshold: float | None, half: bool | None, lsh: LshParams | None) -> dict[str, Any]:
         con = self._con
         try:
-            mode = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode.lower() != "wal":
-                raise self._err(f"cannot use write-ahead logging (journal mode {mode!r}); "
-                                "put the ledger on a local disk")
-            # FULL: the WAL is fsynced at every commit, so a returned anchor survives power loss.
-            con.execute("PRAGMA synchronous=FULL")
             names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if not names:
                 self._create(self._new_meta or new_meta(self.dim, self._seed, threshold, half, lsh))
@@ -323,7 +262,7 @@ class Ledger(LedgerCore):
     def integrity_check(self) -> str:
         """SQLite's `PRAGMA integrity_check`: "ok", or its findings one per line (reads the whole file)."""
         try:
-            return "\n".join(r[0] for r in self.con.execute("PRAGMA integrity_check"))
+            return "\n".join(integrity_problems(self.con)) or "ok"
         except sqlite3.Error as e:
             return f"integrity_check failed: {e}"
 

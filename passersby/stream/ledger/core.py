@@ -1,132 +1,44 @@
-"""What every never-repeat ledger backend shares: the claim protocol, near search, audits, export.
+"""The claim protocol every database-backed ledger shares: near search, claims, reads, audits, export.
 
-The promise and its numbers are in stream/ledger.py's docstring (the SQLite backend, the
-default). A backend subclasses `LedgerCore` and supplies the database: how to run a statement
-(`_rows`), how to take the write lock (`_begin_write` / `_end`), how to look up the candidates of
-a near search (`_near_rows`), how to insert an anchor (`_insert_anchor`), how it reports its
-errors (`_failure`) and how big it is (`_size_bytes`). The SQL below is written with `?`
-markers; a backend with other markers translates them in `_rows`.
+The promise and its numbers are in the package docstring (stream/ledger/__init__.py). A backend
+subclasses `LedgerCore` and supplies the database: how to run a statement (`_rows`), how to take
+the write lock (`_begin_write` / `_end`), how to look up the candidates of a near search
+(`_near_rows`), how to insert an anchor (`_insert_anchor`), how it reports its errors
+(`_failure`) and how big it is (`_size_bytes`). The SQL below is written with `?` markers; a
+backend with other markers translates them in `_rows`.
 
-Backends: stream/ledger.py (SQLite file), stream/ledger_pg.py (PostgreSQL, an edition's shared
-ledger), stream/lease.py (a console's leases from a shared ledger, mirrored in local SQLite).
+Backends: sqlite.py (an SQLite file), postgres.py (PostgreSQL, an edition's shared ledger).
+leased.py (a console's leases from a shared ledger) is no LedgerCore: it wraps a PgLedger, and
+all three satisfy the `Ledger` protocol (protocol.py).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
-import math
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
 from passersby.atomic import atomic_open
-from passersby.stream.lsh import LshParams, bucket_keys, make_rotations, probe_keys
+from passersby.stream.ledger.common import (
+    FORMAT,
+    MAX_TRIES,
+    VERSION,
+    ChannelStats,
+    LedgerCheck,
+    LedgerError,
+    LedgerStats,
+    channel_seed,
+    z_hash,
+)
+from passersby.stream.ledger.lsh import LshParams, bucket_keys, probe_keys
 
-FORMAT = "passersby-ledger"
-VERSION = 1
-DEFAULT_THRESHOLD = 6.0
-MAX_TRIES = 100  # proposals per claim; honest draws are rejected with probability ~1e-24 each
 MAX_RESTARTS = 50  # claims overtaken by another writer on the same channel before giving up
 _MOVED, _TAKEN = "moved", "taken"  # outcomes of a commit that recorded nothing
-
-
-class LedgerError(Exception):
-    """A ledger could not be opened, read or written; the message says which file and what to do."""
-
-
-class LedgerUnreachable(LedgerError):
-    """A shared ledger's database did not answer or failed mid-call; its connection was closed and
-    the next call reconnects (a console plays from its lease meanwhile: stream/lease.py)."""
-
-
-@dataclass(frozen=True)
-class ChannelStats:
-    """One channel (screen): anchors claimed, proposals rejected, first and last claim (Unix s)."""
-
-    count: int
-    rejected: int
-    first_shown: float | None
-    last_shown: float | None
-
-
-@dataclass(frozen=True)
-class LedgerStats:
-    """What `stats()` reports; `file_bytes` counts the database (SQLite: with its WAL)."""
-
-    count: int
-    channels: Mapping[str, ChannelStats]
-    first_shown: float | None
-    last_shown: float | None
-    file_bytes: int
-
-
-@dataclass(frozen=True)
-class LedgerCheck:
-    """What `check()` found: `ok` is True when `problems` is empty; `notes` say what could not be
-    checked here and why (e.g. PostgreSQL's index check needs rights this user lacks)."""
-
-    count: int
-    problems: tuple[str, ...] = field(default_factory=tuple)
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def z_hash(stored: bytes) -> int:
-    """64-bit identity of an anchor's stored bytes, as a signed 64-bit INTEGER.
-
-    Example:
-        >>> z_hash(b"") == z_hash(b"")
-        True
-    """
-    return int.from_bytes(hashlib.blake2b(stored, digest_size=8).digest(), "little", signed=True)
-
-
-def channel_seed(seed: int | None, channel: str) -> np.random.SeedSequence:
-    """A new channel's seed: (ledger seed, channel name); no seed -> fresh OS entropy.
-
-    Example:
-        >>> rng = np.random.Generator(np.random.PCG64(channel_seed(7, "screen-1")))  # its first anchors
-    """
-    words = np.frombuffer(hashlib.sha256(channel.encode()).digest()[:16], np.uint32)
-    return np.random.SeedSequence(seed, spawn_key=tuple(int(w) for w in words))
-
-
-def new_meta(dim: int, seed: int | None, threshold: float | None, half: bool | None,
-             lsh: LshParams | None) -> dict[str, Any]:
-    """The description a new ledger stores: format, dim, threshold, precision, LSH rotations.
-
-    The rotations are stored (bytes), so nothing needs to reproduce them; a seed makes tests exact.
-    """
-    from passersby import __version__
-
-    params = lsh or LshParams()
-    rot = make_rotations(params, dim, np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(0,))))
-    return {
-        "format": FORMAT, "version": VERSION, "dim": dim,
-        "threshold": float(threshold if threshold is not None else DEFAULT_THRESHOLD),
-        "z_dtype": "float16" if half else "float32", "created": time.time(),
-        "passersby_version": __version__,
-        "lsh_tables": params.tables, "lsh_hashes": params.hashes,
-        "lsh_proj_dim": params.proj_dim, "lsh_probes": params.probes, "lsh_rotations": rot.tobytes(),
-    }
-
-
-def check_args(dim: int, threshold: float | None, channel: str) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"dim must be a positive integer, got {dim!r}")
-    if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
-        raise ValueError(f"threshold must be a positive finite number, got {threshold!r}")
-    if not isinstance(channel, str) or not channel:
-        raise ValueError(f"channel must be a non-empty string, got {channel!r}")
 
 
 class LedgerCore:
@@ -259,7 +171,7 @@ class LedgerCore:
     def contains_near(self, z: np.ndarray) -> bool:
         """Whether a recorded anchor is identical or closer than the threshold to z.
 
-        Identical anchors are always found; near ones with the recall in stream/ledger.py.
+        Identical anchors are always found; near ones with the recall in the package docstring.
         """
         try:
             return bool(self._near(self._stored(z))[0])

@@ -2,17 +2,22 @@
 
 `LedgerSpec` is what the engine, peep, the gallery, captures and the `ledger` commands are given
 (from the settings' [ledger] table, app layer), instead of a path: `open()` for claiming,
-`open_existing()` for reading. The backends share one interface (claim, anchor, latest, recent,
-stats, check, export, close): stream/ledger.py (SQLite), stream/ledger_pg.py (PostgreSQL,
-direct), stream/lease.py (PostgreSQL through this console's leases).
+`open_existing()` for reading. Either returns a `Ledger` (protocol.py), one of: sqlite.py
+(SQLite), postgres.py (PostgreSQL, direct), leased.py (PostgreSQL through this console's leases).
 """
 
 from __future__ import annotations
 
 import socket
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from passersby.sqlite_open import open_read_only
+from passersby.stream.ledger.leased import LeasedLedger
+from passersby.stream.ledger.postgres import PgLedger, redact
+from passersby.stream.ledger.protocol import Ledger
+from passersby.stream.ledger.sqlite import SqliteLedger
 
 LEASE_FILE = "lease.sqlite"
 
@@ -63,42 +68,26 @@ class LedgerSpec:
         """For status pages and messages (no password)."""
         if not self.shared:
             return str(self.path)
-        from passersby.stream.ledger_pg import redact
-
         return f"{redact(self.url)} (console {self.console_name}, lease {self.lease})"
 
-    def open(self, dim: int, channel: str = "main", seed: int | None = None) -> Any:
+    def open(self, dim: int, channel: str = "main", seed: int | None = None) -> Ledger:
         """A ledger to claim from (created if missing).
 
         Raises:
             LedgerError: unreachable (and, with leases, no lease held yet), or not a ledger.
         """
         if not self.shared:
-            from passersby.stream.ledger import Ledger
-
-            return Ledger(self.path, dim=dim, channel=channel, seed=seed)
+            return SqliteLedger(self.path, dim=dim, channel=channel, seed=seed)
         if self.lease > 0:
-            from passersby.stream.lease import LeasedLedger
-
             return LeasedLedger(self.url, self.mirror, dim, self.console_name, self.lease, channel, seed=seed)
-        from passersby.stream.ledger_pg import PgLedger
-
         return PgLedger(self.url, dim, channel=channel, seed=seed)
 
-    def open_existing(self) -> Any:
+    def open_existing(self) -> Ledger:
         """A ledger to read (anchors, latest, stats, check, export) that must already exist."""
         if not self.shared:
-            from passersby.stream.ledger import Ledger
-
-            return Ledger.open_existing(self.path)
-        from passersby.stream.ledger_pg import PgLedger
-
+            return SqliteLedger.open_existing(self.path)
         if self.lease > 0 and self.mirror.exists():
-            import sqlite3
-
-            from passersby.stream.lease import LeasedLedger
-
-            con = sqlite3.connect(f"file:{self.mirror}?mode=ro", uri=True)
+            con = open_read_only(self.mirror)
             try:
                 dim = dict(con.execute("SELECT key, value FROM meta")).get("dim")
             except sqlite3.Error:

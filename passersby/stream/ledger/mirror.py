@@ -3,7 +3,7 @@
 One SQLite file per console (`<home>/lease.sqlite`, WAL, synchronous=FULL): table `lease` (id =
 the shared ledger's anchor id, channel "<console>/<screen>", z as stored, model, state leased /
 shown / returned, when, reported to the shared ledger or not). The protocol is in
-stream/lease.py; this module only keeps the rows, durably, safe to use from two threads.
+leased.py; this module only keeps the rows, durably, safe to use from two threads.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from passersby.atomic import fsync_dir
-from passersby.stream.ledger_core import LedgerError
+from passersby.sqlite_open import integrity_problems, open_sqlite
+from passersby.stream.ledger.common import LedgerError
 
 KEEP_DAYS = 7.0  # reported shown / returned leases kept locally this long (then PostgreSQL's record suffices)
 
@@ -42,9 +43,10 @@ class LeaseMirror:
         if not self.path.parent.is_dir():
             raise LedgerError(f"{self.path}: its directory does not exist; create the home first")
         try:
-            self.con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            self.con.execute("PRAGMA journal_mode=WAL")
-            self.con.execute("PRAGMA synchronous=FULL")  # a `shown` mark survives power loss
+            # synchronous=FULL: a `shown` mark survives power loss. threads: the screen's thread and
+            # the lease worker share the connection under self.lock. require_wal=False: the
+            # mirror has always accepted whatever journal mode SQLite kept (unlike the ledger).
+            self.con = open_sqlite(self.path, busy_timeout_s=30.0, threads=True, require_wal=False)
             for stmt in _SCHEMA:
                 self.con.execute(stmt)
             self.meta = dict(self.con.execute("SELECT key, value FROM meta"))
@@ -145,8 +147,13 @@ class LeaseMirror:
         out["unreported"] = self._q("SELECT count(*) FROM lease WHERE reported = 0")[0][0]
         return out
 
+    def integrity(self) -> list[str]:
+        """SQLite's integrity check of the mirror: its findings, [] when ok."""
+        with self.lock:
+            return integrity_problems(self.con)
+
     def check(self) -> list[str]:
-        problems = [f"lease mirror {self.path}: {r[0]}" for r in self._q("PRAGMA integrity_check") if r[0] != "ok"]
+        problems = [f"lease mirror {self.path}: {p}" for p in self.integrity()]
         size = int(self.meta.get("dim", 0)) * (2 if self.meta.get("z_dtype") == "float16" else 4)
         bad = self._q("SELECT count(*) FROM lease WHERE length(z) != ?", (size,))[0][0]
         if bad:

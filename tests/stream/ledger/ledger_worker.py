@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from passersby.stream.ledger import Ledger
+from passersby.stream.ledger import SqliteLedger
 
 DIM = 128
 
@@ -27,7 +27,7 @@ def propose(rng: np.random.Generator) -> np.ndarray:
 
 def main(argv: list[str]) -> None:
     path, channel, seed = argv[1], argv[2], int(argv[3])
-    with Ledger(path, DIM, seed=seed) as ledger:
+    with SqliteLedger(path, DIM, seed=seed) as ledger:
         while True:
             anchor_id, z = ledger.claim(channel, propose, "kill-test")
             sha = hashlib.sha256(z.tobytes()).hexdigest()[:16]

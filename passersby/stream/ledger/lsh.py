@@ -1,6 +1,6 @@
 """Cross-polytope LSH with multi-probe: the ledger's near-duplicate index (pure functions).
 
-See stream/ledger.py's module docstring for why this family, these parameters, and the
+See the package docstring (stream/ledger/__init__.py) for why this family, these parameters, and the
 measured recall and cost. Nothing here touches SQLite: keys in, keys out.
 """
 

@@ -1,6 +1,6 @@
 """A console of an edition: anchors leased ahead from the shared ledger, mirrored on local disk.
 
-Several consoles share one never-repeat ledger on PostgreSQL (stream/ledger_pg.py). A console
+Several consoles share one never-repeat ledger on PostgreSQL (postgres.py). A console
 must keep showing new faces through a network or database outage, so it claims anchors ahead
 (a *lease*) and plays from them:
 
@@ -40,16 +40,17 @@ Example:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from passersby.stream.lease_mirror import KEEP_DAYS, LeaseMirror  # noqa: F401 (re-exported)
-from passersby.stream.ledger_core import LedgerCheck, LedgerError, LedgerStats, LedgerUnreachable
-from passersby.stream.ledger_pg import PgLedger, redact
+from passersby.stream.ledger.common import MAX_TRIES, LedgerCheck, LedgerError, LedgerStats, LedgerUnreachable
+from passersby.stream.ledger.mirror import LeaseMirror
+from passersby.stream.ledger.postgres import PgLedger, redact
 
 log = logging.getLogger("passersby")
 
@@ -62,8 +63,12 @@ LEASE_FORMAT = "passersby-lease"
 class LeasedLedger:
     """A console's ledger: claims from local leases, leased ahead from a shared PgLedger.
 
-    Implements the ledger's claim and read interface (claim, anchor, latest, recent, stats,
-    check, export, close), with channels named by screen as on a single console.
+    A `Ledger` (protocol.py), with channels named by screen as on a single console. Claims and
+    the reads of this console's own showings (`anchor` of a lease, `recent`) come from the
+    mirror, so they work through an outage; `latest`, `stats` and `len` are the edition's when
+    the shared ledger answers (they count the anchors leased ahead, too). What only the shared
+    ledger knows (`contains_near`, `rng_states`, `rows_for_copy`, `copy_in`, `export`) raises
+    LedgerError while it is unreachable: an answer from this console's leases alone would be wrong.
 
     Args:
         url: the shared ledger (postgresql://...).
@@ -71,7 +76,7 @@ class LeasedLedger:
         dim: anchor size.
         console: this console's name in the edition (unique per console).
         lease: anchors to keep leased ahead per screen (and model).
-        channel: default channel; seed: as for Ledger; connect_timeout: seconds.
+        channel: default channel; seed: as for SqliteLedger; connect_timeout: seconds.
         claim_wait: seconds a claim with an empty lease waits for the worker before failing.
 
     Raises:
@@ -153,8 +158,12 @@ class LeasedLedger:
     # ------------------------------------------------------------ the screen's side
 
     def claim(self, channel: str | None, propose: Callable[[np.random.Generator], np.ndarray], model_hash: str,
-              max_tries: int | None = None) -> tuple[int, np.ndarray]:
+              max_tries: int = MAX_TRIES) -> tuple[int, np.ndarray]:
         """The screen's next anchor from the lease, marked shown locally before it is returned.
+
+        `propose` and `model_hash` are what the worker leases ahead with (its claims in the shared
+        ledger try MAX_TRIES proposals each); `max_tries` is accepted for the `Ledger` interface
+        and not used, as this call only takes what was leased.
 
         Raises:
             LedgerError: the lease is used up and the worker could not lease more within claim_wait.
@@ -329,6 +338,62 @@ class LeasedLedger:
         if out is None:
             raise LedgerError(f"{self.where}: the shared ledger cannot be reached; export needs it")
         return out
+
+    # ------------------------------------------------------------ what only the shared ledger knows
+
+    def _required(self, fn: Callable[[PgLedger], Any], what: str) -> Any:
+        """fn(central), reconnecting at once if it is down; LedgerError when it cannot be reached.
+
+        Unlike `_guard`, a failure is raised, not swallowed: these calls have no local answer.
+        It does not mark the shared ledger down either: a failed call closed the PgLedger's
+        connection, its next call reconnects, and the worker's `_guard` notices a real outage.
+        """
+        with self._central_lock:
+            if self._central is None and not self._closed:
+                self._connect()
+            if self._central is None:
+                why = "closed" if self._closed else (self.down_why or "reconnecting")
+                raise LedgerError(f"{self.where}: the shared ledger cannot be reached ({why}); {what} needs it")
+            return fn(self._central)
+
+    def contains_near(self, z: np.ndarray) -> bool:
+        """Whether an anchor of the edition (any console's, shown or leased ahead) is identical or
+        closer than the threshold to z: the shared ledger's answer.
+
+        Raises:
+            LedgerError: the shared ledger cannot be reached; this console's leases alone cannot
+                tell that no other console recorded a near anchor.
+        """
+        return self._required(lambda c: c.contains_near(z), "a near search")
+
+    def rng_states(self) -> dict[str, tuple[str, int, int, float, float]]:
+        """Every channel's RNG row in the shared ledger (all consoles, "<console>/<screen>")."""
+        return self._required(lambda c: c.rng_states(), "reading the RNG states")
+
+    def rows_for_copy(self) -> Iterator[list[tuple]]:
+        """Every anchor of the shared ledger, as PgLedger.rows_for_copy (ledger migrate)."""
+        # The lock is held while the batches stream: they come from a server-side cursor on the
+        # one connection, which the worker must not use meanwhile.
+        with self._central_lock:
+            yield from self._required(lambda c: c.rows_for_copy(), "copying the ledger")
+
+    def copy_in(self, rows: Iterable[list[tuple]], rng: dict[str, tuple]) -> int:
+        """Copy another ledger into the shared ledger, as PgLedger.copy_in (which must be empty)."""
+        return self._required(lambda c: c.copy_in(rows, rng), "migrating")
+
+    def integrity_check(self) -> str:
+        """The mirror's SQLite integrity check and the shared ledger's own: "ok", the findings one
+        per line, or "unchecked: <why>" when the shared ledger cannot be reached or checked."""
+        try:
+            local = [f"lease mirror {self.mirror.path}: {p}" for p in self.mirror.integrity()]
+        except sqlite3.Error as e:
+            local = [f"lease mirror {self.mirror.path}: integrity_check failed: {e}"]
+        central = self._guard(lambda c: c.integrity_check())
+        if central is None:
+            central = f"unchecked: the shared ledger cannot be reached ({self.down_why or 'reconnecting'})"
+        if not local:
+            return central
+        return "\n".join(local + ([] if central == "ok" or central.startswith("unchecked:") else [central]))
 
     def close(self) -> None:
         """Stop the worker, report what can be reported, close both stores (leases are kept). Idempotent."""
