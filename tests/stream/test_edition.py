@@ -23,12 +23,15 @@ from .test_engine import WALK, fake_renderer, plans
 WORKER = Path(__file__).resolve().parent / "console_worker.py"
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLES = ("g1", "g2", "g3")
+# A script's sys.path starts with its own folder: put this checkout first, so the consoles run the
+# passersby under test even where another checkout is installed in the environment.
+PYTHONPATH = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def _start(url: str, home: Path, console: str, log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:  # appended across restarts; the child keeps its own descriptor
         return subprocess.Popen([sys.executable, str(WORKER), url, str(home), console, "11", "12"], stdout=out,
-                                stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                                stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": PYTHONPATH})
 
 
 def test_three_consoles_with_kills_and_database_crashes_never_show_a_face_twice(pg_server, pg_url, tmp_path) -> None:
