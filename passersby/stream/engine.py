@@ -221,7 +221,6 @@ class Engine:
         self.ledger_path = self.ledger_spec.path
         self.hub = FrameHub([p.name for p in plans], status=self.status, controls=self, health=self.health,
                             metrics=self.metrics)
-        self._registry = None  # Prometheus, built on the first scrape (stream/health.py)
         self.quit_event = threading.Event()
         self.paused = threading.Event()
         self.heartbeat: Callable[[], None] | None = None  # called by the pacer about once a second
