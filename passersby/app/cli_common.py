@@ -20,22 +20,25 @@ from typing import Any, NoReturn, Optional
 
 import typer
 
+from passersby.settings import flag_help
+
+# A flag that overrides a setting takes its help from the setting's declaration (flag_help):
+# one text for the file, `config show`, docs/settings.md and --help.
 CONFIG = typer.Option(None, "--config", help="Settings file (default: ./passersby.toml, else <home>/passersby.toml).")
 HOME = typer.Option(None, "--home", help="Installation home (default: $PASSERSBY_HOME, else the per-user data dir).")
-MODEL = typer.Option(None, "--model", help="Generator .safetensors (default: the shipped model).")
-RUNTIME = typer.Option(None, "--runtime", help="auto, openvino, onnxruntime, compile, torch-fused, torch.")
-STYLE = typer.Option(None, "--style", help="Motion: spline, slerp or drift.")
-TEMPO = typer.Option(None, "--tempo", help="Seconds from one face to the next.")
-FPS = typer.Option(None, "--fps", help="Frames per second per screen.")
+MODEL = typer.Option(None, "--model", help=flag_help("model.path"))
+RUNTIME = typer.Option(None, "--runtime", help=flag_help("model.runtime"))
+STYLE = typer.Option(None, "--style", help=flag_help("walk.style"))
+TEMPO = typer.Option(None, "--tempo", help=flag_help("walk.tempo"))
+FPS = typer.Option(None, "--fps", help=flag_help("walk.fps"))
 SCREENS = typer.Option(None, "--screens", help="Comma-separated LABEL[:MONITOR] list, e.g. 'masculine:0,feminine:1' "
                                                "or 'feminine' (one screen); label 'any' = unsteered.")
-PORT = typer.Option(None, "--port", help="Kiosk server port.")
-HOST = typer.Option(None, "--host", help="Kiosk server address (default loopback; the token still guards controls).")
+PORT = typer.Option(None, "--port", help=flag_help("web.port"))
+HOST = typer.Option(None, "--host", help=flag_help("web.host") + " The token still guards controls.")
 MODE = typer.Option(None, "--mode", help="Every screen's source: walk (latent walk) or feedback (the machine "
                                          "repaints its own output); default: each screen's setting.")
-DRIFT = typer.Option(None, "--drift", help="feedback: how fast faces dissolve (0-1).")
-ENHANCER = typer.Option(None, "--enhancer", help="The learned upscaler: auto (where this machine keeps the frame "
-                                                 "rate), on or off.")
+DRIFT = typer.Option(None, "--drift", help=flag_help("feedback.drift"))
+ENHANCER = typer.Option(None, "--enhancer", help="The learned upscaler. " + flag_help("enhancer.mode"))
 
 
 def fail(e: Exception) -> NoReturn:

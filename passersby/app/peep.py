@@ -19,6 +19,7 @@ import numpy as np
 import typer
 
 from passersby.app.cli_common import CONFIG, HOME, ENHANCER, HOST, MODEL, PORT, RUNTIME
+from passersby.settings import flag_help
 
 SCREEN = "peep"
 
@@ -64,8 +65,8 @@ def _press(inst) -> dict[str, Any]:
 
 
 def peep_command(
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="Seconds a face shows (default 5)."),
-    blank: Optional[str] = typer.Option(None, "--blank", help="After the face: black, or fade (default)."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help=flag_help("peep.seconds")),
+    blank: Optional[str] = typer.Option(None, "--blank", help=flag_help("peep.blank")),
     queue: bool = typer.Option(False, "--queue", help="Queue presses made while a face shows (default: ignore them)."),
     press: bool = typer.Option(False, "--press", help="Press the running peepshow's button (same --home) and exit."),
     label: str = typer.Option("", "--label", help="feminine, masculine, or empty (default) for any face."),
