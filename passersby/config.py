@@ -18,6 +18,14 @@ DISCRIMINATORS = ("fastgan", "projected")
 RUNTIMES = ("auto", "cuda", "openvino", "onnxruntime", "compile", "torch-fused", "torch")
 MS_SPACES = ("pixels", "features")
 
+# What a stored generator config that lacks a field means: the defaults ModelConfig had before
+# it took the training recipe's (ngf 32, the fastgan discriminator). A checkpoint stores every
+# field its code knew, so a missing one was written before the field existed, when it meant
+# these: models/previous-default-*.safetensors and candidate-b store no discriminator and no
+# d_resolution and load as fastgan / 0, as they always did. Frozen: never follow the defaults.
+STORED_CONFIG_FALLBACKS: dict[str, Any] = {"resolution": 256, "z_dim": 128, "ngf": 32, "ndf": 32,
+                                           "class_names": (), "discriminator": "fastgan", "d_resolution": 0}
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -26,7 +34,7 @@ class ModelConfig:
     Args:
         resolution: output side in pixels (64, 128 or 256).
         z_dim: latent size; a face is one point z ~ N(0, I) of this size.
-        ngf: generator width; channel counts are multiples of it (FastGAN uses 64).
+        ngf: generator width; channel counts are multiples of it (FastGAN uses 64; 16 here).
         ndf: discriminator width.
         class_names: names of the classes the generator is conditioned on, e.g.
             ("feminine", "masculine"); empty for an unconditional model.
@@ -37,15 +45,19 @@ class ModelConfig:
     Example:
         >>> ModelConfig(resolution=128, ngf=32).n_classes
         0
+        >>> ModelConfig().discriminator, ModelConfig().ngf  # what `passersby train` builds
+        ('projected', 16)
     """
 
+    # The defaults are the generator this project trains and ships (`passersby train`'s default
+    # recipe, "projected", reads them: train/recipes.py; passersby/assets/default.safetensors).
     resolution: int = 256
     z_dim: int = 128
-    ngf: int = 32
+    ngf: int = 16
     ndf: int = 32
     class_names: tuple[str, ...] = ()
-    discriminator: str = "fastgan"
-    d_resolution: int = 0
+    discriminator: str = "projected"
+    d_resolution: int = 192
 
     def __post_init__(self) -> None:
         if self.resolution not in RESOLUTIONS:
@@ -71,12 +83,25 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """The config a checkpoint stores; a field it lacks takes STORED_CONFIG_FALLBACKS, not the
+        class defaults (which may change), so an old file loads as it always did.
+
+        Args:
+            d: ModelConfig.to_dict() as stored (any subset of its fields).
+
+        Raises:
+            ValueError: a field this passersby does not know (a newer file), or a bad value.
+
+        Example:
+            >>> ModelConfig.from_dict({"ngf": 16}).discriminator, ModelConfig().discriminator
+            ('fastgan', 'projected')
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config fields {sorted(unknown)}: newer passersby?")
-        d = dict(d)
-        d["class_names"] = tuple(d.get("class_names", ()))
+        d = {**STORED_CONFIG_FALLBACKS, **d}  # a missing field: its meaning when it was written
+        d["class_names"] = tuple(d["class_names"])
         return cls(**d)
 
 

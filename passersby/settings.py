@@ -1,7 +1,11 @@
 """Every setting of an installation, from `passersby.toml`, overridden by command-line flags.
 
-One table: the dataclasses below ARE the settings (docs/settings.md is checked against them by
-tests/test_settings.py). A file holds any subset:
+One table: the dataclasses below ARE the settings, each knob declared once with its type, default
+and doc (stream/knobs.knob); [walk], [peep] and the loop's [feedback] knobs are declared beside
+the code that runs them (stream/walker.WalkConfig, stream/peep.PeepKnobs,
+stream/feedback.FeedbackKnobs) and read from there. The settings file, `passersby config show`,
+docs/settings.md (checked against them by tests/test_settings.py) and the command-line flags'
+help (`flag_help`) all read these declarations. A file holds any subset:
 
     [model]
     runtime = "openvino"
@@ -24,18 +28,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from passersby.stream.feedback import FeedbackKnobs
+from passersby.stream.knobs import doc_of, knob
+from passersby.stream.peep import PeepKnobs
 from passersby.stream.walker import WalkConfig
 
 CONFIG_FILE = "passersby.toml"
 LABELS = ("feminine", "masculine")
 
 
-def _doc(text: str, **kw: Any) -> Any:
-    return field(metadata={"doc": text}, **kw)
+def _doc(text: str, *, default: Any) -> Any:
+    return knob(default, text)
 
 
 @dataclass(frozen=True)
@@ -90,16 +97,11 @@ class TasteSettings:
 
 
 @dataclass(frozen=True)
-class FeedbackSettings:
+class FeedbackSettings(FeedbackKnobs):
+    """[feedback]: the loop's knobs (stream/feedback.FeedbackKnobs) and the painter file it runs."""
+
     painter: str = _doc("Painter .safetensors for feedback screens (`passersby train --kind painter`); "
                         "empty = the shipped one.", default="")
-    drift: float = _doc("feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).", default=0.8)
-    crossfade: float = _doc("feedback: seconds over which each new anchor face fades in (< walk.tempo).",
-                            default=1.0)
-    max_faceless: float = _doc("feedback: seconds without a detected face before the loop re-anchors.",
-                               default=3.0)
-    step_every: int = _doc("feedback: frames per painting (the frames between are blends); 0 = the smallest "
-                           "that keeps walk.fps on this machine, measured at start.", default=0)
 
 
 @dataclass(frozen=True)
@@ -113,15 +115,7 @@ class EnhancerSettings:
                       "blends); 0 = the fewest that keep walk.fps on this machine, measured at start.", default=0)
 
 
-@dataclass(frozen=True)
-class PeepSettings:
-    seconds: float = _doc("peep: seconds a face shows after a press.", default=5.0)
-    blank: str = _doc("peep: after the face, black (at once) or fade (to black over peep.fade seconds).",
-                      default="fade")
-    fade: float = _doc("peep: seconds of the fade to black.", default=1.5)
-    during: str = _doc("peep: presses while a face shows: ignore, or queue (each shows a face next).",
-                       default="ignore")
-    debounce: float = _doc("peep: presses closer together than this (seconds) count once.", default=0.3)
+PeepSettings = PeepKnobs  # [peep]: the peepshow's knobs, declared in stream/peep.py
 
 
 @dataclass(frozen=True)
@@ -249,8 +243,9 @@ def feedback_config(s: "Settings", step_every: int | None = None):
     f = s.feedback
     if f.step_every < 0:
         raise ValueError(f"step_every must be >= 0 (0 = automatic), got {f.step_every}")
-    return FeedbackConfig(tempo=s.walk.tempo, fps=s.walk.fps, drift=f.drift, crossfade=f.crossfade,
-                          max_faceless=f.max_faceless, step_every=step_every or f.step_every or 1)
+    knobs = {k.name: getattr(f, k.name) for k in dataclasses.fields(FeedbackKnobs)}
+    return FeedbackConfig(**{**knobs, "step_every": step_every or f.step_every or 1}, tempo=s.walk.tempo,
+                          fps=s.walk.fps)
 
 
 def opening_hours(s: "Settings"):
@@ -266,9 +261,7 @@ def peep_config(s: "Settings"):
     """The peepshow's knobs (stream.peep.PeepConfig) from [peep] and walk.fps."""
     from passersby.stream.peep import PeepConfig
 
-    p = s.peep
-    return PeepConfig(seconds=p.seconds, blank=p.blank, fade=p.fade, during=p.during, debounce=p.debounce,
-                      fps=s.walk.fps)
+    return PeepConfig(**{k.name: getattr(s.peep, k.name) for k in dataclasses.fields(PeepKnobs)}, fps=s.walk.fps)
 
 
 def _coerce(where: str, value: Any, typ: Any) -> Any:
@@ -378,7 +371,7 @@ def to_toml(s: Settings) -> str:
 def _table_lines(cls: type, obj: Any) -> list[str]:
     out = []
     for f in dataclasses.fields(cls):
-        doc = f.metadata.get("doc") or WALK_DOCS.get(f.name, "")
+        doc = f.metadata.get("doc", "")
         out.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}" + (f"  # {doc}" if doc else ""))
     return out
 
@@ -391,15 +384,6 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-WALK_DOCS = {
-    "style": "spline (C2 through anchors), slerp (arcs, rests at anchors) or drift (slow random walk).",
-    "tempo": "Seconds from one anchor face to the next.",
-    "fps": "Frames per second of every screen.",
-    "drift_speed": "drift only: weight of the fresh face in each new anchor, in (0, 1].",
-    "tangent_scale": "spline only: tangent length at anchors, in (0, 2] (1.75 evens the speed).",
-}
-
-
 def settings_table() -> list[tuple[str, str, str, str]]:
     """(key, type, default, meaning) for every setting: the source of docs/settings.md."""
     rows = []
@@ -408,12 +392,28 @@ def settings_table() -> list[tuple[str, str, str, str]]:
         for f in dataclasses.fields(cls):
             default = getattr(Settings, section, None)
             value = getattr(default, f.name) if section != "screens" else f.default
-            doc = f.metadata.get("doc") or WALK_DOCS.get(f.name, "")
+            doc = f.metadata.get("doc", "")
             rows.append((f"{section}.{f.name}", hints[f.name].__name__, _toml_value(value), doc))
     return rows
 
 
+def flag_help(key: str) -> str:
+    """The help text of a command-line flag that sets `key`: the setting's own doc (one text for
+    the file, `config show`, docs/settings.md and the flag) and the setting it overrides.
 
+    Args:
+        key: "section.name", e.g. "walk.tempo".
+
+    Raises:
+        KeyError: no such setting (a typo in a flag's declaration, found when the module loads).
+
+    Example:
+        >>> flag_help("walk.tempo")
+        'Seconds from one anchor face to the next. (setting: walk.tempo)'
+    """
+    section, _, name = key.partition(".")
+    cls = ScreenSettings if section == "screens" else SECTIONS[section]
+    return f"{doc_of(cls, name)} (setting: {key})"
 
 
 def settings_and_home(config: Path | None, home: Path | None) -> tuple[Settings, Path]:

@@ -26,7 +26,9 @@ def tiny_model_config(**overrides):
     """A ModelConfig small enough to train for a few steps in seconds."""
     from passersby.config import ModelConfig
 
-    kw = dict(resolution=64, z_dim=16, ngf=8, ndf=8)
+    # The pixel discriminator: tiny tests train without EfficientNet features (ModelConfig's
+    # default is the projected one, the shipped recipe).
+    kw = dict(resolution=64, z_dim=16, ngf=8, ndf=8, discriminator="fastgan", d_resolution=0)
     kw.update(overrides)
     return ModelConfig(**kw)
 

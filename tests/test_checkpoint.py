@@ -300,3 +300,31 @@ def test_atomic_write_creates_parent_folders(tmp_path):
     path = tmp_path / "a" / "b" / "c.bin"
     atomic_write_bytes(path, b"payload")
     assert path.read_bytes() == b"payload"
+
+
+def test_model_defaults_are_the_training_recipes():
+    from passersby.train.recipes import recipe_defaults
+
+    model, _ = recipe_defaults("projected")
+    assert model == {"discriminator": "projected", "ngf": 16, "ndf": 32, "d_resolution": 192}
+    assert {k: getattr(ModelConfig(), k) for k in model} == model
+
+
+def test_an_old_config_without_newer_fields_loads_as_before(tmp_path):
+    """A config stored before `discriminator` and `d_resolution` existed (models/previous-default,
+    candidate-b) means fastgan / 0 and ngf 32 when absent, as when it was written: the fallbacks
+    are frozen, not ModelConfig's defaults (which are the recipe's since issue 20)."""
+    old = {"class_names": [], "ndf": 32, "ngf": 16, "resolution": 256, "z_dim": 128}
+    assert ModelConfig.from_dict(old) == ModelConfig(resolution=256, z_dim=128, ngf=16, ndf=32,
+                                                     discriminator="fastgan", d_resolution=0)
+    assert ModelConfig.from_dict({}) == ModelConfig(ngf=32, ndf=32, discriminator="fastgan", d_resolution=0)
+    new = ModelConfig(resolution=64, z_dim=16, ngf=12, ndf=8)
+    assert ModelConfig.from_dict(new.to_dict()) == new  # a full config is taken as written
+    # The stored file itself: the same config as the loader made of it before the defaults moved.
+    root = Path(__file__).resolve().parents[1]
+    _, info = load_model(root / "models" / "previous-default-211e34d3987f187b.safetensors")
+    assert (info.config.discriminator, info.config.d_resolution, info.config.ngf) == ("fastgan", 0, 16)
+    # Written again, it says every field: it loads the same wherever the defaults go.
+    cfg = ModelConfig.from_dict(old | {"resolution": 64, "z_dim": 16, "ngf": 8})
+    save_model(tmp_path / "m.safetensors", Generator(cfg).eval(), cfg, {})
+    assert load_model(tmp_path / "m.safetensors")[1].config == cfg

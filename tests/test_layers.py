@@ -87,3 +87,73 @@ def test_checking_a_settings_file_imports_no_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def cycles(deps: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles between modules: strongly connected components of more than one module
+    (Tarjan's algorithm), each sorted. A `from passersby.x import y` counts as an arrow to the
+    module passersby.x.y when that is a module, else to passersby.x."""
+    modules = set(deps)
+    succ = {m: sorted(d for d in ds if d in modules and d != m) for m, ds in deps.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in succ[v]:
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for m in sorted(modules):
+        if m not in index:
+            connect(m)
+    return sorted(out)
+
+
+def module_imports() -> dict[str, set[str]]:
+    """module -> the passersby modules it imports, module-level, inside functions and under
+    `if TYPE_CHECKING:` alike (each is an arrow a reader follows, and a lazy import that closes a
+    circle is one refactoring away from a half-imported module at start-up). `from a import b`
+    is an arrow to a.b when that is a module (a submodule), else to a (a name in it)."""
+    modules = set(imports())
+    out: dict[str, set[str]] = {}
+    for f in sorted(PKG.rglob("*.py")):
+        mod = ".".join(f.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__")
+        targets = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for a in node.names:
+                    sub = f"{node.module}.{a.name}"
+                    targets.add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+        out[mod] = {t for t in targets if t in modules and t != mod}
+    return out
+
+
+def test_the_package_has_no_import_cycles():
+    assert cycles(module_imports()) == []
+
+
+def test_the_cycle_finder_finds_a_cycle_and_its_members():
+    deps = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert cycles(deps) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_cycle_checker_sees_type_checking_and_lazy_imports():
+    deps = module_imports()
+    assert "passersby.stream.running" in deps["passersby.stream.pacer"]  # under `if TYPE_CHECKING:`
+    assert "passersby.app.cli_common" in deps["passersby.app.service"]  # inside a function

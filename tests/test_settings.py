@@ -89,3 +89,49 @@ def test_feedback_knobs_are_checked_only_where_a_loop_runs(tmp_path: Path) -> No
     cfg.write_text('[walk]\ntempo = 0.5\n[feedback]\ncrossfade = 0.2\n[[screens]]\nname = "a"\nsource = "feedback"\n')
     s = load_settings(cfg)
     assert s.screens[0].source == "feedback" and s.feedback.crossfade == 0.2
+
+
+def test_each_knob_is_declared_once_and_documented() -> None:
+    """[walk], [peep] and the loop's [feedback] knobs are the stream's own declarations: the
+    settings, docs/settings.md and the flags' help read their docs and defaults from there."""
+    import dataclasses
+
+    from passersby.settings import FeedbackSettings, Settings, flag_help
+    from passersby.stream.feedback import FeedbackConfig, FeedbackKnobs
+    from passersby.stream.knobs import doc_of
+    from passersby.stream.peep import PeepConfig, PeepKnobs
+    from passersby.stream.walker import WalkConfig
+
+    rows = {key: (default, doc) for key, _, default, doc in settings_table()}
+    assert all(doc for _, doc in rows.values()), [k for k, (_, doc) in rows.items() if not doc]
+    for section, cls in (("walk", WalkConfig), ("peep", PeepKnobs), ("feedback", FeedbackKnobs)):
+        for f in dataclasses.fields(cls):
+            assert rows[f"{section}.{f.name}"][1] == doc_of(cls, f.name) == f.metadata["doc"]
+            assert flag_help(f"{section}.{f.name}").startswith(doc_of(cls, f.name))
+    assert type(Settings().peep) is PeepKnobs and isinstance(Settings().feedback, FeedbackKnobs)
+    assert {f.name for f in dataclasses.fields(FeedbackSettings)} - {f.name for f in dataclasses.fields(FeedbackKnobs)} == {"painter"}
+    # The runtime configs extend the knobs: same defaults, plus what they take from [walk].
+    assert PeepConfig().seconds == PeepKnobs().seconds and FeedbackConfig().drift == FeedbackKnobs().drift
+    assert FeedbackKnobs().step_every == 0 and FeedbackConfig().step_every == 1  # 0 = measured; unmeasured: 1
+    with pytest.raises(KeyError):
+        flag_help("walk.tempoo")
+
+
+def test_the_loops_get_the_walks_rate_and_the_knobs_from_the_file(tmp_path: Path) -> None:
+    from passersby.settings import feedback_config, peep_config
+
+    cfg = tmp_path / "p.toml"
+    cfg.write_text('[walk]\ntempo = 4.0\nfps = 24.0\n[peep]\nseconds = 2.0\nblank = "black"\n'
+                   '[feedback]\ndrift = 0.5\nstep_every = 0\npainter = "p.safetensors"\n')
+    s = load_settings(cfg)
+    p = peep_config(s)
+    assert (p.seconds, p.blank, p.fade, p.fps) == (2.0, "black", 1.5, 24.0)
+    f = feedback_config(s)
+    assert (f.drift, f.tempo, f.fps, f.step_every, f.crossfade) == (0.5, 4.0, 24.0, 1, 1.0)
+    assert feedback_config(s, 3).step_every == 3 and "painter" not in f.to_dict()  # keys carry no file path
+    cfg.write_text("[peep]\nfps = 10.0\n")  # the rate is walk.fps, not a [peep] key
+    with pytest.raises(SettingsError, match=r"peep: unknown key\(s\) \['fps'\]"):
+        load_settings(cfg)
+    cfg.write_text('[peep]\nblank = "grey"\n')
+    with pytest.raises(SettingsError, match=r"peep.blank must be one of"):
+        load_settings(cfg)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from passersby.app.stream_cli import CONFIG, HOME
+from passersby.app.cli_common import CONFIG, HOME
 
 
 def capture_command(
@@ -26,7 +26,7 @@ def capture_command(
         passersby capture masculine --home /srv/gallery
     """
     from passersby.app.inbox import post
-    from passersby.app.stream_cli import _fail, _settings
+    from passersby.app.cli_common import fail as _fail, resolve_settings as _settings
     from passersby.home import resolve_home
 
     settings = _settings(config, home)

@@ -29,7 +29,7 @@ from PIL import Image, ImageDraw
 from passersby.app.captures import Capture, list_captures, load_capture, save_capture
 from passersby.app.gallery_store import GalleryMarks
 from passersby.app.print_cli import PrintJob, make_print
-from passersby.app.stream_cli import CONFIG, HOME, HOST, PORT
+from passersby.app.cli_common import CONFIG, HOME, HOST, PORT
 
 THUMB = 256
 
@@ -246,7 +246,7 @@ def gallery_command(
     """
     import time
 
-    from passersby.app.stream_cli import _fail, _settings
+    from passersby.app.cli_common import fail as _fail, resolve_settings as _settings
     from passersby.checkpoint import CheckpointError
     from passersby.home import resolve_home
     from passersby.web.gallery import GalleryServer

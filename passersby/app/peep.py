@@ -18,7 +18,8 @@ from typing import Any, Optional
 import numpy as np
 import typer
 
-from passersby.app.stream_cli import CONFIG, HOME, ENHANCER, HOST, MODEL, PORT, RUNTIME
+from passersby.app.cli_common import CONFIG, HOME, ENHANCER, HOST, MODEL, PORT, RUNTIME
+from passersby.settings import flag_help
 
 SCREEN = "peep"
 
@@ -64,8 +65,8 @@ def _press(inst) -> dict[str, Any]:
 
 
 def peep_command(
-    seconds: Optional[float] = typer.Option(None, "--seconds", help="Seconds a face shows (default 5)."),
-    blank: Optional[str] = typer.Option(None, "--blank", help="After the face: black, or fade (default)."),
+    seconds: Optional[float] = typer.Option(None, "--seconds", help=flag_help("peep.seconds")),
+    blank: Optional[str] = typer.Option(None, "--blank", help=flag_help("peep.blank")),
     queue: bool = typer.Option(False, "--queue", help="Queue presses made while a face shows (default: ignore them)."),
     press: bool = typer.Option(False, "--press", help="Press the running peepshow's button (same --home) and exit."),
     label: str = typer.Option("", "--label", help="feminine, masculine, or empty (default) for any face."),
@@ -86,7 +87,8 @@ def peep_command(
         passersby peep --press
         passersby peep --queue --label feminine --home /srv/peepshow
     """
-    from passersby.app.stream_cli import _build, _quit_on_signals, _settings, one_line_errors
+    from passersby.app.cli_common import build_installation as _build, one_line_errors
+    from passersby.app.cli_common import quit_on_signals as _quit_on_signals, resolve_settings as _settings
 
     settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          window__fullscreen=False if windowed else None, web__port=port, web__host=host,
@@ -112,7 +114,7 @@ def _run(inst, settings) -> None:
     """Until quit: the window (space, Enter, click or touch press), or the kiosk page."""
     from passersby.app.capture import capture_summary
     from passersby.app.inbox import Inbox
-    from passersby.app.stream_cli import _serve_until_quit, opening_hours
+    from passersby.app.cli_common import opening_hours, serve_until_quit as _serve_until_quit
     from passersby.outputs.window import display_available
 
     engine = inst.engine
@@ -133,7 +135,7 @@ def _run(inst, settings) -> None:
 
 def _send_press(settings, home: Optional[Path]) -> None:
     from passersby.app.inbox import post
-    from passersby.app.stream_cli import _fail
+    from passersby.app.cli_common import fail as _fail
     from passersby.home import resolve_home
 
     home_dir = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))

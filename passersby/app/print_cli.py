@@ -17,7 +17,7 @@ import numpy as np
 import typer
 from PIL import Image
 
-from passersby.app.stream_cli import CONFIG, HOME
+from passersby.app.cli_common import CONFIG, HOME
 
 
 def beats_lanczos(meta: dict[str, Any]) -> bool:
@@ -129,7 +129,7 @@ def print_command(
     """
     from passersby.app.captures import load_capture
     from passersby.app.chain import enhancer_path
-    from passersby.app.stream_cli import _fail, _settings
+    from passersby.app.cli_common import fail as _fail, resolve_settings as _settings
     from passersby.checkpoint import CheckpointError
     from passersby.home import resolve_home
 

@@ -166,7 +166,7 @@ def install_command(
         passersby service install --config /srv/gallery/passersby.toml --home /srv/gallery
         passersby service install --user --kiosk
     """
-    from passersby.app.stream_cli import _fail
+    from passersby.app.cli_common import fail as _fail
     from passersby.settings import SettingsError, settings_and_home
 
     try:

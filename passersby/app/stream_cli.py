@@ -4,153 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
-CONFIG = typer.Option(None, "--config", help="Settings file (default: ./passersby.toml, else <home>/passersby.toml).")
-HOME = typer.Option(None, "--home", help="Installation home (default: $PASSERSBY_HOME, else the per-user data dir).")
-MODEL = typer.Option(None, "--model", help="Generator .safetensors (default: the shipped model).")
-RUNTIME = typer.Option(None, "--runtime", help="auto, openvino, onnxruntime, compile, torch-fused, torch.")
-STYLE = typer.Option(None, "--style", help="Motion: spline, slerp or drift.")
-TEMPO = typer.Option(None, "--tempo", help="Seconds from one face to the next.")
-FPS = typer.Option(None, "--fps", help="Frames per second per screen.")
-SCREENS = typer.Option(None, "--screens", help="Comma-separated LABEL[:MONITOR] list, e.g. 'masculine:0,feminine:1' "
-                                               "or 'feminine' (one screen); label 'any' = unsteered.")
-PORT = typer.Option(None, "--port", help="Kiosk server port.")
-HOST = typer.Option(None, "--host", help="Kiosk server address (default loopback; the token still guards controls).")
-MODE = typer.Option(None, "--mode", help="Every screen's source: walk (latent walk) or feedback (the machine "
-                                         "repaints its own output); default: each screen's setting.")
-DRIFT = typer.Option(None, "--drift", help="feedback: how fast faces dissolve (0-1).")
-ENHANCER = typer.Option(None, "--enhancer", help="The learned upscaler: auto (where this machine keeps the frame "
-                                                 "rate), on or off.")
-
-
-def _fail(e: Exception) -> None:
-    typer.secho(f"error: {e}", fg="red", err=True)
-    raise typer.Exit(1)
-
-
-def _screens(spec: str) -> list[dict[str, Any]]:
-    """'masculine:0,feminine:1' -> [[screens]] tables."""
-    out = []
-    for i, part in enumerate(p.strip() for p in spec.split(",") if p.strip()):
-        label, _, monitor = part.partition(":")
-        try:
-            mon = int(monitor) if monitor else i
-        except ValueError:
-            raise typer.BadParameter(f"--screens: monitor in {part!r} must be an integer") from None
-        label = "" if label == "any" else label
-        out.append({"name": label or f"screen{i + 1}", "label": label, "monitor": mon})
-    if not out:
-        raise typer.BadParameter("--screens: give at least one screen")
-    return out
-
-
-def _settings(config: Optional[Path], home: Optional[Path], **flags: Any):
-    from passersby.home import resolve_home
-    from passersby.settings import SettingsError, load_settings
-
-    screens = flags.pop("screens", None)
-    mode = flags.pop("mode", None)
-    overrides = {k.replace("__", "."): v for k, v in flags.items()}
-    try:
-        s = load_settings(config, overrides, home=resolve_home(home))
-        import dataclasses
-
-        from passersby.settings import ScreenSettings, Settings
-
-        if screens:
-            s = dataclasses.replace(s, screens=tuple(ScreenSettings(**t) for t in _screens(screens)))
-        if mode:  # replace() re-runs the settings' checks (an unknown mode is refused there)
-            s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=mode) for sc in s.screens))
-        return s
-    except (SettingsError, ValueError) as e:
-        _fail(e)
-
-
-def _build(settings, home: Optional[Path], dry_ledger: bool = False, realtime: bool = True):
-    from passersby.checkpoint import CheckpointError
-    from passersby.app.installation import build
-    from passersby.stream.ledger import LedgerError
-
-    try:
-        return build(settings, home, dry_ledger=dry_ledger, realtime=realtime)
-    except (CheckpointError, LedgerError, ValueError) as e:
-        _fail(e)
-
-
-@contextlib.contextmanager
-def one_line_errors():
-    """Expected failures while the installation runs (a full disk, a ledger it cannot write,
-    a damaged model file) end the command with one `error:` line and exit 1, not a traceback."""
-    from passersby.checkpoint import CheckpointError
-    from passersby.stream.ledger import LedgerError
-
-    try:
-        yield
-    except (LedgerError, CheckpointError, OSError) as e:
-        _fail(e)
-
-
-def _quit_on_signals(engine) -> None:
-    def handler(signum, frame):  # noqa: ARG001 - signal API
-        engine.quit_event.set()
-        engine.hub.close()  # wakes the window loop and the web server's waiters
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-
-
-def _serve_until_quit(inst, settings, what: str) -> None:
-    from passersby.web.server import KioskServer
-
-    engine = inst.engine
-    from passersby.app.capture import capture_summary
-
-    server = KioskServer(engine.hub, host=settings.web.host, port=settings.web.port,
-                         token=settings.web.token or None, jpeg_quality=settings.web.jpeg_quality,
-                         capture=lambda screen: capture_summary(inst, screen))
-    try:
-        server.start()
-    except OSError as e:
-        _fail(OSError(f"cannot listen on {settings.web.host}:{settings.web.port} ({e.strerror}); try --port"))
-    typer.echo(f"{what}: serving the installation on {server.url}")
-    for name in engine.screens:
-        typer.echo(f"  screen {name}: {server.url}screen/{name}")
-    typer.echo(f"  overview with controls: {server.url}?token={server.token}")
-    typer.echo("  Ctrl-C stops.")
-    try:
-        while not engine.quit_event.wait(0.5):
-            engine.check()
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
-def opening_hours(inst, settings):
-    """While the block runs: sleep and wake the engine by [schedule] (stream/schedule.py), the
-    monitors off and on where the display allows it."""
-    from passersby.settings import opening_hours as schedule_of
-
-    schedule = schedule_of(settings)
-    if schedule is None:
-        yield None
-        return
-    from passersby.outputs.display_power import set_monitors
-    from passersby.stream.schedule import OpeningHours
-
-    hours = OpeningHours(inst.engine, schedule, on_change=set_monitors).start()
-    typer.echo(f"opening hours: {settings.schedule.days} {settings.schedule.hours} ({settings.schedule.timezone}); "
-               f"now {'open' if hours.open else inst.engine.closed_why}")
-    try:
-        yield hours
-    finally:
-        hours.stop()
-
+from passersby.app.cli_common import (CONFIG, DRIFT, ENHANCER, FPS, HOME, HOST, MODE, MODEL, PORT, RUNTIME, SCREENS,
+                                      STYLE, TEMPO, build_installation, fail, one_line_errors, opening_hours,
+                                      quit_on_signals, resolve_settings, serve_until_quit)
 
 @contextlib.contextmanager
 def service_notify(inst):
@@ -199,13 +60,13 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     """
     from passersby.outputs.window import display_available
 
-    settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
+    settings = resolve_settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
                          window__fullscreen=False if windowed else None, web__port=port, web__host=host,
                          mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
-    inst = _build(settings, home)
+    inst = build_installation(settings, home)
     engine = inst.engine
-    _quit_on_signals(engine)
+    quit_on_signals(engine)
     try:
         with one_line_errors():
             engine.start()
@@ -219,7 +80,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
                                 fullscreen=settings.window.fullscreen, fps=settings.walk.fps,
                                 capture=lambda screen: capture_summary(inst, screen))
                 else:
-                    _serve_until_quit(inst, settings, "no display found")
+                    serve_until_quit(inst, settings, "no display found")
             engine.check()
     finally:
         inst.close()
@@ -243,16 +104,16 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
         passersby serve --host 0.0.0.0 --token "$(cat /etc/passersby-token)"
         passersby serve --mode feedback
     """
-    settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
+    settings = resolve_settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens,
                          web__port=port, web__host=host, web__token=token, mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
-    inst = _build(settings, home)
-    _quit_on_signals(inst.engine)
+    inst = build_installation(settings, home)
+    quit_on_signals(inst.engine)
     try:
         with one_line_errors():
             inst.engine.start()
             with _inbox(inst), opening_hours(inst, settings), service_notify(inst):
-                _serve_until_quit(inst, settings, "passersby serve")
+                serve_until_quit(inst, settings, "passersby serve")
     finally:
         inst.close()
     _print_summary(inst.engine)
@@ -281,15 +142,15 @@ def render_command(seconds: float = typer.Option(10.0, "--seconds", min=0.05, he
 
     if out is None and frames is None:
         raise typer.BadParameter("give --out video.mp4 and/or --frames DIR")
-    settings = _settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
+    settings = resolve_settings(config, home, model__path=str(model) if model else None, model__runtime=runtime,
                          walk__style=style, walk__tempo=tempo, walk__fps=fps, screens=screens, stream__seed=seed,
                          mode=mode, feedback__drift=drift, enhancer__mode=enhancer)
-    inst = _build(settings, home, dry_ledger=dry_ledger, realtime=False)  # the largest chain, on any machine
+    inst = build_installation(settings, home, dry_ledger=dry_ledger, realtime=False)  # the largest chain, on any machine
     try:
         with one_line_errors():
             result = render_stream(inst.engine, seconds, out, frames, per_screen)
     except ValueError as e:
-        _fail(e)
+        fail(e)
     finally:
         inst.close()
     for path in result.files:
@@ -327,7 +188,7 @@ def status_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME,
         if not answer.pop("ok", False):
             raise ValueError(f"status: {answer.get('error')}")
     except (SettingsError, ValueError) as e:
-        _fail(e)
+        fail(e)
     if as_json:
         typer.echo(json.dumps(answer, indent=2))
     else:
@@ -359,4 +220,4 @@ def config_show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = 
     """
     from passersby.settings import to_toml
 
-    typer.echo(to_toml(_settings(config, home)), nl=False)
+    typer.echo(to_toml(resolve_settings(config, home)), nl=False)

@@ -36,7 +36,7 @@ from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
 from passersby.stream.ledger import Ledger, LedgerError, LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
-from passersby.stream.sources import Anchors, FrameSource, Stage, run_stages
+from passersby.stream.sources import Anchors, Describable, FrameSource, Pressable, Stage, Stateful, run_stages
 
 log = logging.getLogger("passersby")
 
@@ -220,7 +220,6 @@ class Engine:
         self.ledger_path = self.ledger_spec.path
         self.hub = FrameHub([p.name for p in plans], status=self.status, controls=self, health=self.health,
                             metrics=self.metrics)
-        self._registry = None  # Prometheus, built on the first scrape (stream/health.py)
         self.quit_event = threading.Event()
         self.paused = threading.Event()
         self.heartbeat: Callable[[], None] | None = None  # called by the pacer about once a second
@@ -296,7 +295,7 @@ class Engine:
             for p in producers:
                 p.next_anchor()
         elif action == "press":  # sources with a button (the peepshow): a face now, frames ahead dropped
-            pressable = [p for p in producers if hasattr(p.source, "press")]
+            pressable = [p for p in producers if isinstance(p.source, Pressable)]
             if not pressable:
                 raise PermissionError(f"screen {screen!r} takes no press (not a peep screen)" if screen else
                                       "no screen here takes a press: run `passersby peep`")
@@ -374,11 +373,11 @@ class Engine:
         out["render_ms"] = {p.plan.name: round(1000 * float(np.median(p.render_seconds)), 1)
                             if p.render_seconds else None for p in self.producers}
         # Sources that run a chain at a level (stream/keyframes.Keyframes) say which, and when it was lowered.
-        chains = {p.plan.name: p.source.describe() for p in self.producers if hasattr(p.source, "describe")}
+        chains = {p.plan.name: p.source.describe() for p in self.producers if isinstance(p.source, Describable)}
         if chains:
             out["chains"] = chains
         # Sources with a state of their own (the peepshow: blank or a face, presses) report it.
-        states = {p.plan.name: p.source.state() for p in self.producers if hasattr(p.source, "state")}
+        states = {p.plan.name: p.source.state() for p in self.producers if isinstance(p.source, Stateful)}
         if states:
             out["screen_state"] = states
         return out

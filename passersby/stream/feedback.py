@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from passersby.stream.knobs import knob
 from passersby.stream.sources import Anchors, mix
 from passersby.stream.vitals import Vitals
 
@@ -40,20 +41,40 @@ FIELD_KEY_SECONDS = 1.5  # the field turns from one random grid to the next in t
 
 
 @dataclass(frozen=True)
-class FeedbackConfig:
-    """The loop's knobs.
+class FeedbackKnobs:
+    """The loop's knobs as a person sets them: the [feedback] section of the settings (with the
+    painter file, passersby/settings.FeedbackSettings), read there for the file, `config show`,
+    docs/settings.md and the flags' help. Checked where a loop runs (FeedbackConfig), with the
+    walk's tempo and frame rate.
+
+    Example:
+        >>> FeedbackKnobs().drift
+        0.8
+    """
+
+    drift: float = knob(0.8, "feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).")
+    crossfade: float = knob(1.0, "feedback: seconds over which each new anchor face fades in (< walk.tempo).")
+    max_faceless: float = knob(3.0, "feedback: seconds without a detected face before the loop re-anchors.")
+    step_every: int = knob(0, "feedback: frames per painting (the frames between are blends); 0 = the smallest "
+                              "that keeps walk.fps on this machine, measured at start.")
+
+
+@dataclass(frozen=True)
+class FeedbackConfig(FeedbackKnobs):
+    """The loop's knobs (FeedbackKnobs), the walk's tempo and rate, and its collapse checks.
 
     Args:
-        tempo: seconds between anchors (a new face at least this often).
-        fps: frames per second.
         drift: how fast faces dissolve, >= 0 (0: the painter alone; 1: ~0.4 px per frame at 256).
         crossfade: seconds over which a new segment fades in.
-        face_every: seconds between face checks.
         max_faceless: seconds without a face before the loop counts as collapsed.
-        freeze_seconds: seconds of (almost) no change before it counts as frozen.
         step_every: frames per loop step (1: the painter repaints every frame; k: every k-th,
             the frames between are blends of two consecutive paintings, each step moving k
-            times as far): what a slower machine gives up to keep the frame rate.
+            times as far): what a slower machine gives up to keep the frame rate. 0 (the
+            setting's "measure it") is 1 here: a loop nobody measured paints every frame.
+        tempo: seconds between anchors (a new face at least this often).
+        fps: frames per second.
+        face_every: seconds between face checks.
+        freeze_seconds: seconds of (almost) no change before it counts as frozen.
 
     Example:
         >>> FeedbackConfig(tempo=4.0).frames_per_segment
@@ -62,12 +83,8 @@ class FeedbackConfig:
 
     tempo: float = 6.0
     fps: float = 30.0
-    drift: float = 0.8
-    crossfade: float = 1.0
     face_every: float = 1.0
-    max_faceless: float = 3.0
     freeze_seconds: float = 2.0
-    step_every: int = 1
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -77,8 +94,10 @@ class FeedbackConfig:
         if self.tempo <= 0 or self.fps <= 0 or self.tempo * self.fps < 2:
             raise ValueError(f"feedback tempo and fps must be > 0 and give >= 2 frames per anchor, "
                              f"got tempo {self.tempo} at {self.fps} fps")
-        if isinstance(self.step_every, bool) or not isinstance(self.step_every, int) or self.step_every < 1:
+        if isinstance(self.step_every, bool) or not isinstance(self.step_every, int) or self.step_every < 0:
             raise ValueError(f"feedback step_every must be an integer >= 1, got {self.step_every!r}")
+        if self.step_every == 0:  # the knob's "measured at start", built without a measurement: every frame
+            object.__setattr__(self, "step_every", 1)
         if self.crossfade >= self.tempo:
             raise ValueError(f"feedback crossfade ({self.crossfade} s) must be shorter than tempo ({self.tempo} s)")
 

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import shutil
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from passersby.stream.engine import Engine
+if TYPE_CHECKING:  # an interface, not the engine module: engine -> health runs one way
+    from passersby.stream.running import Running
 
 FAILING_AGE_S = 5.0
 DEGRADED_FPS_SHARE = 0.9
@@ -39,7 +40,7 @@ LEDGER_BYTES_PER_FACE = 820  # measured (stream/ledger/ docstring): z, hash, 8 k
 RENDER_BUCKETS = (0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
-def health(engine: "Engine") -> dict[str, Any]:
+def health(engine: "Running") -> dict[str, Any]:
     """The engine's health (see the module docstring).
 
     Example:
@@ -100,7 +101,7 @@ def health(engine: "Engine") -> dict[str, Any]:
             "memory": {k: memory.get(k) for k in ("rss_mb", "warm_rss_mb", "grown_mb")}}
 
 
-def days_of_disk_left(engine: "Engine", free: int | None) -> float | None:
+def days_of_disk_left(engine: "Running", free: int | None) -> float | None:
     """Days until the ledger fills the free disk at this run's rate of faces (LEDGER_BYTES_PER_FACE
     each), or None before there is a rate (the first minute) or without a free-space figure."""
     seconds = time.time() - engine.started_at
@@ -131,7 +132,7 @@ class RenderTimes:
 class EngineCollector:
     """A prometheus_client collector reading the engine's counters when scraped."""
 
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: "Running") -> None:
         self.engine = engine
 
     def collect(self) -> Iterator[Any]:
@@ -158,13 +159,18 @@ class EngineCollector:
         yield from (shown, late, faces, render, age)
 
 
-def metrics_text(engine: "Engine") -> bytes:
+def metrics_text(engine: "Running") -> bytes:
     """The Prometheus text exposition of the engine's metrics and the process's (memory, CPU)."""
     from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 
-    if getattr(engine, "_registry", None) is None:
+    registry = _REGISTRIES.get(engine)
+    if registry is None:  # built on the first scrape, kept as long as the engine lives
         registry = CollectorRegistry()
         registry.register(EngineCollector(engine))
         ProcessCollector(registry=registry)
-        engine._registry = registry
-    return generate_latest(engine._registry)
+        _REGISTRIES[engine] = registry
+    return generate_latest(registry)
+
+
+# One registry per engine, here rather than on the engine object: health writes nothing into it.
+_REGISTRIES: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()

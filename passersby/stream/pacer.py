@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from passersby.stream.engine import Engine
+if TYPE_CHECKING:  # an interface, not the engine module: engine -> pacer runs one way
+    from passersby.stream.running import Running
 
 log = logging.getLogger("passersby")
 
@@ -55,9 +55,17 @@ class Ring:
 
 
 class Pacer(threading.Thread):
-    """Publishes one frame per screen every 1/fps seconds; measures what it shows."""
+    """Publishes one frame per screen every 1/fps seconds; measures what it shows.
 
-    def __init__(self, engine: Engine) -> None:
+    Args:
+        engine: the running engine (stream/running.Running: its rate, events, hub, heartbeat
+            hook and per screen the queue of frames rendered ahead).
+
+    Example:
+        >>> engine.pacer = Pacer(engine); engine.pacer.start()  # doctest: +SKIP
+    """
+
+    def __init__(self, engine: Running) -> None:
         super().__init__(name="passersby-pacer", daemon=True)
         self.engine = engine
         self.period = 1.0 / engine.fps

@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from passersby.stream.knobs import knob
 from passersby.stream.sources import Anchors, mix
 
 BLANKS = ("black", "fade")
@@ -36,8 +37,26 @@ DURING = ("ignore", "queue")
 
 
 @dataclass(frozen=True)
-class PeepConfig:
-    """The peepshow's knobs.
+class PeepKnobs:
+    """The peepshow's knobs as a person sets them: the [peep] section of the settings
+    (passersby/settings.py reads these fields, their defaults and docs; checked where they become
+    a PeepConfig, with the frame rate).
+
+    Example:
+        >>> PeepKnobs().seconds
+        5.0
+    """
+
+    seconds: float = knob(5.0, "peep: seconds a face shows after a press.")
+    blank: str = knob("fade", "peep: after the face, black (at once) or fade (to black over peep.fade seconds).")
+    fade: float = knob(1.5, "peep: seconds of the fade to black.")
+    during: str = knob("ignore", "peep: presses while a face shows: ignore, or queue (each shows a face next).")
+    debounce: float = knob(0.3, "peep: presses closer together than this (seconds) count once.")
+
+
+@dataclass(frozen=True)
+class PeepConfig(PeepKnobs):
+    """The peepshow's knobs (PeepKnobs) and the frame rate they run at.
 
     Args:
         seconds: how long a face shows.
@@ -45,18 +64,13 @@ class PeepConfig:
         fade: seconds of the fade.
         during: presses while a face shows: "ignore" them or "queue" them (each shows a face next).
         debounce: presses closer together than this (seconds) count once.
-        fps: frames per second.
+        fps: frames per second (walk.fps: every screen's rate, not a [peep] setting).
 
     Example:
         >>> PeepConfig(seconds=5.0, fps=30.0).face_frames
         150
     """
 
-    seconds: float = 5.0
-    blank: str = "fade"
-    fade: float = 1.5
-    during: str = "ignore"
-    debounce: float = 0.3
     fps: float = 30.0
 
     def __post_init__(self) -> None:

@@ -17,7 +17,7 @@ knows the models; nothing here imports one.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -39,11 +39,22 @@ class Anchors(Protocol):
     def ledger_ids(self, positions: list[int]) -> list[int]: ...
 
 
+@runtime_checkable
 class FrameSource(Protocol):
     """Frames of one screen, asked for in increasing index order (jumps ahead allowed).
 
-    `render(index)` -> (image (H, W, 3) uint8, key); `cut(index)` -> the first index after
-    `index` that shows a new face (what "next" jumps to); `close()` releases resources.
+    `render(index)` -> (image (H, W, 3) uint8, key); `cut(index)` -> the first index at or
+    after `index` that shows a new face (what "next" jumps to); `close()` releases resources.
+
+    A source may also have capabilities, each a protocol below that the engine checks with
+    isinstance (tests/stream/test_source_contract.py holds every source to the ones it declares):
+    `Pressable` (a viewer's button: the peepshow), `Describable` (the chain it runs, for the
+    status page: Keyframes) and `Stateful` (a state of its own for the status page: the peepshow).
+
+    Example:
+        >>> walk = LatentWalk.__new__(LatentWalk)  # any object with the methods is one
+        >>> isinstance(walk, FrameSource), isinstance(walk, Pressable)
+        (True, False)
     """
 
     def render(self, index: int) -> tuple[Image, Key]: ...
@@ -51,6 +62,30 @@ class FrameSource(Protocol):
     def cut(self, index: int) -> int: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Pressable(Protocol):
+    """A source with a button (stream/peep.PeepSource): `press()` is called from any thread and
+    says whether a new face starts now (the engine then drops the frames rendered ahead)."""
+
+    def press(self) -> bool: ...
+
+
+@runtime_checkable
+class Describable(Protocol):
+    """A source that says how it renders, for the status page's "chains" (stream/keyframes.Keyframes:
+    the chain's level, stages and keyframe spacing); a JSON-able dict."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """A source with a state of its own, for the status page's "screen_state" (the peepshow:
+    blank or a face, presses by outcome); a JSON-able dict, safe to ask from any thread."""
+
+    def state(self) -> dict[str, Any]: ...
 
 
 class Stage(Protocol):

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from passersby.stream.knobs import knob
+
 STYLES = ("spline", "slerp", "drift")
 STATE_VERSION = 1
 _SNAP = 1e-9  # anchor positions this close to an integer are the anchor: exact frames there
@@ -54,11 +56,11 @@ class WalkConfig:
         120.0
     """
 
-    style: str = "spline"
-    tempo: float = 6.0
-    fps: float = 30.0
-    drift_speed: float = 0.3
-    tangent_scale: float = 1.75
+    style: str = knob("spline", "spline (C2 through anchors), slerp (arcs, rests at anchors) or drift (slow random walk).")
+    tempo: float = knob(6.0, "Seconds from one anchor face to the next.")
+    fps: float = knob(30.0, "Frames per second of every screen.")
+    drift_speed: float = knob(0.3, "drift only: weight of the fresh face in each new anchor, in (0, 1].")
+    tangent_scale: float = knob(1.75, "spline only: tangent length at anchors, in (0, 2] (1.75 evens the speed).")
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:

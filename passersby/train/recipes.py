@@ -21,9 +21,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from passersby.config import ModelConfig
+
 RECIPES: dict[str, dict[str, Any]] = {
-    "projected": {
-        "model": {"discriminator": "projected", "ngf": 16, "ndf": 32, "d_resolution": 192},
+    "projected": {  # the model is ModelConfig's defaults: one place says what is trained and shipped
+        "model": {k: getattr(ModelConfig, k) for k in ("discriminator", "ngf", "ndf", "d_resolution")},
         "train": {"batch_size": 8, "lr": 2e-4, "beta1": 0.0, "beta2": 0.99, "amp": True,
                   "augment": "color,translation,cutout", "ms_weight": 1.0},
     },

@@ -1,0 +1,177 @@
+"""One contract for every frame source (stream/sources.FrameSource): the latent walk, the
+feedback loop, the peepshow and the keyframe wrapper, each built with model-free fakes.
+
+Every source: yields (H, W, 3) uint8 frames of one size and JSON-able keys naming their frame;
+`cut` jumps forward, never back; the same anchors give the same frames (what lets a key
+re-render its frame); each key re-renders its frame from the ledger's anchors alone; and the
+capabilities it declares (Pressable, Describable, Stateful) are exactly the ones it has, and
+work (the engine relies on isinstance, stream/engine.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from feedback_fakes import R, render_anchor, step
+
+from passersby.stream.feedback import FeedbackConfig, FeedbackLoop, replay
+from passersby.stream.keyframes import Keyframes, blend
+from passersby.stream.peep import PeepConfig, PeepSource
+from passersby.stream.sources import Describable, FrameSource, LatentWalk, Pressable, Stateful
+from passersby.stream.walker import WalkConfig, frame_latent
+
+D = 8
+FRAMES = 24
+
+
+class FakeAnchors:
+    """A screen's ledger claims without a ledger: claim k is latent k of a seeded RNG, ledger id 100 + k."""
+
+    def __init__(self, seed: int = 3) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.z: list[np.ndarray] = []
+        self.claimed = 0
+
+    def __call__(self) -> np.ndarray:
+        self.z.append(self.rng.standard_normal(D).astype(np.float32))
+        self.claimed += 1
+        return self.z[-1]
+
+    def ledger_ids(self, positions: list[int]) -> list[int]:
+        return [100 + p for p in positions]
+
+    def latent(self, ledger_id: int) -> np.ndarray:
+        return self.z[ledger_id - 100]
+
+
+def walk_renderer(z: np.ndarray) -> np.ndarray:
+    """(1, D) -> (1, R, R, 3): a picture that is a pure function of the latent."""
+    return render_anchor(z)
+
+
+class Tint:
+    """A stage (stream/sources.Stage): darkens the picture and records itself in the key."""
+
+    name = "tint"
+
+    def __call__(self, image, key):
+        return (image // 2).astype(np.uint8), {**key, "stages": key.get("stages", []) + ["tint"]}
+
+
+WALK = WalkConfig(tempo=0.5, fps=8.0)
+LOOP = FeedbackConfig(tempo=1.0, fps=8.0, drift=1.0, crossfade=0.25, face_every=0.25, max_faceless=1.0,
+                      freeze_seconds=0.5, step_every=2)
+PEEP = PeepConfig(seconds=0.5, fps=8.0, blank="fade", fade=0.25, debounce=0.0)
+
+
+def rerender_walk(key: dict[str, Any], anchors: FakeAnchors) -> np.ndarray:
+    zs = np.stack([anchors.latent(i) for i in key["ledger_ids"]])
+    return walk_renderer(frame_latent(zs, key["t"], WalkConfig.from_dict(key["walk"]))[None])[0]
+
+
+def rerender_feedback(key: dict[str, Any], anchors: FakeAnchors) -> np.ndarray:
+    return replay(key, anchors.latent, render_anchor, step)
+
+
+def rerender_peep(key: dict[str, Any], anchors: FakeAnchors) -> np.ndarray:
+    if key["state"] == "blank":
+        return np.zeros((R, R, 3), np.uint8)
+    face = walk_renderer(anchors.latent(key["ledger_ids"][0])[None])[0]
+    return face if key["fade"] == 0.0 else blend(face, np.zeros_like(face), key["fade"])
+
+
+def rerender_keyframes(key: dict[str, Any], anchors: FakeAnchors) -> np.ndarray:
+    def keyframe(k: dict[str, Any]) -> np.ndarray:
+        return Tint()(rerender_walk(k, anchors), k)[0]
+
+    if "between" not in key:
+        return keyframe(key)
+    first = {**key, "frame": key["between"]["from"], "ledger_ids": key["between"]["from_ledger_ids"]}
+    return blend(keyframe(first), keyframe(key["between"]["next"]), key["between"]["mix"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def peep(anchors: FakeAnchors) -> PeepSource:
+    src = PeepSource(PEEP, anchors, lambda z: (walk_renderer(z)[0], []), R, "m0", clock=Clock())
+    assert src.press()  # a face at once, then blank: both kinds of frame pass the contract
+    return src
+
+
+# name -> (build from anchors, re-render a frame from its key and the anchors, capabilities it has)
+SOURCES: dict[str, tuple[Callable[[FakeAnchors], Any], Callable, set[type]]] = {
+    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, set()),
+    "feedback": (lambda a: FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
+                 rerender_feedback, set()),
+    "peep": (peep, rerender_peep, {Pressable, Stateful}),
+    "keyframes": (lambda a: Keyframes(LatentWalk(WALK, a, walk_renderer, "m0"), [((Tint(),), 3), ((), 1)]),
+                  rerender_keyframes, {Describable}),
+}
+CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state"}
+
+
+def frames(name: str, n: int = FRAMES) -> tuple[Any, FakeAnchors, list[tuple[np.ndarray, dict[str, Any]]]]:
+    build = SOURCES[name][0]
+    anchors = FakeAnchors()
+    src = build(anchors)
+    return src, anchors, [src.render(i) for i in range(n)]
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_frames_have_the_promised_shape_and_keys_name_them(name):
+    src, _, out = frames(name)
+    assert isinstance(src, FrameSource)
+    shapes = {im.shape for im, _ in out}
+    assert len(shapes) == 1 and next(iter(shapes))[2] == 3, shapes
+    assert all(isinstance(im, np.ndarray) and im.dtype == np.uint8 and im.ndim == 3 for im, _ in out)
+    for i, (_, key) in enumerate(out):
+        assert json.loads(json.dumps(key)) == key  # JSON-able: it goes into captures and the wire format
+        assert key["frame"] == i and isinstance(key.get("ledger_ids", []), list)
+    assert len({float(im.astype(np.float32).std()) for im, _ in out}) > 1  # not one still picture
+    src.close()
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_cut_jumps_forward_and_rendering_goes_on_from_there(name):
+    src, _, out = frames(name, 5)
+    after = src.cut(5)
+    assert isinstance(after, int) and after >= 5
+    image, key = src.render(after)
+    assert image.shape == out[0][0].shape and key["frame"] == after
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_the_same_anchors_give_the_same_frames(name):
+    (_, _, a), (_, _, b) = frames(name), frames(name)
+    for (ia, ka), (ib, kb) in zip(a, b, strict=True):
+        assert ka == kb and np.array_equal(ia, ib)
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_each_key_re_renders_its_frame_from_the_ledgers_anchors(name):
+    _, anchors, out = frames(name)
+    rerender = SOURCES[name][1]
+    for image, key in out:
+        assert np.array_equal(rerender(key, anchors), image), key["frame"]
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
+    src, _, _ = frames(name, 3)
+    has = {cap for cap in CAPABILITIES if isinstance(src, cap)}
+    assert has == SOURCES[name][2]
+    for cap, method in CAPABILITIES.items():
+        assert (cap in has) == callable(getattr(src, method, None))
+    if Pressable in has:
+        assert isinstance(src.press(), bool)
+    for cap in has - {Pressable}:
+        report = getattr(src, CAPABILITIES[cap])()
+        assert isinstance(report, dict) and report and json.loads(json.dumps(report)) == report
