@@ -43,6 +43,7 @@ def train_command(
         "(IMLE; raises recall; 0 = off, the recipe default)."),
     cov_pool: Optional[int] = typer.Option(None, help="Coverage: latents rendered per nearest-face search (384)."),
     cov_every: Optional[int] = typer.Option(None, help="Coverage: steps between searches (100)."),
+    cov_batch: Optional[int] = typer.Option(None, help="Coverage: training faces that pull their match each step (4)."),
     seed: int = typer.Option(0, help="Seeds every random stream of the run."),
     sample_every: int = typer.Option(500, help="Write a sample grid every N steps."),
     checkpoint_every: int = typer.Option(1000, help="Write a checkpoint every N steps."),
@@ -95,7 +96,7 @@ def train_command(
         given_m = {"ngf": ngf, "ndf": ndf, "d_resolution": d_resolution, "pool": pool}
         given_t = {"batch_size": batch_size, "lr": lr, "amp": amp, "augment": augment, "ms_space": ms_space,
                    "parts_weight": parts_weight, "cov_weight": cov_weight, "cov_pool": cov_pool,
-                   "cov_every": cov_every}
+                   "cov_every": cov_every, "cov_batch": cov_batch}
         m_over.update({k: v for k, v in given_m.items() if v is not None})
         t_over.update({k: v for k, v in given_t.items() if v is not None})
         if kind == "enhancer":
