@@ -46,7 +46,8 @@ def health(engine: "Engine") -> dict[str, Any]:
         >>> health(engine)["status"]  # doctest: +SKIP
         'ok'
     """
-    now, reasons, level = time.monotonic(), [], 0
+    # Frame ages on the clock that stamped the frames (the engine's; tests may inject one).
+    now, reasons, level = getattr(engine, "clock", time.monotonic)(), [], 0
     paused = engine.paused.is_set() or engine.asleep.is_set()  # asleep: outside opening hours
     fps = engine.pacer.stats()["fps"] if engine.pacer is not None else {}
     screens = {}
@@ -144,7 +145,7 @@ class EngineCollector:
         render = HistogramMetricFamily("passersby_render_seconds", "Seconds to render one frame", labels=["screen"])
         age = GaugeMetricFamily("passersby_last_frame_age_seconds", "Seconds since the screen's last frame",
                                 labels=["screen"])
-        now = time.monotonic()
+        now = getattr(e, "clock", time.monotonic)()  # the clock that stamped the frames
         for p in e.producers:
             name = p.plan.name
             pacer = e.pacer
