@@ -73,7 +73,8 @@ def shape_predictor() -> Any:
     """dlib's 5-point shape predictor, loaded once per process on first use.
 
     Example:
-        >>> predictor = shape_predictor()  # doctest: +SKIP
+        >>> shape_predictor() is shape_predictor()
+        True
     """
     global _predictor
     with _lock:

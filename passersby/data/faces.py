@@ -66,7 +66,8 @@ def face_detector() -> Any:
     """dlib's frontal face detector, built once per process on first use.
 
     Example:
-        >>> det = face_detector()  # doctest: +SKIP
+        >>> face_detector() is face_detector()
+        True
     """
     global _detector
     with _detector_lock:

@@ -60,7 +60,9 @@ def load_generator(path: Path | str | None = None, device: "str | torch.device" 
         CheckpointError: missing, damaged, or not a generator file.
 
     Example:
-        >>> g, info = load_generator()  # doctest: +SKIP
+        >>> g, info = load_generator()  # the shipped model
+        >>> info.config.resolution
+        256
     """
     from passersby.checkpoint import load_model
 
@@ -130,8 +132,8 @@ def screen_steering(info: "ModelInfo", label: str, field: str = "label",
         ValueError: the model cannot show `label` (names the file, the field and what to do).
 
     Example:
-        >>> g, info = load_generator()  # doctest: +SKIP
-        >>> index, vector, offset = screen_steering(info, "feminine")  # doctest: +SKIP
+        >>> g, info = load_generator()
+        >>> index, vector, offset = screen_steering(info, "feminine")
     """
     cfg = info.config
     if cfg.n_classes:
