@@ -33,8 +33,8 @@ def loop_step(painter: torch.nn.Module, runtime: str = "torch", threads: int = 1
     picture (runtime.make_loop_step: "torch" is the eager reference, "auto" compiles it).
 
     Example:
-        >>> step = loop_step(painter, "auto")  # doctest: +SKIP
-        >>> nxt = step(frame, drift_field(seed, 1, 256, cfg))  # doctest: +SKIP
+        >>> step = loop_step(painter, "auto")  # a trained painter  # doctest: +SKIP
+        >>> nxt = step(frame, drift_field(seed, 1, 256, cfg))  # a trained painter  # doctest: +SKIP
     """
     from passersby.runtime import make_loop_step
 

@@ -44,7 +44,7 @@ def render_stream(engine: Engine, seconds: float, out: Path | None, frames_dir: 
         progress: show a progress bar.
 
     Example:
-        >>> render_stream(inst.engine, 5, Path("clip.mp4"), None)  # doctest: +SKIP
+        >>> render_stream(inst.engine, 5, Path("clip.mp4"), None)  # a running installation; a long run  # doctest: +SKIP
     """
     n = max(1, round(seconds * engine.fps))
     names = engine.screens

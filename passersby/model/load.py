@@ -76,7 +76,7 @@ def load_painter(path: Path | str, device: "str | torch.device" = "cpu") -> tupl
         CheckpointError: not a painter file (e.g. a generator), or damaged.
 
     Example:
-        >>> painter, info = load_painter("runs/painter/model.safetensors")  # doctest: +SKIP
+        >>> painter, info = load_painter("runs/painter/model.safetensors")  # a trained file  # doctest: +SKIP
     """
     from passersby.checkpoint import load_kind_file
     from passersby.config import PainterConfig
@@ -92,7 +92,7 @@ def load_enhancer(path: Path | str, device: "str | torch.device" = "cpu") -> tup
         CheckpointError: not an enhancer file, or damaged.
 
     Example:
-        >>> enhancer, info = load_enhancer("runs/enhancer/model.safetensors")  # doctest: +SKIP
+        >>> enhancer, info = load_enhancer("runs/enhancer/model.safetensors")  # a trained file  # doctest: +SKIP
     """
     from passersby.checkpoint import load_kind_file
     from passersby.config import EnhancerConfig

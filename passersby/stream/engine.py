@@ -202,8 +202,8 @@ class Engine:
             the engine on a clock of its own, independent of the machine's load.
 
     Example:
-        >>> engine = Engine(plans, 30.0, home / "ledger.sqlite", 128, "9f2c")  # doctest: +SKIP
-        >>> engine.start(); frame = engine.hub.wait_newer("masculine", -1, 5.0)  # doctest: +SKIP
+        >>> engine = Engine(plans, 30.0, home / "ledger.sqlite", 128, "9f2c")  # a running engine  # doctest: +SKIP
+        >>> engine.start(); frame = engine.hub.wait_newer("masculine", -1, 5.0)  # a running engine  # doctest: +SKIP
     """
 
     def __init__(self, plans: list[ScreenPlan], fps: float, ledger: LedgerSpec | Path, z_dim: int, model_hash: str,

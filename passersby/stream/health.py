@@ -43,7 +43,7 @@ def health(engine: "Engine") -> dict[str, Any]:
     """The engine's health (see the module docstring).
 
     Example:
-        >>> health(engine)["status"]  # doctest: +SKIP
+        >>> health(engine)["status"]  # a running engine  # doctest: +SKIP
         'ok'
     """
     # Frame ages on the clock that stamped the frames (the engine's; tests may inject one).

@@ -57,7 +57,7 @@ def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
         nbytes: the fixed threshold (glibc's initial default is 128 KB; it then moves on its own).
 
     Example:
-        >>> pin_mmap_threshold()  # doctest: +SKIP
+        >>> pin_mmap_threshold()  # process-wide: changes the test run's malloc  # doctest: +SKIP
         True
     """
     libc = _glibc()
@@ -82,7 +82,7 @@ class HeapTrimmer(threading.Thread):
     watch (stream/health.py) for a run of years.
 
     Example:
-        >>> t = HeapTrimmer(60.0); t.start(); ...; t.stop()  # doctest: +SKIP
+        >>> t = HeapTrimmer(60.0); t.start(); ...; t.stop()  # process-wide: changes the test run's malloc  # doctest: +SKIP
     """
 
     def __init__(self, every_s: float = TRIM_EVERY_S, warm_calls: int = WARM_CALLS) -> None:

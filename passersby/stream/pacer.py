@@ -64,8 +64,8 @@ class Pacer(threading.Thread):
             pacer on a clock of its own (exact intervals, whatever the machine's load).
 
     Example:
-        >>> pacer = Pacer(engine, clock=time.monotonic, sleep=time.sleep)  # doctest: +SKIP
-        >>> pacer.start(); pacer.stats()["fps"]  # doctest: +SKIP
+        >>> pacer = Pacer(engine, clock=time.monotonic, sleep=time.sleep)  # a running engine  # doctest: +SKIP
+        >>> pacer.start(); pacer.stats()["fps"]  # a running engine  # doctest: +SKIP
         {'masculine': 30.0, 'feminine': 30.0}
     """
 
