@@ -73,7 +73,7 @@ def test_watchdog_pings_come_from_the_pacer_only_while_healthy(tmp_path, monkeyp
     # exact moment, so a count of beats per second of that clock cannot depend on the load.
     clock = SteppedClock(start=0.0)
     e = Engine(plans, walk.fps, tmp_path / "ledger.sqlite", 128, "h", queue_size=4, seed=3, clock=clock,
-               sleep=clock.sleep)
+               pacer_sleep=clock.sleep)
     clock.ready = lambda: e.quit_event.is_set() or all(p.frames.qsize() for p in e.producers)
     with e:
         clock.advance_to(2.5)

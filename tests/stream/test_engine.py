@@ -66,7 +66,7 @@ def test_paced_engine_publishes_every_screen_at_fps_and_obeys_controls(tmp_path:
     # rate on a real clock is benchmarks/stream.py's to measure.
     clock = SteppedClock()
     e = Engine(plans(), WALK.fps, tmp_path / "ledger.sqlite", D, "hash0", queue_size=4, seed=3,
-               clock=clock, sleep=clock.sleep)
+               clock=clock, pacer_sleep=clock.sleep)
     clock.ready = lambda: e.quit_event.is_set() or all(p.frames.qsize() for p in e.producers)
     with e:
         e.start()
