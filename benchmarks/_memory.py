@@ -15,6 +15,33 @@ from typing import Any
 import numpy as np
 
 
+MMAP_THRESHOLD = 256 * 1024
+_M_MMAP_THRESHOLD = -3  # glibc malloc.h
+
+
+def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
+    """Blocks of >= `nbytes` are mmapped from now on, whatever was freed before: True if set.
+
+    An experiment of the soak (`memory_soak.py --mmap-threshold`), not something the installation
+    does: it cost 1.65 cores against 1.08 and late frames (passersby/stream/heap.py, docs/operations.md).
+
+    Args:
+        nbytes: the fixed threshold (glibc's initial default is 128 KB; it then moves on its own).
+
+    Example:
+        >>> pin_mmap_threshold()  # process-wide: changes this process's malloc  # doctest: +SKIP
+        True
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to pin
+        return False
+
+
 def sample() -> dict[str, Any]:
     """Every probe below, once: one row of a soak."""
     return {"rss_mb": rss_bytes() / 1e6, "fds": open_fds(), "threads": threads(), **cpu(), **heap(),

@@ -177,7 +177,7 @@ def _video_frame(video, path: Path, frames, fps: float, last: bool):
 
 def _sheet(path: Path, rows: list[list[np.ndarray]]) -> None:
     """One row block per screen: its first minute, a keyframe a second, 12 per row."""
-    from passersby.train.report import grid_image, save_png
+    from passersby.pictures import grid_image, save_png
 
     ims = [im for row in rows for im in row]
     small = [im[::2, ::2] for im in ims]

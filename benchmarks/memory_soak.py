@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import machine_info, write_json
-from _memory import plot, sample, summarize, type_counts, grown
+from _memory import grown, pin_mmap_threshold, plot, sample, summarize, type_counts
 
 
 def setting(kv: str) -> tuple[str, Any]:
@@ -58,7 +58,6 @@ def soak(a: argparse.Namespace) -> dict[str, Any]:
         s = load_settings(None, over, search=False)
         s = dataclasses.replace(s, screens=tuple(dataclasses.replace(sc, source=a.mode) for sc in s.screens))
         if a.mmap_threshold:  # experiment: frame-sized buffers as their own mappings (stream/heap.py)
-            from passersby.stream.heap import pin_mmap_threshold
             pin_mmap_threshold(a.mmap_threshold)
         inst = build(s, Path(home))
         server = KioskServer(inst.engine.hub, port=0) if a.web else None

@@ -50,7 +50,7 @@ def measure(sample: Callable[[int], torch.Tensor], real: torch.Tensor, n: int, s
     out = {"kid_effnet_x1000": 1000 * float(mean)}
     # The second, independent feature space (dlib's face descriptors) and the face rate.
     from passersby.metrics.quality import face_space
-    from passersby.train.report import to_uint8
+    from passersby.pictures import to_uint8
 
     faces, _, _ = face_space(to_uint8(fake), to_uint8(real), seed, subsets=50)
     out["kid_descriptor_x1000"] = faces["face_descriptor"].get("kid_x1000")
@@ -123,7 +123,7 @@ def plot(rows: list[dict], ref: dict, path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from passersby.train.report import save_png  # atomic
+    from passersby.pictures import save_png  # atomic
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png")

@@ -17,7 +17,8 @@ the stream (`steer` over the unsteered proposer z ~ N(0, I)) draws --anchors anc
 exactingness 0.5 and 1.0; they are rendered and judged by the hidden taste. Reported: share of
 streamed anchors liked, their diversity (mean pairwise distance; % of the untrained stream's),
 the model's AUC against the hidden taste on the calibration faces, and the time to refit after
-a rating and to choose the next face. Every cell streams from the same seed (common random
+a rating and to choose the next face; and, through the taste app's HTTP server, the time from a
+rating to its answer (--server-ratings). Every cell streams from the same seed (common random
 numbers), so differences between cells come from the model, not from the draws.
 
 Usage:
@@ -193,6 +194,40 @@ def fit_timing(seed: int, features: str, prior: np.ndarray | None) -> float:
     return time.perf_counter() - t0
 
 
+def rate_round_trips(renderer: Callable, model_hash: str, n: int, seed: int) -> dict[str, float] | None:
+    """The taste app's side: ms from POST /api/rate to its answer (the next face), over HTTP on
+    loopback, each rating made with the queue full (as a curator who looks at a face first);
+    tests/taste/test_app.py checks that such an answer renders nothing, this measures it."""
+    if n <= 0:
+        return None
+    import json
+    import tempfile
+    import urllib.request
+
+    from passersby.taste.server import TasteServer
+    from passersby.taste.store import TasteStore
+
+    def call(url: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(url, data=data, headers={"Authorization": "Bearer bench",
+                                                               "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
+    times = []
+    with tempfile.TemporaryDirectory() as tmp, TasteStore(Path(tmp) / "taste.sqlite") as store, \
+            TasteServer(store, renderer, lambda rng: rng.standard_normal(Z_DIM), model_hash, "bench", port=0,
+                        token="bench", seed=seed) as server:
+        for i in range(n):
+            deadline = time.monotonic() + 60
+            while len((face := call(server.url + "api/face"))["queue"]) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            t0 = time.perf_counter()
+            call(server.url + "api/rate", {"face": face["face"]["id"], "rating": ("like", "dislike")[i % 2]})
+            times.append((time.perf_counter() - t0) * 1000)
+    return {"n": n, "median": median(times), "max": max(times)}
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -222,6 +257,10 @@ def report(console: Console, res: dict[str, Any]) -> None:
     prior = ("identity (isotropic)" if pr is None else
              f"salience ({res['args']['prior_faces']} faces, {pr['seconds']:.0f} s; top 4 of {Z_DIM} directions hold "
              f"{pr['top_share'][4]:.0%} of it)")
+    if res.get("rate_round_trip_ms"):
+        rt = res["rate_round_trip_ms"]
+        console.print(f"taste app: rating to next face over HTTP, queue full: median {rt['median']:.1f} ms, "
+                      f"max {rt['max']:.1f} ms ({rt['n']} ratings)")
     console.print(f"prior: {prior}; features {res['args']['features']!r}; fit of 5000 x {Z_DIM} ratings: "
                   f"{res['fit_5000_s']:.2f} s; wall {res['cpu']['wall_s']:.0f} s")
     if res.get("masculine_no_face") is not None:
@@ -245,6 +284,8 @@ def main(argv: list[str]) -> int:
                     help="weight prior: model.salience_prior of the shipped model, or the identity")
     ap.add_argument("--prior-faces", type=int, default=512, help="faces rendered for the salience prior")
     ap.add_argument("--threads", type=int, default=1, help="renderer threads")
+    ap.add_argument("--server-ratings", type=int, default=20,
+                    help="ratings timed through the taste app's HTTP server (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -291,6 +332,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         if taste.name == "masculine screen":
             res["masculine_no_face"] = float(np.isnan(taste.calibration).mean())
     res["fit_5000_s"] = fit_timing(args.seed, args.features, prior)
+    res["rate_round_trip_ms"] = rate_round_trips(renderer, info.hash, args.server_ratings, args.seed)
     res["cpu"] = meter.stop()
     res["machine_end"] = machine_info()
     return res

@@ -83,8 +83,11 @@ def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
         OSError: from any step (disk full, permissions); `path` is then untouched.
 
     Example:
-        >>> with atomic_open(Path("/tmp/x.txt"), "w") as f:  # doctest: +SKIP
-        ...     f.write("hello")
+        >>> path = Path(tempfile.mkdtemp()) / "x.txt"
+        >>> with atomic_open(path, "w") as f:
+        ...     _ = f.write("hello")
+        >>> path.read_text()
+        'hello'
     """
     path = Path(path)
     tmp = None

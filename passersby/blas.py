@@ -17,7 +17,7 @@ def limit_blas_threads(n: int = 1) -> bool:
     one. Process-wide, like torch.set_num_threads; Linux only (reads /proc/self/maps).
 
     Example:
-        >>> limit_blas_threads(1)  # doctest: +SKIP
+        >>> limit_blas_threads(1)  # process-wide: would limit the test run's BLAS threads  # doctest: +SKIP
         True
     """
     import ctypes

@@ -138,7 +138,7 @@ def load_model(path: Path, device: str | torch.device = "cpu"):
         (Generator, ModelInfo)
 
     Example:
-        >>> g, info = load_model("runs/x/model.safetensors")  # doctest: +SKIP
+        >>> g, info = load_model("runs/x/model.safetensors")  # a trained file  # doctest: +SKIP
     """
     from passersby.model.generator import Generator
 
@@ -174,7 +174,7 @@ def load_kind_file(path, kind: str, config_cls, build, device: str | torch.devic
         CheckpointError: a file of another kind (the message says how to train this one), or damaged.
 
     Example:
-        >>> net, info = load_kind_file(p, "enhancer", EnhancerConfig, Enhancer)  # doctest: +SKIP
+        >>> net, info = load_kind_file(p, "enhancer", EnhancerConfig, Enhancer)  # a trained file  # doctest: +SKIP
     """
     tensors, meta = read_model_file(Path(path))
     if not isinstance(meta.get("config"), dict) or meta["config"].get("kind") != kind:

@@ -37,7 +37,8 @@ def ledger_spec(settings, home: Path | None = None):
     """The installation's ledger (stream/ledger.LedgerSpec) from its settings' [ledger] and home.
 
     Example:
-        >>> ledger_spec(load_settings(None), Path("/srv/gallery")).path  # doctest: +SKIP
+        >>> from passersby.settings import load_settings
+        >>> ledger_spec(load_settings(None, search=False), Path("/srv/gallery")).path
         PosixPath('/srv/gallery/ledger.sqlite')
     """
     from passersby.stream.ledger import LedgerSpec

@@ -44,8 +44,8 @@ class Renderer:
         precision: what the runtime computes in ("fp32", "bf16").
 
     Example:
-        >>> r = make_renderer(g, "torch-fused")  # doctest: +SKIP
-        >>> r(np.zeros((1, 128), np.float32)).shape  # doctest: +SKIP
+        >>> r = make_renderer(g, "torch-fused")  # a model built elsewhere (model/load.py)  # doctest: +SKIP
+        >>> r(np.zeros((1, 128), np.float32)).shape  # a model built elsewhere (model/load.py)  # doctest: +SKIP
         (1, 256, 256, 3)
     """
 
@@ -210,8 +210,8 @@ def make_loop_step(painter: torch.nn.Module, name: str = "auto", threads: int = 
     "openvino" compile the whole step with OpenVINO when it imports (else the reference).
 
     Example:
-        >>> step = make_loop_step(painter)  # doctest: +SKIP
-        >>> nxt = step(frame, field)  # doctest: +SKIP
+        >>> step = make_loop_step(painter)  # a model built elsewhere (model/load.py)  # doctest: +SKIP
+        >>> nxt = step(frame, field)  # a model built elsewhere (model/load.py)  # doctest: +SKIP
     """
     from passersby.model.painter import LoopStep
 
@@ -261,8 +261,8 @@ def make_upscaler(enhancer: torch.nn.Module, name: str = "auto", threads: int = 
     never fed back, so bf16's rounding does not accumulate). Other sizes go through the reference.
 
     Example:
-        >>> up = make_upscaler(enhancer)  # doctest: +SKIP
-        >>> up(frame).shape  # doctest: +SKIP
+        >>> up = make_upscaler(enhancer)  # a model built elsewhere (model/load.py)  # doctest: +SKIP
+        >>> up(frame).shape  # a model built elsewhere (model/load.py)  # doctest: +SKIP
         (512, 512, 3)
     """
     if name not in RUNTIMES:

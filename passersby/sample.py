@@ -54,7 +54,9 @@ def sample(model: Path | None, n: int, seed: int, class_name: str | None = None)
             the side of that direction to draw from.
 
     Example:
-        >>> faces, info = sample(None, 4, seed=1)  # doctest: +SKIP
+        >>> faces, info = sample(None, 4, seed=1)  # the shipped model
+        >>> faces.shape, faces.dtype
+        ((4, 256, 256, 3), dtype('uint8'))
     """
     g, info = load_generator(model)
     z = latents(n, info.config.z_dim, seed)

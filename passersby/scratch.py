@@ -53,8 +53,10 @@ class ScratchDir:
         prefix: the folder's name start; must begin with "passersby-" (what the sweep looks at).
 
     Example:
-        >>> with ScratchDir("passersby-dry-") as path:  # doctest: +SKIP
+        >>> with ScratchDir("passersby-dry-") as path:
         ...     (path / "ledger.sqlite").touch()
+        >>> path.exists()  # removed at the end of the block
+        False
     """
 
     def __init__(self, prefix: str) -> None:

@@ -426,7 +426,7 @@ def settings_and_home(config: Path | None, home: Path | None) -> tuple[Settings,
         SettingsError: a bad or missing config file (the message names it).
 
     Example:
-        >>> s, home = settings_and_home(None, Path("/srv/gallery"))  # doctest: +SKIP
+        >>> s, home = settings_and_home(None, Path("/srv/gallery"))  # reads the machine's config and home  # doctest: +SKIP
     """
     from passersby.home import resolve_home
 

@@ -50,8 +50,8 @@ def capture_screen(inst: Installation, screen: str) -> Capture:
             installation cannot re-render.
 
     Example:
-        >>> cap = capture_screen(inst, "feminine")  # doctest: +SKIP
-        >>> cap.record["matches_shown"], cap.record["quality"]  # doctest: +SKIP
+        >>> cap = capture_screen(inst, "feminine")  # a running installation  # doctest: +SKIP
+        >>> cap.record["matches_shown"], cap.record["quality"]  # a running installation  # doctest: +SKIP
         (True, 'enhancer bcec62cc58eda126')
     """
     hub = inst.engine.hub

@@ -77,7 +77,7 @@ def save_capture(home: Path, screen: str, image: np.ndarray, key: dict[str, Any]
     """Write a capture (picture, then record) under <home>/captures; returns it.
 
     Example:
-        >>> cap = save_capture(home, "feminine", image, frame.key, quality="enhancer")  # doctest: +SKIP
+        >>> cap = save_capture(home, "feminine", image, frame.key, quality="enhancer")  # a frame shown by a running installation  # doctest: +SKIP
     """
     now = datetime.now(timezone.utc)
     cid = capture_id(screen, key.get("frame", 0), now)

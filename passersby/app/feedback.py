@@ -33,8 +33,8 @@ def loop_step(painter: torch.nn.Module, runtime: str = "torch", threads: int = 1
     picture (runtime.make_loop_step: "torch" is the eager reference, "auto" compiles it).
 
     Example:
-        >>> step = loop_step(painter, "auto")  # doctest: +SKIP
-        >>> nxt = step(frame, drift_field(seed, 1, 256, cfg))  # doctest: +SKIP
+        >>> step = loop_step(painter, "auto")  # a trained painter  # doctest: +SKIP
+        >>> nxt = step(frame, drift_field(seed, 1, 256, cfg))  # a trained painter  # doctest: +SKIP
     """
     from passersby.runtime import make_loop_step
 
@@ -52,9 +52,18 @@ HEADROOM = 0.8  # share of a frame's time the loop may use on average (the queue
 
 
 def choose_step_every(step: Callable[[np.ndarray, np.ndarray], np.ndarray], size: int, fps: float,
-                      crossfade_share: float, setting: int) -> tuple[int, float]:
+                      crossfade_share: float, setting: int,
+                      clock: Callable[[], float] = time.perf_counter) -> tuple[int, float]:
     """(frames per painting, measured seconds per painting). `setting` >= 1 is kept; 0 picks the
     smallest k whose average cost (crossfades run two loops) fits HEADROOM of each frame.
+
+    Args:
+        step: the loop step, (image, field) -> image.
+        size: the painter's resolution (the step runs on a random picture of that size).
+        fps: the stream's frame rate.
+        crossfade_share: share of frames that run two loops (a crossfade).
+        setting: `feedback.step_every`; >= 1 wins, 0 chooses.
+        clock: seconds, to time the step (the median of 5 runs); tests inject one.
 
     Example:
         >>> choose_step_every(lambda im, f: im, 64, 30.0, 0.2, 0)[0]
@@ -66,9 +75,9 @@ def choose_step_every(step: Callable[[np.ndarray, np.ndarray], np.ndarray], size
     step(image, field)  # warm-up (compilation, caches)
     times = []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = clock()
         step(image, field)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     seconds = float(np.median(times))
     if setting >= 1:
         return setting, seconds

@@ -54,7 +54,7 @@ class GalleryBackend:
         ledger: the ledger (stream/ledger.LedgerSpec, or an SQLite file) for "recently shown", or None.
 
     Example:
-        >>> backend = GalleryBackend(home, rerenderer, enhancer, home / "ledger.sqlite")  # doctest: +SKIP
+        >>> backend = GalleryBackend(home, rerenderer, enhancer, home / "ledger.sqlite")  # a running installation's home  # doctest: +SKIP
     """
 
     def __init__(self, home: Path, rerenderer=None, enhancer: Path | None = None, ledger=None) -> None:

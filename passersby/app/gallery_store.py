@@ -29,8 +29,8 @@ class GalleryMarks:
     """Marks per capture id.
 
     Example:
-        >>> marks = GalleryMarks(home / "captures" / "gallery.sqlite")  # doctest: +SKIP
-        >>> marks.set("20261201-070500-feminine-42", status="keep", star=True)  # doctest: +SKIP
+        >>> marks = GalleryMarks(home / "captures" / "gallery.sqlite")  # an installation's home  # doctest: +SKIP
+        >>> marks.set("20261201-070500-feminine-42", status="keep", star=True)  # an installation's home  # doctest: +SKIP
         {'status': 'keep', 'star': True, 'note': ''}
     """
 

@@ -61,7 +61,7 @@ class Inbox:
     in a daemon thread; announces itself in <home>/running.json.
 
     Example:
-        >>> with Inbox(home, {"capture": lambda r: capture_summary(inst, r["screen"])}, ["feminine"]):  # doctest: +SKIP
+        >>> with Inbox(home, {"capture": lambda r: capture_summary(inst, r["screen"])}, ["feminine"]):  # a running installation  # doctest: +SKIP
         ...     run_the_show()
     """
 
@@ -149,7 +149,7 @@ def post(home: Path, request: dict[str, Any], timeout: float = 60.0) -> dict[str
             withdrawn), or the installation does not answer that action.
 
     Example:
-        >>> post(home, {"action": "capture", "screen": "feminine"})  # doctest: +SKIP
+        >>> post(home, {"action": "capture", "screen": "feminine"})  # a running installation  # doctest: +SKIP
         {'ok': True, 'id': '20261201-070500-feminine-42', ...}
     """
     home = Path(home)

@@ -217,8 +217,8 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
             whatever this machine's speed (app/chain.plan_chains).
 
     Example:
-        >>> inst = build(load_settings(None))  # doctest: +SKIP
-        >>> inst.engine.start()  # doctest: +SKIP
+        >>> inst = build(load_settings(None))  # builds and runs the whole installation  # doctest: +SKIP
+        >>> inst.engine.start()  # builds and runs the whole installation  # doctest: +SKIP
     """
     home = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))
     g, info = load_generator(settings.model.path or None)

@@ -8,7 +8,7 @@ channels lose it again (others keep theirs). The target must be new or empty; af
 are read back and compared anchor by anchor (ids, bytes, hashes) and the target is audited.
 
 Example:
-    >>> migrate("/srv/gallery/ledger.sqlite", "postgresql:///edition?host=/run/postgresql", "gallery-1")  # doctest: +SKIP
+    >>> migrate("/srv/gallery/ledger.sqlite", "postgresql:///edition?host=/run/postgresql", "gallery-1")  # a PostgreSQL server  # doctest: +SKIP
     MigrateReport(anchors=10412, channels=2, ...)
 """
 

@@ -37,14 +37,14 @@ def render_stream(engine: Engine, seconds: float, out: Path | None, frames_dir: 
     """Render `seconds` of every screen of `engine` (not started yet) into files.
 
     Args:
-        engine: a built, unstarted engine (stream/installation.build).
+        engine: a built, unstarted engine (app/installation.build).
         seconds: video length; frames = round(seconds * fps), at least 1.
         out: .mp4 path: screens side by side, or one file per screen with `per_screen`.
         frames_dir: folder for PNG frames (screens side by side) and frames.jsonl (their keys).
         progress: show a progress bar.
 
     Example:
-        >>> render_stream(inst.engine, 5, Path("clip.mp4"), None)  # doctest: +SKIP
+        >>> render_stream(inst.engine, 5, Path("clip.mp4"), None)  # a running installation; a long run  # doctest: +SKIP
     """
     n = max(1, round(seconds * engine.fps))
     names = engine.screens

@@ -42,8 +42,8 @@ class Rerenderer:
         upscale: the enhancer, picture -> 2x picture, or None.
 
     Example:
-        >>> image = rr.shown(frame.key)  # doctest: +SKIP
-        >>> np.array_equal(image, frame.image)  # doctest: +SKIP
+        >>> image = rr.shown(frame.key)  # a frame shown by a running installation  # doctest: +SKIP
+        >>> np.array_equal(image, frame.image)  # a frame shown by a running installation  # doctest: +SKIP
         True
     """
 

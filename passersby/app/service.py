@@ -46,8 +46,8 @@ class Notifier:
     """sd_notify for the service: READY, watchdog pings while healthy, STOPPING.
 
     Example:
-        >>> n = Notifier(engine)  # doctest: +SKIP
-        >>> engine.heartbeat = n.beat  # doctest: +SKIP
+        >>> n = Notifier(engine)  # a running engine under systemd  # doctest: +SKIP
+        >>> engine.heartbeat = n.beat  # a running engine under systemd  # doctest: +SKIP
     """
 
     def __init__(self, engine) -> None:

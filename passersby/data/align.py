@@ -73,7 +73,8 @@ def shape_predictor() -> Any:
     """dlib's 5-point shape predictor, loaded once per process on first use.
 
     Example:
-        >>> predictor = shape_predictor()  # doctest: +SKIP
+        >>> shape_predictor() is shape_predictor()
+        True
     """
     global _predictor
     with _lock:
@@ -95,7 +96,7 @@ def landmarks(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
         image's right, 2-3 those of the eye on the image's left, 4 the base of the nose.
 
     Example:
-        >>> landmarks(np.zeros((64, 64, 3), np.uint8), (8, 8, 56, 56)).shape  # doctest: +SKIP
+        >>> landmarks(np.zeros((64, 64, 3), np.uint8), (8, 8, 56, 56)).shape  # a picture with a face  # doctest: +SKIP
         (5, 2)
     """
     import dlib

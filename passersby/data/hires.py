@@ -95,7 +95,7 @@ def native_face_squares(prepared: Path, roots: list[Path], out: Path, size: int 
         DatasetError: a bad dataset or output folder, or too few faces.
 
     Example:
-        >>> native_face_squares(Path("data/tight"), [Path("met-portraits")], Path("data/hires"))  # doctest: +SKIP
+        >>> native_face_squares(Path("data/tight"), [Path("met-portraits")], Path("data/hires"))  # source paintings on disk; a long run  # doctest: +SKIP
     """
     from PIL import Image
 

@@ -70,7 +70,7 @@ def decode_image(
         BadImage: for any file that is empty, truncated, corrupt, not an image or too large.
 
     Example:
-        >>> decode_image(Path("portrait.jpg")).shape  # doctest: +SKIP
+        >>> decode_image(Path("portrait.jpg")).shape  # a picture on disk  # doctest: +SKIP
         (600, 480, 3)
     """
     data = _read(source)

@@ -233,8 +233,8 @@ class LabelTable:
     """Rows of a labels CSV, looked up by path relative to SRC or by base name.
 
     Example:
-        >>> table = read_labels_csv(Path("titles.csv"))  # doctest: +SKIP
-        >>> table.lookup("sub/portrait-of-a-man.jpg")  # doctest: +SKIP
+        >>> table = read_labels_csv(Path("titles.csv"))  # a labels file or a face picture  # doctest: +SKIP
+        >>> table.lookup("sub/portrait-of-a-man.jpg")  # a labels file or a face picture  # doctest: +SKIP
         LabelEntry(label='masculine', source='title', line=7)
     """
 
@@ -272,7 +272,7 @@ def read_labels_csv(path: Path) -> LabelTable:
             twice with different values; the message names the file and line.
 
     Example:
-        >>> read_labels_csv(Path("labels.csv")).lookup("a.jpg")  # doctest: +SKIP
+        >>> read_labels_csv(Path("labels.csv")).lookup("a.jpg")  # a labels file or a face picture  # doctest: +SKIP
         LabelEntry(label='feminine', source='csv', line=2)
     """
     try:
@@ -448,8 +448,8 @@ class GenderClassifier:
         min_confidence: smallest confidence (0-100) accepted as a label.
 
     Example:
-        >>> clf = GenderClassifier()  # doctest: +SKIP
-        >>> clf.classify(rgb, face_box=(40, 50, 200, 210))  # doctest: +SKIP
+        >>> clf = GenderClassifier()  # a labels file or a face picture  # doctest: +SKIP
+        >>> clf.classify(rgb, face_box=(40, 50, 200, 210))  # a labels file or a face picture  # doctest: +SKIP
         ('feminine', 97)
     """
 

@@ -105,8 +105,8 @@ def load_manifest(dst: Path, check_files: bool = True) -> Manifest:
         DatasetError: with one line naming the file or field and what to do.
 
     Example:
-        >>> m = load_manifest(Path("data/portraits"))  # doctest: +SKIP
-        >>> m.size, m.class_names, len(m)  # doctest: +SKIP
+        >>> m = load_manifest(Path("data/portraits"))  # a prepared dataset on disk  # doctest: +SKIP
+        >>> m.size, m.class_names, len(m)  # a prepared dataset on disk  # doctest: +SKIP
         (256, ('feminine', 'masculine'), 912)
     """
     dst = Path(dst)

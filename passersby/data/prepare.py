@@ -167,8 +167,8 @@ def prepare(
 
     Example:
         >>> srcs = [Path("~/met").expanduser(), Path("~/wikiart").expanduser()]
-        >>> report = prepare(srcs, Path("data/faces"), colour_only=True)  # doctest: +SKIP
-        >>> [(s.name, s.faces_kept) for s in report.sources]  # doctest: +SKIP
+        >>> report = prepare(srcs, Path("data/faces"), colour_only=True)  # source pictures on disk; a long run  # doctest: +SKIP
+        >>> [(s.name, s.faces_kept) for s in report.sources]  # source pictures on disk; a long run  # doctest: +SKIP
         [('met', 801), ('wikiart', 590)]
     """
     started = time.monotonic()

@@ -67,7 +67,7 @@ def load_training_set(root: Path, resolution: int | None = None, device: str | t
         DatasetError: missing/invalid manifest, too few images, unreadable or wrong-size image.
 
     Example:
-        >>> ts = load_training_set(Path("data/portraits"), 256)  # doctest: +SKIP
+        >>> ts = load_training_set(Path("data/portraits"), 256)  # a prepared dataset on disk  # doctest: +SKIP
     """
     from PIL import Image
 

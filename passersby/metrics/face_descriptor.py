@@ -63,7 +63,7 @@ def load_models() -> tuple[Any, Any]:
         RuntimeError: the packages that hold the weights are not installed.
 
     Example:
-        >>> predictor, network = load_models()  # doctest: +SKIP
+        >>> predictor, network = load_models()  # a portrait to find a face in  # doctest: +SKIP
     """
     with _lock:
         return _load()
@@ -81,8 +81,8 @@ def describe(face: Face) -> np.ndarray:
 
     Example:
         >>> from passersby.metrics.faces import find_face
-        >>> face = find_face(portrait)  # doctest: +SKIP
-        >>> describe(face).shape  # doctest: +SKIP
+        >>> face = find_face(portrait)  # a portrait to find a face in  # doctest: +SKIP
+        >>> describe(face).shape  # a portrait to find a face in  # doctest: +SKIP
         (128,)
     """
     import dlib

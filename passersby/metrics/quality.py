@@ -52,7 +52,7 @@ def effnet_features(images_uint8: np.ndarray, batch: int = 50) -> np.ndarray:
         (N, 1280) float32 numpy array.
 
     Example:
-        >>> effnet_features(np.zeros((2, 64, 64, 3), np.uint8)).shape  # doctest: +SKIP
+        >>> effnet_features(np.zeros((2, 64, 64, 3), np.uint8)).shape  # a long run: EfficientNet and dlib over many faces  # doctest: +SKIP
         (2, 1280)
     """
     import torch
@@ -88,7 +88,7 @@ def face_space(fake: np.ndarray, real: np.ndarray, seed: int, subsets: int) -> t
         KID x1000 and memorisation in dlib's descriptor space, report["face_rate"] the rates.
 
     Example:
-        >>> report, _, _ = face_space(fake_uint8, real_uint8, seed=0, subsets=50)  # doctest: +SKIP
+        >>> report, _, _ = face_space(fake_uint8, real_uint8, seed=0, subsets=50)  # a long run: EfficientNet and dlib over many faces  # doctest: +SKIP
     """
     from passersby.metrics import faces as detect
     from passersby.metrics.face_descriptor import FEATURE_SPACE, face_descriptors
@@ -129,8 +129,8 @@ def measure_quality(
         memorisation}, "seconds" per stage.
 
     Example:
-        >>> result = measure_quality(fake_uint8, real_uint8, seed=0)  # doctest: +SKIP
-        >>> result.report["effnet"]["precision_recall"]["recall"]  # doctest: +SKIP
+        >>> result = measure_quality(fake_uint8, real_uint8, seed=0)  # a long run: EfficientNet and dlib over many faces  # doctest: +SKIP
+        >>> result.report["effnet"]["precision_recall"]["recall"]  # a long run: EfficientNet and dlib over many faces  # doctest: +SKIP
         0.41
     """
     from passersby.metrics.features import FEATURE_SPACE

@@ -111,8 +111,8 @@ def load_reference(root: Path, size: int) -> ReferenceSet:
         ReferenceError: not a folder, no readable images, or an invalid prepared dataset.
 
     Example:
-        >>> ref = load_reference(Path("tests/fixtures/portraits"), 64)  # doctest: +SKIP
-        >>> ref.images.shape, ref.kind  # doctest: +SKIP
+        >>> ref = load_reference(Path("tests/fixtures/portraits"), 64)  # reads images relative to the repository root  # doctest: +SKIP
+        >>> ref.images.shape, ref.kind  # reads images relative to the repository root  # doctest: +SKIP
         ((12, 64, 64, 3), 'folder')
     """
     root = Path(root)

@@ -116,7 +116,8 @@ def save_jpeg(path: Path, image: np.ndarray, quality: int = 85) -> int:
     """Write an (H, W, 3) uint8 image as JPEG, atomically; returns the file size in bytes.
 
     Example:
-        >>> save_jpeg(Path("/tmp/sheet.jpg"), np.zeros((8, 8, 3), np.uint8)) > 0  # doctest: +SKIP
+        >>> import tempfile
+        >>> save_jpeg(Path(tempfile.mkdtemp()) / "sheet.jpg", np.zeros((8, 8, 3), np.uint8)) > 0
         True
     """
     from PIL import Image

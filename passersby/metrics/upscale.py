@@ -12,8 +12,8 @@ and with Lanczos, and measure both against the original:
   rewards strokes and edges in the right place, which PSNR barely sees.
 
 Example:
-    >>> scores = restore_scores(faces, enhance, scale=2)  # doctest: +SKIP
-    >>> scores["psnr"], scores["psnr_lanczos"]  # doctest: +SKIP
+    >>> scores = restore_scores(faces, enhance, scale=2)  # a trained enhancer and held-out faces  # doctest: +SKIP
+    >>> scores["psnr"], scores["psnr_lanczos"]  # a trained enhancer and held-out faces  # doctest: +SKIP
     (31.2, 30.4)
 """
 

@@ -145,7 +145,7 @@ def enhancer_flops(cfg: EnhancerConfig, side: int) -> float:
 
     Example:
         >>> round(enhancer_flops(EnhancerConfig(), 256) / 1e9, 2)
-        1.78
+        1.77
     """
     g = (side // UNSHUFFLE) ** 2
     c, up = cfg.channels, UNSHUFFLE * cfg.scale

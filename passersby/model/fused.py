@@ -2,7 +2,7 @@
 
 `Generator` (model/generator.py) is the reference: it is what trains and what checkpoints
 hold. `fuse(g)` returns a module that computes the same images (to float rounding, ~1e-5) and
-is what the fast runtimes (stream/runtime.py) compile:
+is what the fast runtimes (runtime.py) compile:
 
 - BatchNorm in eval mode is an affine map per channel: folded into the conv before it.
 - "nearest 2x upsample, then conv3x3" equals ONE transposed conv (kernel 4, stride 2, pad 1)
@@ -172,5 +172,5 @@ def fuse(g: Generator, label: int | None = None) -> FusedGenerator:
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """(N, R, R, 3) float in [0, 255] -> uint8, rounded half up like train.report.to_uint8."""
+    """(N, R, R, 3) float in [0, 255] -> uint8, rounded half up like pictures.to_uint8."""
     return np.clip(np.floor(images + 0.5), 0, 255).astype(np.uint8)

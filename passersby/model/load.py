@@ -60,7 +60,9 @@ def load_generator(path: Path | str | None = None, device: "str | torch.device" 
         CheckpointError: missing, damaged, or not a generator file.
 
     Example:
-        >>> g, info = load_generator()  # doctest: +SKIP
+        >>> g, info = load_generator()  # the shipped model
+        >>> info.config.resolution
+        256
     """
     from passersby.checkpoint import load_model
 
@@ -74,7 +76,7 @@ def load_painter(path: Path | str, device: "str | torch.device" = "cpu") -> tupl
         CheckpointError: not a painter file (e.g. a generator), or damaged.
 
     Example:
-        >>> painter, info = load_painter("runs/painter/model.safetensors")  # doctest: +SKIP
+        >>> painter, info = load_painter("runs/painter/model.safetensors")  # a trained file  # doctest: +SKIP
     """
     from passersby.checkpoint import load_kind_file
     from passersby.config import PainterConfig
@@ -90,7 +92,7 @@ def load_enhancer(path: Path | str, device: "str | torch.device" = "cpu") -> tup
         CheckpointError: not an enhancer file, or damaged.
 
     Example:
-        >>> enhancer, info = load_enhancer("runs/enhancer/model.safetensors")  # doctest: +SKIP
+        >>> enhancer, info = load_enhancer("runs/enhancer/model.safetensors")  # a trained file  # doctest: +SKIP
     """
     from passersby.checkpoint import load_kind_file
     from passersby.config import EnhancerConfig
@@ -130,8 +132,8 @@ def screen_steering(info: "ModelInfo", label: str, field: str = "label",
         ValueError: the model cannot show `label` (names the file, the field and what to do).
 
     Example:
-        >>> g, info = load_generator()  # doctest: +SKIP
-        >>> index, vector, offset = screen_steering(info, "feminine")  # doctest: +SKIP
+        >>> g, info = load_generator()
+        >>> index, vector, offset = screen_steering(info, "feminine")
     """
     cfg = info.config
     if cfg.n_classes:

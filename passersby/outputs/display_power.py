@@ -18,7 +18,7 @@ def set_monitors(on: bool) -> bool:
     """Force the X display's monitors on or off; True if xset did it.
 
     Example:
-        >>> set_monitors(False)  # doctest: +SKIP
+        >>> set_monitors(False)  # a display: turns the monitors off  # doctest: +SKIP
         True
     """
     if not os.environ.get("DISPLAY") or shutil.which("xset") is None:

@@ -81,7 +81,7 @@ class VideoWriter:
         crf: libx264 quality, 0 (lossless) .. 51 (worst); 18 is visually lossless.
 
     Example:
-        >>> with VideoWriter("walk.mp4", 512, 256, fps=30) as video:  # doctest: +SKIP
+        >>> with VideoWriter("walk.mp4", 512, 256, fps=30) as video:  # writes a video file  # doctest: +SKIP
         ...     for frame in frames:
         ...         video.write(side_by_side([frame.left, frame.right]))
     """
@@ -185,7 +185,7 @@ class FrameDirWriter:
         compress_level: PNG zlib level 0..9; 1 keeps up with 30 fps of 1024 px frames.
 
     Example:
-        >>> with FrameDirWriter("frames/") as out:  # doctest: +SKIP
+        >>> with FrameDirWriter("frames/") as out:  # writes a video file  # doctest: +SKIP
         ...     out.write(frame.image, frame.key)
     """
 

@@ -57,7 +57,7 @@ def display_available() -> bool:
     never count.
 
     Example:
-        >>> display_available()  # doctest: +SKIP
+        >>> display_available()  # a display  # doctest: +SKIP
         True
     """
     explicit = os.environ.get("SDL_VIDEODRIVER", "").strip()
@@ -132,8 +132,8 @@ class ScreenWindow:
         fullscreen: start full screen (else a square window, m of them side by side).
 
     Example:
-        >>> win = ScreenWindow("passersby - feminine", 1, (0, 1), fullscreen=True)  # doctest: +SKIP
-        >>> win.show(hub.latest("feminine"))  # doctest: +SKIP
+        >>> win = ScreenWindow("passersby - feminine", 1, (0, 1), fullscreen=True)  # a display  # doctest: +SKIP
+        >>> win.show(hub.latest("feminine"))  # a display  # doctest: +SKIP
     """
 
     GAP = 16  # pixels between windowed windows sharing a display
@@ -373,9 +373,9 @@ def run_windows(hub: FrameHub, monitors: dict[str, int] | None = None, fullscree
         WindowStats: frames presented, intervals, renderer kind, why it stopped.
 
     Example:
-        >>> hub = FrameHub(["feminine", "masculine"], controls=installation)  # doctest: +SKIP
-        >>> threading.Thread(target=engine.run, args=(hub,), daemon=True).start()  # doctest: +SKIP
-        >>> run_windows(hub, monitors={"feminine": 0, "masculine": 1})  # doctest: +SKIP
+        >>> hub = FrameHub(["feminine", "masculine"], controls=installation)  # a display  # doctest: +SKIP
+        >>> threading.Thread(target=engine.run, args=(hub,), daemon=True).start()  # a display  # doctest: +SKIP
+        >>> run_windows(hub, monitors={"feminine": 0, "masculine": 1})  # a display  # doctest: +SKIP
     """
     if fps <= 0:
         raise ValueError(f"fps must be positive, got {fps}")

@@ -196,19 +196,24 @@ class Engine:
         info: extra status entries (model name, runtime, ...).
         exactingness: the live taste knob (an object with a settable `.value` in [0, 1], read
             by the screens' proposers), or None when the installation follows no taste.
+        clock: monotonic seconds for the pacer and for health's frame ages (`Frame.shown_at`).
+        pacer_sleep: the pacer's wait, in seconds of `clock`. Both are injected so that a test can
+            pace the engine on a clock of its own, independent of the machine's load.
 
     Example:
-        >>> engine = Engine(plans, 30.0, home / "ledger.sqlite", 128, "9f2c")  # doctest: +SKIP
-        >>> engine.start(); frame = engine.hub.wait_newer("masculine", -1, 5.0)  # doctest: +SKIP
+        >>> engine = Engine(plans, 30.0, home / "ledger.sqlite", 128, "9f2c")  # a running engine  # doctest: +SKIP
+        >>> engine.start(); frame = engine.hub.wait_newer("masculine", -1, 5.0)  # a running engine  # doctest: +SKIP
     """
 
     def __init__(self, plans: list[ScreenPlan], fps: float, ledger: LedgerSpec | Path, z_dim: int, model_hash: str,
                  queue_size: int = 12, seed: int | None = None, info: dict[str, Any] | None = None,
-                 exactingness: Any = None) -> None:
+                 exactingness: Any = None, clock: Callable[[], float] = time.monotonic,
+                 pacer_sleep: Callable[[float], None] = time.sleep) -> None:
         if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not fps > 0:
             raise ValueError(f"fps must be a positive number, got {fps!r}")
         self.fps = float(fps)
         self.exactingness = exactingness
+        self.clock, self.pacer_sleep = clock, pacer_sleep  # (Engine.sleep is closing time)
         self.info = dict(info or {})
         self.hold_on_ledger_errors = threading.Event()  # set while paced (live): wait for the ledger
         self.producers = [
@@ -256,7 +261,7 @@ class Engine:
             if freeze_gc:
                 gc.collect()
                 gc.freeze()
-            self.pacer = Pacer(self)
+            self.pacer = Pacer(self, self.clock, self.pacer_sleep)
             self.pacer.start()
             self.trimmer = HeapTrimmer()  # RSS follows the memory in use (stream/heap.py)
             self.trimmer.start()

@@ -198,8 +198,8 @@ class FeedbackLoop:
         models: identities written in every key, e.g. {"generator": hash, "painter": hash}.
 
     Example:
-        >>> src = FeedbackLoop(FeedbackConfig(), anchors, render, step, None, {"painter": "ab12"})  # doctest: +SKIP
-        >>> image, key = src.render(0)  # doctest: +SKIP
+        >>> src = FeedbackLoop(FeedbackConfig(), anchors, render, step, None, {"painter": "ab12"})  # a trained painter  # doctest: +SKIP
+        >>> image, key = src.render(0)  # a trained painter  # doctest: +SKIP
     """
 
     def __init__(self, cfg: FeedbackConfig, anchors: Anchors, render_anchor: Callable[[np.ndarray], np.ndarray],
@@ -265,7 +265,7 @@ def replay(key: dict[str, Any], anchor_of: Callable[[int], np.ndarray], render_a
         render_anchor, step: the same functions (same model files: check key["models"]).
 
     Example:
-        >>> image = replay(frame.key, lambda i: ledger_z[i], render, step)  # doctest: +SKIP
+        >>> image = replay(frame.key, lambda i: ledger_z[i], render, step)  # a trained painter  # doctest: +SKIP
     """
     cfg = FeedbackConfig.from_dict(key["feedback"])
 

@@ -8,13 +8,13 @@ so later ones come from the arenas, and a freed arena region is kept (free, resi
 reuse. `malloc_trim(0)` returns every free page of every arena to the kernel. It walks the
 arenas one lock at a time (measured: about a millisecond), in its own thread.
 
-Not done: keeping big buffers out of the arenas with a fixed mmap threshold
-(`pin_mmap_threshold()`, for experiments: `benchmarks/memory_soak.py --mmap-threshold`). At
+Not done: keeping big buffers out of the arenas with a fixed mmap threshold (an experiment,
+so it lives beside its benchmark: `benchmarks/_memory.py`, `memory_soak.py --mmap-threshold`). At
 256 KB every frame-sized buffer is its own mapping, its pages faulted in afresh each time:
 measured 317,000 minor faults/s against 76, 1.65 cores busy against 1.08, late frames and a
 lowered chain (docs/operations.md, "Memory over hours").
 
-Not glibc (musl, macOS): nothing to do, `trim()` and `pin_mmap_threshold()` say False.
+Not glibc (musl, macOS): nothing to do, `trim()` says False.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ import time
 
 TRIM_EVERY_S = 60.0
 WARM_CALLS = 10  # RSS after ten trims (minutes) is the warm level the health page compares with
-MMAP_THRESHOLD = 256 * 1024
-_M_MMAP_THRESHOLD = -3  # glibc malloc.h
 
 _libc = None
 
@@ -38,7 +36,6 @@ def _glibc():
         try:
             _libc = ctypes.CDLL("libc.so.6")
             _libc.malloc_trim.argtypes = [ctypes.c_size_t]
-            _libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         except (OSError, AttributeError):
             _libc = False
     return _libc
@@ -48,20 +45,6 @@ def trim() -> bool:
     """malloc_trim(0) where glibc has it: True if it released memory."""
     libc = _glibc()
     return bool(libc and libc.malloc_trim(0))
-
-
-def pin_mmap_threshold(nbytes: int = MMAP_THRESHOLD) -> bool:
-    """Blocks of >= `nbytes` are mmapped from now on, whatever was freed before: True if set.
-
-    Args:
-        nbytes: the fixed threshold (glibc's initial default is 128 KB; it then moves on its own).
-
-    Example:
-        >>> pin_mmap_threshold()  # doctest: +SKIP
-        True
-    """
-    libc = _glibc()
-    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, nbytes))
 
 
 def rss_mb() -> float | None:
@@ -82,7 +65,7 @@ class HeapTrimmer(threading.Thread):
     watch (stream/health.py) for a run of years.
 
     Example:
-        >>> t = HeapTrimmer(60.0); t.start(); ...; t.stop()  # doctest: +SKIP
+        >>> t = HeapTrimmer(60.0); t.start(); ...; t.stop()  # process-wide: changes the test run's malloc  # doctest: +SKIP
     """
 
     def __init__(self, every_s: float = TRIM_EVERY_S, warm_calls: int = WARM_CALLS) -> None:

@@ -42,8 +42,8 @@ class Keyframes:
         clock: a time.perf_counter-like function (tests inject one).
 
     Example:
-        >>> src = Keyframes(walk, [((enhance,), 2), ((), 1)], budget=0.8 / 30)  # doctest: +SKIP
-        >>> image, key = src.render(0)  # doctest: +SKIP
+        >>> src = Keyframes(walk, [((enhance,), 2), ((), 1)], budget=0.8 / 30)  # a walk and an enhancer built elsewhere  # doctest: +SKIP
+        >>> image, key = src.render(0)  # a walk and an enhancer built elsewhere  # doctest: +SKIP
     """
 
     def __init__(self, source: FrameSource, levels: Sequence[tuple[Sequence[Stage], int]], budget: float | None = None,

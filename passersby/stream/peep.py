@@ -110,8 +110,8 @@ class PeepSource:
         clock: time.monotonic-like (tests inject one).
 
     Example:
-        >>> src = PeepSource(PeepConfig(), anchors, render_face, 512, "7712")  # doctest: +SKIP
-        >>> src.press()  # doctest: +SKIP
+        >>> src = PeepSource(PeepConfig(), anchors, render_face, 512, "7712")  # anchors and a renderer built elsewhere  # doctest: +SKIP
+        >>> src.press()  # anchors and a renderer built elsewhere  # doctest: +SKIP
         True
     """
 

@@ -67,6 +67,7 @@ class Running(Protocol):
     asleep: threading.Event
     heartbeat: Callable[[], None] | None
     started_at: float
+    clock: Callable[[], float]  # monotonic seconds that stamped the frames (tests inject one)
     pacer: Any
     trimmer: Any
     ledger_spec: Any

@@ -131,8 +131,8 @@ class LatentWalk:
         model_hash: the renderer's model, written in every key.
 
     Example:
-        >>> src = LatentWalk(WalkConfig(tempo=1.0, fps=4.0), anchors, renderer, "9f2c")  # doctest: +SKIP
-        >>> image, key = src.render(0)  # doctest: +SKIP
+        >>> src = LatentWalk(WalkConfig(tempo=1.0, fps=4.0), anchors, renderer, "9f2c")  # anchors and a renderer built elsewhere  # doctest: +SKIP
+        >>> image, key = src.render(0)  # anchors and a renderer built elsewhere  # doctest: +SKIP
     """
 
     def __init__(self, walk: WalkConfig, anchors: Anchors, renderer: Callable[[np.ndarray], np.ndarray],

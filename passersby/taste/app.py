@@ -67,7 +67,7 @@ def make_app(state: TasteState) -> web.Application:
     """The aiohttp application serving `state` (see the module docstring for the routes).
 
     Example:
-        >>> app = make_app(TasteState(deck, "secret", read_template()))   # doctest: +SKIP
+        >>> app = make_app(TasteState(deck, "secret", read_template()))  # a deck in a running server's loop  # doctest: +SKIP
     """
     app = web.Application(middlewares=[_errors], client_max_size=64 * 1024)
     app[STATE] = state

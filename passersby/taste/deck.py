@@ -17,10 +17,10 @@ replaced that way stay ratable (a page may have preloaded them), up to `MAX_FACE
 faces.
 
 Example (inside the server's loop):
-    >>> deck = Deck(store, renderer, propose, info.hash, "ada")   # doctest: +SKIP
-    >>> await deck.start()                                        # doctest: +SKIP
-    >>> face = await deck.current()                               # doctest: +SKIP
-    >>> rating_id, next_face = await deck.rate(face.id, "like")   # doctest: +SKIP
+    >>> deck = Deck(store, renderer, propose, info.hash, "ada")  # inside a running server's event loop  # doctest: +SKIP
+    >>> await deck.start()  # inside a running server's event loop  # doctest: +SKIP
+    >>> face = await deck.current()  # inside a running server's event loop  # doctest: +SKIP
+    >>> rating_id, next_face = await deck.rate(face.id, "like")  # inside a running server's event loop  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -355,8 +355,8 @@ def salience_prior(render: Callable[[np.ndarray], np.ndarray], z_dim: int = 128,
     Returns:
         (z_dim, z_dim) symmetric positive-definite matrix with trace z_dim, for `fit(prior=...)`.
     Example:
-        >>> prior = salience_prior(make_renderer(g))  # doctest: +SKIP
-        >>> model = TasteModel.fit(z, ratings, prior=prior)  # doctest: +SKIP
+        >>> prior = salience_prior(make_renderer(g))  # renders 512 faces; z, ratings from a store  # doctest: +SKIP
+        >>> model = TasteModel.fit(z, ratings, prior=prior)  # renders 512 faces; z, ratings from a store  # doctest: +SKIP
     """
     if n <= z_dim:
         raise ValueError(f"n must exceed z_dim ({z_dim}) to regress the picture on z, got {n}")

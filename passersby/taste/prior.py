@@ -33,7 +33,7 @@ def cached_prior(home: Path, model_hash: str, render: Callable[[np.ndarray], np.
         on_compute: called before a (slow) computation, e.g. to say so.
 
     Example:
-        >>> prior = cached_prior(home, info.hash, make_renderer(g), 128)  # doctest: +SKIP
+        >>> prior = cached_prior(home, info.hash, make_renderer(g), 128)  # renders 512 faces on a cache miss  # doctest: +SKIP
     """
     path = prior_path(home, model_hash)
     try:

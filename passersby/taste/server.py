@@ -38,7 +38,7 @@ class TasteServer(ThreadedServer):
         prior: the taste model's weight prior (taste/prior.py); None: isotropic.
 
     Example:
-        >>> with TasteServer(store, renderer, propose, info.hash, "ada", port=0) as server:  # doctest: +SKIP
+        >>> with TasteServer(store, renderer, propose, info.hash, "ada", port=0) as server:  # starts a web server  # doctest: +SKIP
         ...     print(server.control_url)
         http://127.0.0.1:41234/?token=...
     """

@@ -11,7 +11,7 @@ fsync, rename); importing the same export twice adds nothing the second time, as
 identified by (curator, exact z, created_at).
 
 Example:
-    >>> with TasteStore(resolve_home(None) / "taste.sqlite") as store:      # doctest: +SKIP
+    >>> with TasteStore(resolve_home(None) / "taste.sqlite") as store:  # a curator's store on disk  # doctest: +SKIP
     ...     store.add("ada", z, "like", info.hash)
     ...     z, ratings, ids = store.ratings("ada", info.hash)
 """
@@ -138,7 +138,7 @@ class TasteStore:
         TasteStoreError: not a taste store, newer version, corrupt, unreadable.
 
     Example:
-        >>> with TasteStore("taste.sqlite") as store:                     # doctest: +SKIP
+        >>> with TasteStore("taste.sqlite") as store:  # a curator's store on disk  # doctest: +SKIP
         ...     rid = store.add("ada", np.zeros(128, np.float32), "like", "9f2c")
     """
 
@@ -271,7 +271,7 @@ class TasteStore:
             TasteStoreError: the database cannot be written.
 
         Example:
-            >>> store.add("ada", rng.standard_normal(128), "superlike", info.hash)  # doctest: +SKIP
+            >>> store.add("ada", rng.standard_normal(128), "superlike", info.hash)  # a curator's store on disk  # doctest: +SKIP
             17
         """
         row = _row(curator, z, rating, model_hash, label, time.time() if created_at is None else created_at)
@@ -297,7 +297,7 @@ class TasteStore:
             TasteStoreError: mixed latent sizes without a model_hash, or the database fails.
 
         Example:
-            >>> z, ratings, ids = store.ratings("ada", info.hash)  # doctest: +SKIP
+            >>> z, ratings, ids = store.ratings("ada", info.hash)  # a curator's store on disk  # doctest: +SKIP
         """
         check_curator(curator)
         sql = "SELECT id, z, dim, rating FROM ratings WHERE curator = ?"
@@ -362,7 +362,7 @@ class TasteStore:
             TasteStoreError: no such curator, or the file cannot be written.
 
         Example:
-            >>> store.export_json("ada", "ada-taste.json")  # doctest: +SKIP
+            >>> store.export_json("ada", "ada-taste.json")  # a curator's store on disk  # doctest: +SKIP
             120
         """
         data = self.export_dict(curator)
@@ -392,7 +392,7 @@ class TasteStore:
                 the file and the field, e.g. "ratings[3].rating").
 
         Example:
-            >>> store.import_json("ada-taste.json", curator="ada-2")  # doctest: +SKIP
+            >>> store.import_json("ada-taste.json", curator="ada-2")  # a curator's store on disk  # doctest: +SKIP
             120
         """
         rows = list(_parse_export(Path(path), curator))

@@ -50,6 +50,8 @@ def train_command(
     metric_every: int = typer.Option(2000, help="Compute KID/FD (EfficientNet-Lite0) every N steps."),
     metric_samples: int = typer.Option(500, help="Generated images per metric evaluation."),
     no_metrics: bool = typer.Option(False, "--no-metrics", help="Skip KID/FD/memorisation checks."),
+    # Kept although worse on the portraits: a conditional model is still shown and sampled (one
+    # class per screen), and another dataset's labels may condition better.
     conditional: bool = typer.Option(
         False, "--conditional/--unconditional",
         help="Condition on the dataset's feminine/masculine labels (one generator, one class per screen). "

@@ -157,7 +157,7 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
         classifier's agreement.
 
     Example:
-        >>> d, report = fit_direction(Path("model.safetensors"), Path("data/portraits"))  # doctest: +SKIP
+        >>> d, report = fit_direction(Path("model.safetensors"), Path("data/portraits"))  # a model and a prepared dataset; a long run  # doctest: +SKIP
     """
     from passersby.metrics.features import FeatureExtractor
 

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from passersby.config import TrainConfig
 from passersby.model.enhancer import Enhancer, PatchCritic
 from passersby.data.training_set import TrainingSet
-from passersby.train.report import grid_image, save_png, to_uint8
+from passersby.pictures import grid_image, save_png, to_uint8
 from passersby.train.state import TrainState
 
 GRID_FACES = 6

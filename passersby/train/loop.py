@@ -28,7 +28,8 @@ from passersby.model.discriminator import Discriminator
 from passersby.model.generator import Generator, recalibrate_batchnorm
 from passersby.train import dist
 from passersby.data.training_set import TrainingSet
-from passersby.train.report import grid_image, plot_curves, save_png, to_uint8
+from passersby.pictures import grid_image, save_png, to_uint8
+from passersby.train.report import plot_curves
 from passersby.train.state import RNG_NAMES, Rngs, TrainState, pack, rng_states, unpack
 
 GRID_N = 16

@@ -25,7 +25,7 @@ from passersby.model.augment import diff_augment, parse_policy
 from passersby.model.markers import perturb, read_markers, smooth_field, warp
 from passersby.model.painter import Painter
 from passersby.data.training_set import TrainingSet
-from passersby.train.report import grid_image, save_png, to_uint8
+from passersby.pictures import grid_image, save_png, to_uint8
 from passersby.train.state import TrainState
 
 WARP_STD = 0.02  # training-time warp of the real pictures (std of the moves, fraction of the side)

@@ -7,7 +7,9 @@
   2-core AVX-512/bf16 CPU, faces by ~3,000 steps; the fastgan recipe managed 0.66 images/s on
   another 2-core CPU (same-machine comparison: benchmarks/recipes.py).
 - "fastgan": the previous recipe (discriminator learned from pixels, with a reconstruction
-  decoder), kept runnable for comparison.
+  decoder), worse than "projected" on a CPU. Kept here, not in benchmarks/: it is how the
+  earlier models were trained, so their runs resume and can be reproduced, and
+  benchmarks/recipes.py compares against it.
 - "painter": the feedback loop's painter (`--kind painter`): a U-Net from markers to faces,
   L1 + the projected discriminator, the same optimiser settings as "projected".
 - "enhancer": the learned upscaler (`--kind enhancer`): restores native faces shrunk 2x;

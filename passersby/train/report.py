@@ -1,4 +1,4 @@
-"""Pictures of a run: sample grids (fixed latents, so progress is visible) and loss curves."""
+"""A run's loss curves (its sample grids are drawn with passersby/pictures.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from passersby.checkpoint import atomic_write_bytes
-from passersby.pictures import grid_image, save_png, to_uint8  # noqa: F401 (the run's grids use them)
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:

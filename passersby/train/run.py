@@ -48,7 +48,7 @@ def train(data_dir: Path, run: Path, cfg: TrainConfig, steps: int, resume_run: b
         The last log row (step, losses, metrics).
 
     Example:
-        >>> train(Path("data/portraits"), Path("runs/a"), TrainConfig(), steps=20000)  # doctest: +SKIP
+        >>> train(Path("data/portraits"), Path("runs/a"), TrainConfig(), steps=20000)  # a long run: trains a model  # doctest: +SKIP
     """
     info, dev = dist.setup(device)
     try:

@@ -61,7 +61,7 @@ def make_app(state: KioskState) -> web.Application:
     """The aiohttp application serving `state` (see the module docstring for the routes).
 
     Example:
-        >>> app = make_app(KioskState(bridge, "secret", Pages()))   # doctest: +SKIP
+        >>> app = make_app(KioskState(bridge, "secret", Pages()))  # inside a running server's event loop  # doctest: +SKIP
     """
     app = web.Application(middlewares=[_not_found_page], client_max_size=64 * 1024)
     app[STATE] = state

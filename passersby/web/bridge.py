@@ -31,10 +31,10 @@ class FrameBridge:
         jpeg_quality: JPEG quality for the frame messages, 1..100.
 
     Example (inside the loop):
-        >>> bridge = FrameBridge(hub, asyncio.get_running_loop())   # doctest: +SKIP
-        >>> bridge.start()                                           # doctest: +SKIP
-        >>> seq, frame = await bridge.next_frame("a", 0)             # doctest: +SKIP
-        >>> data = await bridge.message("a", seq, frame)             # doctest: +SKIP
+        >>> bridge = FrameBridge(hub, asyncio.get_running_loop())  # inside a running server's event loop  # doctest: +SKIP
+        >>> bridge.start()  # inside a running server's event loop  # doctest: +SKIP
+        >>> seq, frame = await bridge.next_frame("a", 0)  # inside a running server's event loop  # doctest: +SKIP
+        >>> data = await bridge.message("a", seq, frame)  # inside a running server's event loop  # doctest: +SKIP
     """
 
     def __init__(self, hub: FrameHub, loop: asyncio.AbstractEventLoop, jpeg_quality: int = 90) -> None:

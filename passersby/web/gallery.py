@@ -185,7 +185,7 @@ class GalleryServer(ThreadedServer):
     """Serves the gallery of `backend` (passersby.app.gallery.GalleryBackend).
 
     Example:
-        >>> with GalleryServer(backend, port=0) as server:  # doctest: +SKIP
+        >>> with GalleryServer(backend, port=0) as server:  # starts a web server  # doctest: +SKIP
         ...     print(server.control_url)
     """
 

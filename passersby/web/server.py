@@ -32,7 +32,7 @@ class KioskServer(ThreadedServer):
         capture: screen -> summary dict of a new capture (POST /api/capture), or None.
 
     Example:
-        >>> with KioskServer(hub, port=0) as server:          # doctest: +SKIP
+        >>> with KioskServer(hub, port=0) as server:  # starts a web server  # doctest: +SKIP
         ...     print(server.url, server.control_url)
         http://127.0.0.1:41234/ http://127.0.0.1:41234/?token=...
     """

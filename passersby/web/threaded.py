@@ -132,7 +132,7 @@ class ThreadedServer:
         ...         app = web.Application()
         ...         app.router.add_get("/", lambda r: web.Response(text="hi"))
         ...         return app
-        >>> with Hello(port=0) as s:  # doctest: +SKIP
+        >>> with Hello(port=0) as s:  # starts a web server  # doctest: +SKIP
         ...     s.url
     """
 

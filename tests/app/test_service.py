@@ -10,6 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from fakeclock import SteppedClock
 from passersby.app.service import KIOSK_FLAGS, Notifier, service_unit
 from passersby.cli import app
 
@@ -58,28 +59,44 @@ def test_watchdog_pings_come_from_the_pacer_only_while_healthy(tmp_path, monkeyp
     sd.settimeout(0.05)
     monkeypatch.setenv("NOTIFY_SOCKET", str(sock_path))
 
-    def received(seconds):
-        out, deadline = [], time.monotonic() + seconds
-        while time.monotonic() < deadline:
+    def received(seconds=0.2):
+        """What was sent: the socket read until it has been quiet for `seconds`."""
+        out = []
+        while True:
+            sd.settimeout(seconds)
             try:
                 out.append(sd.recv(4096).decode())
             except TimeoutError:
-                pass
-        return out
+                return out
 
-    with Engine(plans, walk.fps, tmp_path / "ledger.sqlite", 128, "h", queue_size=4, seed=3) as e:
-        e.start()
+    # The pacer beats on its own clock (tests/fakeclock.py): held at a limit, it is frozen at an
+    # exact moment, so a count of beats per second of that clock cannot depend on the load.
+    clock = SteppedClock(start=0.0)
+    e = Engine(plans, walk.fps, tmp_path / "ledger.sqlite", 128, "h", queue_size=4, seed=3, clock=clock,
+               pacer_sleep=clock.sleep)
+    clock.ready = lambda: e.quit_event.is_set() or all(p.frames.qsize() for p in e.producers)
+    with e:
+        clock.advance_to(2.5)
         n = Notifier(e)
-        e.heartbeat = n.beat
+        e.heartbeat = n.beat  # before the pacer starts: its first beat is at 0 s
         n.ready()
-        msgs = received(2.6)
-        assert msgs[0].startswith("READY=1") and 2 <= msgs.count("WATCHDOG=1") <= 4  # about once a second
+        e.start()
+        clock.wait_blocked()
+        msgs = received()
+        assert msgs[0].startswith("READY=1") and len(msgs) == 4  # then a beat a second: at 0, 1 and 2 s
+        # (the beat at 0 s comes before the first frame is shown: a status, not a ping)
+        assert msgs[2:] == ["WATCHDOG=1", "WATCHDOG=1"]
         e.producers[0].error = RuntimeError("stuck")  # a failing installation: no pings, a status instead
-        msgs = received(1.5)
-        assert "WATCHDOG=1" not in msgs and any(m.startswith("STATUS=failing: screen left stopped") for m in msgs)
+        clock.advance_to(4.5)
+        clock.wait_blocked()
+        msgs = received()
+        assert "WATCHDOG=1" not in msgs and sum(m.startswith("STATUS=failing: screen left stopped") for m in msgs) == 2
         e.producers[0].error = None
-        assert "WATCHDOG=1" in received(1.5)
+        clock.advance_to(5.5)
+        clock.wait_blocked()
+        assert received() == ["WATCHDOG=1"]
         e.pacer.stop_event.set()  # the pacer hangs: the pings stop, systemd would restart us
+        clock.release()
         e.pacer.join()
         assert "WATCHDOG=1" not in received(1.5)
         n.stopping()

@@ -129,18 +129,30 @@ def test_dragging_the_face_rates_it(server, store, page):
 
 
 def test_next_face_arrives_at_once(server, store, page):
-    """Time from a judgement to the next face painted, as the page measures it."""
+    """The next face is on the page before the judgement: each of 12 judgements shows a face
+    downloaded and decoded ahead, never one fetched after it. (The time to the next face, which
+    the page also records, is printed here for a person; it is no test's business.)"""
+    # Before each judgement, the server has faces queued (so its answer names the ones after
+    # the next) and the page has the next one downloaded: a brisk curator who looks first.
+    def wait_for_queue() -> None:
+        deadline = time.monotonic() + 60
+        while len(server.deck.upcoming()) < 2:
+            assert time.monotonic() < deadline, "the server's queue did not fill"
+            time.sleep(0.02)
+
+    wait_for_queue()
     open_page(page, server.control_url)
     for i in range(12):
-        time.sleep(0.35)  # a brisk curator; the queue refills meanwhile
+        wait_for_queue()
+        page.wait_for_selector("body[data-next-ready=true]")
         judged(page, server, store, lambda: page.keyboard.press(("ArrowRight", "ArrowLeft")[i % 2]),
                ("like", "dislike")[i % 2])
+    froms = page.get_attribute("body", "data-next-from-all")
     times = [float(t) for t in page.get_attribute("body", "data-next-ms-all").split(",")]
-    print(f"\nnext face from (p = preloaded, l = loading, s = server): {page.get_attribute('body', 'data-next-from-all')}")
-    print(f"time to next face (ms): median {statistics.median(times):.1f}, max {max(times):.1f}: "
+    print(f"\ntime to next face (ms): median {statistics.median(times):.1f}, max {max(times):.1f}: "
           + ", ".join(f"{t:.0f}" for t in times))
     assert len(times) == 12
-    assert statistics.median(times) < 250  # loose: CI machines vary (about 35 ms on 2 shared cores)
+    assert froms == "p" * 12  # p = preloaded; l = still loading, s = asked the server after the judgement
 
 
 def test_without_the_token_nothing_can_be_rated(server, store, page):

@@ -10,7 +10,9 @@
  * After each face change: body.dataset.nextMs = milliseconds from the judgement to the
  * next face painted (body.dataset.nextMsAll keeps the last 50). body.dataset.ready is 'true'
  * while the face on the card can be judged (keys pressed before the next face is painted are
- * ignored, so nobody rates a face they have not seen).
+ * ignored, so nobody rates a face they have not seen). body.dataset.nextReady is 'true' while
+ * the face a judgement would show next is already downloaded; body.dataset.nextFromAll says,
+ * per judgement, where the next face came from (p preloaded, l loading, s the server).
  */
 'use strict';
 
@@ -58,6 +60,18 @@
     return { ...extra, Authorization: `Bearer ${token}` };
   }
 
+  /** The face a judgement now would show, and its preload entry (if any). */
+  function nextUp() {
+    const next = upcoming.find((f) => !rated.has(f.id));
+    return { next, entry: next && loaded.get(next.id) };
+  }
+
+  /** Say (for tests and diagnosis) whether the next face is downloaded already. */
+  function markNext() {
+    const { entry } = nextUp();
+    body.dataset.nextReady = String(Boolean(entry && entry.url));
+  }
+
   /** Download and decode a face's JPEG once; resolves to its entry. */
   function preload(face) {
     let entry = loaded.get(face.id);
@@ -67,6 +81,7 @@
       .then((r) => { if (!r.ok) throw new Error(`face image: HTTP ${r.status}`); return r.blob(); })
       .then(async (blob) => {
         entry.url = URL.createObjectURL(blob);
+        markNext();
         // Keep the decoded probe alive: the visible <img> then paints from the decoded copy.
         entry.probe = new Image();
         entry.probe.src = entry.url;
@@ -88,6 +103,7 @@
   function adopt(faces) {
     upcoming = faces.filter((f) => f && !rated.has(f.id) && (!current || f.id !== current.id));
     upcoming.forEach((f) => preload(f).catch(() => {}));
+    markNext();
   }
 
   // ---- showing faces -----------------------------------------------------------------------
@@ -97,6 +113,7 @@
     current = face;
     ready = false;
     upcoming = upcoming.filter((f) => f.id !== face.id);
+    markNext();
     let entry;
     try {
       entry = await preload(face);
@@ -149,8 +166,7 @@
     rated.add(face.id);
     flyOff(rating, drag);
     const sent = post(face, rating);
-    const next = upcoming.find((f) => !rated.has(f.id));
-    const entry = next && loaded.get(next.id);
+    const { next, entry } = nextUp();
     // Where the next face came from, for diagnosis: decoded ahead, still loading, or the server.
     body.dataset.nextFrom = !next ? 'server' : entry && entry.url ? 'preloaded' : 'loading';
     froms.push(body.dataset.nextFrom[0]);
