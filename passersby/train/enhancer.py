@@ -15,6 +15,7 @@ from DATA/../held-out when it exists (what `passersby hires` writes), else from 
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,11 @@ import torch.nn.functional as F
 from passersby.config import TrainConfig
 from passersby.model.enhancer import Enhancer, PatchCritic
 from passersby.data.training_set import TrainingSet
-from passersby.pictures import grid_image, save_png, to_uint8
+from passersby.pictures import grid_image, save_png
 from passersby.train.state import TrainState
+
+if TYPE_CHECKING:
+    from passersby.train.loop import StepStats
 
 GRID_FACES = 6
 METRIC_FACES = 40

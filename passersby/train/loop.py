@@ -12,8 +12,6 @@ Layout of a run folder (RUN):
 from __future__ import annotations
 
 import copy
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,8 +27,7 @@ from passersby.model.generator import Generator, recalibrate_batchnorm
 from passersby.train import dist
 from passersby.data.training_set import TrainingSet
 from passersby.pictures import grid_image, save_png, to_uint8
-from passersby.train.report import plot_curves
-from passersby.train.state import RNG_NAMES, Rngs, TrainState, pack, rng_states, unpack
+from passersby.train.state import RNG_NAMES, Rngs, TrainState, pack, unpack
 
 GRID_N = 16
 CALIB_SEED = 1234  # BN recalibration draws from its own fixed stream: never disturbs the run's

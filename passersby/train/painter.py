@@ -16,6 +16,7 @@ that smears, or drifts to a blank or to noise, scores badly; one that keeps pain
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,9 @@ from passersby.model.painter import Painter
 from passersby.data.training_set import TrainingSet
 from passersby.pictures import grid_image, save_png, to_uint8
 from passersby.train.state import TrainState
+
+if TYPE_CHECKING:
+    from passersby.train.loop import StepStats
 
 WARP_STD = 0.02  # training-time warp of the real pictures (std of the moves, fraction of the side)
 LOOP_STEPS = 8  # readings + paintings in a row, for the metric and the sample grid's loop rows
