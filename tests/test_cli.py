@@ -131,3 +131,15 @@ def test_taste_and_ledger_read_the_same_settings_as_show(tmp_path, tiny_model_fi
     cfg.write_text("[stream]\nhomes = 1\n")
     res = _invoke("ledger", "stats", "--config", str(cfg))
     assert res.exit_code == 1 and res.output.startswith("error: ") and "homes" in res.output
+
+
+def test_train_coverage_and_parts_flags_reach_the_config(tmp_path, prepared_data):
+    run = tmp_path / "cov"
+    res = _invoke("train", str(prepared_data), "--resolution", "64", "--ngf", "8", "--ndf", "8", "--z-dim", "16",
+                  "--batch-size", "2", "--no-metrics", "--device", "cpu", "--steps", "1", "--out", str(run),
+                  "--recipe", "projected", "--parts-weight", "0.25", "--cov-weight", "3", "--cov-pool", "6",
+                  "--cov-every", "7", "--cov-batch", "2")
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((run / "train_config.json").read_text())
+    assert (cfg["parts_weight"], cfg["cov_weight"], cfg["cov_pool"], cfg["cov_every"], cfg["cov_batch"]) == (
+        0.25, 3.0, 6, 7, 2)
