@@ -20,11 +20,14 @@ Usage:
     python benchmarks/stream.py                                   # 10 min live + 2 x 20 s
     python benchmarks/stream.py --mode feedback --painter runs/painter/model.safetensors --seconds 120
     python benchmarks/stream.py --seconds 60 --sink none --json out/stream.json
+    python benchmarks/stream.py --seconds 150 --burst 20:30 --raise-after 30   # down under load, and back up
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -40,7 +43,7 @@ from passersby.settings import load_settings
 from passersby.app.installation import build
 
 
-MODE = {"mode": "walk", "painter": "", "enhancer": "auto", "enhancer_path": ""}  # every screen's chain
+MODE = {"mode": "walk", "painter": "", "enhancer": "auto", "enhancer_path": "", "raise_after": None}  # every screen's chain
 
 
 def _installation(runtime: str, threads: int, queue: int, pinned: bool = False):
@@ -50,6 +53,8 @@ def _installation(runtime: str, threads: int, queue: int, pinned: bool = False):
 
     over = {"model.runtime": runtime, "model.threads": threads, "stream.queue": queue,
             "feedback.painter": MODE["painter"], "enhancer.mode": MODE["enhancer"], "enhancer.path": MODE["enhancer_path"]}
+    if MODE["raise_after"] is not None:
+        over["enhancer.raise_after"] = MODE["raise_after"]
     if pinned:
         over.update({"feedback.step_every": 1, "enhancer.every": 1})
         if MODE["enhancer"] == "auto":  # the same chain for every runtime: the enhancer wherever one exists
@@ -166,9 +171,33 @@ class WebClients:
                         return
 
 
+class Burst:
+    """A passing load: one busy process per core from `start` to `start + length` seconds (a backup,
+    an update, a CI run beside the installation)."""
+
+    def __init__(self, spec: str | None) -> None:
+        self.start, self.length = (float(x) for x in spec.split(":")) if spec else (None, 0.0)
+        self.procs: list[subprocess.Popen] = []
+
+    def tick(self, t: float) -> None:
+        if self.start is None:
+            return
+        if self.start <= t < self.start + self.length and not self.procs:
+            self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+        elif t >= self.start + self.length:
+            self.stop()
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.procs = []
+
+
 def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, decode: bool,
-         freeze_gc: bool = True) -> dict[str, Any]:
+         freeze_gc: bool = True, burst: str | None = None) -> dict[str, Any]:
     inst = _installation(runtime, threads, queue)
+    load, timeline = Burst(burst), []
     e = inst.engine
     server = clients = None
     try:
@@ -187,6 +216,12 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         while time.perf_counter() - t0 < seconds:
             time.sleep(0.5)
             e.check()
+            now = time.perf_counter() - t0
+            load.tick(now)
+            chains = e.status().get("chains") or {}
+            timeline.append({"s": round(now, 1), "burst": bool(load.procs),
+                             "level": {n: c.get("level") for n, c in chains.items()},
+                             "shown": dict(e.pacer.shown)})
         wall = time.perf_counter() - t0
         st = e.status()
         pct = e.pacer.interval_percentiles((50, 99))
@@ -194,6 +229,7 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         last = e.hub.latest(e.screens[0])
         side = None if last is None else int(last.image.shape[0])
     finally:
+        load.stop()
         if clients:
             clients.stop.set()
         if server:
@@ -207,6 +243,7 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         "late_frames": st["late_frames"], "render_ms_median": st["render_ms"],
         "frames_received_by_web_clients": None if clients is None else dict(clients.received),
         "faces": st["faces_this_run"], "frame_side": side, "chains": st.get("chains"), "chain_start": st.get("chain_start"),
+        "burst": burst, "chain_timeline": timeline,
     }
 
 
@@ -241,9 +278,14 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--enhancer", choices=("auto", "on", "off"), default="auto", help="the learned upscaler")
     ap.add_argument("--enhancer-path", default="", help="enhancer file (default: the shipped one)")
     ap.add_argument("--no-gc-freeze", action="store_true", help="live phase without gc.freeze at start (A/B)")
+    ap.add_argument("--burst", default=None, metavar="START:SECONDS",
+                    help="live phase: one busy process per core from START for SECONDS (a passing load)")
+    ap.add_argument("--raise-after", type=float, default=None,
+                    help="[enhancer] raise_after for this run (seconds of headroom before a chain steps back up)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    MODE.update(mode=args.mode, painter=args.painter, enhancer=args.enhancer, enhancer_path=args.enhancer_path)
+    MODE.update(mode=args.mode, painter=args.painter, enhancer=args.enhancer, enhancer_path=args.enhancer_path,
+                raise_after=args.raise_after)
     console = Console(width=max(140, Console().width))  # the table is wide; logs are not ttys
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
     console.print("roofline: one thread's measured peak ...")
@@ -255,7 +297,8 @@ def main(argv: list[str]) -> int:
     console.print(f"throughput: {args.runtime} ...")
     fast = throughput(args.runtime, args.throughput_seconds, args.threads)
     console.print(f"live, paced at 30 fps, sink {args.sink}, {args.seconds:.0f} s ...")
-    lv = live(args.runtime, args.seconds, args.threads, args.sink, args.queue, args.decode, not args.no_gc_freeze)
+    lv = live(args.runtime, args.seconds, args.threads, args.sink, args.queue, args.decode, not args.no_gc_freeze,
+              args.burst)
     result.update(reference=ref, fast=fast, live=lv, cpu=cpu.stop(), machine_end=machine_info())
     result["speedup_per_screen"] = {n: fast["fps_per_screen"][n] / ref["fps_per_screen"][n] for n in ref["fps_per_screen"]}
 

@@ -113,6 +113,9 @@ class EnhancerSettings:
                      default="auto")
     every: int = _doc("walk screens: frames per keyframe (rendered, then enhanced; the frames between are "
                       "blends); 0 = the fewest that keep walk.fps on this machine, measured at start.", default=0)
+    raise_after: float = _doc("Seconds of headroom after which a chain lowered under load steps back up one level "
+                              "(never above the level chosen at start; doubled for a level that falls behind "
+                              "again within one wait); 0 = never step up.", default=300.0)
 
 
 PeepSettings = PeepKnobs  # [peep]: the peepshow's knobs, declared in stream/peep.py

@@ -17,10 +17,15 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_stream_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "stream.json"
     r = subprocess.run([sys.executable, "benchmarks/stream.py", "--seconds", "3", "--throughput-seconds", "1",
-                        "--sink", "web", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                        "--sink", "web", "--burst", "1:1", "--raise-after", "5", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
     screens = ["masculine", "feminine"]
+    timeline = res["live"]["chain_timeline"]  # the chain's level twice a second, with the load burst marked
+    assert [x["burst"] for x in timeline].count(True) >= 1 and not timeline[-1]["burst"]
+    assert all(set(x["level"]) == set(screens) for x in timeline)
+    assert all(c["raise_after"] == 5.0 for c in res["live"]["chains"].values())
     assert res["reference"]["runtime"] == "torch" and res["fast"]["runtime"] != "torch"
     for s in screens:
         assert res["reference"]["fps_per_screen"][s] > 0 and res["fast"]["fps_per_screen"][s] > 0

@@ -154,7 +154,8 @@ def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: 
             stage = EnhanceStage(make_upscaler(chain.enhancer, m.runtime, m.threads, chain.side), chain.enhancer_hash)
         spec = [((stage,) if lv.enhance else (), lv.every) for lv in levels]
         return Keyframes(make(anchors), spec, budget=HEADROOM / settings.walk.fps if chain.realtime else None,
-                         patience=round(3 * settings.walk.fps), start_level=start)
+                         patience=round(3 * settings.walk.fps), start_level=start,
+                         raise_after=settings.enhancer.raise_after or None)
 
     return build
 

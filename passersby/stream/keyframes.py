@@ -8,8 +8,16 @@ little in a tenth of a second, so the blend is the motion, not a ghost). The lev
 at start by the application layer (which measures its models, app/chain.py) and lowered here
 when the screen falls behind: when the keyframes' average cost per displayed frame stays above
 the frame's time budget for `patience` seconds of frames, the next level takes over at the next
-keyframe, and `describe()` (in the status page) and the log say so. Never back up: a machine
-that was too slow once stays at the level that kept the rate.
+keyframe, and `describe()` (in the status page) and the log say so.
+
+Back up, with hysteresis: a passing load (a backup, an update) should not cost the enhancer for
+the rest of a years-long run, and a level that was too slow must not flap. A lowered chain
+predicts the level above from what it measures now: the keyframe cost of this level times the
+ratio of the two levels' keyframe costs measured back to back when it was lowered (same load,
+so the ratio is the levels' own), divided by the upper level's `every`. When that prediction
+stays within `RAISE_MARGIN` of the budget for `raise_after` seconds, the chain goes up one
+level, never above the level it started at (what the start measurement found this machine
+keeps). Each time a raised level has to be lowered again, its wait doubles.
 
 Keys: a keyframe's key is its source key after the stages, plus "chain" (level, every); a frame
 between keyframes a and b carries a's key, "frame" = its own index, and "between" = {"from":
@@ -29,6 +37,8 @@ from passersby.stream.sources import FrameSource, Image, Key, Stage, mix as blen
 
 log = logging.getLogger("passersby")
 
+RAISE_MARGIN = 0.75  # raise only when the upper level is predicted to cost <= 75 % of the budget
+
 
 class Keyframes:
     """A FrameSource running `source` through a chain of stages at one of `levels`.
@@ -40,6 +50,9 @@ class Keyframes:
             lower the level.
         patience: displayed frames of over-budget cost before the level is lowered.
         clock: a time.perf_counter-like function (tests inject one).
+        start_level: the level the start measurement chose; the chain is never raised above it.
+        raise_after: seconds the level above must be predicted to fit before the chain goes back
+            up (doubled for a level each time it falls behind within one wait); None: never.
 
     Example:
         >>> src = Keyframes(walk, [((enhance,), 2), ((), 1)], budget=0.8 / 30)  # a walk and an enhancer built elsewhere  # doctest: +SKIP
@@ -47,17 +60,26 @@ class Keyframes:
     """
 
     def __init__(self, source: FrameSource, levels: Sequence[tuple[Sequence[Stage], int]], budget: float | None = None,
-                 patience: int = 90, clock: Callable[[], float] | None = None, start_level: int = 0) -> None:
+                 patience: int = 90, clock: Callable[[], float] | None = None, start_level: int = 0,
+                 raise_after: float | None = 300.0) -> None:
         if not levels or any(int(e) < 1 for _, e in levels):
             raise ValueError("levels must be a non-empty list of (stages, every >= 1)")
         import time
 
         self.source, self.levels = source, [(tuple(s), int(e)) for s, e in levels]
         self.budget, self.patience, self.clock = budget, patience, clock or time.perf_counter
-        self.level = start_level
+        self.level = self.top = start_level  # never raised above the level the start measurement chose
         self.costs: deque[float] = deque(maxlen=max(1, patience))  # seconds per displayed frame
         self.cache: dict[int, tuple[Image, Key]] = {}  # keyframe index -> (image, key)
         self.lowered: list[dict[str, Any]] = []
+        self.raised: list[dict[str, Any]] = []
+        self.raise_after = raise_after  # seconds of headroom before going up; None: never
+        self.waits: dict[int, float] = {}  # level -> its own wait (doubled each time it fails again)
+        # level -> (keyframe seconds of level-1, of level), measured back to back when lowered (same load)
+        self.pair_costs: dict[int, tuple[float, float]] = {}
+        self._upper_cost: float | None = None  # keyframe cost of the level just left (to fill pair_costs)
+        self._quiet_since: float | None = None  # when the prediction last went under the margin
+        self._raised_at: float | None = None  # clock of the last raise
 
     @property
     def every(self) -> int:
@@ -76,20 +98,70 @@ class Keyframes:
                 del self.cache[old]
         return self.cache[index]
 
+    def _keyframe_cost(self) -> float:
+        """Mean seconds per keyframe over the window (costs are per displayed frame)."""
+        return float(np.mean(self.costs)) * self.every
+
+    def _note_pair(self) -> None:
+        """On the first full window after lowering: both levels' keyframe costs under one load."""
+        if self._upper_cost is not None and len(self.costs) == self.costs.maxlen:
+            self.pair_costs[self.level] = (self._upper_cost, self._keyframe_cost())
+            self._upper_cost = None
+
     def _maybe_lower(self, index: int) -> None:
         """At a keyframe: the next level, if the last `patience` frames cost more than the budget."""
         if (self.budget is None or self.level + 1 >= len(self.levels) or len(self.costs) < self.costs.maxlen
                 or float(np.mean(self.costs)) <= self.budget):
             return
         cost = float(np.mean(self.costs))
-        same_stages = self.levels[self.level + 1][0] == self.levels[self.level][0]
-        self.level += 1
-        self.costs.clear()
-        if not same_stages:  # other stages, other pictures (other sizes): nothing cached fits
-            self.cache.clear()
+        if self._raised_at is not None and self.clock() - self._raised_at < self._wait(self.level + 1):
+            # Raised too early (fell behind within one wait of going up): wait twice as long next time.
+            self.waits[self.level + 1] = 2 * self._wait(self.level + 1)
+        self._raised_at = None
+        # The latest quarter of the window: the load that made it fall behind, not the calm before.
+        self._upper_cost = float(np.mean(list(self.costs)[-max(1, len(self.costs) // 4):])) * self.every
+        self._change(index, self.level + 1, cost)
         self.lowered.append({"frame": int(index), "level": self.level, "ms_per_frame": round(1000 * cost, 1)})
         log.warning("chain: %.1f ms per frame against a budget of %.1f ms; lowered to level %d (%s, a keyframe "
                     "every %d frames)", 1000 * cost, 1000 * self.budget, self.level, self.stage_names(), self.every)
+
+    def _wait(self, level: int) -> float:
+        return self.waits.get(level, float(self.raise_after or 0.0))
+
+    def _maybe_raise(self, index: int) -> None:
+        """At a keyframe: the level above, if predicted within RAISE_MARGIN of the budget long enough."""
+        if self.budget is None or self.raise_after is None or self.level <= self.top:
+            return
+        if len(self.costs) < self.costs.maxlen:
+            return  # a full window of this level's own costs first
+        if self.level not in self.pair_costs:
+            return
+        upper, lower = self.pair_costs[self.level]
+        load = self._keyframe_cost() / lower if lower > 1e-6 else 1.0  # now against when lowered
+        predicted = upper * load / self.levels[self.level - 1][1]  # seconds per displayed frame
+        now = self.clock()
+        if predicted > RAISE_MARGIN * self.budget:
+            self._quiet_since = None
+            return
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if now - self._quiet_since < self._wait(self.level):
+            return
+        self._change(index, self.level - 1, predicted)
+        self._raised_at = now
+        self.raised.append({"frame": int(index), "level": self.level, "predicted_ms_per_frame": round(1000 * predicted, 1)})
+        log.warning("chain: %.1f ms per frame predicted against a budget of %.1f ms for %.0f s; raised to level %d "
+                    "(%s, a keyframe every %d frames)", 1000 * predicted, 1000 * self.budget, self._wait(self.level + 1),
+                    self.level, self.stage_names(), self.every)
+
+    def _change(self, index: int, level: int, cost: float) -> None:
+        """Switch to `level` at keyframe `index`: a fresh cost window, no stale pictures."""
+        same_stages = self.levels[level][0] == self.levels[self.level][0]
+        self.level = level
+        self.costs.clear()
+        self._quiet_since = None
+        if not same_stages:  # other stages, other pictures (other sizes): nothing cached fits
+            self.cache.clear()
 
     def stage_names(self) -> str:
         stages = self.levels[self.level][0]
@@ -99,7 +171,9 @@ class Keyframes:
         k = self.every
         first = index - index % k
         if index % k == 0 or first not in self.cache:
+            self._note_pair()
             self._maybe_lower(index)
+            self._maybe_raise(index)
             k = self.every
             first = index - index % k
         if index % k == 0:
@@ -120,7 +194,7 @@ class Keyframes:
     def describe(self) -> dict[str, Any]:
         """The chain now, for the status page."""
         return {"level": self.level, "levels": len(self.levels), "stages": self.stage_names(), "every": self.every,
-                "lowered": list(self.lowered)}
+                "lowered": list(self.lowered), "raised": list(self.raised), "raise_after": self.raise_after}
 
     def close(self) -> None:
         self.source.close()

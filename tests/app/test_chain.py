@@ -87,6 +87,11 @@ def test_an_installation_with_the_enhancer_on_shows_larger_frames_that_name_it(t
     assert all(f.key["stages"] == [{"enhancer": ehash}] for f in frames)
     assert status["enhancer"] == ehash and status["chains"]["solo"]["stages"] == "enhancer"
     assert "walk" in status["chain_start"]
+    chain = status["chains"]["solo"]
+    assert chain["raised"] == [] and chain["raise_after"] == 300.0  # [enhancer] raise_after reaches the chain
+    never = dataclasses.replace(_settings(tmp_path, tiny_model_file, tiny_enhancer_file, "on"),
+                                enhancer=EnhancerSettings(path=str(tiny_enhancer_file), mode="on", raise_after=0.0))
+    assert _frames(never, tmp_path / "never", 2)[1]["chains"]["solo"]["raise_after"] is None
 
 
 def test_an_installation_with_the_enhancer_off_is_the_plain_walk(tmp_path, tiny_model_file, tiny_enhancer_file):

@@ -117,3 +117,104 @@ def test_lowering_to_sparser_keyframes_of_the_same_stages_keeps_what_was_rendere
     lowered = kf.describe()["lowered"][0]["frame"]
     # Every index up to the switch once, then only multiples of 4: nothing rendered twice.
     assert len(src.asked) == len(set(src.asked)) and all(i % 4 == 0 for i in src.asked if i > lowered)
+
+
+class Loaded:
+    """A machine under a load factor `m`: the source costs 2 ms x m per keyframe, the stage 8 ms x m,
+    on a fake clock that also moves 1/30 s between displayed frames (the pacer's wait)."""
+
+    def __init__(self) -> None:
+        self.t, self.m = 0.0, 1.0
+        loaded = self
+
+        class Source(Counting):
+            def render(self, index):
+                loaded.t += 0.002 * loaded.m
+                return super().render(index)
+
+        class Stage(Double):
+            def __call__(self, image, key):
+                loaded.t += 0.008 * loaded.m
+                return super().__call__(image, key)
+
+        self.source, self.stage = Source(), Stage()
+
+    def chain(self, **kw) -> Keyframes:
+        levels = [((self.stage,), 1), ((self.stage,), 2), ((), 1)]
+        return Keyframes(self.source, levels, budget=0.02, patience=6, clock=lambda: self.t, **kw)
+
+    def run(self, kf: Keyframes, start: int, seconds: float) -> int:
+        """Display `seconds` of frames from index `start`; returns the next index."""
+        i = start
+        for i in range(start, start + round(30 * seconds)):
+            kf.render(i)
+            self.t += 1 / 30
+        return i + 1
+
+
+def test_after_a_load_burst_the_chain_steps_back_up_one_level_at_a_time():
+    box = Loaded()
+    kf = box.chain(raise_after=10.0)
+    i = box.run(kf, 0, 2)
+    assert kf.level == 0  # 10 ms per frame against 20
+    box.m = 6.0  # a backup starts: 60 ms per frame with the stage
+    i = box.run(kf, i, 3)
+    assert kf.level == 2 and [x["level"] for x in kf.lowered] == [1, 2]
+    i = box.run(kf, i, 30)  # the load stays: no step up, however long
+    assert kf.level == 2 and not kf.raised
+    box.m = 1.0  # the backup ends
+    i = box.run(kf, i, 9)
+    assert kf.level == 2  # not before raise_after seconds of headroom
+    i = box.run(kf, i, 3)
+    assert kf.level == 1 and [x["level"] for x in kf.raised] == [1]
+    assert kf.raised[0]["predicted_ms_per_frame"] == pytest.approx(5.0, rel=0.05)  # (8+2) ms / 2
+    i = box.run(kf, i, 12)
+    assert kf.level == 0 and [x["level"] for x in kf.raised] == [1, 0]
+    assert kf.raised[1]["predicted_ms_per_frame"] == pytest.approx(10.0, rel=0.05)  # its own cost at rest
+    assert kf.describe()["raised"] == kf.raised and kf.describe()["stages"] == "double"
+    image, key = kf.render(i)
+    assert key["chain"] == {"level": 0, "every": 1} and image.shape == (8, 8, 3)
+    box.run(kf, i + 1, 60)
+    assert kf.level == 0 and len(kf.raised) == 2 and len(kf.lowered) == 2  # no flapping at rest
+
+
+def test_no_step_up_without_headroom_above_the_start_level_or_when_off():
+    box = Loaded()
+    kf = box.chain(raise_after=5.0)
+    box.m = 6.0
+    i = box.run(kf, 0, 3)
+    assert kf.level == 2
+    box.m = 1.7  # level 1 predicted 8.5 ms of 20 (fits 75 %), level 0 17 ms (fits, but not 75 %)
+    i = box.run(kf, i, 20)
+    assert kf.level == 1
+    box.run(kf, i, 60)
+    assert kf.level == 1 and [x["level"] for x in kf.raised] == [1]
+    started_low = Loaded()
+    kf2 = started_low.chain(raise_after=5.0, start_level=1)
+    started_low.run(kf2, 0, 30)
+    assert kf2.level == 1 and not kf2.raised  # never above what the start measurement chose
+    off = Loaded()
+    kf3 = off.chain(raise_after=None)
+    off.m = 6.0
+    i = off.run(kf3, 0, 3)
+    off.m = 1.0
+    off.run(kf3, i, 60)
+    assert kf3.level == 2 and not kf3.raised
+
+
+def test_a_level_that_falls_behind_again_soon_after_a_step_up_waits_twice_as_long():
+    box = Loaded()
+    kf = box.chain(raise_after=5.0)
+    box.m = 6.0
+    i = box.run(kf, 0, 3)
+    box.m = 1.0
+    i = box.run(kf, i, 7)
+    assert kf.level == 1  # up after 5 s
+    box.m = 6.0  # the load comes back at once
+    i = box.run(kf, i, 2)
+    assert kf.level == 2 and len(kf.lowered) == 3
+    box.m = 1.0
+    i = box.run(kf, i, 7)
+    assert kf.level == 2  # 5 s are not enough any more
+    i = box.run(kf, i, 5)
+    assert kf.level == 1 and len(kf.raised) == 2  # 10 s were
