@@ -63,7 +63,9 @@ def health(engine: "Running") -> dict[str, Any]:
         elif p.anchors.waiting:  # holding its last frame until the ledger records again: not hung
             level = max(level, 1)
             reasons.append(f"screen {name} shows no new face: the ledger cannot record (waiting, retrying)")
-        elif engine.pacer is not None and not paused and (age is None or age > FAILING_AGE_S):
+        elif engine.pacer is not None and not paused and (age > FAILING_AGE_S if age is not None
+                                                          else now - engine.pacer.started > FAILING_AGE_S):
+            # (nothing shown yet: failing only once the pacer has run FAILING_AGE_S without a frame)
             level = max(level, 2)
             reasons.append(f"screen {name} has shown nothing for {FAILING_AGE_S:.0f} s")
         elif engine.pacer is not None and not paused and fps.get(name, 0) < DEGRADED_FPS_SHARE * engine.fps \

@@ -117,3 +117,53 @@ def test_the_engine_claims_through_leases_and_frames_rerender_from_the_shared_le
     assert channels == {"g1/left", "g1/right"}
     z = frame_latent(anchors, key["t"], WalkConfig.from_dict(key["walk"]))
     np.testing.assert_array_equal(frames[-1].image, fake_renderer()(z[None])[0])
+
+
+def test_a_minute_without_the_database_and_a_spent_lease_is_degraded_and_the_watchdog_is_fed(
+        pg_server, pg_url, tmp_path) -> None:
+    """Issue 22: with the lease spent while PostgreSQL was away, health said `failing` ("has shown
+    nothing for 5 s") while the screens held their frame by design; `failing` stops the watchdog's
+    pings, so a long outage could restart the service in a loop. Waiting for the ledger is degraded."""
+    from passersby.app.service import Notifier
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.sent: list[str] = []
+
+        def notify(self, message: str) -> None:
+            self.sent.append(message)
+
+    spec = LedgerSpec(tmp_path / "ledger.sqlite", pg_url, "g1", lease=5)
+    with Engine(plans(), WALK.fps, spec, 128, "hash0", queue_size=4, seed=3) as e:
+        notifier = Notifier(e)
+        notifier.sd = Recorder()
+        e.heartbeat = notifier.beat  # the pacer beats about once a second
+        e.start()
+        deadline = time.monotonic() + 30
+        while e.status()["faces_this_run"] < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pg_server.stop("immediate")
+        try:
+            seen, t0 = [], time.monotonic()
+            while time.monotonic() - t0 < 60:
+                time.sleep(1.0)
+                h = health(e)
+                seen.append((h["status"], h["reasons"], h["screens"]["left"].get("leases_left")))
+            during = e.status()["faces_this_run"]
+            pings_during = notifier.pings
+        finally:
+            pg_server.start()
+        deadline = time.monotonic() + 90  # retries back off to 30 s, then the lease worker reconnects
+        while e.status()["faces_this_run"] <= during and time.monotonic() < deadline:
+            time.sleep(0.5)
+        after = e.status()["faces_this_run"]
+    statuses = [s for s, _, _ in seen]
+    assert "failing" not in statuses, [x for x in seen if x[0] == "failing"][:2]
+    assert statuses[-1] == "degraded" and any(x[2] == 0 for x in seen)  # the lease was spent; the screens wait
+    assert any("ledger" in r for r in seen[-1][1]), seen[-1][1]
+    assert pings_during >= 40 and not [m for m in notifier.sd.sent if m.startswith("STATUS=failing")]
+    assert after > during  # new faces by themselves once the database is back
+    with PgLedger.open_existing(pg_url) as central:
+        assert central.check().ok
+        anchors = central.recent("g1/left", 10_000)
+    assert len(anchors) >= 10 and len({z.tobytes() for _, z in anchors}) == len(anchors)  # never twice
