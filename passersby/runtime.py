@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from passersby.compile_cache import ov_model
 from passersby.config import RUNTIMES  # defined there: settings name them without importing torch
 from passersby.model.fused import FusedGenerator, fuse, to_uint8
 from passersby.model.generator import Generator
@@ -164,9 +165,9 @@ def _openvino(fused: FusedGenerator, threads: int) -> Renderer:
     caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     precision = "bf16" if "BF16" in caps else "fp32"
     z_dim = fused.init_weight.shape[0] - (0 if fused.class_vec is None else fused.class_vec.shape[1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about python control flow: static here
-        model = ov.convert_model(fused, example_input=torch.zeros(1, z_dim), input=[1, z_dim])
+    example = torch.zeros(1, z_dim)
+    model = ov_model(core, fused, (example,), f"input=[1, {z_dim}]",
+                     lambda: ov.convert_model(fused, example_input=example, input=[1, z_dim]))
     compiled = core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
         "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
@@ -241,9 +242,7 @@ def _openvino_step(module: torch.nn.Module, side: int, threads: int):
     import openvino as ov
 
     core = ov.Core()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = ov.convert_model(module, example_input=(torch.zeros(1, 3, side, side), torch.zeros(1, side, side, 2)))
+    model = ov_model(core, module, (torch.zeros(1, 3, side, side), torch.zeros(1, side, side, 2)), "loop step")
     compiled = core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "f32",  # the loop feeds on its own output: no bf16 drift
         "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,
@@ -293,9 +292,7 @@ def _openvino_image(module: torch.nn.Module, side: int, threads: int, allow_bf16
 
     core = ov.Core()
     bf16 = allow_bf16 and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = ov.convert_model(module, example_input=torch.zeros(1, 3, side, side))
+    model = ov_model(core, module, (torch.zeros(1, 3, side, side),), "image")
     compiled = core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
         "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,

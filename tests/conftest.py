@@ -7,6 +7,7 @@ so a training step costs a fraction of a second on one CPU core.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,13 @@ TITLES = PORTRAITS / "titles.csv"
 # Tests run on small CPU machines next to other work: one intra-op thread is both faster for
 # these tiny tensors (no spinning thread pool) and steadier when the cores are shared.
 torch.set_num_threads(1)
+
+# Compiled models of the tests go to a throwaway cache of this run (passersby/compile_cache.py),
+# never the user's ~/.cache; subprocesses inherit it.
+if "PASSERSBY_COMPILE_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["PASSERSBY_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="passersby-compile-cache-")
 
 
 def tiny_model_config(**overrides):
