@@ -60,7 +60,8 @@ def model_key(module: torch.nn.Module, shapes: list[tuple[int, ...]], tag: str) 
     h = hashlib.sha256()
     for part in (type(module).__qualname__, tag, repr(shapes), ov.__version__, __version__):
         h.update(part.encode() + b"\0")
-    for cls in {type(m) for m in module.modules()}:
+    # Sorted: a set's order of classes differs between processes (hashes of ids), the key must not.
+    for cls in sorted({type(m) for m in module.modules()}, key=lambda c: (c.__module__, c.__qualname__)):
         try:
             h.update(Path(inspect.getsourcefile(cls) or "").read_bytes())
         except (OSError, TypeError):

@@ -125,3 +125,17 @@ def test_temporaries_of_killed_runs_are_removed_when_old(tmp_path):
     young.write_bytes(b"y")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     assert compile_cache.clean_temporaries(tmp_path) == 1 and not old.exists() and young.exists()
+
+
+def test_the_key_is_the_same_in_another_process(tmp_path):
+    """A cache is for the next start: the key must not depend on anything of this process."""
+    import subprocess
+    import sys
+
+    code = ("import torch; from passersby.compile_cache import model_key; from passersby.model.enhancer import "
+            "Enhancer; from passersby.config import EnhancerConfig; torch.manual_seed(1); "
+            "print(model_key(Enhancer(EnhancerConfig(resolution=32, channels=8, blocks=1)), [(1, 3, 32, 32)], 'x'))")
+    keys = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+            for seed in (1, 2, 3)}
+    assert len(keys) == 1 and len(keys.pop()) == 24
