@@ -35,12 +35,13 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _open(config: Optional[Path], home: Optional[Path]):
-    """The ledger of the installation the settings describe (the same home as `show`)."""
+def _open(config: Optional[Path], home: Optional[Path], read_only: bool = True):
+    """The ledger of the installation the settings describe (the same home as `show`), read-only:
+    stats, check and export only read, so they work on a full disk and change nothing."""
     from passersby.stream.ledger import LedgerError
 
     try:
-        return _spec(config, home).open_existing()
+        return _spec(config, home).open_existing(read_only=read_only)
     except LedgerError as e:
         _fail(e)
 
@@ -172,7 +173,7 @@ def return_command(
     spec = _spec(config, home)
     if not spec.shared:
         _fail(LedgerError("this installation's ledger is not shared ([ledger] url is empty); nothing is leased"))
-    with _open(config, home) as ledger:
+    with _open(config, home, read_only=False) as ledger:  # it marks leases returned
         if not hasattr(ledger, "give_back"):
             _fail(LedgerError(f"{spec.mirror}: no lease mirror here; nothing to return"))
         n = ledger.give_back()
