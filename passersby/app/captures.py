@@ -103,15 +103,44 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON-able: {type(value).__name__}")
 
 
+# What a capture id may be (capture_id makes them: time, screen, frame, maybe ".n"): nothing that
+# leaves captures/ — `passersby print ../../etc/passwd` looked for a capture outside it.
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
+def is_capture_id(ref: str) -> bool:
+    """Whether `ref` can be a capture id: letters, digits, '_', '-', '.', not starting with '.'
+    (so no path, no "..": it names a file inside captures/ and nowhere else).
+
+    Example:
+        >>> is_capture_id("20261201-070500-feminine-42.1"), is_capture_id("../../etc/passwd"), is_capture_id("..")
+        (True, False, False)
+    """
+    return _ID.fullmatch(ref) is not None
+
+
 def load_capture(ref: str | Path, home: Path) -> Capture:
-    """A capture by id, or by the path of its .png or .json.
+    """A capture by id (a str: inside <home>/captures only), or by the path of its .png or .json
+    (a Path: an explicit file, e.g. `passersby print --file`).
+
+    Args:
+        ref: a capture id such as "20261201-070500-feminine-42", or a Path to its .png / .json.
+        home: the installation home (its captures/ folder holds the ids).
 
     Raises:
-        ValueError: no such capture, or its record is unreadable (the message names the file).
+        ValueError: not a capture id, no such capture, or its record is unreadable (the message
+            names the file).
+
+    Example:
+        >>> cap = load_capture("20261201-070500-feminine-42", home)  # a capture in <home>/captures  # doctest: +SKIP
     """
-    p = Path(ref)
-    if p.suffix in (".png", ".json"):
-        png, meta = p.with_suffix(".png"), p.with_suffix(".json")
+    if isinstance(ref, Path):
+        if ref.suffix not in (".png", ".json"):
+            raise ValueError(f"{ref}: not a capture file (its .png or .json)")
+        png, meta = ref.with_suffix(".png"), ref.with_suffix(".json")
+    elif not is_capture_id(ref):
+        raise ValueError(f"{ref!r} is not a capture id (ids look like 20261201-070500-feminine-42; list them "
+                         "with `passersby gallery`); to use a capture's file, pass --file PATH")
     else:
         png, meta = capture_dir(home) / f"{ref}.png", capture_dir(home) / f"{ref}.json"
     if not meta.is_file() or not png.is_file():

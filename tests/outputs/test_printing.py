@@ -130,6 +130,26 @@ def test_print_errors_name_the_problem(capture, tmp_path):
     assert r.exit_code == 1 and "unreadable capture record" in r.output
 
 
+def test_print_takes_capture_ids_only_or_an_explicit_file(capture, tmp_path):
+    """Issue 22: `passersby print ../../etc/passwd` looked for a capture outside captures/; a
+    capture planted beside it was printed."""
+    home, cap = capture
+    for suffix in (".png", ".json"):  # a valid capture, but outside <home>/captures
+        shutil.copy(cap.path.with_suffix(suffix), (home / "planted").with_suffix(suffix))
+    for ref in ("../planted", "../../etc/passwd", str(home / "planted.png"), ".."):
+        r = CliRunner().invoke(app, ["print", ref, "--home", str(home), "--out", str(tmp_path / "x")])
+        assert r.exit_code == 1 and "is not a capture id" in r.output and "--file PATH" in r.output, (ref, r.output)
+        assert r.output.count("\n") == 1 and "Traceback" not in r.output
+    assert not list(tmp_path.glob("x.*"))
+    r = CliRunner().invoke(app, ["print", "--file", str(home / "planted.png"), "--size", "A5", "--dpi", "100",
+                                 "--home", str(home), "--out", str(tmp_path / "y")])
+    assert r.exit_code == 0 and (tmp_path / "y.pdf").is_file(), r.output  # named explicitly: printed
+    r = CliRunner().invoke(app, ["print", cap.id, "--file", str(cap.path), "--home", str(home)])
+    assert r.exit_code == 1 and "one of them" in r.output
+    r = CliRunner().invoke(app, ["print", "--home", str(home)])
+    assert r.exit_code == 1 and "give a capture id or --file PATH" in r.output
+
+
 def test_captures_round_trip_and_leftovers_are_cleaned(capture):
     from passersby.app.captures import clean_leftovers, list_captures
 
