@@ -66,9 +66,13 @@ def stats_command(home: Optional[Path] = HOME, config: Optional[Path] = CONFIG) 
         except LedgerError as e:
             _fail(e)
     typer.echo(f"ledger: {ledger.where}")
-    typer.echo(f"faces shown: {st.count} (first {_when(st.first_shown)}, last {_when(st.last_shown)})")
+    # Shown and leased apart: an edition's console claims ahead, and a lease is not a face shown.
+    ahead = "".join([f", {st.leased} leased ahead (not shown yet)" if st.leased else "",
+                     f", {st.returned} returned unshown" if st.returned else ""])
+    typer.echo(f"faces shown: {st.shown}{ahead} (first claim {_when(st.first_shown)}, last {_when(st.last_shown)})")
     for name, ch in sorted(st.channels.items()):
-        typer.echo(f"  {name}: {ch.count} shown, {ch.rejected} proposals rejected as too close")
+        held = "".join([f", {ch.leased} leased ahead" if ch.leased else "", f", {ch.returned} returned" if ch.returned else ""])
+        typer.echo(f"  {name}: {ch.shown} shown{held}, {ch.rejected} proposals rejected as too close")
     typer.echo(f"size: {st.file_bytes / 1e6:.1f} MB")
     if leases:
         mirror, edition = (leases.get("mirror"), leases.get("edition")) if "mirror" in leases else (None, leases)
