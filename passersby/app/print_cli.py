@@ -91,6 +91,7 @@ class PrintJob:
 
 def make_print(cap, job: PrintJob, stem: Path, enhancer: Path | None) -> tuple[Path, Path, str, tuple[int, int]]:
     """Print capture `cap` (app/captures.Capture): (raster file, PDF, how it was upscaled, page size px)."""
+    from passersby.app.captures import segment_of
     from passersby.outputs.print_files import write_pdf, write_png, write_tiff
     from passersby.outputs.printing import Provenance, compose, face_side
 
@@ -101,7 +102,10 @@ def make_print(cap, job: PrintJob, stem: Path, enhancer: Path | None) -> tuple[P
     title, date = _title(cap.record)
     key = cap.record["key"]
     model = key.get("model") or (key.get("models") or {}).get("generator", "unknown")
-    prov = Provenance(title, date, model, cap.record.get("anchor_id"), method, {"capture": cap.id, "key": key})
+    # Both anchors and t (read from the key for captures made before the record kept them).
+    seg = cap.record.get("anchors") or segment_of(key) or {"from": cap.record.get("anchor_id"), "to": None, "t": 0.0}
+    prov = Provenance(title, date, model, seg["from"], method, {"capture": cap.id, "key": key},
+                      to_anchor=seg["to"], t=seg["t"])
     page = compose(Image.fromarray(face), job.size, job.dpi, job.frame, prov if job.label else None, job.signature)
     write = write_png if job.fmt == "png" else write_tiff
     raster = write(page, Path(f"{stem}.{'png' if job.fmt == 'png' else 'tif'}"), job.dpi, prov)
