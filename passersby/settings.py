@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from passersby.stream.feedback import FeedbackKnobs
-from passersby.stream.knobs import doc_of, knob
+from passersby.stream.knobs import bounds_of, doc_of, knob
 from passersby.stream.peep import PeepKnobs
 from passersby.stream.walker import WalkConfig
 
@@ -41,8 +41,8 @@ CONFIG_FILE = "passersby.toml"
 LABELS = ("feminine", "masculine")
 
 
-def _doc(text: str, *, default: Any) -> Any:
-    return knob(default, text)
+def _doc(text: str, *, default: Any, bounds: tuple[float, float] | None = None) -> Any:
+    return knob(default, text, bounds)
 
 
 @dataclass(frozen=True)
@@ -50,14 +50,15 @@ class ModelSettings:
     path: str = _doc("Generator .safetensors; empty = the shipped default model.", default="")
     runtime: str = _doc("auto, openvino, onnxruntime, compile, torch-fused or torch (the eager reference).",
                         default="auto")
-    threads: int = _doc("CPU threads per screen's renderer (1 on a 2-core machine with two screens).", default=1)
+    threads: int = _doc("CPU threads per screen's renderer (1 on a 2-core machine with two screens).", default=1,
+                       bounds=(1, 256))
 
 
 @dataclass(frozen=True)
 class ScreenSettings:
     name: str = _doc("Screen name; also its ledger channel and its web page /screen/NAME.", default="screen")
     label: str = _doc("feminine, masculine, or empty for unsteered faces (a conditional model: between the classes).", default="")
-    monitor: int = _doc("Display index for its window (0 = first monitor).", default=0)
+    monitor: int = _doc("Display index for its window (0 = first monitor).", default=0, bounds=(0, 63))
     source: str = _doc("walk (latent walk through anchor faces), feedback (the machine repaints its own "
                        "output; [feedback] settings) or peep (blank until pressed, then a face for one "
                        "viewer; [peep] settings).", default="walk")
@@ -65,9 +66,10 @@ class ScreenSettings:
 
 @dataclass(frozen=True)
 class StreamSettings:
-    queue: int = _doc("Frames rendered ahead per screen (bounded queue).", default=12)
+    queue: int = _doc("Frames rendered ahead per screen (bounded queue).", default=12, bounds=(1, 600))
     seed: int = _doc("Seeds each channel's anchor RNG the first time it runs; -1 = OS entropy. "
-                     "Afterwards the RNG state lives in the ledger.", default=-1)
+                     "Afterwards the RNG state lives in the ledger.", default=-1,
+                bounds=(-1, 2**63 - 1))
     home: str = _doc("Home directory (ledger, captures); empty = $PASSERSBY_HOME or the per-user data dir.",
                      default="")
 
@@ -80,20 +82,20 @@ class WindowSettings:
 @dataclass(frozen=True)
 class WebSettings:
     host: str = _doc("Address the kiosk server binds to; loopback by default.", default="127.0.0.1")
-    port: int = _doc("Kiosk server port.", default=8765)
+    port: int = _doc("Kiosk server port (0 = any free port).", default=8765, bounds=(0, 65535))
     token: str = _doc("Token required for control actions; empty = a fresh random one each start.", default="")
-    jpeg_quality: int = _doc("JPEG quality of frames sent to browsers (1-100).", default=90)
+    jpeg_quality: int = _doc("JPEG quality of frames sent to browsers.", default=90, bounds=(1, 100))
 
 
 @dataclass(frozen=True)
 class TasteSettings:
     curator: str = _doc("Curator whose taste (`passersby taste`) the stream follows; empty = none.", default="")
     exactingness: float = _doc("0 = ignore the taste, 1 = only the faces it likes most; live knob on the "
-                               "kiosk overview.", default=0.5)
+                               "kiosk overview.", default=0.5, bounds=(0, 1))
     min_critic: float = _doc("The critic: an anchor is shown only if dlib's face detector scores it at least "
                              "this (0 = a face is found, 1-2 = a clear one); -1 = no critic. Each judged "
                              "candidate is rendered first (~45 ms): high values slow new faces down.",
-                             default=-1.0)
+                             default=-1.0, bounds=(-1, 4))
 
 
 @dataclass(frozen=True)
@@ -112,10 +114,11 @@ class EnhancerSettings:
                      "screen falls behind); on: always (frames between keyframes are blends); off: never.",
                      default="auto")
     every: int = _doc("walk screens: frames per keyframe (rendered, then enhanced; the frames between are "
-                      "blends); 0 = the fewest that keep walk.fps on this machine, measured at start.", default=0)
+                      "blends); 0 = the fewest that keep walk.fps on this machine, measured at start.", default=0,
+                      bounds=(0, 8))
     raise_after: float = _doc("Seconds of headroom after which a chain lowered under load steps back up one level "
                               "(never above the level chosen at start; doubled for a level that falls behind "
-                              "again within one wait); 0 = never step up.", default=300.0)
+                              "again within one wait); 0 = never step up.", default=300.0, bounds=(0, 86400))
 
 
 PeepSettings = PeepKnobs  # [peep]: the peepshow's knobs, declared in stream/peep.py
@@ -140,7 +143,7 @@ class LedgerSettings:
                         "Only with a postgresql:// url.", default="")
     lease: int = _doc("Anchors each screen leases ahead from a shared ledger and keeps in <home>/lease.sqlite, "
                       "to play through database outages (one per face: at the default walk's face every ~6 s, 900 = 1.5 hours).",
-                      default=900)
+                      default=900, bounds=(1, 100_000))
 
 
 ENHANCER_MODES = ("auto", "on", "off")
@@ -183,8 +186,6 @@ class Settings:
                 raise SettingsError(f"screens.name: {s.name!r} must be letters, digits, '-' or '_'")
             if s.label not in ("", *LABELS):
                 raise SettingsError(f"screens.label: {s.label!r} must be one of {LABELS} or empty")
-            if s.monitor < 0:
-                raise SettingsError(f"screens.monitor: must be >= 0, got {s.monitor}")
             if s.source not in SOURCES:
                 raise SettingsError(f"screens.source: {s.source!r} must be one of {SOURCES}")
         _check_ranges(self)
@@ -200,21 +201,36 @@ SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings
             "ledger": LedgerSettings}
 
 
+def _check_bounds(s: Settings) -> None:
+    """Every numeric setting inside the bounds its knob declares (stream/knobs.Bounds).
+
+    Checked at load, before anything runs: an absurd value (walk.fps = 1e308 overflowed a frame
+    count in `render`; 100000 rendered forever) is one line naming the setting, its value and
+    the allowed range, never a crash or a hang later.
+
+    Raises:
+        SettingsError: "walk.fps: must be in 1..120, got 1e+308" (load_settings adds the file).
+
+    Example:
+        >>> _check_bounds(Settings())  # the defaults are inside their bounds
+    """
+    tables = [(section, cls, getattr(s, section)) for section, cls in SECTIONS.items()]
+    tables += [("screens", ScreenSettings, sc) for sc in s.screens]
+    for section, cls, obj in tables:
+        for f in dataclasses.fields(cls):
+            b = bounds_of(cls, f.name)
+            v = getattr(obj, f.name)
+            if b is not None and v not in b:
+                raise SettingsError(f"{section}.{f.name}: must be in {b}, got {v!r}")
+
+
 def _check_ranges(s: Settings) -> None:
+    _check_bounds(s)
     checks = [
-        ("model.threads", s.model.threads >= 1, ">= 1"),
-        ("stream.queue", s.stream.queue >= 1, ">= 1"),
-        ("stream.seed", s.stream.seed >= -1, ">= -1"),
-        ("web.port", 0 <= s.web.port <= 65535, "in 0..65535"),
-        ("web.jpeg_quality", 1 <= s.web.jpeg_quality <= 100, "in 1..100"),
-        ("taste.exactingness", 0.0 <= s.taste.exactingness <= 1.0, "in 0..1"),
-        ("taste.min_critic", -1.0 <= s.taste.min_critic <= 4.0, "in -1..4"),
         ("enhancer.mode", s.enhancer.mode in ENHANCER_MODES, f"one of {ENHANCER_MODES}"),
-        ("enhancer.every", 0 <= s.enhancer.every <= 8, "in 0..8 (0 = measured)"),
         ("ledger.url", s.ledger.url == "" or s.ledger.url.startswith(("postgresql://", "postgres://")),
          "empty (the SQLite file in the home) or a postgresql:// URL"),
         ("ledger.console", "/" not in s.ledger.console, "a name without '/'"),
-        ("ledger.lease", s.ledger.lease >= 1, ">= 1"),
     ]
     for name, ok, want in checks:
         if not ok:
@@ -375,6 +391,8 @@ def _table_lines(cls: type, obj: Any) -> list[str]:
     out = []
     for f in dataclasses.fields(cls):
         doc = f.metadata.get("doc", "")
+        if f.metadata.get("bounds") is not None:  # the operator sees what is allowed where they edit
+            doc += f" Allowed: {f.metadata['bounds']}."
         out.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}" + (f"  # {doc}" if doc else ""))
     return out
 
@@ -387,8 +405,14 @@ def _toml_value(v: Any) -> str:
     return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def settings_table() -> list[tuple[str, str, str, str]]:
-    """(key, type, default, meaning) for every setting: the source of docs/settings.md."""
+def settings_table() -> list[tuple[str, str, str, str, str]]:
+    """(key, type, default, allowed, meaning) for every setting: the source of docs/settings.md.
+    `allowed` is the knob's bounds ("1..120", "(0, 1]") or "" for text and switches.
+
+    Example:
+        >>> [r for r in settings_table() if r[0] == "walk.fps"][0][:4]
+        ('walk.fps', 'float', '30.0', '1..120')
+    """
     rows = []
     for section, cls in [*SECTIONS.items(), ("screens", ScreenSettings)]:
         hints = get_type_hints(cls)
@@ -396,7 +420,9 @@ def settings_table() -> list[tuple[str, str, str, str]]:
             default = getattr(Settings, section, None)
             value = getattr(default, f.name) if section != "screens" else f.default
             doc = f.metadata.get("doc", "")
-            rows.append((f"{section}.{f.name}", hints[f.name].__name__, _toml_value(value), doc))
+            bounds = f.metadata.get("bounds")
+            rows.append((f"{section}.{f.name}", hints[f.name].__name__, _toml_value(value),
+                         "" if bounds is None else str(bounds), doc))
     return rows
 
 

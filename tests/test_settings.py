@@ -75,9 +75,56 @@ def test_config_show_prints_a_file_that_reads_back_the_same(tmp_path: Path) -> N
 
 def test_docs_settings_table_matches_the_code() -> None:
     text = (ROOT / "docs" / "settings.md").read_text()
-    documented = re.findall(r"^\| `([a-z_.]+)` \| (\w+) \| `([^`]*)` \| (.*) \|$", text, re.M)
+    documented = re.findall(r"^\| `([a-z_.]+)` \| (\w+) \| `([^`]*)` \| ([^|]*?) ?\| (.*) \|$", text, re.M)
     assert documented == [tuple(r) for r in settings_table()], "regenerate docs/settings.md from settings_table()"
     assert to_toml(load_settings(None, search=False)).count("[[screens]]") == 2
+
+
+NUMERIC_SETTINGS = [key for key, typ, *_ in settings_table() if typ in ("int", "float")]
+
+
+def test_every_numeric_setting_declares_a_range_that_admits_its_default() -> None:
+    rows = {key: (typ, allowed) for key, typ, _, allowed, _ in settings_table()}
+    assert len(NUMERIC_SETTINGS) >= 20
+    assert [k for k in NUMERIC_SETTINGS if not rows[k][1]] == []  # a new number needs its bounds too
+    load_settings(None, search=False)  # the defaults load: each inside its own bounds
+
+
+@pytest.mark.parametrize("text, message", [
+    # The issue's two: 1e308 overflowed `round(3 * fps)` in render; 100000 rendered forever.
+    ("[walk]\nfps = 1e308\n", r"walk\.fps: must be in 1\.\.120, got 1e\+308$"),
+    ("[walk]\nfps = 100000\n", r"walk\.fps: must be in 1\.\.120, got 100000\.0$"),
+    ("[walk]\ntempo = 1e9\n", r"walk\.tempo: must be in 0\.01\.\.3600, got 1000000000\.0$"),
+    ("[walk]\ndrift_speed = 0\n", r"walk: drift_speed must be a positive"),  # the walk's own check first
+    ("[stream]\nqueue = 1000000\n", r"stream\.queue: must be in 1\.\.600, got 1000000$"),
+    ("[model]\nthreads = 0\n", r"model\.threads: must be in 1\.\.256, got 0$"),
+    ("[feedback]\ndrift = 100.0\n", r"feedback\.drift: must be in 0\.\.4, got 100\.0$"),
+    ("[peep]\nseconds = 1e12\n", r"peep\.seconds: must be in 0\.\.3600, got 1000000000000\.0$"),
+    ("[ledger]\nlease = 0\n", r"ledger\.lease: must be in 1\.\.100000, got 0$"),
+    ("[[screens]]\nname = \"a\"\nmonitor = -1\n", r"screens\.monitor: must be in 0\.\.63, got -1$"),
+])
+def test_a_number_outside_its_range_is_one_line_naming_file_key_value_and_range(
+        tmp_path: Path, text: str, message: str) -> None:
+    cfg = tmp_path / "passersby.toml"
+    cfg.write_text(text)
+    with pytest.raises(SettingsError, match=message) as e:
+        load_settings(cfg)
+    assert str(e.value).startswith(f"{cfg}: ") and "\n" not in str(e.value)
+
+
+def test_config_show_and_render_refuse_an_absurd_rate_with_one_error_line(tmp_path: Path) -> None:
+    """`config show` passed walk.fps = 1e308 and `render` then died of OverflowError; both now stop
+    at load with the one line (render fails before it loads a model, so this is quick)."""
+    cfg = tmp_path / "passersby.toml"
+    cfg.write_text("[walk]\nfps = 1e308\n")
+    for args in (["config", "show"], ["render", "--seconds", "1", "--out", str(tmp_path / "o.mp4")]):
+        r = CliRunner().invoke(app, [*args, "--config", str(cfg)])
+        assert r.exit_code == 1, (args, r.output)
+        assert r.output.strip().splitlines() == [f"error: {cfg}: walk.fps: must be in 1..120, got 1e+308"], args
+    assert not (tmp_path / "o.mp4").exists()
+    cfg.write_text("[walk]\nfps = 120\n")  # the top of the range is allowed, and `config show` says the range
+    shown = CliRunner().invoke(app, ["config", "show", "--config", str(cfg)])
+    assert shown.exit_code == 0 and "fps = 120.0  # Frames per second of every screen. Allowed: 1..120." in shown.output
 
 
 def test_feedback_knobs_are_checked_only_where_a_loop_runs(tmp_path: Path) -> None:
@@ -102,7 +149,7 @@ def test_each_knob_is_declared_once_and_documented() -> None:
     from passersby.stream.peep import PeepConfig, PeepKnobs
     from passersby.stream.walker import WalkConfig
 
-    rows = {key: (default, doc) for key, _, default, doc in settings_table()}
+    rows = {key: (default, doc) for key, _, default, _, doc in settings_table()}
     assert all(doc for _, doc in rows.values()), [k for k, (_, doc) in rows.items() if not doc]
     for section, cls in (("walk", WalkConfig), ("peep", PeepKnobs), ("feedback", FeedbackKnobs)):
         for f in dataclasses.fields(cls):

@@ -87,4 +87,5 @@ def capture_summary(inst: Installation, screen: str) -> dict:
         raise ValueError(str(e)) from e
     r = cap.record
     return {"id": cap.id, "path": str(cap.path), "screen": screen, "quality": r["quality"],
-            "matches_shown": r["matches_shown"], "anchor_id": r["anchor_id"], "size": r["size"]}
+            "matches_shown": r["matches_shown"], "anchor_id": r["anchor_id"], "anchors": r.get("anchors"),
+            "size": r["size"]}

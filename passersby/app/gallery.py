@@ -26,7 +26,7 @@ import numpy as np
 import typer
 from PIL import Image, ImageDraw
 
-from passersby.app.captures import Capture, list_captures, load_capture, save_capture
+from passersby.app.captures import Capture, describe_segment, list_captures, load_capture, save_capture, segment_of
 from passersby.app.gallery_store import GalleryMarks
 from passersby.app.print_cli import PrintJob, make_print
 from passersby.app.cli_common import CONFIG, HOME, HOST, PORT
@@ -76,8 +76,11 @@ class GalleryBackend:
         out = []
         for cap in reversed(list_captures(self.home)):
             r = cap.record
+            # Both anchors and t; read from the key for captures made before the record kept them.
+            seg = r.get("anchors") or segment_of(r["key"])
             out.append({"id": cap.id, "screen": r.get("screen"), "captured_at": r.get("captured_at"),
-                        "quality": r.get("quality"), "anchor_id": r.get("anchor_id"), "size": r.get("size"),
+                        "quality": r.get("quality"), "anchor_id": r.get("anchor_id"), "anchors": seg,
+                        "where": describe_segment(seg), "size": r.get("size"),
                         "matches_shown": r.get("matches_shown"), "source": r["key"].get("source"),
                         **marks.get(cap.id, {"status": "", "star": False, "note": ""})})
         return out

@@ -35,12 +35,13 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(1)
 
 
-def _open(config: Optional[Path], home: Optional[Path]):
-    """The ledger of the installation the settings describe (the same home as `show`)."""
+def _open(config: Optional[Path], home: Optional[Path], read_only: bool = True):
+    """The ledger of the installation the settings describe (the same home as `show`), read-only:
+    stats, check and export only read, so they work on a full disk and change nothing."""
     from passersby.stream.ledger import LedgerError
 
     try:
-        return _spec(config, home).open_existing()
+        return _spec(config, home).open_existing(read_only=read_only)
     except LedgerError as e:
         _fail(e)
 
@@ -65,9 +66,13 @@ def stats_command(home: Optional[Path] = HOME, config: Optional[Path] = CONFIG) 
         except LedgerError as e:
             _fail(e)
     typer.echo(f"ledger: {ledger.where}")
-    typer.echo(f"faces shown: {st.count} (first {_when(st.first_shown)}, last {_when(st.last_shown)})")
+    # Shown and leased apart: an edition's console claims ahead, and a lease is not a face shown.
+    ahead = "".join([f", {st.leased} leased ahead (not shown yet)" if st.leased else "",
+                     f", {st.returned} returned unshown" if st.returned else ""])
+    typer.echo(f"faces shown: {st.shown}{ahead} (first claim {_when(st.first_shown)}, last {_when(st.last_shown)})")
     for name, ch in sorted(st.channels.items()):
-        typer.echo(f"  {name}: {ch.count} shown, {ch.rejected} proposals rejected as too close")
+        held = "".join([f", {ch.leased} leased ahead" if ch.leased else "", f", {ch.returned} returned" if ch.returned else ""])
+        typer.echo(f"  {name}: {ch.shown} shown{held}, {ch.rejected} proposals rejected as too close")
     typer.echo(f"size: {st.file_bytes / 1e6:.1f} MB")
     if leases:
         mirror, edition = (leases.get("mirror"), leases.get("edition")) if "mirror" in leases else (None, leases)
@@ -172,7 +177,7 @@ def return_command(
     spec = _spec(config, home)
     if not spec.shared:
         _fail(LedgerError("this installation's ledger is not shared ([ledger] url is empty); nothing is leased"))
-    with _open(config, home) as ledger:
+    with _open(config, home, read_only=False) as ledger:  # it marks leases returned
         if not hasattr(ledger, "give_back"):
             _fail(LedgerError(f"{spec.mirror}: no lease mirror here; nothing to return"))
         n = ledger.give_back()

@@ -91,6 +91,7 @@ class PrintJob:
 
 def make_print(cap, job: PrintJob, stem: Path, enhancer: Path | None) -> tuple[Path, Path, str, tuple[int, int]]:
     """Print capture `cap` (app/captures.Capture): (raster file, PDF, how it was upscaled, page size px)."""
+    from passersby.app.captures import segment_of
     from passersby.outputs.print_files import write_pdf, write_png, write_tiff
     from passersby.outputs.printing import Provenance, compose, face_side
 
@@ -101,7 +102,10 @@ def make_print(cap, job: PrintJob, stem: Path, enhancer: Path | None) -> tuple[P
     title, date = _title(cap.record)
     key = cap.record["key"]
     model = key.get("model") or (key.get("models") or {}).get("generator", "unknown")
-    prov = Provenance(title, date, model, cap.record.get("anchor_id"), method, {"capture": cap.id, "key": key})
+    # Both anchors and t (read from the key for captures made before the record kept them).
+    seg = cap.record.get("anchors") or segment_of(key) or {"from": cap.record.get("anchor_id"), "to": None, "t": 0.0}
+    prov = Provenance(title, date, model, seg["from"], method, {"capture": cap.id, "key": key},
+                      to_anchor=seg["to"], t=seg["t"])
     page = compose(Image.fromarray(face), job.size, job.dpi, job.frame, prov if job.label else None, job.signature)
     write = write_png if job.fmt == "png" else write_tiff
     raster = write(page, Path(f"{stem}.{'png' if job.fmt == 'png' else 'tif'}"), job.dpi, prov)
@@ -110,7 +114,10 @@ def make_print(cap, job: PrintJob, stem: Path, enhancer: Path | None) -> tuple[P
 
 
 def print_command(
-    capture: str = typer.Argument(..., help="A capture: its id, or the path of its .png / .json."),
+    capture: Optional[str] = typer.Argument(None, help="A capture's id (in <home>/captures; list them with "
+                                            "`passersby gallery`)."),
+    file: Optional[Path] = typer.Option(None, "--file", help="Print this capture file (.png or .json beside "
+                                        "each other) instead of a capture id."),
     size: str = typer.Option("A4", "--size", help="Paper: A5, A4, A3, A2, A1 or letter (portrait)."),
     dpi: int = typer.Option(300, "--dpi", help="Dots per inch of the print."),
     frame: str = typer.Option("gold", "--frame", help="gold: a gilded frame drawn around the face; none."),
@@ -125,7 +132,7 @@ def print_command(
 
     Examples:
         passersby print 20261201-070500-feminine-42 --size A3 --frame gold --label --signature
-        passersby print ~/captures/x.png --size A4 --dpi 300 --frame none --format tiff --out prints/x
+        passersby print --file ~/captures/x.png --size A4 --dpi 300 --frame none --format tiff --out prints/x
     """
     from passersby.app.captures import load_capture
     from passersby.app.chain import enhancer_path
@@ -137,7 +144,10 @@ def print_command(
         job = PrintJob(size, dpi, frame, label, signature, fmt)
         settings = _settings(config, home)
         home_dir = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))
-        cap = load_capture(capture, home_dir)
+        if (capture is None) == (file is None):
+            raise ValueError("give a capture id or --file PATH (one of them)")
+        # An id stays inside captures/; a file is only what --file names explicitly.
+        cap = load_capture(capture if file is None else Path(file), home_dir)
         stem = out or home_dir / "prints" / f"{cap.id}-{size}"
         raster, pdf, method, pixels = make_print(cap, job, stem, enhancer_path(settings.enhancer.path, settings.enhancer.mode))
     except (ValueError, CheckpointError, OSError) as e:

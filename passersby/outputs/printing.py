@@ -37,9 +37,15 @@ PAPER = (250, 248, 243)  # a warm white
 class Provenance:
     """What a print says about its face (label, file metadata).
 
+    `anchor_id` is the anchor the frame's segment starts from; a frame between two anchor faces
+    also has `to_anchor` and `t` (0..1 along the way), and the label names both: naming only
+    the first called a face in between by another face's name.
+
     Example:
-        >>> Provenance("Passerby", "2026-12-01", "7712902bed20794e", 1234).label_lines()[0]
-        'Passerby'
+        >>> Provenance("Passerby", "2026-12-01", "7712902bed20794e", 1234).label_lines()[2]
+        'passersby · model 7712902bed20794e · anchor #1234'
+        >>> Provenance("Passerby", "2026-12-01", "7712902bed20794e", 1234, to_anchor=1235, t=0.25).label_lines()[2]
+        'passersby · model 7712902bed20794e · between anchors #1234 and #1235 (t 0.25)'
     """
 
     title: str
@@ -48,14 +54,21 @@ class Provenance:
     anchor_id: int | None
     upscaled_with: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the frame key, the capture's path
+    to_anchor: int | None = None
+    t: float = 0.0
 
     def label_lines(self) -> list[str]:
-        anchor = "" if self.anchor_id is None else f" · anchor #{self.anchor_id}"
+        if self.anchor_id is None:
+            anchor = ""
+        elif self.to_anchor is None:
+            anchor = f" · anchor #{self.anchor_id}"
+        else:
+            anchor = f" · between anchors #{self.anchor_id} and #{self.to_anchor} (t {self.t:.2f})"  # as the gallery says it
         return [self.title, self.date, f"passersby · model {self.model_hash}{anchor}"]
 
     def to_dict(self) -> dict[str, Any]:
         return {"title": self.title, "date": self.date, "model_hash": self.model_hash, "anchor_id": self.anchor_id,
-                "upscaled_with": self.upscaled_with, **self.extra}
+                "to_anchor": self.to_anchor, "t": self.t, "upscaled_with": self.upscaled_with, **self.extra}
 
 
 def page_pixels(paper: str, dpi: int) -> tuple[int, int]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from passersby.atomic import atomic_open, fsync_dir
+from passersby.atomic import atomic_open, fsync_dir, name_disk_error
 
 # PyAV's wheels (checked with av 18.1 on Linux x86_64) carry libx264; "h264" resolves to it too.
 H264_ENCODERS = ("libx264",)
@@ -130,8 +130,11 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = self.frames_written  # one tick of the 1/fps time base per frame: exact rate
         frame.time_base = self._stream.codec_context.time_base
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except OSError as e:  # "[Errno 28] No space left on device" named no file: name the video
+            raise name_disk_error(e, self.path) from e
         self.frames_written += 1
 
     def close(self) -> None:
@@ -148,6 +151,8 @@ class VideoWriter:
             self._container.close()
         except BaseException as exc:
             self._stack.__exit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, OSError):  # a full disk: say which video
+                raise name_disk_error(exc, self.path) from exc
             raise
         self._stack.close()  # atomic_open: fsync, rename over self.path, fsync the folder
 

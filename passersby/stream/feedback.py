@@ -52,11 +52,14 @@ class FeedbackKnobs:
         0.8
     """
 
-    drift: float = knob(0.8, "feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).")
-    crossfade: float = knob(1.0, "feedback: seconds over which each new anchor face fades in (< walk.tempo).")
-    max_faceless: float = knob(3.0, "feedback: seconds without a detected face before the loop re-anchors.")
+    drift: float = knob(0.8, "feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).",
+                         bounds=(0, 4))
+    crossfade: float = knob(1.0, "feedback: seconds over which each new anchor face fades in (< walk.tempo).",
+                             bounds=(0, 3600))
+    max_faceless: float = knob(3.0, "feedback: seconds without a detected face before the loop re-anchors.",
+                                bounds=(0, 3600))
     step_every: int = knob(0, "feedback: frames per painting (the frames between are blends); 0 = the smallest "
-                              "that keeps walk.fps on this machine, measured at start.")
+                              "that keeps walk.fps on this machine, measured at start.", bounds=(0, 64))
 
 
 @dataclass(frozen=True)

@@ -47,11 +47,12 @@ class PeepKnobs:
         5.0
     """
 
-    seconds: float = knob(5.0, "peep: seconds a face shows after a press.")
+    seconds: float = knob(5.0, "peep: seconds a face shows after a press.", bounds=(0, 3600))
     blank: str = knob("fade", "peep: after the face, black (at once) or fade (to black over peep.fade seconds).")
-    fade: float = knob(1.5, "peep: seconds of the fade to black.")
+    fade: float = knob(1.5, "peep: seconds of the fade to black.", bounds=(0, 60))
     during: str = knob("ignore", "peep: presses while a face shows: ignore, or queue (each shows a face next).")
-    debounce: float = knob(0.3, "peep: presses closer together than this (seconds) count once.")
+    debounce: float = knob(0.3, "peep: presses closer together than this (seconds) count once.",
+                           bounds=(0, 60))
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from passersby.stream.knobs import knob
+from passersby.stream.knobs import Bounds, knob
 
 STYLES = ("spline", "slerp", "drift")
 STATE_VERSION = 1
@@ -57,10 +57,12 @@ class WalkConfig:
     """
 
     style: str = knob("spline", "spline (C2 through anchors), slerp (arcs, rests at anchors) or drift (slow random walk).")
-    tempo: float = knob(6.0, "Seconds from one anchor face to the next.")
-    fps: float = knob(30.0, "Frames per second of every screen.")
-    drift_speed: float = knob(0.3, "drift only: weight of the fresh face in each new anchor, in (0, 1].")
-    tangent_scale: float = knob(1.75, "spline only: tangent length at anchors, in (0, 2] (1.75 evens the speed).")
+    tempo: float = knob(6.0, "Seconds from one anchor face to the next.", bounds=(0.01, 3600))
+    fps: float = knob(30.0, "Frames per second of every screen.", bounds=(1, 120))
+    drift_speed: float = knob(0.3, "drift only: weight of the fresh face in each new anchor.",
+                               bounds=Bounds(0, 1, lo_open=True))
+    tangent_scale: float = knob(1.75, "spline only: tangent length at anchors (1.75 evens the speed).",
+                                  bounds=Bounds(0, 2, lo_open=True))
 
     def __post_init__(self) -> None:
         if self.style not in STYLES:

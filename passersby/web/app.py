@@ -34,6 +34,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from passersby.stream.frames import ACTIONS
 from passersby.web.bridge import FrameBridge
 from passersby.web.pages import SECURITY_HEADERS, STATIC, Pages
+from passersby.web.threaded import TurnedAway
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class KioskState:
     pages: Pages
     sockets: weakref.WeakSet = field(default_factory=weakref.WeakSet)
     capture: Callable[[str], dict[str, Any]] | None = None  # screen -> the capture's summary (app layer)
+    turned_away: TurnedAway | None = None  # the server's counter of connections refused at its caps
 
 
 STATE = web.AppKey("kiosk", KioskState)
@@ -178,6 +180,8 @@ async def metrics(request: web.Request) -> web.Response:
     if hub.metrics is None:
         return _error(404, "this server has no metrics")
     body = await asyncio.get_running_loop().run_in_executor(None, hub.metrics)
+    if request.app[STATE].turned_away is not None:  # the web server's own counters, beside the engine's
+        body = body + (b"" if body.endswith(b"\n") or not body else b"\n") + request.app[STATE].turned_away.metrics_text()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
@@ -254,6 +258,8 @@ async def frames_socket(request: web.Request) -> web.StreamResponse:
     if name not in state.bridge.hub.screens:
         return _error(404, f"unknown screen {name!r}; screens are {state.bridge.hub.screens}")
     if len(state.sockets) >= MAX_SOCKETS:
+        if state.turned_away is not None:
+            state.turned_away.count("streams")
         return _error(503, f"too many frame streams open ({MAX_SOCKETS}); close one and reload")
     # No permessage-deflate: JPEG does not shrink, and compressing would cost CPU per client.
     # A short close timeout keeps stop() quick when a client has gone silent.

@@ -56,7 +56,7 @@ class KioskServer(ThreadedServer):
     async def setup(self) -> web.Application:
         bridge = FrameBridge(self.hub, self._loop, self.jpeg_quality)
         bridge.start()
-        return make_app(KioskState(bridge, self.token, Pages(), capture=self.capture))  # on_shutdown closes sockets and bridge
+        return make_app(KioskState(bridge, self.token, Pages(), capture=self.capture, turned_away=self.turned_away))  # on_shutdown closes sockets and bridge
 
 
 def control_url(server: KioskServer) -> str:

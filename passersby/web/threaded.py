@@ -15,6 +15,7 @@ import logging
 import secrets
 import socket
 import threading
+import time
 from typing import Callable
 from urllib.parse import quote
 
@@ -65,6 +66,7 @@ class _HeadDeadline(asyncio.Protocol):
     def connection_made(self, transport) -> None:
         if self.site.open_connections >= MAX_CONNECTIONS:  # turned away before aiohttp sees it
             transport.abort()
+            self.site.turned_away.count("connections")  # counted and logged: a flood is visible
             return
         self.site.open_connections += 1
         self.inner = self.make_inner()
@@ -118,6 +120,94 @@ class _DeadlineSite(web_runner.SockSite):
 _WILDCARDS = {"", "0.0.0.0", "::"}
 
 
+class TurnedAway:
+    """Connections a server turned away at its caps, counted for /metrics and logged in one
+    rate-limited line: a flood was invisible (closed sockets, no trace), and an operator
+    wondering why a kiosk page does not load could not tell.
+
+    Counted in the server's event loop only (no lock). The first one is logged at once, then at
+    most one line per `log_every_s`, each saying how many since the last line.
+
+    Args:
+        kind: the server, for the log line ("kiosk server").
+        log_every_s: the shortest time between two log lines.
+        clock: seconds, monotonic (injected by tests).
+
+    Example:
+        >>> t = TurnedAway("kiosk server", clock=lambda: 0.0)
+        >>> t.count("connections"); t.count("streams"); t.count("streams")
+        >>> t.connections, t.streams
+        (1, 2)
+    """
+
+    CAPS = ("connections", "streams")
+
+    def __init__(self, kind: str, log_every_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.kind, self.log_every_s, self.clock = kind, log_every_s, clock
+        self.connections = 0  # closed at once: MAX_CONNECTIONS were open (threaded.py)
+        self.streams = 0  # refused with 503: MAX_SOCKETS frame streams were open (app.py)
+        self._unlogged = 0
+        self._logged_at: float | None = None
+
+    def count(self, cap: str) -> None:
+        """One more turned away at `cap` ("connections" or "streams"); logs if it is time."""
+        if cap not in self.CAPS:
+            raise ValueError(f"cap must be one of {self.CAPS}, got {cap!r}")
+        setattr(self, cap, getattr(self, cap) + 1)
+        self._unlogged += 1
+        now = self.clock()
+        if self._logged_at is None or now - self._logged_at >= self.log_every_s:
+            log.warning("%s turned away %d connection(s) at its caps since its last note (%d in all: %d with "
+                        "too many connections open, %d with too many frame streams); see /metrics",
+                        self.kind, self._unlogged, self.connections + self.streams, self.connections, self.streams)
+            self._unlogged, self._logged_at = 0, now
+
+    def metrics_text(self) -> bytes:
+        """The counters in Prometheus' text format, appended to /metrics."""
+        return ("# HELP passersby_web_turned_away_total Connections the web server turned away at its caps "
+                "(connections: too many open; streams: too many frame streams).\n"
+                "# TYPE passersby_web_turned_away_total counter\n"
+                f'passersby_web_turned_away_total{{cap="connections"}} {self.connections}\n'
+                f'passersby_web_turned_away_total{{cap="streams"}} {self.streams}\n').encode()
+
+
+def host_is_loopback(value: str, port: int) -> bool:
+    """Whether a Host header names this loopback server: any loopback name (localhost,
+    *.localhost, 127.0.0.0/8, ::1 and its other spellings, ::ffff:127.x), with our port or none.
+
+    A DNS-rebinding page sends its own domain, which is never one of these; `[::1]` without a
+    port (curl -H "Host: [::1]") was refused with 403 when only four exact spellings were known.
+
+    Args:
+        value: the Host header (or an Origin's netloc), e.g. "[::1]:8765" or "localhost".
+        port: the port this server listens on.
+
+    Example:
+        >>> [host_is_loopback(h, 8765) for h in ("[::1]", "[0:0:0:0:0:0:0:1]:8765", "127.0.0.2",
+        ...  "LOCALHOST.:8765", "a.localhost", "localhost:80", "evil.example", "127.0.0.1.evil.example")]
+        [True, True, True, True, True, False, False, False]
+    """
+    v = value.strip().lower()
+    if v.startswith("["):
+        name, _, rest = v[1:].partition("]")
+        given = rest[1:] if rest.startswith(":") else (None if not rest else "bad")
+    elif v.count(":") == 1:
+        name, _, given = v.partition(":")
+    else:
+        name, given = v, None
+    if given is not None and given != str(port):
+        return False
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return ip.is_loopback or bool(mapped and mapped.is_loopback)
+
+
 class ThreadedServer:
     """Base class: host/port/token, start/stop in a thread, URLs.
 
@@ -151,6 +241,7 @@ class ThreadedServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._error: BaseException | None = None
+        self.turned_away = TurnedAway(self.kind)  # lives as long as the server: counts across restarts
 
     # ---- what subclasses provide
 
@@ -217,7 +308,9 @@ class ThreadedServer:
             app.middlewares.append(self._same_origin)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0, keepalive_timeout=KEEPALIVE_S)
             await runner.setup()
-            await _DeadlineSite(runner, sock).start()
+            site = _DeadlineSite(runner, sock)
+            site.turned_away = self.turned_away
+            await site.start()
         except BaseException as e:  # reported to start(), which raises it in the caller's thread
             self._error = e
             sock.close()
@@ -242,16 +335,20 @@ class ThreadedServer:
             return None
         return {f"{h}:{self._port}" for h in ("127.0.0.1", "localhost", "[::1]", url_host(self.host))}
 
+    def host_allowed(self, host: str) -> bool:
+        """Whether this server answers Host `host`: any on a wildcard or public address, any
+        loopback name (host_is_loopback) on a loopback one."""
+        return not is_loopback(self.host) or host_is_loopback(host, self._port)
+
     @web.middleware
     async def _same_origin(self, request: web.Request, handler):
         """403 for a foreign Host (DNS rebinding) or a WebSocket / write from a foreign Origin."""
-        allowed = self.allowed_hosts()
-        if allowed is not None and request.host.lower() not in allowed:
+        if not self.host_allowed(request.host):
             return web.json_response({"error": f"unknown Host {request.host!r}"}, status=403)
         origin = request.headers.get("Origin")
         if origin and (request.method != "GET" or request.headers.get("Upgrade", "").lower() == "websocket"):
             netloc = origin.split("://", 1)[-1].lower()
-            if netloc != request.host.lower() or (allowed is not None and netloc not in allowed):
+            if netloc != request.host.lower() or not self.host_allowed(netloc):
                 return web.json_response({"error": f"requests from {origin!r} are not allowed"}, status=403)
         return await handler(request)
 

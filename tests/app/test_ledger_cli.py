@@ -48,6 +48,7 @@ def test_stats_check_export(tmp_path) -> None:
     assert res.exit_code == 0, res.output
     lines = out.read_text().splitlines()
     assert json.loads(lines[0])["dim"] == 16 and len(lines) == 1 + 8
+    assert {json.loads(line)["state"] for line in lines[1:]} == {"shown"}  # an installation's claims all show
 
 
 def test_check_reports_tampering(tmp_path) -> None:

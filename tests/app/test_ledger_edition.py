@@ -75,7 +75,9 @@ def test_stats_check_and_return_read_the_settings(pg_url, tmp_path) -> None:
         led.fill("masculine", propose, "m1")
     res = runner.invoke(app, ["ledger", "stats", "--home", str(home)])
     assert res.exit_code == 0, res.output
-    assert "g1/masculine: 7 shown" in res.output  # claimed centrally: 3 shown + 4 leased
+    # Claimed centrally: 7 = 3 shown + 4 leased ahead; it said "7 shown" (issue 22).
+    assert "g1/masculine: 3 shown, 4 leased ahead, " in res.output, res.output
+    assert "faces shown: 3, 4 leased ahead (not shown yet)" in res.output
     assert "this console's leases: 4 unused, 3 shown, 0 returned" in res.output
     assert "console g1: 4 leased, 3 shown, 0 returned" in res.output
     res = runner.invoke(app, ["ledger", "check", "--home", str(home), "--deep"])
@@ -84,9 +86,13 @@ def test_stats_check_and_return_read_the_settings(pg_url, tmp_path) -> None:
     assert res.exit_code == 0 and "returned 4 unused leases" in res.output, res.output
     with PgLedger.open_existing(pg_url) as pg:
         assert pg.leases()["g1"] == {"leased": 0, "shown": 3, "returned": 4}
+    res = runner.invoke(app, ["ledger", "stats", "--home", str(home)])
+    assert "g1/masculine: 3 shown, 4 returned, " in res.output, res.output
     out = tmp_path / "x.jsonl"
     assert runner.invoke(app, ["ledger", "export", str(out), "--home", str(home)]).exit_code == 0
     assert json.loads(out.read_text().splitlines()[1])["channel"] == "g1/masculine"
+    states = [json.loads(line)["state"] for line in out.read_text().splitlines()[1:]]
+    assert sorted(states) == ["returned"] * 4 + ["shown"] * 3  # the export says which were shown
 
 
 def test_bad_ledger_settings_and_unreachable_database_are_one_line_errors(tmp_path) -> None:

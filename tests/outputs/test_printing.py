@@ -130,6 +130,26 @@ def test_print_errors_name_the_problem(capture, tmp_path):
     assert r.exit_code == 1 and "unreadable capture record" in r.output
 
 
+def test_print_takes_capture_ids_only_or_an_explicit_file(capture, tmp_path):
+    """Issue 22: `passersby print ../../etc/passwd` looked for a capture outside captures/; a
+    capture planted beside it was printed."""
+    home, cap = capture
+    for suffix in (".png", ".json"):  # a valid capture, but outside <home>/captures
+        shutil.copy(cap.path.with_suffix(suffix), (home / "planted").with_suffix(suffix))
+    for ref in ("../planted", "../../etc/passwd", str(home / "planted.png"), ".."):
+        r = CliRunner().invoke(app, ["print", ref, "--home", str(home), "--out", str(tmp_path / "x")])
+        assert r.exit_code == 1 and "is not a capture id" in r.output and "--file PATH" in r.output, (ref, r.output)
+        assert r.output.count("\n") == 1 and "Traceback" not in r.output
+    assert not list(tmp_path.glob("x.*"))
+    r = CliRunner().invoke(app, ["print", "--file", str(home / "planted.png"), "--size", "A5", "--dpi", "100",
+                                 "--home", str(home), "--out", str(tmp_path / "y")])
+    assert r.exit_code == 0 and (tmp_path / "y.pdf").is_file(), r.output  # named explicitly: printed
+    r = CliRunner().invoke(app, ["print", cap.id, "--file", str(cap.path), "--home", str(home)])
+    assert r.exit_code == 1 and "one of them" in r.output
+    r = CliRunner().invoke(app, ["print", "--home", str(home)])
+    assert r.exit_code == 1 and "give a capture id or --file PATH" in r.output
+
+
 def test_captures_round_trip_and_leftovers_are_cleaned(capture):
     from passersby.app.captures import clean_leftovers, list_captures
 
@@ -155,3 +175,43 @@ def test_a_capture_enhanced_at_capture_time_is_not_enhanced_again(tmp_path):
     r = CliRunner().invoke(app, ["print", cap.id, "--size", "A5", "--dpi", "100", "--home", str(tmp_path),
                                  "--out", str(tmp_path / "p")])
     assert r.exit_code == 0 and "(the capture is already enhanced)" in r.output, r.output
+
+
+def test_a_frame_between_two_anchors_names_both_and_t_in_capture_print_and_gallery(tmp_path):
+    """Issue 22: an in-between walk frame was named by one anchor only, and for a spline the
+    first listed one (the anchor *before* its segment: the key lists one back for the curve)."""
+    from passersby.app.captures import segment_of
+    from passersby.app.gallery import GalleryBackend
+
+    home = tmp_path / "home"
+    face = np.asarray(Image.open(sorted(FIXTURES.glob("*.jpg"))[0]).convert("RGB").resize((128, 128)))
+    walk = {"style": "spline", "tempo": 6.0, "fps": 30.0, "drift_speed": 0.3, "tangent_scale": 1.75}
+    # Walk positions 3..6 are ledger rows 40..43; t = 7.5 s after position 3: a quarter from 4 to 5.
+    key = {"frame": 675, "source": "latent-walk", "model": "7712902bed20794e", "anchor_ids": [3, 4, 5, 6],
+           "ledger_ids": [40, 41, 42, 43], "t": 7.5, "walk": walk}
+    cap = save_capture(home, "feminine", face, key, shown_at=1764572700.0)
+    assert cap.record["anchors"] == {"from": 41, "to": 42, "t": 0.25} and cap.record["anchor_id"] == 41
+    on_anchor = {**key, "t": 6.0}  # exactly on position 4: one face, no second anchor
+    assert segment_of(on_anchor) == {"from": 41, "to": None, "t": 0.0}
+    # Between keyframes: the blend of two walk positions (4.25 and 4.75, mixed half and half).
+    blended = {**key, "between": {"from": 660, "next": {**key, "t": 10.5}, "mix": 0.5}}
+    assert segment_of(blended) == {"from": 41, "to": 42, "t": 0.5}
+    # A feedback screen crossfading from the previous segment's anchor to the new one's.
+    loop = {"source": "feedback", "segment": {"ledger_id": 9}, "previous": {"ledger_id": 8}, "mix": 0.3}
+    assert segment_of(loop) == {"from": 8, "to": 9, "t": 0.3}
+
+    out = tmp_path / "p"
+    r = CliRunner().invoke(app, ["print", cap.id, "--size", "A5", "--dpi", "100", "--label", "--home", str(home),
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    with Image.open(out.with_suffix(".png")) as im:
+        record, description = json.loads(im.text["passersby"]), im.text["Description"]
+    assert (record["anchor_id"], record["to_anchor"], record["t"]) == (41, 42, 0.25)
+    assert "between anchors #41 and #42 (t 0.25)" in description
+    backend = GalleryBackend(home)
+    try:
+        [item] = backend.items()
+    finally:
+        backend.close()
+    assert item["anchors"] == {"from": 41, "to": 42, "t": 0.25}
+    assert item["where"] == "between anchors #41 and #42 (t 0.25)"

@@ -366,6 +366,74 @@ def test_connections_beyond_the_cap_are_turned_away_until_others_close(monkeypat
         server.stop()
 
 
+def test_every_loopback_name_is_answered_on_a_loopback_server(show):
+    """Issue 22: `Host: [::1]` (no port) got 403; a DNS-rebinding domain still does."""
+    url, port = show.server.url, show.server.port
+    for host in ("[::1]", f"[::1]:{port}", "localhost", "LOCALHOST.", "127.0.0.2", f"127.0.0.1:{port}",
+                 "[::ffff:127.0.0.1]", "kiosk.localhost"):
+        assert request(url + "api/status", headers={"Host": host})[0] == 200, host
+    for host in ("evil.example", f"evil.example:{port}", "localhost:1", "127.0.0.1.evil.example", "[::2]"):
+        assert request(url + "api/status", headers={"Host": host})[0] == 403, host
+
+
+def test_connections_turned_away_are_counted_in_metrics_and_logged_once(monkeypatch, caplog):
+    """Issue 22: connections closed at the caps left no trace anywhere."""
+    import logging
+    import socket
+    import time
+
+    import passersby.web.threaded as threaded
+
+    monkeypatch.setattr(threaded, "MAX_CONNECTIONS", 3)
+    hub = FrameHub(["a"], metrics=lambda: b"passersby_frames_shown_total 3.0\n")
+    server = KioskServer(hub, port=0, token="t").start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="passersby.web.threaded"):
+            held = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(3)]
+            extra = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(4)]
+            deadline = time.monotonic() + 10
+            while server.turned_away.connections < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)  # the server's loop takes them in its own time
+            for c in held + extra:
+                c.close()
+            status, raw = None, b""
+            while status != 200 and time.monotonic() < deadline:
+                try:  # a place frees once the server's loop sees a close; until then this is turned away too
+                    status, raw, _ = request(server.url + "metrics")
+                except OSError:
+                    time.sleep(0.02)
+        assert status == 200, raw
+        n = server.turned_away.connections  # 4, plus any /metrics request that came too early
+        assert n >= 4 and f'passersby_web_turned_away_total{{cap="connections"}} {n}\n'.encode() in raw, raw
+        assert b'passersby_web_turned_away_total{cap="streams"} 0\n' in raw
+        assert raw.startswith(b"passersby_frames_shown_total 3.0\n")  # the engine's metrics are kept
+        lines = [r.getMessage() for r in caplog.records if "turned away" in r.getMessage()]
+        assert len(lines) == 1 and "kiosk server turned away 1 connection(s)" in lines[0], lines
+    finally:
+        server.stop()
+
+
+def test_turned_away_is_logged_at_most_once_a_minute_saying_how_many_since(caplog):
+    import logging
+
+    from passersby.web.threaded import TurnedAway
+
+    now = [0.0]
+    t = TurnedAway("kiosk server", log_every_s=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="passersby.web.threaded"):
+        for at, cap in ((0.0, "connections"), (1.0, "streams"), (59.0, "connections"), (61.0, "streams"),
+                        (62.0, "connections")):
+            now[0] = at
+            t.count(cap)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines
+    assert "turned away 1 connection(s)" in lines[0] and "turned away 3 connection(s)" in lines[1], lines
+    assert "(5 in all" not in lines[1] and "(4 in all: 2 with too many connections open, 2 with too many frame streams)" in lines[1]
+    assert (t.connections, t.streams) == (3, 2)
+    with pytest.raises(ValueError):
+        t.count("sockets")
+
+
 def test_health_and_metrics_need_no_token_and_say_failing_with_503():
     state = {"status": "ok", "reasons": []}
     hub = FrameHub(["a"], health=lambda: dict(state), metrics=lambda: b"passersby_frames_shown_total 3.0\n")

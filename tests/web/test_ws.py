@@ -78,6 +78,7 @@ def test_frame_streams_are_capped_and_a_closed_one_frees_its_place(show, monkeyp
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await session.ws_connect(show.server.url + "ws/right")
             assert refused.value.status == 503
+            assert show.server.turned_away.streams == 1  # counted for /metrics (issue 22)
             await open_.pop().close()
             for _ in range(50):  # the server notices the close
                 try:

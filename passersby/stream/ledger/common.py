@@ -33,12 +33,29 @@ class LedgerUnreachable(LedgerError):
 
 @dataclass(frozen=True)
 class ChannelStats:
-    """One channel (screen): anchors claimed, proposals rejected, first and last claim (Unix s)."""
+    """One channel (screen): anchors claimed, proposals rejected, first and last claim (Unix s).
+
+    In an edition (PostgreSQL) a console claims ahead: `leased` of the `count` are held by its
+    lease, not shown yet, and `returned` were given back unshown (never to be shown). Both are
+    0 for an installation's own ledger, where a claim is made just before the face shows.
+    `shown` is what the screens really showed: counting leases as shown said "41 shown" beside
+    "41 shown, 40 leased" on the same console.
+
+    Example:
+        >>> ChannelStats(7, 0, None, None, leased=4).shown
+        3
+    """
 
     count: int
     rejected: int
     first_shown: float | None
     last_shown: float | None
+    leased: int = 0
+    returned: int = 0
+
+    @property
+    def shown(self) -> int:
+        return self.count - self.leased - self.returned
 
 
 @dataclass(frozen=True)
@@ -50,6 +67,19 @@ class LedgerStats:
     first_shown: float | None
     last_shown: float | None
     file_bytes: int
+
+    @property
+    def shown(self) -> int:
+        """Faces shown: every claim but the leases not shown yet and those returned."""
+        return sum(c.shown for c in self.channels.values())
+
+    @property
+    def leased(self) -> int:
+        return sum(c.leased for c in self.channels.values())
+
+    @property
+    def returned(self) -> int:
+        return sum(c.returned for c in self.channels.values())
 
 
 @dataclass(frozen=True)

@@ -437,8 +437,10 @@ class LedgerCore:
         """Write every anchor to a JSON Lines file, atomically; returns the number written.
 
         First line: {"format": "passersby-ledger-export", "version", "dim", "z_dtype", "threshold"}.
-        Then one object per anchor in id order: {"id", "channel", "model_hash", "shown_at", "z"},
-        z being base64 of the little-endian stored values (exact; decode with
+        Then one object per anchor in id order: {"id", "channel", "model_hash", "shown_at", "state", "z"},
+        state being "shown", or in an edition "leased" (claimed ahead by a console, not shown yet)
+        or "returned" (given back unshown; never shown), z being base64 of the little-endian
+        stored values (exact; decode with
         np.frombuffer(base64.b64decode(z), "<f4" or "<f2")). Reads one consistent snapshot, so
         it can run beside a live stream.
 
@@ -451,13 +453,17 @@ class LedgerCore:
                   "z_dtype": self._dtype.name, "threshold": self.threshold}
         try:
             with self._snapshot():
-                batches = self._batches("SELECT id, channel, model_hash, shown_at, z FROM anchors ORDER BY id")
-                lines = (json.dumps({"id": int(i), "channel": c, "model_hash": m, "shown_at": t,
+                batches = self._batches(self._export_sql)
+                lines = (json.dumps({"id": int(i), "channel": c, "model_hash": m, "shown_at": t, "state": st,
                                      "z": base64.b64encode(bytes(z)).decode("ascii")})
-                         for batch in batches for i, c, m, t, z in batch)
+                         for batch in batches for i, c, m, t, z, st in batch)
                 return write_lines(out, [json.dumps(header)], lines)
         except self._errors as e:
             raise self._failure(e, "exporting") from e
+
+    # export's rows: (id, channel, model_hash, shown_at, z, state); every anchor of a ledger
+    # without leases was shown (PgLedger joins its leases for the state)
+    _export_sql = "SELECT id, channel, model_hash, shown_at, z, 'shown' FROM anchors ORDER BY id"
 
     def _refuse_own_file(self, out: Path) -> None:
         """Raise if `out` is one of the ledger's own files (SQLite)."""

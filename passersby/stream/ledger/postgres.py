@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from passersby.stream.ledger.common import FORMAT, LedgerError, LedgerUnreachable, check_args, new_meta
+from passersby.stream.ledger.common import FORMAT, LedgerError, LedgerStats, LedgerUnreachable, check_args, new_meta
 from passersby.stream.ledger.core import LedgerCore
 from passersby.stream.ledger.lsh import LshParams
 
@@ -296,6 +297,23 @@ class PgLedger(LedgerCore):
             return cur.rowcount
         except self._errors as e:
             raise self._failure(e, "reporting leases") from e
+
+    _export_sql = ("SELECT a.id, a.channel, a.model_hash, a.shown_at, a.z, COALESCE(l.state, 'shown') "
+                   "FROM anchors a LEFT JOIN leases l ON l.anchor_id = a.id ORDER BY a.id")
+
+    def stats(self) -> LedgerStats:
+        """LedgerCore's counts per channel, with each channel's leases not shown yet and returned
+        split off: a lease is claimed (counted) when leased, long before it is shown, if ever."""
+        st = super().stats()
+        held: dict[str, dict[str, int]] = {}
+        for channel, state, n in self._read(
+                "SELECT a.channel, l.state, count(*) FROM leases l JOIN anchors a ON a.id = l.anchor_id "
+                "WHERE l.state <> 'shown' GROUP BY a.channel, l.state"):
+            held.setdefault(channel, {})[state] = int(n)
+        channels = {c: dataclasses.replace(s, leased=held.get(c, {}).get("leased", 0),
+                                           returned=held.get(c, {}).get("returned", 0))
+                    for c, s in st.channels.items()}
+        return dataclasses.replace(st, channels=channels)
 
     def leases(self) -> dict[str, dict[str, int]]:
         """Leases per console and state: {console: {"leased": n, "shown": n, "returned": n}}."""

@@ -82,10 +82,15 @@ class LedgerSpec:
             return LeasedLedger(self.url, self.mirror, dim, self.console_name, self.lease, channel, seed=seed)
         return PgLedger(self.url, dim, channel=channel, seed=seed)
 
-    def open_existing(self) -> Ledger:
-        """A ledger to read (anchors, latest, stats, check, export) that must already exist."""
+    def open_existing(self, read_only: bool = False) -> Ledger:
+        """A ledger to read (anchors, latest, stats, check, export) that must already exist.
+
+        Args:
+            read_only: open an SQLite ledger read-only (the commands that only read: they must
+                work on a full disk and never change what they report on).
+        """
         if not self.shared:
-            return SqliteLedger.open_existing(self.path)
+            return SqliteLedger.open_existing(self.path, read_only=read_only)
         if self.lease > 0 and self.mirror.exists():
             con = open_read_only(self.mirror)
             try:

@@ -33,7 +33,8 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from passersby.atomic import fsync_dir
-from passersby.sqlite_open import CannotOpen, NoWal, integrity_problems, open_read_only, open_sqlite
+from passersby.sqlite_open import (CannotOpen, NoSpace, NoWal, check_room, integrity_problems, open_read_only,
+                                   open_sqlite, remove_store)
 from passersby.stream.ledger.common import LedgerError, check_args, new_meta
 from passersby.stream.ledger.core import LedgerCore
 from passersby.stream.ledger.lsh import LshParams
@@ -82,6 +83,8 @@ class SqliteLedger(LedgerCore):
         create: create the ledger if missing; False raises LedgerError instead.
         meta: a new ledger's description (another ledger's `meta`: `ledger migrate` keeps its
             threshold and search keys); None: a fresh one.
+        read_only: open an existing ledger read-only (`ledger stats`, `check`, `export`): never
+            written, and readable on a full disk; claims then fail.
 
     Raises:
         LedgerError: not a ledger, another dim or threshold, newer version, corrupt, unreadable.
@@ -105,6 +108,7 @@ class SqliteLedger(LedgerCore):
         lsh: LshParams | None = None,
         create: bool = True,
         meta: dict[str, Any] | None = None,
+        read_only: bool = False,
     ) -> None:
         check_args(dim, threshold, channel)
         self.path = Path(path)
@@ -114,12 +118,15 @@ class SqliteLedger(LedgerCore):
         self._seed = seed
         self._new_meta = meta  # a new ledger's description, copied from another ledger (migrate)
         self._con: sqlite3.Connection | None = None
-        self._con = self._connect(create)
+        self.read_only = read_only
+        if create and not read_only and not self.path.exists() and self.path.parent.is_dir():
+            self._create_whole(threshold, half, lsh)
+        self._con = self._connect(create and not read_only)
         try:
             meta = self._open_or_create(threshold, half, lsh)
             self._adopt(meta, threshold, half, lsh)
-            # The WAL file exists now; make its directory entry durable as the commits will be.
-            fsync_dir(self.path.parent)
+            if not read_only:  # The WAL file exists now; make its directory entry durable as the commits will be.
+                fsync_dir(self.path.parent)
         except BaseException:
             self.close()
             raise
@@ -127,8 +134,13 @@ class SqliteLedger(LedgerCore):
     # ------------------------------------------------------------ opening
 
     @classmethod
-    def open_existing(cls, path: str | os.PathLike) -> "SqliteLedger":
+    def open_existing(cls, path: str | os.PathLike, read_only: bool = False) -> "SqliteLedger":
         """Open a ledger that must already exist, reading its dimension from the file itself.
+
+        Args:
+            path: the ledger file.
+            read_only: for the commands that only read (stats, check, export): no write, no
+                new -wal file, so they work on a full disk.
 
         Raises:
             LedgerError: no such file, or not a passersby ledger.
@@ -147,7 +159,52 @@ class SqliteLedger(LedgerCore):
                 con.close()
         if not isinstance(dim, int):
             raise LedgerError(f"{path}: ledger metadata has no dimension; the file is damaged — restore it from a backup")
-        return cls(path, dim, create=False)
+        return cls(path, dim, create=False, read_only=read_only)
+
+    def _create_whole(self, threshold: float | None, half: bool | None, lsh: LshParams | None) -> None:
+        """Create the ledger complete under a temporary name, then link it into place.
+
+        A ledger is never seen half-made: with the disk filling up during creation SQLite left a
+        4 KB file without its tables, which the next start (and `ledger check`) called unreadable.
+        Built beside the target (same file system), closed (its WAL checkpointed into the file),
+        fsynced, then hard-linked to `path`: the link fails if another process created the
+        ledger meanwhile, and then theirs is the ledger (ours is dropped).
+
+        Raises:
+            LedgerError: too little free space (naming the folder, what is free and needed), or
+                SQLite failed; no file is left behind either way.
+        """
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.new")
+        remove_store(tmp)  # a leftover of a run killed while creating, with this pid
+        try:
+            check_room(self.path)
+            con = open_sqlite(tmp, busy_timeout_s=_TIMEOUT_S)
+            self._con = con
+            try:
+                self._create(self._new_meta or new_meta(self.dim, self._seed, threshold, half, lsh))
+            finally:
+                self._con = None
+                con.close()  # the last connection: the WAL goes into the file, -wal and -shm go
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process created it first: theirs is the ledger
+            except OSError:  # a file system without hard links: rename, unless one appeared meanwhile
+                if not self.path.exists():
+                    os.replace(tmp, self.path)
+            fsync_dir(self.path.parent)
+        except NoSpace as e:
+            raise self._err(f"cannot create the ledger: {e}") from e
+        except (sqlite3.Error, OSError) as e:
+            raise self._err(f"cannot create the ledger in {self.path.parent} ({e}); check disk space and "
+                            "permissions — nothing was left behind") from e
+        finally:
+            remove_store(tmp)
 
     def _connect(self, create: bool) -> sqlite3.Connection:
         if self.path.is_dir():
@@ -156,11 +213,18 @@ class SqliteLedger(LedgerCore):
             raise self._err("no such ledger; check the path (or create it)")
         if not self.path.parent.is_dir():
             raise self._err("its directory does not exist; create it first")
+        if self.read_only:
+            try:
+                return open_read_only(self.path)
+            except sqlite3.Error as e:
+                raise self._err(f"cannot open read-only ({e}); check the path and its permissions") from e
         try:
             # WAL + synchronous=FULL: the WAL is fsynced at every commit, so a returned anchor
             # survives power loss; the busy timeout is how long a claim waits for another
             # process's transaction.
             return open_sqlite(self.path, busy_timeout_s=_TIMEOUT_S)
+        except NoSpace as e:
+            raise self._err(f"cannot create the ledger: {e}") from e
         except CannotOpen as e:
             raise self._err(f"cannot open ({e}); check the path and its permissions") from e
         except NoWal as e:
@@ -185,6 +249,8 @@ class SqliteLedger(LedgerCore):
         con = self._con
         try:
             names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not names and self.read_only:
+                raise self._err("is empty, not a ledger yet; nothing to read")
             if not names:
                 self._create(self._new_meta or new_meta(self.dim, self._seed, threshold, half, lsh))
             elif "meta" not in names:
@@ -204,7 +270,10 @@ class SqliteLedger(LedgerCore):
                 con.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            # SQLite ends the transaction itself on some errors (a full disk): a ROLLBACK then
+            # failed with "cannot rollback - no transaction is active" and hid the real error.
+            if con.in_transaction:
+                con.execute("ROLLBACK")
             raise
 
     # ------------------------------------------------------------ life cycle

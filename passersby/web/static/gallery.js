@@ -118,7 +118,7 @@
     $('large-img').src = `/captures/${encodeURIComponent(it.id)}.png`;
     $('large-title').textContent = it.id;
     $('large-meta').textContent = [`screen ${it.screen}`, `captured ${it.captured_at}`, `${it.quality}`,
-      `anchor #${it.anchor_id}`, `re-render matches the screen: ${it.matches_shown}`].join('\n');
+      it.where || `anchor #${it.anchor_id}`, `re-render matches the screen: ${it.matches_shown}`].join('\n');
     $('note-text').value = it.note || '';
     $('star').textContent = it.star ? '★ Starred' : '☆ Star';
     $('large').showModal();
