@@ -56,22 +56,36 @@ class _HeadDeadline(asyncio.Protocol):
     """Wraps aiohttp's protocol for one connection: closes it unless the first request's
     headers (up to the blank line) arrive within `seconds`. aiohttp itself waits forever, so
     300 slowloris connections trickling a header byte now and then were all kept open.
-    Also counts the site's open connections and turns away those beyond MAX_CONNECTIONS."""
+    Also counts the site's open connections: beyond MAX_CONNECTIONS a newcomer takes the place
+    of the oldest connection that has sent no request yet, or is turned away when there is none."""
 
     def __init__(self, make_inner: Callable[[], asyncio.Protocol], seconds: float, site: "_DeadlineSite") -> None:
         self.make_inner, self.seconds, self.site = make_inner, seconds, site
         self.inner: asyncio.Protocol | None = None  # aiohttp's, made only for a connection let in
-        self.tail, self.done, self.timer = b"", False, None
+        self.tail, self.done, self.timer, self.transport = b"", False, None, None
 
     def connection_made(self, transport) -> None:
-        if self.site.open_connections >= MAX_CONNECTIONS:  # turned away before aiohttp sees it
-            transport.abort()
+        if self.site.open_connections >= MAX_CONNECTIONS and not self._evict_silent():
+            transport.abort()  # turned away before aiohttp sees it
             self.site.turned_away.count("connections")  # counted and logged: a flood is visible
             return
         self.site.open_connections += 1
+        self.transport = transport
+        self.site.silent[id(self)] = self  # until its first request's headers arrive
         self.inner = self.make_inner()
         self.inner.connection_made(transport)
         self.timer = asyncio.get_running_loop().call_later(self.seconds, self._expire, transport)
+
+    def _evict_silent(self) -> bool:
+        """At the cap, close the oldest connection that has not sent a request yet, so that a
+        flood of idle connections cannot lock out /api/health and the kiosks (a newcomer sends
+        its request at once; a flooder's place goes to it). False when every place is in use."""
+        if not self.site.silent:
+            return False
+        oldest = self.site.silent.pop(next(iter(self.site.silent)))
+        oldest.transport.abort()
+        self.site.turned_away.count("connections")
+        return True
 
     def _expire(self, transport) -> None:
         if not self.done:
@@ -85,6 +99,7 @@ class _HeadDeadline(asyncio.Protocol):
             if b"\r\n\r\n" in seen:
                 self.done = True
                 self.timer.cancel()
+                self.site.silent.pop(id(self), None)
             else:
                 self.tail = seen[-3:]
         self.inner.data_received(data)
@@ -96,6 +111,7 @@ class _HeadDeadline(asyncio.Protocol):
         if self.inner is None:
             return
         self.site.open_connections -= 1
+        self.site.silent.pop(id(self), None)
         self.timer.cancel()
         self.inner.connection_lost(exc)
 
@@ -112,6 +128,7 @@ class _DeadlineSite(web_runner.SockSite):
     async def start(self) -> None:
         await web_runner.BaseSite.start(self)
         self.open_connections = 0  # counted by _HeadDeadline, in the loop's thread
+        self.silent: dict[int, _HeadDeadline] = {}  # open, no request yet: oldest first (evicted at the cap)
         factory = self._runner.server
         self._server = await asyncio.get_running_loop().create_server(
             lambda: _HeadDeadline(factory, HEAD_DEADLINE_S, self), sock=self._sock, backlog=self._backlog)

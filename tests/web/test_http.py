@@ -346,6 +346,9 @@ def test_connections_beyond_the_cap_are_turned_away_until_others_close(monkeypat
     server = KioskServer(FrameHub(["a"]), port=0, token="t").start()
     try:
         flood = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+        for c in flood:  # each asks once and keeps its connection (keep-alive): places in use
+            c.sendall(b"GET /api/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert c.recv(12).startswith(b"HTTP/1.1 200")
         time.sleep(0.2)  # the server has taken them
         extra = socket.create_connection(("127.0.0.1", server.port), timeout=5)
         try:
@@ -362,6 +365,36 @@ def test_connections_beyond_the_cap_are_turned_away_until_others_close(monkeypat
         assert request(server.url + "api/status")[0] == 200  # the 20th place: served
         for c in again:
             c.close()
+    finally:
+        server.stop()
+
+
+def test_a_flood_of_silent_connections_cannot_lock_out_health(monkeypatch):
+    """Issue 22: 300 idle local connections (connected, nothing sent) turned /api/health away for
+    up to 10 s. At the cap a newcomer now takes the place of the oldest silent connection."""
+    import socket
+
+    import passersby.web.threaded as threaded
+
+    monkeypatch.setattr(threaded, "MAX_CONNECTIONS", 20)
+    server = KioskServer(FrameHub(["a"]), port=0, token="t").start()
+    try:
+        flood = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(30)]
+        for _ in range(3):
+            status, body, _ = request(server.url + "api/health")
+            assert status in (200, 503) and b'"status"' in body  # answered, not reset
+        evicted = 0
+        for c in flood:  # the oldest silent ones were closed to make room (well before the 10 s deadline)
+            c.settimeout(0.1)
+            try:
+                evicted += c.recv(1) == b""
+            except (TimeoutError, socket.timeout):
+                pass
+            except OSError:
+                evicted += 1
+            c.close()
+        # 10 beyond the cap, then the first request (it frees its place when answered)
+        assert evicted >= 11 and server.turned_away.connections >= 11
     finally:
         server.stop()
 
