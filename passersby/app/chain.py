@@ -10,7 +10,8 @@ measures what the models cost here and builds the levels, largest first:
     peep screens:      the enhancer on each face shown (a still per press costs nothing per frame)
 
 The first level whose measured cost per displayed frame fits HEADROOM of the frame's time is
-where the screen starts; `Keyframes` lowers it if the screen later falls behind. `mode` "off"
+where the screen starts (a measurement is remembered between starts of the same models on the
+same CPU: app/chain_costs.py); `Keyframes` lowers it if the screen later falls behind. `mode` "off"
 drops the enhancer levels, "on" drops the levels without it.
 """
 
@@ -155,7 +156,8 @@ def plan_chains(settings, g, info, painter, realtime: bool = True) -> ChainPlan:
     import logging
     import os
 
-    from passersby.runtime import make_renderer, make_upscaler
+    from passersby.app.chain_costs import remembered
+    from passersby.runtime import make_renderer, make_upscaler, resolve
 
     s, m = settings.enhancer, settings.model
     side = info.config.resolution
@@ -169,9 +171,13 @@ def plan_chains(settings, g, info, painter, realtime: bool = True) -> ChainPlan:
         ehash = einfo.hash
         enhance_s = 0.0
         if realtime:
-            up = make_upscaler(net, m.runtime, m.threads, side)
-            frame = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
-            enhance_s = seconds_per_call(lambda: up(frame))
+            def measure_enhancer() -> float:
+                up = make_upscaler(net, m.runtime, m.threads, side)
+                frame = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+                return seconds_per_call(lambda: up(frame))
+
+            enhance_s, _ = remembered({"enhancer": ehash, "runtime": resolve(m.runtime), "threads": m.threads,
+                                       "side": side}, measure_enhancer)
     # Screens render side by side; with fewer cores than their threads, each gets a share.
     share = max(1.0, len(settings.screens) * m.threads / (os.cpu_count() or 1))
     kinds = {sc.source for sc in settings.screens}
@@ -183,9 +189,13 @@ def plan_chains(settings, g, info, painter, realtime: bool = True) -> ChainPlan:
         elif kind == "peep":  # a still per press: nothing to keep up with
             source_s = 0.0
         elif kind == "walk":
-            render = make_renderer(g, m.runtime, m.threads, -1 if info.config.n_classes else None)
-            z = np.zeros((1, info.config.z_dim), np.float32)
-            source_s = seconds_per_call(lambda: render(z))
+            def measure_walk() -> float:
+                render = make_renderer(g, m.runtime, m.threads, -1 if info.config.n_classes else None)
+                z = np.zeros((1, info.config.z_dim), np.float32)
+                return seconds_per_call(lambda: render(z))
+
+            source_s, _ = remembered({"generator": info.hash, "runtime": resolve(m.runtime), "threads": m.threads},
+                                     measure_walk)
         else:  # feedback: a painting every k frames, two loops during crossfades
             _, _, k, paint_s = painter
             source_s = paint_s / k * (1 + settings.feedback.crossfade / settings.walk.tempo)
