@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from passersby.stream.feedback import replay
+from passersby.stream.feedback import LoopStates, replay
 from passersby.stream.sources import mix
 from passersby.stream.walker import WalkConfig, frame_latent
 
@@ -56,6 +56,9 @@ class Rerenderer:
     # The last few source pictures by key: a capture asks for the frame as shown and at its
     # best, which share their source (a feedback frame's replay may take seconds).
     _memo: dict[str, Image] = field(default_factory=dict)
+    # Feedback loop states kept per segment (stream/feedback.LoopStates): once a segment was
+    # replayed, any of its frames re-renders from a state at most 7 paintings before it.
+    _loop_states: LoopStates = field(default_factory=LoopStates)
 
     def _render(self, screen: str) -> Callable[[np.ndarray], np.ndarray]:
         if screen not in self._renderers:
@@ -98,7 +101,7 @@ class Rerenderer:
             self._check("painter", models.get("painter"))
             if self.step is None:
                 raise RerenderError("a feedback frame needs the painter; this installation has no feedback screen")
-            return replay(key, self.anchor_of, self._render(screen), self.step)
+            return replay(key, self.anchor_of, self._render(screen), self.step, self._loop_states)
         raise RerenderError(f"unknown frame source {key.get('source')!r}")
 
     def shown(self, key: dict[str, Any]) -> Image:

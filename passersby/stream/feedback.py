@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -171,6 +172,7 @@ class Segment:
     image: np.ndarray  # (R, R, 3) uint8: loop state `state`
     state: int = 0
     before: np.ndarray | None = None  # loop state `state - 1`
+    record: Callable[[int, np.ndarray | None, np.ndarray], None] | None = None  # (state, before, image) after each step
 
     def describe(self, anchors: Anchors) -> dict[str, Any]:
         return {"anchor_position": self.position, "ledger_id": anchors.ledger_ids([self.position])[0],
@@ -185,6 +187,8 @@ class Segment:
             field = drift_field(self.seed, self.state * k, self.image.shape[0], cfg) * k
             self.before, self.image = self.image, step(self.image, field)
             self.state += 1
+            if self.record is not None:
+                self.record(self.state, self.before, self.image)
         return self.image if r == 0 else mix(self.before, self.image, r / k)
 
 
@@ -258,8 +262,57 @@ class FeedbackLoop:
         pass
 
 
+class LoopStates:
+    """Loop states kept per segment, so a frame late in a segment re-renders from a stored state
+    instead of the anchor (a feedback segment runs up to `tempo` seconds of paintings; a gallery
+    page or a capture re-renders many frames of the same segments). Every `every`-th state is kept
+    with the state before it (a blend needs both), exactly as the loop made them (uint8): the
+    loop run on from there gives the same bytes. Bounded: at most `max_bytes`, oldest segments
+    dropped first.
+
+    Args:
+        every: keep loop states every this many steps (8: at most 7 paintings to the frame).
+        max_bytes: memory bound of everything kept.
+
+    Example:
+        >>> states = LoopStates(every=2)
+        >>> states.add("seg", 2, None, np.zeros((2, 2, 3), np.uint8))
+        >>> states.nearest("seg", 5)[0], states.nearest("seg", 1)
+        (2, None)
+    """
+
+    def __init__(self, every: int = 8, max_bytes: int = 256 * 2 ** 20) -> None:
+        from collections import OrderedDict
+
+        self.every, self.max_bytes = int(every), int(max_bytes)
+        self._segments: OrderedDict[str, dict[int, tuple[np.ndarray | None, np.ndarray]]] = OrderedDict()
+        self.nbytes = 0
+
+    def add(self, segment: str, state: int, before: np.ndarray | None, image: np.ndarray) -> None:
+        if state % self.every:
+            return
+        kept = self._segments.setdefault(segment, {})
+        self._segments.move_to_end(segment)
+        if state not in kept:
+            kept[state] = (None if before is None else before.copy(), image.copy())
+            self.nbytes += image.nbytes + (0 if before is None else before.nbytes)
+        while self.nbytes > self.max_bytes and len(self._segments) > 1:
+            _, dropped = self._segments.popitem(last=False)
+            self.nbytes -= sum(i.nbytes + (0 if b is None else b.nbytes) for b, i in dropped.values())
+
+    def nearest(self, segment: str, state: int) -> tuple[int, np.ndarray | None, np.ndarray] | None:
+        """The latest kept state <= `state` of `segment`: (state, before, image), or None."""
+        kept = self._segments.get(segment)
+        best = max((s for s in (kept or {}) if s <= state), default=None)
+        if best is None:
+            return None
+        self._segments.move_to_end(segment)
+        before, image = kept[best]
+        return best, before, image
+
+
 def replay(key: dict[str, Any], anchor_of: Callable[[int], np.ndarray], render_anchor: Callable[[np.ndarray], np.ndarray],
-           step: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+           step: Callable[[np.ndarray, np.ndarray], np.ndarray], states: LoopStates | None = None) -> np.ndarray:
     """Re-render a feedback frame from its key by running its segment(s) from their anchors.
 
     Args:
@@ -276,7 +329,19 @@ def replay(key: dict[str, Any], anchor_of: Callable[[int], np.ndarray], render_a
         z = np.asarray(anchor_of(seg["ledger_id"]), np.float32)
         if segment_seed(z) != seg["seed"]:
             raise ValueError(f"ledger row {seg['ledger_id']} is not this frame's anchor (seed differs)")
-        return Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0]).picture(key["frame"], step, cfg)
+        if states is None:
+            return Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0]).picture(key["frame"], step, cfg)
+        # Everything the segment's states depend on (the models and knobs too: same anchor, other loop).
+        name = json.dumps([seg["ledger_id"], seg["seed"], seg["start"], key.get("models"), key["feedback"]],
+                          sort_keys=True)
+        s = (key["frame"] - seg["start"]) // cfg.step_every
+        found = states.nearest(name, s)  # <= s: a blend of s and s + 1 then steps once at least
+        if found is None:
+            segment = Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0])
+        else:
+            segment = Segment(0, seg["start"], seg["seed"], found[2], found[0], found[1])
+        segment.record = lambda state, before, image: states.add(name, state, before, image)
+        return segment.picture(key["frame"], step, cfg)
 
     current = run(key["segment"])
     return current if key["previous"] is None else mix(run(key["previous"]), current, key["mix"])

@@ -138,3 +138,45 @@ def test_painting_every_k_frames_blends_between_and_still_replays(tmp_path: Path
     np.testing.assert_allclose(mid, np.rint(a + (b - a) / 3), atol=1)  # 1/3 of the way from state 1 to 2
     for f in frames[::4]:
         np.testing.assert_array_equal(replay(f.key, lambda i: _anchor(tmp_path, i), render_anchor, step), f.image)
+
+
+def test_kept_loop_states_replay_late_frames_in_a_few_paintings_bit_for_bit(tmp_path: Path) -> None:
+    """Issue 22: a feedback capture replayed up to a segment's whole run of paintings from the
+    anchor; a gallery page re-renders many. Kept states: the same bytes, a few paintings each."""
+    import dataclasses
+
+    from passersby.stream.feedback import LoopStates
+
+    cfg = dataclasses.replace(CFG, tempo=2.0, step_every=2)  # one 40-frame segment: states 0..19
+    frames, _ = run_engine(tmp_path, 39, cfg=cfg)
+    calls = []
+
+    def counting(image, field):
+        calls.append(1)
+        return step(image, field)
+
+    states = LoopStates(every=4)
+    anchor = lambda i: _anchor(tmp_path, i)  # noqa: E731
+    last = frames[38]  # state 19 (a painting at every 2nd frame)
+    np.testing.assert_array_equal(replay(last.key, anchor, render_anchor, counting, states), last.image)
+    assert len(calls) == 19  # the first replay of the segment runs it all, keeping states 4, 8, 12, 16
+    for f in (frames[37], frames[25], frames[9], frames[33], frames[16]):  # in any order, blends too
+        calls.clear()
+        np.testing.assert_array_equal(replay(f.key, anchor, render_anchor, counting, states), f.image)
+        assert len(calls) <= 4, (f.index, len(calls))  # from the kept state at most 4 paintings before
+    calls.clear()  # the same anchor under another painter is another loop: not these states
+    replay({**last.key, "models": {"painter": "p1"}}, anchor, render_anchor, counting, states)
+    assert len(calls) == 19
+
+
+def test_loop_states_are_bounded_oldest_segment_first() -> None:
+    from passersby.stream.feedback import LoopStates
+
+    states = LoopStates(every=1, max_bytes=3 * 12)  # three 2x2x3 pictures
+    img = np.zeros((2, 2, 3), np.uint8)
+    states.add("a", 1, None, img)
+    states.add("b", 1, None, img)
+    assert states.nearest("a", 5)[0] == 1  # touched: "b" is now the oldest
+    states.add("c", 1, None, img)
+    states.add("c", 2, None, img)
+    assert states.nearest("b", 5) is None and states.nearest("a", 5) is not None and states.nbytes <= 36
