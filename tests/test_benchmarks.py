@@ -197,3 +197,13 @@ def test_edition_benchmark_reports_claims_latency_and_lease_cover(tmp_path: Path
     for row in res["rows"]:
         assert row["claims"] > 0 and 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
     assert res["lease_covers_minutes"] == 2.0 and "covers 2 minutes" in r.stdout
+
+
+def test_feedback_replay_benchmark_rerenders_bit_for_bit_from_kept_states(tmp_path: Path) -> None:
+    out = tmp_path / "replay.json"
+    r = subprocess.run([sys.executable, "benchmarks/feedback_replay.py", "--seconds", "5", "--tempo", "1.5",
+                        "--frames", "3", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    assert res["bit_exact"] and len(res["kept_states_s"]) == 3 and res["first_covers_segments"] == 2
+    assert res["lscpu"]["model_name"] and "kept_states_median_s" in res

@@ -57,7 +57,7 @@ class Rerenderer:
     # best, which share their source (a feedback frame's replay may take seconds).
     _memo: dict[str, Image] = field(default_factory=dict)
     # Feedback loop states kept per segment (stream/feedback.LoopStates): once a segment was
-    # replayed, any of its frames re-renders from a state at most 7 paintings before it.
+    # replayed, any of its frames re-renders from a state at most 3 paintings before it.
     _loop_states: LoopStates = field(default_factory=LoopStates)
 
     def _render(self, screen: str) -> Callable[[np.ndarray], np.ndarray]:
