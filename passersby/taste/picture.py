@@ -185,3 +185,49 @@ def evaluate_picture(z: np.ndarray, ratings: Sequence[str], head: FeatureHead, p
         p[f::folds] = m.prob(z[test[f::folds]])
     truth = np.array([label[i] for i in test])
     return {"n": int(len(test)), "accuracy": float(((p > 0.5) == (truth == 1)).mean()), "auc": roc_auc(p, truth)}
+
+
+# ---------------------------------------------------------------- one entry point for both models
+# The swipe app (deck.py) and the stream (app/installation.py) must fit the SAME model from the
+# same ratings: both go through these, with head=None for the z-only model (model.py).
+
+
+def fit_taste(z: np.ndarray, ratings: Sequence[str], prior: np.ndarray | None, head: FeatureHead | None,
+              dim: int | None = None) -> "TasteModel | PictureTaste":
+    """PictureTaste.fit with a head, TasteModel.fit without; empty when there is nothing rated.
+
+    Args:
+        z: (n, d) rated latents (n may be 0).
+        ratings: n ratings.
+        prior: the salience prior (taste/prior.py) or None.
+        head: the generator's feature head, or None for the z-only model.
+        dim: latent size, needed when n = 0 and there is no head.
+    Example:
+        >>> fit_taste(np.zeros((0, 4)), [], None, None, dim=4).n
+        0
+    """
+    z = np.asarray(z, np.float64)
+    if head is None:
+        if not len(z):
+            return TasteModel.empty(int(dim if dim is not None else z.shape[1]), prior=prior)
+        return TasteModel.fit(z, ratings, prior=prior)
+    if not len(z):
+        return PictureTaste.empty(head, prior)
+    return PictureTaste.fit(z, ratings, head, prior)
+
+
+def evaluate_taste(z: np.ndarray, ratings: Sequence[str], prior: np.ndarray | None, head: FeatureHead | None,
+                   last: int = 50) -> dict:
+    """Held-out quality (model.evaluate / evaluate_picture) of the model fit_taste makes.
+
+    Example:
+        >>> r = evaluate_taste(np.random.default_rng(0).standard_normal((60, 4)), ["like", "dislike"] * 30,
+        ...                    None, None, last=10)
+        >>> r["n"]
+        10
+    """
+    from passersby.taste.model import evaluate
+
+    if head is None:
+        return evaluate(z, ratings, last=last, prior=prior)
+    return evaluate_picture(z, ratings, head, prior, last=last)
