@@ -176,15 +176,23 @@ def export_command(
 ) -> None:
     """Write a curator's ratings (latents, ratings, models, times) to a JSON file.
 
+    The file also carries the feature heads (taste/head.py) built here for the rated models, so
+    the picture taste is the same wherever it is imported (the shipped model's head ships with
+    passersby and is not copied).
+
     Examples:
         passersby taste export --curator ada --out ada-taste.json
         passersby taste export --curator ada --out /media/usb/ada.json --home /srv/gallery
     """
     from passersby.taste.store import TasteStoreError
 
-    with _open_store(_settings(config, home)[1], create=False) as store:
+    from passersby.taste.head import heads_for_export
+
+    home_dir = _settings(config, home)[1]
+    with _open_store(home_dir, create=False) as store:
         try:
-            n = store.export_json(curator, out)
+            hashes = {r["model_hash"] for r in store.export_dict(curator)["ratings"]}
+            n = store.export_json(curator, out, {"feature_heads": heads_for_export(home_dir, hashes)})
         except (TasteStoreError, ValueError) as e:
             _fail(e)
     typer.echo(f"wrote {out}: {n} ratings by {curator}")
@@ -206,12 +214,20 @@ def import_command(
     """
     from passersby.taste.store import TasteStoreError
 
-    with _open_store(_settings(config, home)[1], create=True) as store:
+    from passersby.taste.head import install_heads
+    from passersby.taste.store import _load_export
+
+    home_dir = _settings(config, home)[1]
+    with _open_store(home_dir, create=True) as store:
         try:
+            data = _load_export(Path(file))
+            # The heads first: a bad one rejects the file before any rating is added.
+            heads = install_heads(home_dir, data.get("feature_heads") if isinstance(data, dict) else None, str(file))
             n = store.import_json(file, curator=curator)
         except (TasteStoreError, ValueError) as e:
             _fail(e)
-    typer.echo(f"imported {n} new ratings from {file} (ratings already here are skipped)")
+    typer.echo(f"imported {n} new ratings from {file} (ratings already here are skipped)"
+               + (f"; feature heads of models {', '.join(heads)}" if heads else ""))
 
 
 @taste_app.command("curators")

@@ -18,11 +18,16 @@ model hash, config, held-out R²), written atomically: `<home>/cache/taste-head-
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import math
-from collections.abc import Callable
+import os
+import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -357,3 +362,79 @@ def cached_head(home: Path, model_hash: str, render: Callable[[np.ndarray], np.n
     head = fit_head(z, f, model_hash, config, threads)
     head.save(path)
     return head
+
+
+# ---------------------------------------------------------------- export / import (taste export, taste import)
+
+
+def heads_for_export(home: Path, model_hashes: Iterable[str]) -> dict[str, str]:
+    """{model hash: base64 of its cached head file} for the models whose head is built, not shipped.
+
+    A taste export carries them (`feature_heads`), so the installation that imports the
+    ratings fits the same picture taste at once instead of rebuilding the head for minutes.
+
+    Example:
+        >>> heads_for_export(home, ["ffa635e066c237f7"])  # the shipped model's: not carried  # doctest: +SKIP
+        {}
+    """
+    out = {}
+    for model_hash in sorted(set(model_hashes)):
+        path = head_path(home, model_hash)
+        if shipped_head_path(model_hash).exists() or not path.exists():
+            continue
+        try:
+            FeatureHead.load(path, model_hash)  # a damaged cache is not exported
+        except HeadError:
+            continue
+        out[model_hash] = base64.b64encode(path.read_bytes()).decode("ascii")
+    return out
+
+
+def install_heads(home: Path, heads: Any, source: str = "the export") -> list[str]:
+    """Check the heads of an export (`heads_for_export`'s dict) and cache those not yet usable here.
+
+    Returns the model hashes installed. HeadError (one line, naming `source` and the model) when
+    a head is malformed, damaged or not the model it claims; nothing is installed then.
+
+    Example:
+        >>> install_heads(home, data.get("feature_heads"), "ada.json")  # doctest: +SKIP
+        ['44fb1680ff25f250']
+    """
+    if heads is None:
+        return []
+    if not isinstance(heads, dict):
+        raise HeadError(f"{source}: feature_heads: expected an object of model hash -> head")
+    checked: list[tuple[str, bytes]] = []
+    for model_hash, text in heads.items():
+        if not isinstance(model_hash, str) or not model_hash.isalnum() or not isinstance(text, str):
+            raise HeadError(f"{source}: feature_heads: expected model hash -> base64 text, got {model_hash!r}")
+        try:
+            checked.append((model_hash, base64.b64decode(text, validate=True)))
+        except (binascii.Error, ValueError):
+            raise HeadError(f"{source}: feature_heads[{model_hash}]: not base64") from None
+    installed = []
+    cache = head_path(home, "x").parent
+    cache.mkdir(parents=True, exist_ok=True)
+    staged = []
+    try:
+        for model_hash, data in checked:  # every head is checked before any is installed
+            fd, tmp = tempfile.mkstemp(dir=cache, prefix=".import-", suffix=".safetensors")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            staged.append(Path(tmp))
+            try:
+                FeatureHead.load(Path(tmp), model_hash)
+            except HeadError as e:
+                raise HeadError(f"{source}: feature_heads[{model_hash}]: {str(e).split(': ', 1)[-1]}") from None
+        for (model_hash, _), tmp in zip(checked, staged):
+            try:
+                FeatureHead.load(head_path(home, model_hash), model_hash)
+                continue  # a usable head is here already: keep it
+            except HeadError:
+                pass
+            os.replace(tmp, head_path(home, model_hash))  # atomic: a reader sees the old file or the new
+            installed.append(model_hash)
+    finally:
+        for tmp in staged:
+            tmp.unlink(missing_ok=True)
+    return installed
