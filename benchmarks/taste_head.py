@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
-
 from _common import CpuMeter, busy_note, machine_info, median, write_json
+from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAITS = ("girl-with-a-fan.jpg", "man-with-a-pipe-1892.jpg", "pope-julius-ii.jpg", "portrait-of-a-lady.jpg",

@@ -133,7 +133,9 @@ class FeatureHead:
     config: HeadConfig
 
     def __post_init__(self) -> None:
-        d, h = self.w1.shape
+        if self.w1.ndim != 2 or self.w3.ndim != 2:
+            raise HeadError(f"feature head: w1 {self.w1.shape} and w3 {self.w3.shape} must be matrices")
+        h = self.w1.shape[1]
         k = self.w3.shape[1]
         shapes = {"b1": (h,), "w2": (h, h), "b2": (h,), "w3": (h, k), "b3": (k,)}
         for name, shape in shapes.items():
@@ -202,7 +204,7 @@ class FeatureHead:
             f.write(data)
 
     @classmethod
-    def load(cls, path: Path, model_hash: str | None = None) -> "FeatureHead":
+    def load(cls, path: Path, model_hash: str | None = None) -> FeatureHead:
         """Read a saved head; HeadError (one line) when missing, damaged or another model's."""
         from safetensors import safe_open
 
@@ -261,7 +263,7 @@ def fit_head(z: np.ndarray, features: np.ndarray, model_hash: str, config: HeadC
     # PCA of the L2-normalised features (cosine geometry, as similarity in feature space is usually read).
     fn = f / np.linalg.norm(f, axis=1, keepdims=True)
     mean = fn[train].mean(0)
-    _, s, vt = np.linalg.svd(fn[train] - mean, full_matrices=False)
+    vt = np.linalg.svd(fn[train] - mean, full_matrices=False)[2]
     comps = vt[: config.pca]  # (pca, F)
     scores = (fn - mean) @ comps.T  # (n, pca)
     scale = scores[train].std(0)

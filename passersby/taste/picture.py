@@ -32,7 +32,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from passersby.taste.head import FeatureHead
-from passersby.taste.model import TasteModel, _as_latents, _prior_factor, _rated_latents, roc_auc
+from passersby.taste.model import (
+    TasteModel,
+    _as_latents,
+    _prior_factor,
+    _rated_latents,
+    roc_auc,
+)
 
 FORMAT = "passersby-picture-taste/1"
 SALIENT_DIRECTIONS = 32  # r: the salience prior's top 4 of 128 directions hold ~3/4 of it, the top 32 nearly all
@@ -89,14 +95,14 @@ class PictureTaste:
         return self.inner.l2
 
     @classmethod
-    def empty(cls, head: FeatureHead, prior: np.ndarray | None = None) -> "PictureTaste":
+    def empty(cls, head: FeatureHead, prior: np.ndarray | None = None) -> PictureTaste:
         """A model that knows nothing (P(like) = 0.5, prior uncertainty)."""
         basis = salient_basis(prior, head.z_dim)
         return cls(head, basis, TasteModel.empty(phi_dim(head, basis.shape[1])))
 
     @classmethod
     def fit(cls, z: np.ndarray, ratings: Sequence[str], head: FeatureHead, prior: np.ndarray | None = None,
-            l2: float | None = None) -> "PictureTaste":
+            l2: float | None = None) -> PictureTaste:
         """Fit to rated latents.
 
         Args:
@@ -139,7 +145,7 @@ class PictureTaste:
                 "inner": self.inner.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict, head: FeatureHead) -> "PictureTaste":
+    def from_dict(cls, d: dict, head: FeatureHead) -> PictureTaste:
         """Inverse of to_dict, given the same model's head; ValueError otherwise."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ValueError(f"not a saved picture taste (expected format {FORMAT!r})")
@@ -184,7 +190,7 @@ def evaluate_picture(z: np.ndarray, ratings: Sequence[str], head: FeatureHead, p
         m = PictureTaste.fit(z[train], [ratings[i] for i in train], head, prior)
         p[f::folds] = m.prob(z[test[f::folds]])
     truth = np.array([label[i] for i in test])
-    return {"n": int(len(test)), "accuracy": float(((p > 0.5) == (truth == 1)).mean()), "auc": roc_auc(p, truth)}
+    return {"n": len(test), "accuracy": float(((p > 0.5) == (truth == 1)).mean()), "auc": roc_auc(p, truth)}
 
 
 # ---------------------------------------------------------------- one entry point for both models
@@ -193,7 +199,7 @@ def evaluate_picture(z: np.ndarray, ratings: Sequence[str], head: FeatureHead, p
 
 
 def fit_taste(z: np.ndarray, ratings: Sequence[str], prior: np.ndarray | None, head: FeatureHead | None,
-              dim: int | None = None) -> "TasteModel | PictureTaste":
+              dim: int | None = None) -> TasteModel | PictureTaste:
     """PictureTaste.fit with a head, TasteModel.fit without; empty when there is nothing rated.
 
     Args:

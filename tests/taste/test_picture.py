@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from passersby.taste.active import choose_next, information_gain
-from passersby.taste.head import FeatureHead, HeadConfig, HeadError, cached_head, fit_head, head_path
+from passersby.taste.head import (
+    FeatureHead,
+    HeadConfig,
+    HeadError,
+    cached_head,
+    fit_head,
+    head_path,
+)
 from passersby.taste.model import TasteModel, roc_auc
 from passersby.taste.picture import PictureTaste, evaluate_picture, salient_basis
 from passersby.taste.steer import steer
@@ -120,7 +127,7 @@ def test_picture_taste_plugs_into_steering_and_active_choice(head) -> None:
     z = rng.standard_normal((80, D))
     taste = PictureTaste.fit(z, ["like" if v > 0 else "dislike" for v in head(z)[:, 0]], head)
     assert taste.n == 80 and taste.z_dim == D
-    propose = lambda r: r.standard_normal(D)  # noqa: E731
+    propose = lambda r: r.standard_normal(D)
     anchors = np.stack([steer(propose, taste, 1.0)(np.random.default_rng([9, i])) for i in range(30)])
     plain = np.stack([propose(np.random.default_rng([9, i])) for i in range(30)])
     assert taste.prob(anchors).mean() > taste.prob(plain).mean() + 0.2
