@@ -152,3 +152,13 @@ def test_picture_taste_round_trips_and_refuses_another_models_head(head) -> None
     other = FeatureHead(**{**head.__dict__, "model_hash": "other"})
     with pytest.raises(ValueError, match="for model synthetic"):
         PictureTaste.from_dict(taste.to_dict(), other)
+
+
+def test_project_maps_true_features_to_what_the_head_predicts(head) -> None:
+    # project() is how real renders are checked against the head (benchmarks/taste_head.py).
+    z = np.random.default_rng(11).standard_normal((400, D))
+    true, pred = head.project(picture_features(z)), head(z)
+    r2 = 1.0 - ((pred - true) ** 2).mean(0) / true.var(0)
+    assert true.shape == pred.shape == (400, 4)
+    assert r2[0] > 0.8 and abs(r2.mean() - head.r2.mean()) < 0.15
+    assert abs(true.std(0) - 1.0).max() < 0.2  # standardised on random faces
