@@ -192,3 +192,18 @@ def peak_gflops(seconds: float = 1.0) -> dict[str, float]:
         return out
     finally:
         torch.set_num_threads(threads)
+
+
+def setting(kv: str) -> tuple[str, Any]:
+    """"KEY=VALUE" -> (key, value): the value as JSON (2, 0.5, true) where it reads as JSON, else
+    the text itself (torch, off).
+
+    Example:
+        >>> setting("enhancer.every=2"), setting("model.runtime=torch")
+        (('enhancer.every', 2), ('model.runtime', 'torch'))
+    """
+    key, _, value = kv.partition("=")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value

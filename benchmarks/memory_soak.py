@@ -22,23 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import machine_info, write_json
+from _common import machine_info, setting, write_json
 from _memory import grown, pin_mmap_threshold, plot, sample, summarize, type_counts
-
-
-def setting(kv: str) -> tuple[str, Any]:
-    """"KEY=VALUE" -> (key, value): the value as JSON (2, 0.5, true) where it reads as JSON, else
-    the text itself (torch, off).
-
-    Example:
-        >>> setting("enhancer.every=2"), setting("model.runtime=torch")
-        (('enhancer.every', 2), ('model.runtime', 'torch'))
-    """
-    key, _, value = kv.partition("=")
-    try:
-        return key, json.loads(value)
-    except ValueError:
-        return key, value
 
 
 def soak(a: argparse.Namespace) -> dict[str, Any]:

@@ -21,6 +21,7 @@ Usage:
     python benchmarks/stream.py --mode feedback --painter runs/painter/model.safetensors --seconds 120
     python benchmarks/stream.py --seconds 60 --sink none --json out/stream.json
     python benchmarks/stream.py --seconds 150 --burst 20:30 --raise-after 30   # down under load, and back up
+    python benchmarks/stream.py --setting stream.home=/srv/h --setting taste.curator=ada --setting taste.exactingness=1
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from _common import CpuMeter, busy_note, machine_info, peak_gflops, write_json
+from _common import CpuMeter, busy_note, machine_info, peak_gflops, setting, write_json
 from passersby.settings import load_settings
 from passersby.app.installation import build
 
 
 MODE = {"mode": "walk", "painter": "", "enhancer": "auto", "enhancer_path": "", "raise_after": None}  # every screen's chain
+SETTINGS: dict[str, Any] = {}  # --setting KEY=VALUE: e.g. a curator's taste (taste.curator, stream.home)
 
 
 def _installation(runtime: str, threads: int, queue: int, pinned: bool = False):
@@ -55,6 +57,7 @@ def _installation(runtime: str, threads: int, queue: int, pinned: bool = False):
             "feedback.painter": MODE["painter"], "enhancer.mode": MODE["enhancer"], "enhancer.path": MODE["enhancer_path"]}
     if MODE["raise_after"] is not None:
         over["enhancer.raise_after"] = MODE["raise_after"]
+    over.update(SETTINGS)
     if pinned:
         over.update({"feedback.step_every": 1, "enhancer.every": 1})
         if MODE["enhancer"] == "auto":  # the same chain for every runtime: the enhancer wherever one exists
@@ -282,10 +285,13 @@ def main(argv: list[str]) -> int:
                     help="live phase: one busy process per core from START for SECONDS (a passing load)")
     ap.add_argument("--raise-after", type=float, default=None,
                     help="[enhancer] raise_after for this run (seconds of headroom before a chain steps back up)")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a passersby setting for every phase, e.g. taste.curator=ada (repeatable)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     MODE.update(mode=args.mode, painter=args.painter, enhancer=args.enhancer, enhancer_path=args.enhancer_path,
                 raise_after=args.raise_after)
+    SETTINGS.update(setting(kv) for kv in args.setting)
     console = Console(width=max(140, Console().width))  # the table is wide; logs are not ttys
     result: dict[str, Any] = {"machine_start": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
     console.print("roofline: one thread's measured peak ...")

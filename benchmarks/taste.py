@@ -8,6 +8,14 @@ only ever sees latents and ratings):
     like these portraits  EfficientNet-Lite0 features closest (max cosine) to 5 fixture
                           portraits, above the 70th percentile of random faces (~30 % liked)
     masculine screen      the independent gender classifier calls the face masculine
+    old faces             the independent age estimator (metrics/gender.py's package, never seen by a
+                          taste model) puts the face above the 70th percentile of random faces
+    warm palette          mean (R - B) of the whole picture above the 70th percentile (a pixel
+                          statistic; the taste models see latents, or features predicted from them)
+
+Each curator swipes once with each taste model (--models): "z" (model.TasteModel, linear in z
+with the salience prior) and "picture" (picture.PictureTaste, over features of the picture
+predicted by the generator's feature head, taste/head.py), from the same seeds.
 
 The curator swipes as the app would: `choose_next` picks the face, the taste judges it,
 `TasteModel.fit` refits on all ratings so far, with the salience prior of the shipped model
@@ -47,6 +55,7 @@ from rich.table import Table  # noqa: E402
 from _common import CpuMeter, busy_note, machine_info, median, write_json  # noqa: E402
 from passersby.taste.active import choose_next  # noqa: E402
 from passersby.taste.model import TasteModel, evaluate, roc_auc, salience_prior  # noqa: E402
+from passersby.taste.picture import PictureTaste, evaluate_picture  # noqa: E402
 from passersby.taste.steer import diversity, steer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +63,8 @@ Z_DIM = 128
 BORDER = 0.12
 REFERENCE_PORTRAITS = ("girl-with-a-fan.jpg", "man-with-a-pipe-1892.jpg", "pope-julius-ii.jpg",
                        "portrait-of-a-lady.jpg", "the-geisha-kamekichi.jpg")
-TASTES = ("darker", "portraits", "masculine")
+TASTES = ("darker", "portraits", "masculine", "old", "warm")
+MODELS = ("z", "picture")
 
 
 def base(rng: np.random.Generator) -> np.ndarray:
@@ -97,6 +107,23 @@ def masculine(images: np.ndarray) -> np.ndarray:
     return np.array([1.0 if v == "masculine" else 0.0 if v == "feminine" else np.nan for v in lab])
 
 
+def age(images: np.ndarray) -> np.ndarray:
+    """(n,) the independent estimator's age of the largest face, NaN no face."""
+    from passersby.metrics.gender import _largest_face, _predictor, _prepare
+
+    out = []
+    for image in images:
+        faces = _predictor().predict(_prepare(np.asarray(image)))
+        out.append(float(_largest_face(faces)["age"]["value"]) if faces else np.nan)
+    return np.array(out)
+
+
+def warmth(images: np.ndarray) -> np.ndarray:
+    """(n,) mean red minus mean blue over the picture, in 0..255 units."""
+    x = images.astype(np.float32)
+    return x[..., 0].mean((1, 2)) - x[..., 2].mean((1, 2))
+
+
 class Taste:
     """A hidden taste: score(images), and a threshold on the score that makes a like.
 
@@ -131,6 +158,12 @@ def make_tastes(names: list[str], calibration: np.ndarray) -> list[Taste]:
             out.append(Taste("like these portraits", score, s, float(np.percentile(s, 70)), False))
         elif name == "masculine":
             out.append(Taste("masculine screen", masculine, masculine(calibration), 0.5, False))
+        elif name == "old":
+            s = age(calibration)
+            out.append(Taste("old faces", age, s, float(np.nanpercentile(s, 70)), False))
+        elif name == "warm":
+            s = warmth(calibration)
+            out.append(Taste("warm palette", warmth, s, float(np.percentile(s, 70)), False))
         else:
             raise SystemExit(f"unknown taste {name!r}; choose from {TASTES}")
     return out
@@ -139,7 +172,7 @@ def make_tastes(names: list[str], calibration: np.ndarray) -> list[Taste]:
 # ---------------------------------------------------------------- simulation
 
 
-def stream_cell(model: TasteModel, e: float, renderer: Callable, taste: Taste, n: int, seed: int,
+def stream_cell(model: Any, e: float, renderer: Callable, taste: Taste, n: int, seed: int,
                 untrained_div: float) -> dict[str, Any]:
     st = steer(base, model, e)
     rng = np.random.default_rng([seed, 2])
@@ -150,11 +183,25 @@ def stream_cell(model: TasteModel, e: float, renderer: Callable, taste: Taste, n
             "diversity_pct_of_untrained": 100.0 * div / untrained_div}
 
 
-def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, prior: np.ndarray | None, cal_z: np.ndarray,
-          cal_liked: np.ndarray, untrained_div: float, index: int) -> dict[str, Any]:
-    """One curator: --swipes swipes, stream cells at each checkpoint."""
+def fitter(kind: str, args: argparse.Namespace, prior: np.ndarray | None, head: Any) -> tuple[Callable, Callable]:
+    """(empty() -> model, fit(z, ratings) -> model, evaluate(z, ratings) -> dict) of taste model `kind`."""
+    if kind == "z":
+        return (lambda: TasteModel.empty(Z_DIM, args.features, prior=prior),
+                lambda z, r: TasteModel.fit(z, r, features=args.features, prior=prior),
+                lambda z, r: evaluate(z, r, features=args.features, prior=prior))
+    return (lambda: PictureTaste.empty(head, prior), lambda z, r: PictureTaste.fit(z, r, head, prior),
+            lambda z, r: evaluate_picture(z, r, head, prior))
+
+
+def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tuple[Callable, Callable, Callable],
+          cal_z: np.ndarray, cal_liked: np.ndarray, untrained_div: float, index: int) -> dict[str, Any]:
+    """One curator with one taste model: --swipes swipes, stream cells at each checkpoint.
+
+    The rng depends on the curator only, not on the model: both models see the same draws.
+    """
+    empty, fit, held_out = kind
     rng = np.random.default_rng([args.seed, index, 1])
-    model = TasteModel.empty(Z_DIM, args.features, prior=prior)
+    model = empty()
     zs, ratings, fit_s, choose_s, cells = [], [], [], [], []
     for i in range(1, max(args.checkpoints) + 1):
         t0 = time.perf_counter()
@@ -164,17 +211,19 @@ def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, prior: np.
         zs.append(z)
         ratings.append("like" if liked else "dislike")
         t0 = time.perf_counter()
-        model = TasteModel.fit(np.stack(zs), ratings, features=args.features, prior=prior)
+        model = fit(np.stack(zs), ratings)
         fit_s.append(time.perf_counter() - t0)
         if i in args.checkpoints:
             auc = roc_auc(model.prob(cal_z), cal_liked.astype(float))
             for e in args.exactingness:
                 cell = stream_cell(model, e, renderer, taste, args.anchors, args.seed, untrained_div)
                 cells.append({"swipes": i, "model_auc": auc, "l2": model.l2, **cell})
-    held = evaluate(np.stack(zs), ratings, features=args.features, prior=prior)
+    held = held_out(np.stack(zs), ratings)
+    both = [c + f for c, f in zip(choose_s, fit_s)]
     return {"cells": cells, "liked_while_swiping": ratings.count("like") / len(ratings), "held_out": held,
             "refit_ms": {"median": 1e3 * median(fit_s), "max": 1e3 * max(fit_s)},
-            "choose_next_ms": {"median": 1e3 * median(choose_s), "max": 1e3 * max(choose_s)}}
+            "choose_next_ms": {"median": 1e3 * median(choose_s), "max": 1e3 * max(choose_s)},
+            "choose_and_refit_ms": {"median": 1e3 * median(both), "max": 1e3 * max(both)}}
 
 
 def _prior_summary(prior: np.ndarray | None, seconds: float) -> dict[str, Any] | None:
@@ -182,16 +231,6 @@ def _prior_summary(prior: np.ndarray | None, seconds: float) -> dict[str, Any] |
         return None
     ev = np.sort(np.linalg.eigvalsh(prior))[::-1]
     return {"seconds": seconds, "top_share": {k: float(ev[:k].sum() / ev.sum()) for k in (1, 4, 16, 32)}}
-
-
-def fit_timing(seed: int, features: str, prior: np.ndarray | None) -> float:
-    """Seconds to fit 5000 x 128 ratings (l2 chosen by evidence)."""
-    rng = np.random.default_rng([seed, 9])
-    z = rng.standard_normal((5000, Z_DIM))
-    ratings = ["like" if v > 0.5 else "dislike" for v in z @ rng.standard_normal(Z_DIM) / np.sqrt(Z_DIM)]
-    t0 = time.perf_counter()
-    TasteModel.fit(z, ratings, features=features, prior=prior)
-    return time.perf_counter() - t0
 
 
 def rate_round_trips(renderer: Callable, model_hash: str, n: int, seed: int) -> dict[str, float] | None:
@@ -232,26 +271,34 @@ def rate_round_trips(renderer: Callable, model_hash: str, n: int, seed: int) -> 
 
 
 def report(console: Console, res: dict[str, Any]) -> None:
-    t = Table(title=f"share of streamed anchors the hidden taste likes ({res['args']['anchors']} anchors a cell)")
-    for col in ("taste", "swipes", "exactingness", "liked", "diversity", "% of untrained", "model AUC"):
+    models = res["args"]["models"]
+    t = Table(title=f"share of streamed anchors the hidden taste likes ({res['args']['anchors']} anchors a cell), "
+                    + " / ".join(models))
+    for col in ("taste", "swipes", "exactingness", "liked", "% diversity of untrained", "model AUC"):
         t.add_column(col, justify="right")
     for name, r in res["tastes"].items():
-        t.add_row(name, "0", "any", f"{r['untrained_liked']:.0%}", f"{res['untrained_diversity']:.2f}", "100%", "—")
-        for c in r["cells"]:
-            t.add_row("", str(c["swipes"]), f"{c['exactingness']:.1f}", f"{c['liked']:.0%}", f"{c['diversity']:.2f}",
-                      f"{c['diversity_pct_of_untrained']:.0f}%", f"{c['model_auc']:.2f}")
+        t.add_row(name, "0", "any", f"{r['untrained_liked']:.0%}", "100%", "—")
+        cells = [r["models"][m]["cells"] for m in models]
+        for row in zip(*cells):
+            c = row[0]
+            t.add_row("", str(c["swipes"]), f"{c['exactingness']:.1f}", " / ".join(f"{x['liked']:.0%}" for x in row),
+                      " / ".join(f"{x['diversity_pct_of_untrained']:.0f}%" for x in row),
+                      " / ".join(f"{x['model_auc']:.2f}" for x in row))
         t.add_section()
     console.print(t)
     s = Table(title="the curator's side")
-    for col in ("taste", "random faces liked", "liked while swiping", "held-out acc / AUC (last 50)",
-                "refit ms (median / max)", "choose_next ms (median / max)"):
+    for col in ("taste", "model", "random faces liked", "liked while swiping", "held-out acc / AUC (last 50)",
+                "refit ms (median / max)", "choose_next ms (median / max)", "choose + refit ms (median)"):
         s.add_column(col, justify="right")
     for name, r in res["tastes"].items():
-        h = r["held_out"]
-        s.add_row(name, f"{r['calibration_liked']:.0%}", f"{r['liked_while_swiping']:.0%}",
-                  f"{h['accuracy']:.2f} / {h['auc']:.2f}",
-                  f"{r['refit_ms']['median']:.1f} / {r['refit_ms']['max']:.1f}",
-                  f"{r['choose_next_ms']['median']:.2f} / {r['choose_next_ms']['max']:.2f}")
+        for m in models:
+            x = r["models"][m]
+            h = x["held_out"]
+            s.add_row(name, m, f"{r['calibration_liked']:.0%}", f"{x['liked_while_swiping']:.0%}",
+                      f"{h['accuracy']:.2f} / {h['auc']:.2f}",
+                      f"{x['refit_ms']['median']:.1f} / {x['refit_ms']['max']:.1f}",
+                      f"{x['choose_next_ms']['median']:.2f} / {x['choose_next_ms']['max']:.2f}",
+                      f"{x['choose_and_refit_ms']['median']:.1f}")
     console.print(s)
     pr = res["prior"]
     prior = ("identity (isotropic)" if pr is None else
@@ -261,8 +308,12 @@ def report(console: Console, res: dict[str, Any]) -> None:
         rt = res["rate_round_trip_ms"]
         console.print(f"taste app: rating to next face over HTTP, queue full: median {rt['median']:.1f} ms, "
                       f"max {rt['max']:.1f} ms ({rt['n']} ratings)")
-    console.print(f"prior: {prior}; features {res['args']['features']!r}; fit of 5000 x {Z_DIM} ratings: "
-                  f"{res['fit_5000_s']:.2f} s; wall {res['cpu']['wall_s']:.0f} s")
+    console.print(f"prior: {prior}; features {res['args']['features']!r}; wall {res['cpu']['wall_s']:.0f} s")
+    if res.get("head"):
+        h = res["head"]
+        console.print(f"feature head: {h['samples']} faces, held-out R² of its {len(h['r2'])} components: mean "
+                      f"{h['r2_mean']:.2f}, first 8 {h['r2_first8']:.2f}")
+    console.print(f"CPU: {res['machine']['cpu']} ({' '.join(res['machine']['simd_flags'])})")
     if res.get("masculine_no_face") is not None:
         console.print(f"masculine screen: no face found in {res['masculine_no_face']:.0%} of random faces "
                       "(never liked)")
@@ -283,6 +334,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--prior", default="salience", choices=("salience", "none"),
                     help="weight prior: model.salience_prior of the shipped model, or the identity")
     ap.add_argument("--prior-faces", type=int, default=512, help="faces rendered for the salience prior")
+    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="taste models to compare")
+    ap.add_argument("--head-cache", type=Path, default=ROOT / "out" / "taste-home",
+                    help="home whose cache/ holds (or receives) the feature head of the shipped model")
     ap.add_argument("--threads", type=int, default=1, help="renderer threads")
     ap.add_argument("--server-ratings", type=int, default=20,
                     help="ratings timed through the taste app's HTTP server (0: skip)")
@@ -312,6 +366,12 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     if args.prior == "salience":  # its own latents (seed + 1000): none of them is judged by a taste
         prior = salience_prior(renderer, Z_DIM, n=args.prior_faces, seed=args.seed + 1000)
     prior_s = time.perf_counter() - t0
+    head = None
+    if "picture" in args.models:
+        from passersby.taste.head import cached_head
+
+        head = cached_head(args.head_cache, info.hash, renderer, Z_DIM,
+                           on_compute=lambda why: console.print(f"building the feature head ({why}) ..."))
     cal_z = np.random.default_rng([args.seed, 0]).standard_normal((args.calibration, Z_DIM))
     calibration = renderer(cal_z.astype(np.float32))
     untrained_rng = np.random.default_rng([args.seed, 2])  # the stream's seed: steer at e = 0
@@ -321,17 +381,20 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     res: dict[str, Any] = {"machine": machine_info(), "args": {k: (str(v) if isinstance(v, Path) else v)
                                                                for k, v in vars(args).items()},
                            "model": info.path.name, "runtime": renderer.name, "untrained_diversity": untrained_div,
-                           "prior": _prior_summary(prior, prior_s), "tastes": {}}
+                           "prior": _prior_summary(prior, prior_s), "tastes": {},
+                           "head": None if head is None else {
+                               "samples": head.config.samples, "r2": head.r2.tolist(),
+                               "r2_mean": float(head.r2.mean()), "r2_first8": float(head.r2[:8].mean())}}
     for index, taste in enumerate(make_tastes(args.tastes, calibration)):
         console.print(f"curator {index + 1}: {taste.name} ...")
         cal_liked = taste.rule(taste.calibration)
-        r = swipe(taste, renderer, args, prior, cal_z, cal_liked, untrained_div, index)
+        runs = {m: swipe(taste, renderer, args, fitter(m, args, prior, head), cal_z, cal_liked, untrained_div, index)
+                for m in args.models}
         res["tastes"][taste.name] = {"calibration_liked": float(cal_liked.mean()),
                                      "threshold": taste.threshold,
-                                     "untrained_liked": float(taste.likes(untrained).mean()), **r}
+                                     "untrained_liked": float(taste.likes(untrained).mean()), "models": runs}
         if taste.name == "masculine screen":
             res["masculine_no_face"] = float(np.isnan(taste.calibration).mean())
-    res["fit_5000_s"] = fit_timing(args.seed, args.features, prior)
     res["rate_round_trip_ms"] = rate_round_trips(renderer, info.hash, args.server_ratings, args.seed)
     res["cpu"] = meter.stop()
     res["machine_end"] = machine_info()

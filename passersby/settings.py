@@ -92,6 +92,10 @@ class TasteSettings:
     curator: str = _doc("Curator whose taste (`passersby taste`) the stream follows; empty = none.", default="")
     exactingness: float = _doc("0 = ignore the taste, 1 = only the faces it likes most; live knob on the "
                                "kiosk overview.", default=0.5, bounds=(0, 1))
+    model: str = _doc("What the taste is learnt from: 'picture' (what the faces look like: features of the "
+                      "picture predicted by the model's feature head, taste/head.py) or 'z' (linear in the "
+                      "latent, the model before issue 21). The swipe app and the stream must agree.",
+                      default="picture")
     min_critic: float = _doc("The critic: an anchor is shown only if dlib's face detector scores it at least "
                              "this (0 = a face is found, 1-2 = a clear one); -1 = no critic. Each judged "
                              "candidate is rendered first (~45 ms): high values slow new faces down.",
@@ -227,6 +231,7 @@ def _check_bounds(s: Settings) -> None:
 def _check_ranges(s: Settings) -> None:
     _check_bounds(s)
     checks = [
+        ("taste.model", s.taste.model in ("picture", "z"), "'picture' or 'z'"),
         ("enhancer.mode", s.enhancer.mode in ENHANCER_MODES, f"one of {ENHANCER_MODES}"),
         ("ledger.url", s.ledger.url == "" or s.ledger.url.startswith(("postgresql://", "postgres://")),
          "empty (the SQLite file in the home) or a postgresql:// URL"),

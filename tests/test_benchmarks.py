@@ -4,6 +4,7 @@ figures it reports exist and are sane), so it cannot rot between releases."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,22 @@ def test_feedback_replay_benchmark_rerenders_bit_for_bit_from_kept_states(tmp_pa
     res = json.loads(out.read_text())
     assert res["bit_exact"] and len(res["kept_states_s"]) == 3 and res["first_covers_segments"] == 2
     assert res["lscpu"]["model_name"] and "kept_states_median_s" in res
+
+
+def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path) -> None:
+    out = tmp_path / "taste.json"
+    r = subprocess.run([sys.executable, "benchmarks/taste.py", "--tastes", "warm", "--anchors", "4", "--checkpoints",
+                        "3", "--calibration", "20", "--prior-faces", "150", "--exactingness", "1.0",
+                        "--server-ratings", "2", "--head-cache", str(tmp_path / "home"), "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout's passersby, not an installed one
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(out.read_text())
+    models = res["tastes"]["warm palette"]["models"]
+    assert set(models) == {"z", "picture"} and res["head"]["samples"] > 0
+    for m in models.values():
+        (cell,) = m["cells"]
+        assert cell["swipes"] == 3 and 0 <= cell["liked"] <= 1 and cell["diversity_pct_of_untrained"] > 0
+        assert m["choose_and_refit_ms"]["median"] > 0
+    assert not (tmp_path / "home" / "cache").exists()  # the shipped model's head ships: nothing built
+    assert "picture" in r.stdout and res["machine"]["cpu"]

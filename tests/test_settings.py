@@ -44,6 +44,7 @@ def test_config_is_found_in_the_working_directory_then_home(tmp_path: Path, monk
     ("[[screens]]\nname = \"a\"\n[[screens]]\nname = \"a\"\n", r"screens: names must differ"),
     ("[[screens]]\nname = \"a b\"\n", r"screens.name: 'a b' must be"),
     ("[[screens]]\nname = \"a\"\nlabel = \"other\"\n", r"screens.label: 'other'"),
+    ("[taste]\nmodel = \"pixels\"\n", r"taste.model: must be 'picture' or 'z'"),
     ("[walk\n", r"not valid TOML"),
 ])
 def test_bad_settings_get_one_clear_line_naming_file_and_field(tmp_path: Path, text: str, message: str) -> None:

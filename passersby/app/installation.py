@@ -58,11 +58,15 @@ class Installation:
 
 
 def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
-    """(TasteModel, Exactingness knob) of the configured curator for this model, or (None, None)."""
+    """(taste model, Exactingness knob) of the configured curator for this model, or (None, None).
+
+    The model is what the swipe app fits from the same ratings: taste.model 'picture' (PictureTaste
+    over the feature head's predicted picture features) or 'z' (TasteModel, linear in z).
+    """
     if not settings.taste.curator:
         return None, None
     from passersby.blas import limit_blas_threads
-    from passersby.taste.model import TasteModel
+    from passersby.taste.picture import fit_taste
     from passersby.taste.steer import Exactingness
     from passersby.taste.store import TasteStore
 
@@ -83,7 +87,18 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
     label0 = 0 if info.config.n_classes else None  # a conditional model: any class shows what moves the picture
     prior = cached_prior(home, info.hash, make_renderer(g, settings.model.runtime, settings.model.threads, label0),
                          info.config.z_dim)
-    return TasteModel.fit(z, ratings, prior=prior), Exactingness(settings.taste.exactingness)
+    head = None
+    if settings.taste.model == "picture":
+        import logging
+
+        from passersby.taste.head import cached_head
+
+        # The shipped model's head ships in the package; another model's is built once (minutes).
+        head = cached_head(home, info.hash, make_renderer(g, settings.model.runtime, settings.model.threads, label0),
+                           info.config.z_dim, on_compute=lambda why: logging.getLogger("passersby").warning(
+                               "building the taste feature head of model %s (%s): once per model, minutes",
+                               info.hash, why))
+    return fit_taste(z, ratings, prior, head), Exactingness(settings.taste.exactingness)
 
 
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,

@@ -126,7 +126,14 @@ def taste_main(
         dim = int(np.asarray(propose(np.random.default_rng(0))).shape[0])
         prior = cached_prior(home_dir, model_hash, renderer, dim, on_compute=lambda: typer.echo(
             "learning which latent directions change the picture (once per model, ~20 s)..."))
-        _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label, prior)
+        head = None
+        if settings.taste.model == "picture":  # the stream fits the same model (app/installation.py)
+            from passersby.taste.head import cached_head
+
+            head = cached_head(home_dir, model_hash, renderer, dim, on_compute=lambda why: typer.echo(
+                f"learning what this model's faces look like from their latents (once per model, "
+                f"minutes): {why}"))
+        _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label, prior, head)
     except OSError as e:  # the address: "cannot listen on 127.0.0.1:8766: Address already in use"
         _fail(f"{e.strerror or e}; try another --port")
     except (CheckpointError, TasteStoreError, ValueError, RuntimeError) as e:
@@ -136,11 +143,11 @@ def taste_main(
 
 
 def _serve(store, renderer, propose, model_hash: str, curator: str, host: str, port: int,
-           token: Optional[str], seed: Optional[int], label: str, prior=None) -> None:
+           token: Optional[str], seed: Optional[int], label: str, prior=None, head=None) -> None:
     from passersby.taste.server import TasteServer
 
     server = TasteServer(store, renderer, propose, model_hash, curator, host=host, port=port, token=token,
-                         seed=seed, label="" if label == "any" else label, prior=prior)
+                         seed=seed, label="" if label == "any" else label, prior=prior, head=head)
     server.start()
     quit_event = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -169,15 +176,23 @@ def export_command(
 ) -> None:
     """Write a curator's ratings (latents, ratings, models, times) to a JSON file.
 
+    The file also carries the feature heads (taste/head.py) built here for the rated models, so
+    the picture taste is the same wherever it is imported (the shipped model's head ships with
+    passersby and is not copied).
+
     Examples:
         passersby taste export --curator ada --out ada-taste.json
         passersby taste export --curator ada --out /media/usb/ada.json --home /srv/gallery
     """
     from passersby.taste.store import TasteStoreError
 
-    with _open_store(_settings(config, home)[1], create=False) as store:
+    from passersby.taste.head import heads_for_export
+
+    home_dir = _settings(config, home)[1]
+    with _open_store(home_dir, create=False) as store:
         try:
-            n = store.export_json(curator, out)
+            hashes = {r["model_hash"] for r in store.export_dict(curator)["ratings"]}
+            n = store.export_json(curator, out, {"feature_heads": heads_for_export(home_dir, hashes)})
         except (TasteStoreError, ValueError) as e:
             _fail(e)
     typer.echo(f"wrote {out}: {n} ratings by {curator}")
@@ -199,12 +214,20 @@ def import_command(
     """
     from passersby.taste.store import TasteStoreError
 
-    with _open_store(_settings(config, home)[1], create=True) as store:
+    from passersby.taste.head import install_heads
+    from passersby.taste.store import _load_export
+
+    home_dir = _settings(config, home)[1]
+    with _open_store(home_dir, create=True) as store:
         try:
+            data = _load_export(Path(file))
+            # The heads first: a bad one rejects the file before any rating is added.
+            heads = install_heads(home_dir, data.get("feature_heads") if isinstance(data, dict) else None, str(file))
             n = store.import_json(file, curator=curator)
         except (TasteStoreError, ValueError) as e:
             _fail(e)
-    typer.echo(f"imported {n} new ratings from {file} (ratings already here are skipped)")
+    typer.echo(f"imported {n} new ratings from {file} (ratings already here are skipped)"
+               + (f"; feature heads of models {', '.join(heads)}" if heads else ""))
 
 
 @taste_app.command("curators")

@@ -32,14 +32,18 @@ import secrets
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from passersby.taste.active import choose_next
-from passersby.taste.model import RATINGS, TasteModel, evaluate
+from passersby.taste.model import RATINGS, TasteModel
+from passersby.taste.picture import evaluate_taste, fit_taste
 from passersby.taste.store import TasteStore, check_curator
 from passersby.web.protocol import encode_jpeg
+
+if TYPE_CHECKING:
+    from passersby.taste.head import FeatureHead
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +100,15 @@ class Deck:
         seed: seeds the choice of faces and the gallery's candidates; None: fresh entropy.
         prefetch: faces kept rendered ahead (>= 2).
         jpeg_quality: 1..100.
+        prior: the salience prior (taste/prior.py); None: isotropic.
+        head: the generator's feature head (taste/head.py): the taste is learnt from what the
+            faces look like (picture.PictureTaste); None: linear in z (model.TasteModel).
     """
 
     def __init__(self, store: TasteStore, renderer: Callable[[np.ndarray], np.ndarray],
                  propose: Callable[[np.random.Generator], np.ndarray], model_hash: str, curator: str,
                  label: str = "", seed: int | None = None, prefetch: int = 4, jpeg_quality: int = 90,
-                 prior: np.ndarray | None = None) -> None:
+                 prior: np.ndarray | None = None, head: "FeatureHead | None" = None) -> None:
         if prefetch < 2:
             raise ValueError(f"prefetch must be >= 2, got {prefetch}")
         if not isinstance(model_hash, str) or not model_hash:
@@ -110,12 +117,13 @@ class Deck:
         self.model_hash, self.curator, self.label = model_hash, check_curator(curator), label
         self.prefetch, self.jpeg_quality = prefetch, jpeg_quality
         self.prior = prior  # taste/prior.py: the stream fits with the same one
+        self.head = head  # taste/head.py: None = the z-only model (model.py); the stream uses the same
         seeds = np.random.SeedSequence(seed).spawn(2)
         self._rng = np.random.default_rng(seeds[0])  # used in the render worker only
         gallery_rng = np.random.default_rng(seeds[1])
         self._gallery_z = np.stack([np.asarray(propose(gallery_rng), np.float32) for _ in range(GALLERY_POOL)])
         self.dim = self._gallery_z.shape[1]
-        self.model = TasteModel.empty(self.dim, prior=prior)
+        self.model = fit_taste(np.zeros((0, self.dim)), [], prior, head, self.dim)
         self.version = 0
         self.counts = {r: 0 for r in RATINGS}
         self.quality: dict[str, Any] = {"accuracy": None, "auc": None, "n_eval": 0, "version": 0}
@@ -278,14 +286,14 @@ class Deck:
     def _fit(self) -> tuple[TasteModel, np.ndarray, list[str]]:
         """Model worker: refit to every stored rating of this curator and model."""
         z, ratings, _ = self.store.ratings(self.curator, self.model_hash)
-        model = TasteModel.fit(z, ratings, prior=self.prior) if len(z) else TasteModel.empty(self.dim, prior=self.prior)
+        model = fit_taste(z, ratings, self.prior, self.head, self.dim)
         return model, z, ratings
 
     def _measure(self, z: np.ndarray, ratings: list[str]) -> dict[str, Any]:
         """Model worker: held-out accuracy and AUC over the last EVAL_LAST ratings (5 fits)."""
         if not len(z):
             return {"accuracy": None, "auc": None, "n_eval": 0}
-        quality = evaluate(z, ratings, last=EVAL_LAST, prior=self.prior)
+        quality = evaluate_taste(z, ratings, self.prior, self.head, last=EVAL_LAST)
         return {"accuracy": _finite_or_none(quality["accuracy"]), "auc": _finite_or_none(quality["auc"]),
                 "n_eval": quality["n"]}
 

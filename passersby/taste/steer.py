@@ -87,7 +87,7 @@ def steer(propose: Callable[[np.random.Generator], np.ndarray],
 
     Args:
         propose: the screen's proposer, rng -> (d,) latent; all its randomness from rng.
-        model: the taste model, or a zero-argument callable returning the current one (read
+        model: the taste model (TasteModel or picture.PictureTaste), or a zero-argument callable returning the current one (read
             on every call, so a model refitted while the stream runs takes effect at once).
         exactingness: an Exactingness knob (read on every call) or a fixed float in [0, 1].
         max_candidates: candidates drawn at exactingness 1.
@@ -111,7 +111,8 @@ def steer(propose: Callable[[np.random.Generator], np.ndarray],
         raise ValueError("critic and min_critic must be given together")
     if not isinstance(exactingness, Exactingness):
         exactingness = Exactingness(exactingness)  # validates now, not at the first anchor
-    current = (lambda: model) if isinstance(model, TasteModel) else model
+    # A model (TasteModel, picture.PictureTaste: anything with prob) or a callable returning one.
+    current = model if callable(model) and not hasattr(model, "prob") else (lambda: model)
     knob = exactingness
 
     def steered(rng: np.random.Generator) -> np.ndarray:

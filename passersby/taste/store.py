@@ -351,11 +351,13 @@ class TasteStore:
         return {"format": FORMAT, "version": VERSION, "curator": curator, "exported_at": time.time(),
                 "count": len(items), "ratings": items}
 
-    def export_json(self, curator: str, path: str | os.PathLike) -> int:
+    def export_json(self, curator: str, path: str | os.PathLike, extra: dict[str, Any] | None = None) -> int:
         """Write a curator's ratings to a JSON file, atomically; returns how many.
 
         The file: {"format": "passersby-taste", "version": 1, "curator", "exported_at", "count",
-        "ratings": [{"z": [...], "rating", "model_hash", "created_at", "label"}, ...]}.
+        "ratings": [{"z": [...], "rating", "model_hash", "created_at", "label"}, ...]}, plus the
+        top-level fields of `extra` (e.g. "feature_heads", taste/head.py; readers that do not
+        know a field ignore it, so older versions still import the ratings).
 
         Raises:
             ValueError: bad curator name.
@@ -366,6 +368,10 @@ class TasteStore:
             120
         """
         data = self.export_dict(curator)
+        clash = set(extra or {}) & set(data)
+        if clash:
+            raise ValueError(f"extra export fields {sorted(clash)} would overwrite the ratings' fields")
+        data.update(extra or {})
         if not data["ratings"]:
             raise self._err(f"curator {curator!r} has no ratings to export; "
                             f"curators here: {[c[0] for c in self.curators()]}")

@@ -21,7 +21,8 @@ def _settings(**taste):
     return dataclasses.replace(s, screens=(ScreenSettings("solo", "", 0),), taste=TasteSettings(**taste))
 
 
-def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["picture", "z"])
+def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path, model: str) -> None:
     from passersby.runtime import make_renderer
     from passersby.taste.prior import cached_prior
 
@@ -36,9 +37,11 @@ def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path
             z = rng.standard_normal(128).astype(np.float32)
             store.add("ada", z, "like" if z @ u > 0.5 else "dislike", info.hash)
     home = tmp_path
-    inst = build(_settings(curator="ada", exactingness=1.0), home)
+    inst = build(_settings(curator="ada", exactingness=1.0, model=model), home)
     try:
         assert inst.engine.status()["curator"] == "ada" and inst.engine.status()["exactingness"] == 1.0
+        # 'picture' uses the head the package ships for its model: nothing is built or cached.
+        assert not list((tmp_path / "cache").glob("taste-head-*"))
         inst.engine.hub.control("exactingness", 0.25)
         assert inst.engine.exactingness.value == 0.25
         inst.engine.hub.control("exactingness", 1.0)

@@ -188,6 +188,23 @@ def test_model_refits_and_progress_reports_quality(server, store):
     assert server.deck.model.n == sum(p["by_rating"][r] for r in ("like", "dislike", "superlike"))
 
 
+def test_with_a_feature_head_the_app_learns_from_the_picture(tmp_path, renderer):
+    # The same app, the taste model over the head's predicted picture features (taste.model
+    # 'picture'): ratings refit a PictureTaste, the progress reports its held-out quality.
+    from passersby.taste.head import HeadConfig, fit_head
+    from passersby.taste.picture import PictureTaste
+
+    z = np.random.default_rng(0).standard_normal((300, 128))
+    head = fit_head(z, np.tanh(z @ np.random.default_rng(1).standard_normal((128, 12)) / 8) + 1.0, MODEL,
+                    HeadConfig(pca=4, hidden=16, epochs=5, landmarks=8))
+    with TasteStore(tmp_path / "taste.sqlite") as own, TasteServer(
+            own, renderer, propose, MODEL, "picture-curator", port=0, token=TOKEN, seed=3, head=head) as s:
+        assert isinstance(s.deck.model, PictureTaste) and s.deck.model.n == 0
+        rate_one_of_each(s)
+        assert isinstance(s.deck.model, PictureTaste) and s.deck.model.n == 2
+        wait_for(lambda: get_json(s, "api/progress")[1]["n_eval"] > 0, what="evaluation")
+
+
 def test_gallery_ranks_and_renders_faces(server):
     rate_one_of_each(server)
     status, g = get_json(server, "api/gallery")

@@ -306,3 +306,61 @@ def test_command_errors_are_one_red_line(tmp_path, args, match):
     assert res.exit_code == 1
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], res.output
+
+
+def _tiny_head(model_hash: str):
+    from passersby.taste.head import HeadConfig, fit_head
+
+    zz = np.random.default_rng(0).standard_normal((200, 128))
+    return fit_head(zz, np.tanh(zz[:, :12]) + 1.0, model_hash, HeadConfig(pca=4, hidden=8, epochs=2, landmarks=4))
+
+
+def test_export_carries_a_built_feature_head_and_import_installs_it(tmp_path):
+    from passersby.taste.head import FeatureHead, head_path
+
+    home_a, home_b = tmp_path / "a", tmp_path / "b"
+    home_a.mkdir()
+    with TasteStore(taste_path(home_a)) as s:
+        s.add("ada", z(), "like", "m1")
+    head = _tiny_head("m1")
+    head.save(head_path(home_a, "m1"))
+    out = tmp_path / "ada.json"
+    assert _run("export", "--curator", "ada", "--out", str(out), "--home", str(home_a)).exit_code == 0
+    assert set(json.loads(out.read_text())["feature_heads"]) == {"m1"}
+    res = _run("import", str(out), "--home", str(home_b))
+    assert res.exit_code == 0 and "feature heads of models m1" in res.output, res.output
+    back = FeatureHead.load(head_path(home_b, "m1"), "m1")
+    zz = np.random.default_rng(1).standard_normal((3, 128))
+    np.testing.assert_allclose(back(zz), head(zz))
+    assert not [p for p in head_path(home_b, "m1").parent.iterdir() if p.name.startswith(".import-")]
+    res = _run("import", str(out), "--home", str(home_b))  # the head is here already: kept, not reinstalled
+    assert res.exit_code == 0 and "feature heads" not in res.output
+
+
+@pytest.mark.parametrize("heads, match", [
+    ({"m1": "not base64!"}, "feature_heads[m1]: not base64"),
+    ({"m1": "AAAA"}, "feature_heads[m1]: not a readable feature head"),
+    ("x", "feature_heads: expected an object"),
+    ("other-model", "a feature head of model m2, not m1"),
+])
+def test_a_bad_feature_head_in_an_export_is_one_error_line_and_imports_nothing(tmp_path, heads, match):
+    import base64
+
+    from passersby.taste.head import head_path
+
+    if heads == "other-model":
+        path = tmp_path / "h.safetensors"
+        _tiny_head("m2").save(path)
+        heads = {"m1": base64.b64encode(path.read_bytes()).decode()}
+    (tmp_path / "a").mkdir()
+    with TasteStore(taste_path(tmp_path / "a")) as s:
+        s.add("ada", z(), "like", "m1")
+        out = tmp_path / "ada.json"
+        s.export_json("ada", out, {"feature_heads": heads})
+    res = _run("import", str(out), "--home", str(tmp_path / "b"))
+    lines = res.output.strip().splitlines()
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], res.output
+    assert not head_path(tmp_path / "b", "m1").exists()
+    assert not list((tmp_path / "b" / "cache").glob(".import-*"))
+    with TasteStore(taste_path(tmp_path / "b")) as s:
+        assert s.curators() == []
