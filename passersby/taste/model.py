@@ -14,8 +14,10 @@ active learning (active.py) asks about.
 
 phi is a fixed, cheap feature map named by `features` (FEATURE_MAPS): "z" (linear in the
 latent; the default) or "z+sq" (z and its centred squares, for tastes that like or dislike
-the extremes of a latent direction). It works in z space only, because the stream scores up
-to 64 candidates per anchor and rendering them would take the cores the screens need.
+the extremes of a latent direction). It works in z space only (the `taste.model = "z"` setting);
+the default model, taste/picture.PictureTaste, adds features of the picture predicted from z by a
+small network (taste/head.py), since rendering the stream's 64 candidates per anchor would take
+the cores the screens need.
 
 The prior shape P matters more than anything else here. With P = I (the default), 50 ratings
 cannot pin down a direction among 128: the benchmark's tastes reach an AUC of ~0.6. Tastes are
