@@ -11,6 +11,7 @@ invocation, on this machine; lscpu goes into the JSON.
 Usage:
     python benchmarks/first_frame.py                       # 2 cold + 3 warm starts
     python benchmarks/first_frame.py --runs 5 --json out/first-frame.json
+    python benchmarks/first_frame.py --runs 3 --uncached 2   # and the reference: no cache at all
 """
 
 from __future__ import annotations
@@ -63,10 +64,11 @@ async def _first_frame(url: str, screen: str, t0: float, timeout: float) -> floa
     raise TimeoutError(f"no frame on {screen} within {timeout:.0f} s")
 
 
-def one_start(home: Path, cache: Path, timeout: float) -> dict[str, Any]:
-    """Start `passersby serve`, time each screen's first frame at a client, stop it."""
+def one_start(home: Path, cache: Path | None, timeout: float) -> dict[str, Any]:
+    """Start `passersby serve`, time each screen's first frame at a client, stop it (cache None:
+    the compile cache off, every network converted at every start, as before issue 22)."""
     port = _free_port()
-    env = {**os.environ, "PASSERSBY_COMPILE_CACHE": str(cache), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PASSERSBY_COMPILE_CACHE": "off" if cache is None else str(cache), "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "passersby.cli", "serve", "--home", str(home), "--port", str(port),
            "--screens", ",".join(SCREENS)]
     t0 = time.perf_counter()
@@ -94,6 +96,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="warm starts (cold: min(2, runs))")
     ap.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a first frame")
+    ap.add_argument("--uncached", type=int, default=0, help="also N starts with the compile cache off (the reference)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     console = Console(width=120)
@@ -102,7 +105,7 @@ def main(argv: list[str]) -> int:
     console.print(f"flags: {' '.join(cpu['flags'])}", style="dim", markup=False)
     work = Path(tempfile.mkdtemp(prefix="passersby-first-frame-"))
     result: dict[str, Any] = {"machine": machine_info(), "lscpu": cpu, "args": vars(args) | {"json": str(args.json)},
-                              "cold": [], "warm": []}
+                              "cold": [], "warm": [], "uncached": []}
     try:
         for i in range(min(2, args.runs)):  # each cold start: a new home and an empty cache
             (work / f"home-cold-{i}").mkdir(parents=True)
@@ -114,15 +117,20 @@ def main(argv: list[str]) -> int:
             r = one_start(home, cache, args.timeout)
             result["warm"].append(r)
             console.print(f"warm start {i + 1}: all screens {r['all_screens_s']:.2f} s")
+        for i in range(args.uncached):
+            r = one_start(home, None, args.timeout)
+            result["uncached"].append(r)
+            console.print(f"start without the cache {i + 1}: all screens {r['all_screens_s']:.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     summary = {k: {"median_s": statistics.median(x["all_screens_s"] for x in result[k]),
-                   "max_s": max(x["all_screens_s"] for x in result[k])} for k in ("cold", "warm")}
+                   "max_s": max(x["all_screens_s"] for x in result[k])} for k in ("cold", "warm", "uncached")
+               if result[k]}
     result["summary"] = summary
     t = Table(title="process start -> first frame of every screen at a kiosk client")
     for col in ("start", "runs", "median s", "max s"):
         t.add_column(col, justify="right")
-    for k in ("cold", "warm"):
+    for k in summary:
         t.add_row(k, str(len(result[k])), f"{summary[k]['median_s']:.2f}", f"{summary[k]['max_s']:.2f}")
     console.print(t)
     write_json(args.json, result)
