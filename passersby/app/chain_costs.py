@@ -56,6 +56,12 @@ def _key(parts: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
+def _fresh(entry: Any, t: float) -> bool:
+    """An entry {"seconds", "at"} younger than MAX_AGE_S (a hand-edited or damaged one is not)."""
+    at = entry.get("at") if isinstance(entry, dict) else None
+    return isinstance(at, (int, float)) and 0 <= t - at < MAX_AGE_S
+
+
 def remembered(parts: dict[str, Any], measure: Callable[[], float], root: Path | None = None,
                now: Callable[[], float] = time.time) -> tuple[float, bool]:
     """(seconds, whether remembered): the stored figure for `parts` on this CPU if it is younger
@@ -77,13 +83,13 @@ def remembered(parts: dict[str, Any], measure: Callable[[], float], root: Path |
             table = {}
     except (OSError, ValueError):
         table = {}  # none yet, or damaged: measure and write a fresh one
+    t = now()
     hit = table.get(key)
-    if isinstance(hit, dict) and isinstance(hit.get("seconds"), (int, float)) and \
-            0 <= now() - float(hit.get("at", -1e18)) < MAX_AGE_S:
+    if _fresh(hit, t) and isinstance(hit.get("seconds"), (int, float)):
         return float(hit["seconds"]), True
     seconds = float(measure())
-    table = {k: v for k, v in table.items() if isinstance(v, dict) and now() - float(v.get("at", 0)) < MAX_AGE_S}
-    table[key] = {"seconds": seconds, "at": now(), "parts": parts}
+    table = {k: v for k, v in table.items() if _fresh(v, t)}  # drops old and damaged entries
+    table[key] = {"seconds": seconds, "at": t, "parts": parts}
     try:
         root.mkdir(parents=True, exist_ok=True)
         with atomic_open(path, "w") as f:

@@ -37,6 +37,14 @@ def test_another_cpu_or_a_week_later_measures_again(tmp_path, monkeypatch):
 def test_a_damaged_or_unwritable_file_only_costs_a_measurement(tmp_path, caplog):
     (tmp_path / chain_costs.FILE).write_text("{not json")
     assert remembered({"m": 1}, lambda: 0.1, root=tmp_path) == (0.1, False)
+    import json
+
+    table = json.loads((tmp_path / chain_costs.FILE).read_text())
+    table["other"] = {"seconds": 0.3, "at": "yesterday"}  # a damaged entry beside a good one
+    table[next(iter(table))]["seconds"] = "fast"
+    (tmp_path / chain_costs.FILE).write_text(json.dumps(table))
+    assert remembered({"m": 1}, lambda: 0.1, root=tmp_path) == (0.1, False)  # measured, not a crash
+    assert "other" not in json.loads((tmp_path / chain_costs.FILE).read_text())
     assert remembered({"m": 1}, lambda: 0.2, root=tmp_path) == (0.1, True)  # rewritten whole
     blocker = tmp_path / "file"
     blocker.write_text("x")
