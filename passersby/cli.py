@@ -30,6 +30,7 @@ def _register() -> None:
     from passersby.train.cli import train_command
     from passersby.app.ledger_cli import ledger_app
     from passersby.train.direction_cli import direction_command
+    from passersby.train.restorer_cli import restorer_command
     from passersby.app.stream_cli import config_app, render_command, serve_command, show_command, status_command
     from passersby.taste.cli import taste_app
     from passersby.app.print_cli import print_command
@@ -51,6 +52,7 @@ def _register() -> None:
     app.command("hires")(hires_command)
     app.command("train")(train_command)
     app.command("direction")(direction_command)
+    app.command("restorer")(restorer_command)
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(config_app, name="config")
     app.add_typer(service_app, name="service")

@@ -24,7 +24,31 @@ MS_SPACES = ("pixels", "features")
 # these: models/previous-default-*.safetensors and candidate-b store no discriminator and no
 # d_resolution and load as fastgan / 0, as they always did. Frozen: never follow the defaults.
 STORED_CONFIG_FALLBACKS: dict[str, Any] = {"resolution": 256, "z_dim": 128, "ngf": 32, "ndf": 32,
-                                           "class_names": (), "discriminator": "fastgan", "d_resolution": 0}
+                                           "class_names": (), "discriminator": "fastgan", "d_resolution": 0,
+                                           "restorer": None}
+
+
+@dataclass(frozen=True)
+class RestorerConfig:
+    """Architecture of the restorer, the generator's optional last stage (model/restorer.py).
+
+    Args:
+        width: channels at half side (128 px for a 256 px face).
+        deep: channels at quarter side, where the residual blocks work.
+        blocks: residual blocks at quarter side.
+
+    Example:
+        >>> RestorerConfig().deep
+        48
+    """
+
+    width: int = 32
+    deep: int = 48
+    blocks: int = 3
+
+    def __post_init__(self) -> None:
+        if not (4 <= self.width <= 256 and 4 <= self.deep <= 256 and 0 <= self.blocks <= 16):
+            raise ValueError(f"restorer widths must be 4..256 and blocks 0..16, got {self}")
 
 
 @dataclass(frozen=True)
@@ -41,6 +65,7 @@ class ModelConfig:
         discriminator: "fastgan" (learned from pixels, with a reconstruction decoder) or
             "projected" (small heads on frozen EfficientNet-Lite0 features; model/projected.py).
         d_resolution: side at which the projected discriminator sees images (0 = resolution).
+        restorer: the image-to-image stage after the last layer (model/restorer.py), or None.
 
     Example:
         >>> ModelConfig(resolution=128, ngf=32).n_classes
@@ -58,8 +83,11 @@ class ModelConfig:
     class_names: tuple[str, ...] = ()
     discriminator: str = "projected"
     d_resolution: int = 192
+    restorer: RestorerConfig | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.restorer, dict):  # as stored in a checkpoint's JSON
+            object.__setattr__(self, "restorer", RestorerConfig(**self.restorer))
         if self.resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution}")
         if self.z_dim < 8 or self.ngf < 4 or self.ndf < 4:

@@ -139,6 +139,7 @@ class FusedGenerator(nn.Module):
         self.sles = g.sles  # cheap (4x4 pooled): kept as they are
         self.sle_pairs = list(g.sle_pairs)
         self.to_rgb = PaddedRGB(g.to_rgb)
+        self.restorer = g.restorer  # plain convolutions: run as they are
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.class_vec is not None:
@@ -154,6 +155,8 @@ class FusedGenerator(nn.Module):
                     x = self.sles[f"{a}_{b}"](feats[a], x)
             feats[s] = x
         rgb = torch.tanh(self.to_rgb(x))  # (N, 3, R, R)
+        if self.restorer is not None:
+            rgb = self.restorer(rgb)
         return ((rgb + 1.0) * 127.5).permute(0, 2, 3, 1)
 
 

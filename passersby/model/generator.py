@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from passersby.config import ModelConfig
+from passersby.model.restorer import Restorer
 
 # Channel multiplier of ngf at each spatial size (FastGAN's nfc table).
 WIDTHS = {4: 8, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5}
@@ -116,6 +117,9 @@ class Generator(nn.Module):
             self.sle_pairs = [(4, 32), (8, 64)]
         self.sles = nn.ModuleDict({f"{a}_{b}": SLE(_ch(cfg, a), _ch(cfg, b)) for a, b in self.sle_pairs})
         self.to_rgb = nn.Conv2d(prev, 3, 3, 1, 1)
+        # The optional last stage (model/restorer.py): trained after the GAN, on pairs that carry
+        # this generator's own tells; None in every model trained before it existed.
+        self.restorer = Restorer(cfg.restorer) if cfg.restorer is not None else None
 
     def embed(self, z: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
         """(N, z_dim) [+ (N,) int64] -> the 4x4 network input (N, z_dim[*2], 1, 1).
@@ -143,7 +147,8 @@ class Generator(nn.Module):
                 if b == s:
                     x = self.sles[f"{a}_{b}"](feats[a], x)
             feats[s] = x
-        return torch.tanh(self.to_rgb(x))
+        image = torch.tanh(self.to_rgb(x))  # (N, 3, R, R)
+        return self.restorer(image) if self.restorer is not None else image
 
 
 @torch.no_grad()
