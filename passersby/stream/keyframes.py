@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from passersby.stream.sources import FrameSource, Image, Key, Stage, mix as blend, run_stages
+from passersby.stream.sources import FrameSource, Image, Key, Stage, Steerable, mix as blend, run_stages
 
 log = logging.getLogger("passersby")
 
@@ -198,3 +198,30 @@ class Keyframes:
 
     def close(self) -> None:
         self.source.close()
+
+
+class SteeredKeyframes(Keyframes):
+    """Keyframes around a Steerable source (the latent walk), steerable itself (sources.Steerable):
+    offsets go to the source, which applies them on each keyframe; the frames between are blends,
+    so a change shows from the next keyframe on.
+
+    Example:
+        >>> src = SteeredKeyframes(walk, [((enhance,), 2), ((), 1)])  # a walk and an enhancer built elsewhere  # doctest: +SKIP
+        >>> src.set_offset("head turn", 1.5)  # a walk and an enhancer built elsewhere  # doctest: +SKIP
+    """
+
+    def set_offset(self, name: str, amount: float) -> None:
+        self.source.set_offset(name, amount)
+
+    def offsets(self) -> dict[str, float]:
+        return self.source.offsets()
+
+
+def chain(source: FrameSource, levels: Sequence[tuple[Sequence[Stage], int]], **kw: Any) -> Keyframes:
+    """`source` in a Keyframes chain, steerable when the source is (SteeredKeyframes).
+
+    Example:
+        >>> chain(walk, [((), 1)]).levels  # a walk built elsewhere  # doctest: +SKIP
+        [((), 1)]
+    """
+    return (SteeredKeyframes if isinstance(source, Steerable) else Keyframes)(source, levels, **kw)
