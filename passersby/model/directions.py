@@ -15,8 +15,10 @@ The file is safetensors (never pickle) with a JSON description in its metadata:
                "pca-0" | ... | "label", "name": ..., "std": ..., and what was measured}]}
 
 A direction's `source` is its stable id (frame keys use it, so renaming never breaks a
-capture); `std` is the standard deviation of its component z.d over z ~ N(0, I) latents (1 for a
-unit vector under the prior; stored as measured), so an amount of 1 moves z by std x vector.
+capture); `std` is the standard deviation of its component z.d under the prior z ~ N(0, I): 1 for
+the unit vectors `passersby directions` writes (the std over the sampled latents is kept as
+"sample_std"; a direction fitted on those latents looks wider on them than it is), so an amount
+of 1 moves z by std x vector.
 A file belongs to one generator (its hash): loading it for another model is refused.
 """
 
@@ -54,6 +56,12 @@ class Direction:
     vector: np.ndarray  # (z_dim,) unit
     std: float
     info: dict[str, Any] = dataclasses.field(default_factory=dict)  # what was measured (explained variance, ...)
+
+    def __post_init__(self) -> None:
+        # float32 values, as the file stores them: a set fresh from `find` and the same set read
+        # back give the same steps bit for bit (frame keys check their digest).
+        object.__setattr__(self, "vector", np.asarray(self.vector, np.float32).astype(np.float64))
+        object.__setattr__(self, "std", float(self.std))
 
     @property
     def step(self) -> np.ndarray:

@@ -65,7 +65,8 @@ def pca_directions(z: np.ndarray, y: np.ndarray, k: int, avoid: np.ndarray | Non
         avoid: a unit (z_dim,) direction each result is made orthogonal to (the label direction), or None.
 
     Returns:
-        k dicts {"vector": (z_dim,) unit, "std": std of z . vector, "explained": share of y's
+        k dicts {"vector": (z_dim,) unit, "std": 1 (z . vector under the prior N(0, I)),
+        "sample_std": its std over these z, "explained": share of y's
         variance, "r2": share of the component a line in z explains, "cos_label": cosine with
         `avoid` before it was removed}, largest component first.
 
@@ -91,7 +92,7 @@ def pca_directions(z: np.ndarray, y: np.ndarray, k: int, avoid: np.ndarray | Non
         if avoid is not None:
             v = v - (v @ avoid) * avoid
             v = v / np.linalg.norm(v)
-        out.append({"vector": v, "std": float((z @ v).std()), "explained": float(s[j] ** 2 / total),
+        out.append({"vector": v, "std": 1.0, "sample_std": round(float((z @ v).std()), 4), "explained": float(s[j] ** 2 / total),
                     "r2": round(r2, 4), "cos_label": round(cos, 4)})
     return out
 
@@ -136,8 +137,8 @@ def find_directions(g: torch.nn.Module, model_hash: str, n: int = 2000, k: int =
             for j, r in enumerate(pca_directions(z.numpy(), y, k, avoid))]
     if label is not None:
         zl = z.numpy().astype(np.float64) @ avoid
-        dirs.append(Direction("label", "masculine", avoid, float(zl.std()),
-                              {"probe_accuracy": float(label.probe_accuracy)}))
+        dirs.append(Direction("label", "masculine", avoid, 1.0,
+                              {"probe_accuracy": float(label.probe_accuracy), "sample_std": round(float(zl.std()), 4)}))
     if yaw_faces:
         from passersby.model.yaw import yaw_direction
 
