@@ -146,7 +146,7 @@ def labelled_rows(rows: Sequence[np.ndarray], labels: Sequence[str], header: Seq
 
     Example:
         >>> labelled_rows([np.zeros((8, 70, 3), np.uint8)] * 2, ["a", "b"], ["-1", "0", "+1"], 40).shape
-        (42, 114, 3)
+        (38, 114, 3)
     """
     from PIL import Image, ImageDraw
 

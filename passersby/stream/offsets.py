@@ -43,7 +43,7 @@ def vectors_digest(ids: list[str], vectors: np.ndarray) -> str:
 
     Example:
         >>> vectors_digest(["pca-0"], np.eye(2)[:1])
-        '9b6a0ab7f5da2c5c'
+        '2cb2360b6b4c7e18'
     """
     h = hashlib.sha256()
     for i, v in zip(ids, np.asarray(vectors, np.float32)):

@@ -115,3 +115,17 @@ def test_the_directions_command_finds_lists_renames_and_draws(tmp_path, tiny_mod
         assert r.exit_code == 1 and says in r.output and "Traceback" not in r.output, (args, r.output)
     help_text = CliRunner().invoke(app, ["directions", "--help"]).output
     assert "passersby directions rename dirs.safetensors 3" in help_text
+
+
+def test_the_head_turn_video_in_the_docs_decodes_and_shows_a_turning_head():
+    """docs/directions/head-turn.mp4 (made by docs/directions/head_turn_video.py through the real
+    render path): decoded, 120 frames under 2 MB, the slider's keys run -3 -> +3, and the nose
+    measured on the first and last frames moved across the eyes' middle."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("head_turn_video", root / "docs" / "directions" / "head_turn_video.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = module.check()
+    assert out["frames"] == 120 and out["yaw"][0] < 0 < out["yaw"][1], out
