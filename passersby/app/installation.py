@@ -31,6 +31,7 @@ from passersby.stream.sources import LatentWalk
 
 if TYPE_CHECKING:
     from passersby.app.chain import ChainPlan
+    from passersby.model.directions import DirectionSet
     from passersby.app.rerender import Rerenderer
 
 
@@ -46,6 +47,8 @@ class Installation:
     home: Path | None = None
     make_rerenderer: Callable[[], "Rerenderer"] | None = None  # built on first use (compiles models)
     _rerenderer: "Rerenderer | None" = None
+    # The model's named directions (model/directions.DirectionSet: names, strips), for sliders; None: none.
+    directions: "DirectionSet | None" = None
 
     def rerenderer(self) -> "Rerenderer":
         """The installation's Rerenderer (app/rerender.py), built once."""
@@ -312,7 +315,7 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     engine = Engine(plans, settings.walk.fps, spec, info.config.z_dim, info.hash, settings.stream.queue, seed,
                     info=status, exactingness=knob)
     make = lambda: _rerenderer(settings, g, info, painter, chain, spec, directions)  # noqa: E731 - deferred
-    return Installation(engine, info, runtime, path, dry_dir, home, make)
+    return Installation(engine, info, runtime, path, dry_dir, home, make, directions=directions)
 
 
 def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter, chain: "ChainPlan", ledger: LedgerSpec,

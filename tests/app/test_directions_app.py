@@ -129,3 +129,50 @@ def test_the_head_turn_video_in_the_docs_decodes_and_shows_a_turning_head():
     spec.loader.exec_module(module)
     out = module.check()
     assert out["frames"] == 120 and out["yaw"][0] < 0 < out["yaw"][1], out
+
+
+def test_the_taste_judges_a_candidate_as_the_sliders_will_show_it():
+    from passersby.app.installation import ShiftedTaste
+    from passersby.stream.offsets import DirectionSteps, Offsets
+    from passersby.taste.model import TasteModel
+
+    u = np.eye(128)[7]
+    taste = TasteModel(u, 0.0, np.eye(129) * 1e-6, 10, 1.0)  # likes faces far along z[7]
+    offsets = Offsets(DirectionSteps(("yaw",), ("head turn",), u[None]))
+    shifted = ShiftedTaste(taste, offsets)
+    z = np.random.default_rng(0).standard_normal((16, 128))
+    np.testing.assert_array_equal(shifted.prob(z), taste.prob(z))  # sliders at 0: the same judgement
+    offsets.set("head turn", 2.0)
+    np.testing.assert_allclose(shifted.prob(z), taste.prob(z + 2.0 * u), rtol=1e-6)
+    assert np.all(shifted.prob(z) > taste.prob(z))
+
+
+def test_steered_faces_pass_the_critic_as_they_are_shown(tmp_path):
+    """The shipped model with its shipped directions: a screen at "head turn=3" with the critic on;
+    every face it claimed, moved by the slider as it was shown, is one the face detector passes."""
+    from passersby.data.faces import face_score
+    from passersby.model.load import default_directions_path
+    from passersby.model.directions import read_directions
+    from passersby.runtime import make_renderer
+
+    s = load_settings(None, {"stream.seed": 5, "walk.tempo": 0.2, "taste.min_critic": 0.8, "enhancer.mode": "off"},
+                      search=False)
+    s = dataclasses.replace(s, screens=(ScreenSettings("solo", "", 0, "walk", "head turn=3"),))
+    inst = build(s, tmp_path)
+    try:
+        assert inst.directions is not None and "head turn" in inst.directions.names
+        inst.engine.start(pace=False)
+        frames = [inst.engine.take(0) for _ in range(30)]
+    finally:
+        inst.close()
+    assert all(f.key["offsets"] == {"yaw": 3.0} for f in frames)
+    turn = read_directions(default_directions_path()).directions[-1]
+    assert turn.source == "yaw"
+    from passersby.stream.ledger import SqliteLedger
+
+    with SqliteLedger.open_existing(tmp_path / "ledger.sqlite") as led:
+        anchors = np.stack([z for _, z in led.recent("solo", 100)])
+    g, _ = load_generator()
+    render = make_renderer(g.float().eval(), "auto")
+    scores = [face_score(im) for im in render(anchors + np.float32(3.0) * turn.step)]
+    assert len(scores) >= 4 and min(scores) >= 0.8 - 1e-3, scores
