@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from passersby.stream.sources import FrameSource, Image, Key, Stage, Steerable, mix as blend, run_stages
+from passersby.stream.sources import FrameSource, Image, Key, Rewindable, Stage, Steerable, mix as blend, run_stages
 
 log = logging.getLogger("passersby")
 
@@ -201,9 +201,9 @@ class Keyframes:
 
 
 class SteeredKeyframes(Keyframes):
-    """Keyframes around a Steerable source (the latent walk), steerable itself (sources.Steerable):
-    offsets go to the source, which applies them on each keyframe; the frames between are blends,
-    so a change shows from the next keyframe on.
+    """Keyframes around a Steerable source (the latent walk), steerable itself (sources.Steerable)
+    and rewindable (sources.Rewindable): offsets go to the source, which applies them on each
+    keyframe; the frames between are blends, so a change shows from the next keyframe on.
 
     Example:
         >>> src = SteeredKeyframes(walk, [((enhance,), 2), ((), 1)])  # a walk and an enhancer built elsewhere  # doctest: +SKIP
@@ -215,6 +215,15 @@ class SteeredKeyframes(Keyframes):
 
     def offsets(self) -> dict[str, float]:
         return self.source.offsets()
+
+    def rewind(self, index: int) -> bool:
+        """Render again from frame `index`: from its keyframe on, if the source can (sources.Rewindable)."""
+        first = index - index % self.every
+        if not (isinstance(self.source, Rewindable) and self.source.rewind(first)):
+            return False
+        for old in [i for i in self.cache if i >= first]:  # rendered with the old offsets
+            del self.cache[old]
+        return True
 
 
 def chain(source: FrameSource, levels: Sequence[tuple[Sequence[Stage], int]], **kw: Any) -> Keyframes:

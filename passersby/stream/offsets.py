@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ import numpy as np
 
 LIMIT = 3.0  # amounts are in std units of their component, clamped to [-LIMIT, LIMIT]
 RAMP_PER_FRAME = 0.5  # std per rendered frame: -3 -> +3 in 12 frames (0.4 s at 30 fps)
+HISTORY = 64  # rendered frames whose amounts are remembered for a rewind (> any queue a rewind trims)
 
 
 def vectors_digest(ids: list[str], vectors: np.ndarray) -> str:
@@ -156,9 +158,13 @@ class Offsets:
         self._target: dict[str, float] = {}  # id -> target amount
         self._applied: dict[str, float] = {}  # id -> amount of the last rendered frame
         self._frame: int | None = None  # index of the last rendered frame
+        # (frame, amounts) of the latest frames, so a rewind (the engine re-rendering frames it
+        # had queued) ramps on from what the frame before showed, never with a jump.
+        self._history: deque[tuple[int, dict[str, float]]] = deque(maxlen=HISTORY)
         for name, amount in (initial or {}).items():
             i = self.steps.id_of(name)
             self._target[i] = self._applied[i] = clamp(amount)
+        self._initial = dict(self._applied)
 
     def set(self, name: str, amount: float) -> None:
         """Target `amount` std (clamped to [-3, 3]) along the direction `name` (or its id)."""
@@ -181,7 +187,20 @@ class Offsets:
             for i, want in self._target.items():
                 have = self._applied.get(i, 0.0)
                 self._applied[i] = want if abs(want - have) <= step else have + math.copysign(step, want - have)
+            self._history.append((frame, dict(self._applied)))
             return {i: a for i, a in sorted(self._applied.items()) if a != 0.0}
+
+    def rewind(self, frame: int) -> None:
+        """Frames from `frame` on will be rendered again: the ramp goes on from the amounts of the
+        latest frame before it (the first frame's, if none is remembered)."""
+        with self._lock:
+            while self._history and self._history[-1][0] >= frame:
+                self._history.pop()
+            if self._history:
+                self._frame, applied = self._history[-1]
+                self._applied = dict(applied)
+            else:
+                self._frame, self._applied = None, dict(self._initial)
 
     def delta(self) -> np.ndarray | None:
         """(z_dim,) float32 sum of the targets' offsets, or None when all are 0: what a candidate

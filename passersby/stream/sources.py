@@ -106,6 +106,17 @@ class Steerable(Protocol):
     def offsets(self) -> dict[str, float]: ...
 
 
+@runtime_checkable
+class Rewindable(Protocol):
+    """A source that can render again from an earlier frame (the latent walk, and Keyframes
+    around one): `rewind(index)` says whether frames from `index` on can be rendered again (the
+    anchors they need are still held) and, if so, forgets what it kept of them. The engine uses
+    it to re-render the frames it had rendered ahead when a slider moves (Engine.steer), so a
+    change shows within 2 frames instead of after the whole queue."""
+
+    def rewind(self, index: int) -> bool: ...
+
+
 class Stage(Protocol):
     """A picture-to-picture step after the source (e.g. an upscaler): (image, key) -> (image,
     key); it adds its own identity to the key so the frame can be re-rendered through it."""
@@ -174,6 +185,13 @@ class LatentWalk:
 
     def set_offset(self, name: str, amount: float) -> None:
         self.steering.set(name, amount)
+
+    def rewind(self, index: int) -> bool:
+        # Frames from `index` on render again while their anchors are in the walker's window.
+        if index < 0 or self.walker.anchor_ids(index)[0] < self.walker.window[0]:
+            return False
+        self.steering.rewind(index)
+        return True
 
     def offsets(self) -> dict[str, float]:
         return self.steering.targets()

@@ -140,3 +140,116 @@ def test_steered_faces_pass_the_ledger_and_a_face_seen_before_is_refused_whateve
     fresh = _anchors(path, lambda rng: rng.standard_normal(D), channel="other")
     assert fresh().shape == (D,)
     fresh.close()
+
+
+def test_a_rewind_ramps_on_from_the_frame_before_it():
+    o = Offsets(STEPS, {"light": 1.0})
+    o.set("head turn", 3.0)
+    assert [o.advance(i).get("yaw") for i in range(6)] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0]
+    o.rewind(2)
+    assert o.advance(2)["yaw"] == 1.5  # frame 1 showed 1.0: one step on, as the first time
+    o.rewind(0)
+    assert o.advance(0) == {"pca-0": 1.0, "yaw": 0.5}  # from the start: the settings' offsets
+
+
+def _engine(tmp_path, queue=12):
+    from passersby.stream.engine import Engine, ScreenPlan
+
+    plan = ScreenPlan("s", lambda rng: rng.standard_normal(D),
+                      lambda anchors: LatentWalk(WalkConfig(tempo=6.0, fps=30.0), anchors, render, "m0", Offsets(STEPS)))
+    return Engine([plan], 30.0, tmp_path / "ledger.sqlite", D, "m0", queue, seed=3)
+
+
+def test_a_moved_slider_shows_within_2_frames_with_no_jump_in_the_walk(tmp_path):
+    """Engine.steer: the frames rendered ahead beyond the next 2 are rendered again, steered;
+    the walk goes on frame by frame (no index skipped or repeated) and every key re-renders."""
+    engine = _engine(tmp_path)
+    try:
+        engine.start(pace=False)
+        p = engine.producers[0]
+        while p.frames.qsize() < 12:  # the queue is full: 12 frames rendered ahead, unsteered
+            engine.check()
+            threading.Event().wait(0.01)
+        engine.steer("s", "head turn", 3.0)
+        # The producer wakes within PUT_WAIT_S and trims what it had queued beyond 2 frames.
+        while not any("offsets" in f.key for f in list(p.frames.queue)):
+            engine.check()
+            threading.Event().wait(0.005)
+        frames = [engine.take(0) for _ in range(20)]
+    finally:
+        engine.stop()
+    assert [f.index for f in frames] == list(range(20))
+    amounts = [f.key.get("offsets", {}).get("yaw", 0.0) for f in frames]
+    assert amounts[:2] == [0.0, 0.0] and amounts[2] == 0.5  # the 3rd frame shown is steered
+    assert amounts[2:9] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0] and amounts[-1] == 3.0
+    with LedgerSpec(tmp_path / "ledger.sqlite").open_existing() as led:
+        for f in frames:
+            z = frame_latent(np.stack([led.anchor(i) for i in f.key["ledger_ids"]]), f.key["t"], WalkConfig(tempo=6.0, fps=30.0))
+            assert np.array_equal(render(apply_offsets(z, STEPS.steps, f.key.get("offsets", {}))[None])[0], f.image)
+
+
+def test_a_knob_turned_all_the_time_never_starves_the_screen_nor_jumps(tmp_path):
+    engine = _engine(tmp_path, queue=6)
+    stop = threading.Event()
+
+    def knob():
+        a = 0.0
+        while not stop.is_set():
+            a = -a if abs(a) >= 3 else a + 0.25
+            engine.steer("s", "head turn", a if a else 0.1)
+            stop.wait(0.002)
+
+    try:
+        engine.start(pace=False)
+        t = threading.Thread(target=knob)
+        t.start()
+        frames = [engine.take(0, timeout=10) for _ in range(150)]
+    finally:
+        stop.set()
+        t.join()
+        engine.stop()
+    assert [f.index for f in frames] == list(range(150))
+    amounts = [f.key.get("offsets", {}).get("yaw", 0.0) for f in frames]
+    assert all(abs(b - a) <= 0.5 + 1e-9 for a, b in zip(amounts, amounts[1:])), amounts  # smooth
+    assert len(set(amounts)) > 5
+
+
+def test_steering_a_screen_that_cannot_be_steered_is_refused(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        with pytest.raises(PermissionError, match="no screen 'x'"):
+            engine.steer("x", "head turn", 1.0)
+        with pytest.raises(KeyError, match="no direction named 'tilt'"):
+            engine.steer("s", "tilt", 1.0)
+    finally:
+        engine.stop()
+
+
+def test_frames_rendered_again_ramp_on_from_the_frame_shown_before_them(tmp_path):
+    engine = _engine(tmp_path)
+    try:
+        engine.start(pace=False)
+        p = engine.producers[0]
+
+        def queued_amounts():
+            return [f.key.get("offsets", {}).get("yaw", 0.0) for f in list(p.frames.queue)]
+
+        def wait_for(ok):
+            while not ok():
+                engine.check()
+                threading.Event().wait(0.005)
+
+        wait_for(lambda: p.frames.qsize() == 12)
+        engine.steer("s", "head turn", 3.0)
+        wait_for(lambda: p.frames.qsize() == 12 and queued_amounts()[-1] == 3.0)
+        shown = [engine.take(0) for _ in range(2)]  # 0 and 1; 2 .. 13 wait, ramped 0.5 .. 3.0
+        wait_for(lambda: p.frames.qsize() == 12)
+        engine.steer("s", "head turn", -3.0)  # 2 and 3 stay; 4 on are rendered again from 3's 1.0
+        wait_for(lambda: len(q := queued_amounts()) > 2 and q[2] != 1.5)
+        shown += [engine.take(0) for _ in range(14)]
+    finally:
+        engine.stop()
+    assert [f.index for f in shown] == list(range(16))
+    amounts = [f.key.get("offsets", {}).get("yaw", 0.0) for f in shown]
+    assert amounts[:5] == [0.0, 0.0, 0.5, 1.0, 0.5] and amounts[-1] == -3.0, amounts
+    assert all(abs(b - a) <= 0.5 + 1e-9 for a, b in zip(amounts, amounts[1:])), amounts

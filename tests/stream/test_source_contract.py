@@ -20,7 +20,7 @@ from passersby.stream.feedback import FeedbackConfig, FeedbackLoop, replay
 from passersby.stream.keyframes import Keyframes, blend, chain
 from passersby.stream.offsets import DirectionSteps, Offsets, apply_offsets
 from passersby.stream.peep import PeepConfig, PeepSource
-from passersby.stream.sources import Describable, FrameSource, LatentWalk, Pressable, Stateful, Steerable
+from passersby.stream.sources import Describable, FrameSource, LatentWalk, Pressable, Rewindable, Stateful, Steerable
 from passersby.stream.walker import WalkConfig, frame_latent
 
 D = 8
@@ -129,20 +129,22 @@ def peep(anchors: FakeAnchors) -> PeepSource:
 
 # name -> (build from anchors, re-render a frame from its key and the anchors, capabilities it has)
 SOURCES: dict[str, tuple[Callable[[FakeAnchors], Any], Callable, set[type]]] = {
-    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Steerable}),
+    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Steerable, Rewindable}),
     "steered-walk": (lambda a: SteeredWalk(WALK, a, walk_renderer, "m0", Offsets(STEPS, {"turn": 1.5})),
-                     rerender_walk, {Steerable}),
+                     rerender_walk, {Steerable, Rewindable}),
     "feedback": (lambda a: FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
                  rerender_feedback, set()),
     "peep": (peep, rerender_peep, {Pressable, Stateful}),
     "keyframes": (lambda a: chain(LatentWalk(WALK, a, walk_renderer, "m0"), [((Tint(),), 3), ((), 1)]),
-                  rerender_keyframes, {Describable, Steerable}),
+                  rerender_keyframes, {Describable, Steerable, Rewindable}),
     "steered-keyframes": (lambda a: chain(SteeredWalk(WALK, a, walk_renderer, "m0", Offsets(STEPS, {"turn": 1.5})),
-                                          [((Tint(),), 3), ((), 1)]), rerender_keyframes, {Describable, Steerable}),
+                                          [((Tint(),), 3), ((), 1)]), rerender_keyframes,
+                          {Describable, Steerable, Rewindable}),
     "keyframes-feedback": (lambda a: chain(FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
                                            [((), 2)]), None, {Describable}),
 }
-CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state", Steerable: "offsets"}
+CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state", Steerable: "offsets",
+                Rewindable: "rewind"}
 
 
 def frames(name: str, n: int = FRAMES) -> tuple[Any, FakeAnchors, list[tuple[np.ndarray, dict[str, Any]]]]:
@@ -199,7 +201,7 @@ def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
         assert (cap in has) == callable(getattr(src, method, None))
     if Pressable in has:
         assert isinstance(src.press(), bool)
-    for cap in has - {Pressable, Steerable}:
+    for cap in has - {Pressable, Steerable, Rewindable}:
         report = getattr(src, CAPABILITIES[cap])()
         assert isinstance(report, dict) and report and json.loads(json.dumps(report)) == report
     if Steerable in has:  # the sliders: a name it has is set and read back; an unknown name is refused
@@ -209,3 +211,14 @@ def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
         assert src.offsets() == {n: 3.0 for n in names}  # clamped to [-3, 3]
         with pytest.raises(KeyError, match="no direction named 'nope'"):
             src.set_offset("nope", 1.0)
+
+
+@pytest.mark.parametrize("name", [n for n in SOURCES if Rewindable in SOURCES[n][2]])
+def test_a_rewound_source_renders_again_frames_that_re_render_from_their_keys(name):
+    src, anchors, out = frames(name, 16)
+    assert src.rewind(13) and src.rewind(12)  # a few frames back: the anchors are still held
+    again = [src.render(i) for i in range(12, 20)]
+    assert [k["frame"] for _, k in again] == list(range(12, 20))
+    for image, key in again:
+        assert np.array_equal(SOURCES[name][1](key, anchors), image), key["frame"]
+    assert not src.rewind(0)  # anchor 0 is gone: no way back, and it says so
