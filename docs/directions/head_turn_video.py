@@ -3,7 +3,7 @@
 The real render path of `passersby render`: settings -> app/installation.build (the shipped model,
 its shipped direction file, the enhancer chain, a throwaway ledger) -> Engine.take -> VideoWriter.
 The screen starts at "head turn=-3" (screens.offsets) and the script moves the slider as a MIDI
-knob would (Steerable.set_offset), a little further each frame; the walk is slowed (walk.tempo
+knob would (Engine.steer -> the source's Steerable.set_offset), a little further each frame; the walk is slowed (walk.tempo
 60 s) so the turn, not the next face, is what moves. Each frame's key (with its offsets) goes in
 head-turn.keys.jsonl beside the video.
 
@@ -30,13 +30,12 @@ def make() -> None:
     from passersby.outputs.video import VideoWriter
     from passersby.settings import ScreenSettings, load_settings
 
-    s = load_settings(None, {"stream.seed": 11, "stream.queue": 1, "walk.tempo": 60.0, "walk.fps": FPS,
+    s = load_settings(None, {"stream.seed": 11, "walk.tempo": 60.0, "walk.fps": FPS,
                              "enhancer.mode": "on", "enhancer.every": 1}, search=False)
     s = dataclasses.replace(s, screens=(ScreenSettings("turn", "feminine", 0, "walk", "head turn=-3"),))
     inst = build(s, dry_ledger=True, realtime=False)
     n = int(SECONDS * FPS)
     try:
-        source = inst.engine.producers[0].source
         inst.engine.start(pace=False)
         frame = inst.engine.take(0)
         keys = []
@@ -44,7 +43,7 @@ def make() -> None:
             for i in range(n):
                 video.write(frame.image)
                 keys.append(frame.key)
-                source.set_offset("head turn", -3.0 + 6.0 * min(1.0, (i + 1) / (n - 12)))
+                inst.engine.steer("turn", "head turn", -3.0 + 6.0 * min(1.0, (i + 1) / (n - 24)))
                 frame = inst.engine.take(0)
     finally:
         inst.close()
