@@ -470,4 +470,9 @@ class Engine:
         states = {p.plan.name: p.source.state() for p in self.producers if isinstance(p.source, Stateful)}
         if states:
             out["screen_state"] = states
+        # Screens steered along named directions: each slider's target, in std (Engine.steer).
+        offsets = {p.plan.name: p.source.offsets() for p in self.producers
+                   if isinstance(p.source, Steerable) and p.source.offsets()}
+        if offsets:
+            out["offsets"] = offsets
         return out

@@ -48,6 +48,7 @@ def test_steered_frames_start_at_the_settings_offset_follow_the_slider_and_re_re
         assert isinstance(source, Steerable)
         assert source.offsets() == {"pca-0": 0.0, "head turn": 1.5, "pca-2": 0.0}
         assert inst.engine.status()["directions"] == ["pca-0", "head turn", "pca-2"]
+        assert inst.engine.status()["offsets"] == {"right": {"pca-0": 0.0, "head turn": 1.5, "pca-2": 0.0}}
         inst.engine.start(pace=False)
         first = inst.engine.take(0)
         assert first.key["offsets"] == {"pca-1": 1.5}  # the settings' offset, from the very first frame
