@@ -38,6 +38,7 @@ def _register() -> None:
     from passersby.app.peep import peep_command
     from passersby.app.gallery import gallery_command
     from passersby.app.service import service_app
+    from passersby.app.directions_cli import directions_app
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
@@ -57,6 +58,7 @@ def _register() -> None:
     app.add_typer(config_app, name="config")
     app.add_typer(service_app, name="service")
     app.add_typer(taste_app, name="taste")
+    app.add_typer(directions_app, name="directions")
 
 
 _register()

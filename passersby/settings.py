@@ -52,6 +52,9 @@ class ModelSettings:
                         default="auto")
     threads: int = _doc("CPU threads per screen's renderer (1 on a 2-core machine with two screens).", default=1,
                        bounds=(1, 256))
+    directions: str = _doc("Direction file: the model's named latent directions, the screens' sliders "
+                           "(`passersby directions MODEL --out FILE`); empty = the file shipped for the shipped "
+                           "model, none for another model.", default="")
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class ScreenSettings:
     source: str = _doc("walk (latent walk through anchor faces), feedback (the machine repaints its own "
                        "output; [feedback] settings) or peep (blank until pressed, then a face for one "
                        "viewer; [peep] settings).", default="walk")
+    offsets: str = _doc("walk screens: fixed offsets along named directions of model.directions, in std of "
+                        "each direction, -3..3, e.g. \"head turn=1.5, light=-1\" (the sliders' start; a live "
+                        "control moves them from there); empty = none.", default="")
 
 
 @dataclass(frozen=True)
@@ -192,11 +198,44 @@ class Settings:
                 raise SettingsError(f"screens.label: {s.label!r} must be one of {LABELS} or empty")
             if s.source not in SOURCES:
                 raise SettingsError(f"screens.source: {s.source!r} must be one of {SOURCES}")
+            try:
+                if parse_offsets(s.offsets) and s.source != "walk":
+                    raise ValueError(f"only walk screens are steered, {s.name!r} is a {s.source} screen")
+            except ValueError as e:
+                raise SettingsError(f"screens.offsets: {e}") from None
         _check_ranges(self)
 
 
 class SettingsError(ValueError):
     """A setting is unknown, of the wrong type or out of range; the message names it."""
+
+
+def parse_offsets(text: str) -> dict[str, float]:
+    """A screen's `offsets` setting: "name=amount, name=amount" -> {name: amount}, amounts in -3..3.
+
+    Raises:
+        ValueError: not name=number pairs, a name twice, or an amount outside -3..3.
+
+    Example:
+        >>> parse_offsets("head turn=1.5, light = -1")
+        {'head turn': 1.5, 'light': -1.0}
+    """
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.rpartition("=")
+        name = name.strip()
+        try:
+            amount = float(value)
+        except ValueError:
+            amount = math.nan
+        if not eq or not name or not math.isfinite(amount):
+            raise ValueError(f"{part!r} is not name=amount (e.g. \"head turn=1.5\")")
+        if name in out:
+            raise ValueError(f"{name!r} is given twice")
+        if not -3.0 <= amount <= 3.0:
+            raise ValueError(f"{name!r}: amounts are in std, -3..3, got {amount:g}")
+        out[name] = amount
+    return out
 
 
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,

@@ -227,3 +227,17 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
         assert m["choose_and_refit_ms"]["median"] > 0
     assert not (tmp_path / "home" / "cache").exists()  # the shipped model's head ships: nothing built
     assert "picture" in r.stdout and res["machine"]["cpu"]
+
+
+def test_steer_benchmark_reports_latency_both_ways(tmp_path: Path) -> None:
+    out = tmp_path / "steer.json"
+    r = subprocess.run([sys.executable, "benchmarks/steer.py", "--moves", "1", "--apart", "0.5", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout's package
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    res = json.loads(out.read_text())
+    lat = res["latency_frames"]
+    assert len(lat["engine_steer"]) == len(lat["set_offset_only"]) == 1
+    assert all(x is not None and x >= 1 for xs in lat.values() for x in xs), lat
+    assert res["summary"]["ratio_set_offset_over_steer"] > 0 and res["pacer"]["frames_shown"]["turn"] > 0
+    assert res["machine_start"]["cpu"] and res["queue"] == 12

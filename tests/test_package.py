@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_MB = 60
 SHIPPED = ("default.safetensors", "MODEL_CARD.md", "enhancer.safetensors", "ENHANCER_CARD.md",
-           "painter.safetensors", "PAINTER_CARD.md")
+           "painter.safetensors", "PAINTER_CARD.md", "default-directions.safetensors")
 
 
 def test_the_wheel_is_small_and_ships_every_model_in_the_assets(tmp_path):

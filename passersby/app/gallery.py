@@ -229,7 +229,11 @@ def build_backend(settings, home: Path) -> GalleryBackend:
 
     label = -1 if info.config.n_classes else None  # the stored anchors already carry the screens' steering
     renderer = make_renderer(g, m.runtime, m.threads, label)
-    rr = Rerenderer(models, lambda screen: renderer, anchor_of, None, upscale)
+    from passersby.app.directions import installation_directions
+
+    directions = installation_directions(settings, info)  # a capture steered by sliders re-renders steered
+    rr = Rerenderer(models, lambda screen: renderer, anchor_of, None, upscale,
+                    directions=None if directions is None else directions.steps())
     return GalleryBackend(home, rr, path, ledger)
 
 

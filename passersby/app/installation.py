@@ -17,6 +17,7 @@ import torch
 
 from passersby.checkpoint import ModelInfo
 from passersby.app.chain import plan_chains
+from passersby.app.directions import installation_directions, screen_offsets
 from passersby.model.direction import steered_proposer
 from passersby.model.load import load_generator, screen_steering
 from passersby.home import ledger_spec, resolve_home
@@ -25,10 +26,12 @@ from passersby.scratch import ScratchDir
 from passersby.settings import ScreenSettings, Settings
 from passersby.stream.engine import Engine, ScreenPlan
 from passersby.stream.ledger import LedgerSpec
+from passersby.stream.offsets import Offsets
 from passersby.stream.sources import LatentWalk
 
 if TYPE_CHECKING:
     from passersby.app.chain import ChainPlan
+    from passersby.model.directions import DirectionSet
     from passersby.app.rerender import Rerenderer
 
 
@@ -44,6 +47,8 @@ class Installation:
     home: Path | None = None
     make_rerenderer: Callable[[], "Rerenderer"] | None = None  # built on first use (compiles models)
     _rerenderer: "Rerenderer | None" = None
+    # The model's named directions (model/directions.DirectionSet: names, strips), for sliders; None: none.
+    directions: "DirectionSet | None" = None
 
     def rerenderer(self) -> "Rerenderer":
         """The installation's Rerenderer (app/rerender.py), built once."""
@@ -102,23 +107,28 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
 
 
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
-                 taste=None, knob=None, painter=None, chain=None) -> ScreenPlan:
+                 taste=None, knob=None, painter=None, chain=None, directions=None) -> ScreenPlan:
     cfg = info.config
     label_index, vector, scale = screen_steering(info, screen.label, f"screens.label of {screen.name!r}")
     m = settings.model
     propose = steered_proposer(cfg.z_dim, vector, scale, screen.label)
-    critic = _critic(g, m.runtime, label_index) if settings.taste.min_critic > -1.0 else None
+    # The screen's sliders (walk screens): shared by its source and by the critic and the taste,
+    # which judge each candidate as it will be shown, moved by the sliders' targets.
+    offsets = screen_offsets(screen, directions) if screen.source == "walk" else None
+    critic = _critic(g, m.runtime, label_index, offsets) if settings.taste.min_critic > -1.0 else None
     if taste is not None or critic is not None:
         from passersby.taste.model import TasteModel
         from passersby.taste.steer import steer
 
+        if taste is not None and offsets is not None and offsets.steps.ids:
+            taste = ShiftedTaste(taste, offsets)
         # Without a taste, every candidate is liked alike: the critic alone decides.
         propose = steer(propose, taste if taste is not None else TasteModel.empty(cfg.z_dim),
                         knob if knob is not None else 0.0, critic=critic,
                         min_critic=None if critic is None else settings.taste.min_critic)
     if screen.source == "peep":  # stills on a press: no chain levels, the enhancer (if any) on each face
         return ScreenPlan(name=screen.name, propose=propose, make_source=_peep_factory(g, info, settings, label_index, chain))
-    make = _source_factory(g, info, screen, settings, label_index, painter)
+    make = _source_factory(g, info, screen, settings, label_index, painter, offsets)
     return ScreenPlan(name=screen.name, propose=propose, make_source=_chained(make, screen, settings, chain))
 
 
@@ -158,7 +168,7 @@ def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: 
     for its kind of source in `chain`, app/chain.plan_chains)."""
     from passersby.app.chain import HEADROOM, EnhanceStage
     from passersby.runtime import make_upscaler
-    from passersby.stream.keyframes import Keyframes
+    from passersby.stream.keyframes import chain as keyframes
 
     levels, start = chain.levels[screen.source]
     m = settings.model
@@ -168,7 +178,7 @@ def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: 
         if any(lv.enhance for lv in levels):
             stage = EnhanceStage(make_upscaler(chain.enhancer, m.runtime, m.threads, chain.side), chain.enhancer_hash)
         spec = [((stage,) if lv.enhance else (), lv.every) for lv in levels]
-        return Keyframes(make(anchors), spec, budget=HEADROOM / settings.walk.fps if chain.realtime else None,
+        return keyframes(make(anchors), spec, budget=HEADROOM / settings.walk.fps if chain.realtime else None,
                          patience=round(3 * settings.walk.fps), start_level=start,
                          raise_after=settings.enhancer.raise_after or None)
 
@@ -176,9 +186,9 @@ def _chained(make: Callable, screen: ScreenSettings, settings: Settings, chain: 
 
 
 def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
-                    label_index: int | None, painter) -> Callable:
-    """anchors -> the screen's frame source: the latent walk, or the feedback loop (`painter`:
-    (Painter, ModelInfo), loaded once for all feedback screens)."""
+                    label_index: int | None, painter, offsets: "Offsets | None" = None) -> Callable:
+    """anchors -> the screen's frame source: the latent walk (steered by `offsets`), or the
+    feedback loop (`painter`: (Painter, ModelInfo), loaded once for all feedback screens)."""
     m = settings.model
     if screen.source == "feedback":
         from passersby.app.feedback import face_found, loop_step
@@ -192,7 +202,7 @@ def _source_factory(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings,
                                             loop_step(net, m.runtime, m.threads),
                                             face_found, models)
     return lambda anchors: LatentWalk(settings.walk, anchors, make_renderer(g, m.runtime, m.threads, label_index),
-                                      info.hash)
+                                      info.hash, offsets)
 
 
 def _painter(settings: Settings, realtime: bool = True):
@@ -211,14 +221,43 @@ def _painter(settings: Settings, realtime: bool = True):
     return net, info, k, seconds
 
 
-def _critic(g: torch.nn.Module, runtime: str, label_index: int | None) -> Callable[[np.ndarray], float]:
-    """z -> the face detector's score of the rendered face (data/faces.face_score). Its own
+def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
+            offsets: "Offsets | None" = None) -> Callable[[np.ndarray], float]:
+    """z -> the face detector's score of the rendered face (data/faces.face_score), moved by the
+    screen's slider targets first (the face as it will be shown). Its own
     renderer: it runs inside the ledger claim, in the screen's producer thread (or, on an
     edition's console, in the lease worker thread: stream/ledger/leased.py), never in two at once."""
     from passersby.data.faces import face_score
 
     render = make_renderer(g, runtime, 1, label_index)
-    return lambda z: face_score(render(np.asarray(z, np.float32)[None])[0])
+
+    def score(z: np.ndarray) -> float:
+        z = np.asarray(z, np.float32)
+        delta = offsets.delta() if offsets is not None else None
+        return face_score(render((z if delta is None else z + delta)[None])[0])
+
+    return score
+
+
+class ShiftedTaste:
+    """A taste (TasteModel, PictureTaste) that judges each candidate anchor moved by a screen's
+    slider targets (stream/offsets.Offsets.delta): the face as it will be shown.
+
+    Example:
+        >>> from passersby.taste.model import TasteModel
+        >>> ShiftedTaste(TasteModel.empty(4), Offsets()).prob(np.zeros((2, 4))).shape
+        (2,)
+    """
+
+    def __init__(self, taste, offsets: "Offsets") -> None:
+        self.taste, self.offsets = taste, offsets
+
+    def prob(self, z: np.ndarray) -> np.ndarray:
+        delta = self.offsets.delta()
+        return self.taste.prob(z if delta is None else np.asarray(z) + delta)
+
+    def __getattr__(self, name: str):
+        return getattr(self.taste, name)
 
 
 def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False, realtime: bool = True) -> Installation:
@@ -250,7 +289,9 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
     taste, knob = _taste(settings, home, info, g)
     painter = _painter(settings, realtime)
     chain = plan_chains(settings, g, info, painter, realtime)
-    plans = [_screen_plan(g, info, s, settings, taste, knob, painter and painter[:3], chain) for s in settings.screens]
+    directions = installation_directions(settings, info)
+    plans = [_screen_plan(g, info, s, settings, taste, knob, painter and painter[:3], chain, directions)
+             for s in settings.screens]
     seed = None if settings.stream.seed < 0 else settings.stream.seed
     status = {"model": info.path.name, "model_hash": info.hash, "runtime": runtime, "home": str(home),
               "dry_ledger": dry_ledger, "ledger": spec.describe()}
@@ -265,18 +306,21 @@ def build(settings: Settings, home: Path | None = None, dry_ledger: bool = False
                 "feedback: one painting takes %.0f ms here; painting every %d frames (the frames between are "
                 "blends) to keep %.0f fps", 1000 * painter[3], painter[2], settings.walk.fps)
     status.update(enhancer=chain.enhancer_hash, chain_start=chain.summary)
+    if directions is not None:
+        status.update(directions=list(directions.names), directions_digest=directions.steps().digest)
     if taste is not None:
         status.update(curator=settings.taste.curator, taste_ratings=taste.n)
     if settings.taste.min_critic > -1.0:
         status.update(min_critic=settings.taste.min_critic)
     engine = Engine(plans, settings.walk.fps, spec, info.config.z_dim, info.hash, settings.stream.queue, seed,
                     info=status, exactingness=knob)
-    make = lambda: _rerenderer(settings, g, info, painter, chain, spec)  # noqa: E731 - deferred
-    return Installation(engine, info, runtime, path, dry_dir, home, make)
+    make = lambda: _rerenderer(settings, g, info, painter, chain, spec, directions)  # noqa: E731 - deferred
+    return Installation(engine, info, runtime, path, dry_dir, home, make, directions=directions)
 
 
-def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter, chain: "ChainPlan", ledger: LedgerSpec):
-    """A Rerenderer with this installation's models, runtime and ledger (read-only)."""
+def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter, chain: "ChainPlan", ledger: LedgerSpec,
+                directions=None):
+    """A Rerenderer with this installation's models, runtime, ledger (read-only) and directions."""
     from passersby.app.rerender import Rerenderer
 
     m = settings.model
@@ -303,4 +347,5 @@ def _rerenderer(settings: Settings, g: torch.nn.Module, info: ModelInfo, painter
             raise RerenderError(f"no screen {screen!r} in this installation ({', '.join(screens)})")
         return make_renderer(g, m.runtime, m.threads, screen_steering(info, screens[screen].label)[0])
 
-    return Rerenderer(models, render_for, anchor_of, step, upscale)
+    return Rerenderer(models, render_for, anchor_of, step, upscale,
+                      directions=None if directions is None else directions.steps())

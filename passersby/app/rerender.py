@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from passersby.stream.feedback import LoopStates, replay
+from passersby.stream.offsets import DirectionSteps, apply_offsets
 from passersby.stream.sources import mix
 from passersby.stream.walker import WalkConfig, frame_latent
 
@@ -40,6 +41,8 @@ class Rerenderer:
         anchor_of: ledger id -> the anchor's latent (z_dim,) float32.
         step: the feedback loop's step (app/feedback.loop_step), or None.
         upscale: the enhancer, picture -> 2x picture, or None.
+        directions: the installation's directions (stream/offsets.DirectionSteps), for frames
+            steered along them (key "offsets"), or None.
 
     Example:
         >>> image = rr.shown(frame.key)  # a frame shown by a running installation  # doctest: +SKIP
@@ -52,6 +55,7 @@ class Rerenderer:
     anchor_of: Callable[[int], np.ndarray]
     step: Callable[[Image, np.ndarray], Image] | None = None
     upscale: Callable[[Image], Image] | None = None
+    directions: DirectionSteps | None = None
     _renderers: dict[str, Callable] = field(default_factory=dict)
     # The last few source pictures by key: a capture asks for the frame as shown and at its
     # best, which share their source (a feedback frame's replay may take seconds).
@@ -85,7 +89,7 @@ class Rerenderer:
         if key.get("source") == "latent-walk":
             self._check("generator", key.get("model"))
             z = np.stack([self.anchor_of(i) for i in key["ledger_ids"]])
-            latent = frame_latent(z, key["t"], WalkConfig.from_dict(key["walk"]))
+            latent = self._steered(frame_latent(z, key["t"], WalkConfig.from_dict(key["walk"])), key)
             return self._render(screen)(latent[None])[0]
         if key.get("source") == "anchor":  # a face at its anchor (the gallery's "recently shown")
             self._check("generator", key.get("model"))
@@ -103,6 +107,17 @@ class Rerenderer:
                 raise RerenderError("a feedback frame needs the painter; this installation has no feedback screen")
             return replay(key, self.anchor_of, self._render(screen), self.step, self._loop_states)
         raise RerenderError(f"unknown frame source {key.get('source')!r}")
+
+    def _steered(self, latent: np.ndarray, key: dict[str, Any]) -> np.ndarray:
+        """The walk's latent moved as the stream moved it (key "offsets": direction id -> std)."""
+        amounts = key.get("offsets")
+        if not amounts:
+            return latent
+        have = self.directions.digest if self.directions is not None else None
+        if key.get("directions") != have:
+            raise RerenderError(f"the frame was steered along directions {key.get('directions')}, this installation "
+                                f"has {have or 'none'}: re-render it with the same model.directions file")
+        return apply_offsets(latent, self.directions.steps, amounts)
 
     def shown(self, key: dict[str, Any]) -> Image:
         """The frame as it was shown: its keyframe(s) through the recorded stages, blended."""

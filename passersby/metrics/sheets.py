@@ -131,3 +131,43 @@ def save_jpeg(path: Path, image: np.ndarray, quality: int = 85) -> int:
     with atomic_open(Path(path), "wb") as f:
         f.write(data)
     return len(data)
+
+
+def labelled_rows(rows: Sequence[np.ndarray], labels: Sequence[str], header: Sequence[str] = (),
+                  label_width: int = 180) -> np.ndarray:
+    """Strips of pictures one under the other, each labelled on its left; `header` texts are
+    written above the columns (one per equal-width column of the first strip).
+
+    Args:
+        rows: (h, W, 3) uint8 strips of one width.
+        labels: one text per row.
+        header: column titles (e.g. "-3" ... "+3"), or none.
+        label_width: pixels left of the strips for the labels.
+
+    Example:
+        >>> labelled_rows([np.zeros((8, 70, 3), np.uint8)] * 2, ["a", "b"], ["-1", "0", "+1"], 40).shape
+        (38, 114, 3)
+    """
+    from PIL import Image, ImageDraw
+
+    if len(rows) != len(labels) or not rows:
+        raise ValueError(f"{len(rows)} rows but {len(labels)} labels")
+    pad, line = 2, 16 if header else 0
+    width = label_width + rows[0].shape[1] + 2 * pad
+    height = line + sum(r.shape[0] + pad for r in rows) + pad
+    canvas = np.full((height, width, 3), _BACKGROUND, np.uint8)
+    y = line + pad
+    tops = []
+    for r in rows:
+        canvas[y : y + r.shape[0], label_width + pad : label_width + pad + r.shape[1]] = r
+        tops.append(y)
+        y += r.shape[0] + pad
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    col = rows[0].shape[1] / max(1, len(header))
+    for j, text in enumerate(header):
+        draw.text((label_width + pad + (j + 0.5) * col - 3 * len(text), 2), text, fill=(230, 230, 230))
+    for top, r, text in zip(tops, rows, labels):
+        for k, part in enumerate(str(text).split("\n")):
+            draw.text((4, top + r.shape[0] // 2 - 8 + 12 * k), part[: label_width // 6], fill=(230, 230, 230))
+    return np.asarray(picture)

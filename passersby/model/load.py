@@ -9,6 +9,8 @@ Shipped files live in the package's `assets/` folder, each with its card:
     default.safetensors   the face generator       (MODEL_CARD.md)
     painter.safetensors   the feedback loop's painter (PAINTER_CARD.md)
     enhancer.safetensors  the learned 2x upscaler   (ENHANCER_CARD.md)
+    default-directions.safetensors  the default generator's named latent directions
+                          (model/directions.py; docs/directions/)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL = "default.safetensors"
 DEFAULT_PAINTER = "painter.safetensors"
 DEFAULT_ENHANCER = "enhancer.safetensors"
+DEFAULT_DIRECTIONS = "default-directions.safetensors"
 
 
 def asset_path(name: str) -> Path:
@@ -51,6 +54,11 @@ def default_painter_path() -> Path:
 def default_enhancer_path() -> Path:
     """The enhancer shipped inside the package (passersby/assets/ENHANCER_CARD.md)."""
     return asset_path(DEFAULT_ENHANCER)
+
+
+def default_directions_path() -> Path:
+    """The direction file shipped for the default generator (model/directions.py; docs/directions/)."""
+    return asset_path(DEFAULT_DIRECTIONS)
 
 
 def load_generator(path: Path | str | None = None, device: "str | torch.device" = "cpu") -> tuple[Any, "ModelInfo"]:

@@ -36,11 +36,14 @@ from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
 from passersby.stream.ledger import Ledger, LedgerError, LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
-from passersby.stream.sources import Anchors, Describable, FrameSource, Pressable, Stage, Stateful, run_stages
+from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressable, Rewindable, Stage, Stateful,
+                                      Steerable, run_stages)
 
 log = logging.getLogger("passersby")
 
 HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
+STEER_KEEP = 2  # frames rendered ahead that a moved slider leaves in the queue (the change shows from the 3rd)
+PUT_WAIT_S = 0.02  # a producer waiting on a full queue looks up this often (stop, a moved slider)
 SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
 
 
@@ -159,6 +162,8 @@ class ScreenProducer(threading.Thread):
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self._skip_to: int | None = None
+        self._redo = False  # a slider moved: render again what is queued beyond STEER_KEEP frames
+        self._generation = 0  # bumped by a redo: a frame rendered before it is not queued
         self._lock = threading.Lock()
         self.render_seconds: deque[float] = deque(maxlen=300)
         self.render_times = RenderTimes()  # all of them, as a histogram (metrics)
@@ -169,6 +174,28 @@ class ScreenProducer(threading.Thread):
             self._skip_to = -1
         _drain(self.frames)
 
+    def redo_ahead(self) -> None:
+        """A slider moved (any thread): before its next frame, the producer drops the frames queued
+        beyond the first STEER_KEEP and renders them again, steered (if its source can rewind)."""
+        with self._lock:
+            self._redo = True
+            self._generation += 1
+
+    def _trim(self, index: int) -> int:
+        """Producer thread: drop the queued frames beyond STEER_KEEP and return the index to render
+        next (the first dropped one), or `index` when there is nothing to drop or no way back."""
+        with self.frames.mutex:  # the pacer's get waits meanwhile: it never sees a half-trimmed queue
+            q = self.frames.queue  # the deque behind queue.Queue, oldest first
+            if len(q) <= STEER_KEEP or not isinstance(self.source, Rewindable):
+                return index
+            back_to = q[STEER_KEEP].index
+            if not self.source.rewind(back_to):
+                return index  # the anchors are gone: the change shows after the queue, never a jump
+            while len(q) > STEER_KEEP:
+                q.pop()
+            self.frames.not_full.notify_all()
+        return back_to
+
     def run(self) -> None:
         index = 0
         try:
@@ -177,13 +204,25 @@ class ScreenProducer(threading.Thread):
                     if self._skip_to is not None:
                         index = self.source.cut(index)
                         self._skip_to = None
+                    redo, self._redo = self._redo, False
+                    generation = self._generation
+                if redo:
+                    index = self._trim(index)
                 frame = self._render(index)
+                stale = False
                 while not self.stop_event.is_set():
+                    with self._lock:  # a slider moved while it rendered: queue it only among the next
+                        stale = generation != self._generation  # STEER_KEEP (never starve the screen)
+                    if stale and self.frames.qsize() >= STEER_KEEP:
+                        break
                     try:
-                        self.frames.put(frame, timeout=0.1)
+                        self.frames.put(frame, timeout=PUT_WAIT_S)
+                        stale = False
                         break
                     except queue.Full:
                         continue
+                if stale:
+                    continue  # not queued: the redo renders this index again, or trims to before it
                 index += 1
         except BaseException as e:  # surfaced by Engine.check()
             self.error = e
@@ -337,6 +376,25 @@ class Engine:
         elif action == "quit":
             self.quit_event.set()
 
+    def steer(self, screen: str, name: str, amount: float) -> None:
+        """Move screen `screen`'s slider `name` to `amount` std (clamped to [-3, 3]): the source's
+        `set_offset` (stream/sources.Steerable), then the frames it had rendered ahead beyond the
+        next STEER_KEEP are rendered again, steered, so the change shows within 2 frames.
+
+        Raises:
+            PermissionError: no such screen, or it is not steerable (a feedback or peep screen).
+            KeyError: the screen has no direction `name` (the message lists its names).
+            ValueError: `amount` is not a finite number.
+
+        Example:
+            >>> engine.steer("masculine", "head turn", 1.5)  # a running engine  # doctest: +SKIP
+        """
+        producers = [p for p in self.producers if p.plan.name == screen]
+        if not producers or not isinstance(producers[0].source, Steerable):
+            raise PermissionError(f"screen {screen!r} takes no offsets" if producers else f"no screen {screen!r}")
+        producers[0].source.set_offset(name, amount)
+        producers[0].redo_ahead()
+
     def sleep(self, why: str) -> None:
         """Closed (opening hours): every screen goes black, nothing more is shown or claimed
         (the producers stop once their queues are full; the pacer idles) until wake()."""
@@ -412,4 +470,9 @@ class Engine:
         states = {p.plan.name: p.source.state() for p in self.producers if isinstance(p.source, Stateful)}
         if states:
             out["screen_state"] = states
+        # Screens steered along named directions: each slider's target, in std (Engine.steer).
+        offsets = {p.plan.name: p.source.offsets() for p in self.producers
+                   if isinstance(p.source, Steerable) and p.source.offsets()}
+        if offsets:
+            out["offsets"] = offsets
         return out

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from passersby.stream.sources import FrameSource, Image, Key, Stage, mix as blend, run_stages
+from passersby.stream.sources import FrameSource, Image, Key, Rewindable, Stage, Steerable, mix as blend, run_stages
 
 log = logging.getLogger("passersby")
 
@@ -198,3 +198,39 @@ class Keyframes:
 
     def close(self) -> None:
         self.source.close()
+
+
+class SteeredKeyframes(Keyframes):
+    """Keyframes around a Steerable source (the latent walk), steerable itself (sources.Steerable)
+    and rewindable (sources.Rewindable): offsets go to the source, which applies them on each
+    keyframe; the frames between are blends, so a change shows from the next keyframe on.
+
+    Example:
+        >>> src = SteeredKeyframes(walk, [((enhance,), 2), ((), 1)])  # a walk and an enhancer built elsewhere  # doctest: +SKIP
+        >>> src.set_offset("head turn", 1.5)  # a walk and an enhancer built elsewhere  # doctest: +SKIP
+    """
+
+    def set_offset(self, name: str, amount: float) -> None:
+        self.source.set_offset(name, amount)
+
+    def offsets(self) -> dict[str, float]:
+        return self.source.offsets()
+
+    def rewind(self, index: int) -> bool:
+        """Render again from frame `index`: from its keyframe on, if the source can (sources.Rewindable)."""
+        first = index - index % self.every
+        if not (isinstance(self.source, Rewindable) and self.source.rewind(first)):
+            return False
+        for old in [i for i in self.cache if i >= first]:  # rendered with the old offsets
+            del self.cache[old]
+        return True
+
+
+def chain(source: FrameSource, levels: Sequence[tuple[Sequence[Stage], int]], **kw: Any) -> Keyframes:
+    """`source` in a Keyframes chain, steerable when the source is (SteeredKeyframes).
+
+    Example:
+        >>> chain(walk, [((), 1)]).levels  # a walk built elsewhere  # doctest: +SKIP
+        [((), 1)]
+    """
+    return (SteeredKeyframes if isinstance(source, Steerable) else Keyframes)(source, levels, **kw)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
+from passersby.stream.offsets import Offsets
 from passersby.stream.walker import Walker, WalkConfig
 
 Image = np.ndarray  # (H, W, 3) uint8 RGB
@@ -49,7 +50,8 @@ class FrameSource(Protocol):
     A source may also have capabilities, each a protocol below that the engine checks with
     isinstance (tests/stream/test_source_contract.py holds every source to the ones it declares):
     `Pressable` (a viewer's button: the peepshow), `Describable` (the chain it runs, for the
-    status page: Keyframes) and `Stateful` (a state of its own for the status page: the peepshow).
+    status page: Keyframes), `Stateful` (a state of its own for the status page: the peepshow)
+    and `Steerable` (offsets along named latent directions: the latent walk).
 
     Example:
         >>> walk = LatentWalk.__new__(LatentWalk)  # any object with the methods is one
@@ -86,6 +88,33 @@ class Stateful(Protocol):
     blank or a face, presses by outcome); a JSON-able dict, safe to ask from any thread."""
 
     def state(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Steerable(Protocol):
+    """A source whose faces move along named latent directions (sliders, OSC, MIDI): the latent
+    walk (and Keyframes around one, stream/keyframes.SteeredKeyframes). Amounts are in std units
+    of each direction's component, clamped to [-3, 3]; a change ramps in over a few frames from
+    the next frame rendered, and each frame's key records the amounts it was rendered with
+    (stream/offsets.py). Callable from any thread.
+
+    `set_offset(name, amount)` raises KeyError for an unknown name (the message lists the known
+    ones); `offsets()` gives every direction's name and target amount."""
+
+    def set_offset(self, name: str, amount: float) -> None: ...
+
+    def offsets(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class Rewindable(Protocol):
+    """A source that can render again from an earlier frame (the latent walk, and Keyframes
+    around one): `rewind(index)` says whether frames from `index` on can be rendered again (the
+    anchors they need are still held) and, if so, forgets what it kept of them. The engine uses
+    it to re-render the frames it had rendered ahead when a slider moves (Engine.steer), so a
+    change shows within 2 frames instead of after the whole queue."""
+
+    def rewind(self, index: int) -> bool: ...
 
 
 class Stage(Protocol):
@@ -129,6 +158,8 @@ class LatentWalk:
         anchors: the screen's ledger claims (Anchors).
         renderer: (1, z_dim) float32 -> (1, R, R, 3) uint8.
         model_hash: the renderer's model, written in every key.
+        offsets: the screen's directions and slider positions (stream/offsets.Offsets); None:
+            none to steer along (`set_offset` then refuses every name).
 
     Example:
         >>> src = LatentWalk(WalkConfig(tempo=1.0, fps=4.0), anchors, renderer, "9f2c")  # anchors and a renderer built elsewhere  # doctest: +SKIP
@@ -136,18 +167,34 @@ class LatentWalk:
     """
 
     def __init__(self, walk: WalkConfig, anchors: Anchors, renderer: Callable[[np.ndarray], np.ndarray],
-                 model_hash: str) -> None:
+                 model_hash: str, offsets: Offsets | None = None) -> None:
         self.walk, self.anchors, self.renderer, self.model_hash = walk, anchors, renderer, model_hash
         self.walker = Walker(walk, anchors)
+        self.steering = offsets or Offsets()
 
     def render(self, index: int) -> tuple[Image, Key]:
-        z = self.walker.latent(index)  # (z_dim,) float32
+        amounts = self.steering.advance(index)  # id -> std, this frame's share of the ramp
+        # The walk's own latent (anchors from the ledger), then the sliders' offset: (z_dim,) float32.
+        z = self.steering.apply(self.walker.latent(index), amounts)
         image = self.renderer(z[None])[0]
         key = self.walker.frame_key(index)
         # The frame's anchors as ledger rows (drift: the fresh draws mixed into these anchors).
         key.update(source="latent-walk", model=self.model_hash,
-                   ledger_ids=self.anchors.ledger_ids(key["anchor_ids"]))
+                   ledger_ids=self.anchors.ledger_ids(key["anchor_ids"]), **self.steering.key(amounts))
         return image, key
+
+    def set_offset(self, name: str, amount: float) -> None:
+        self.steering.set(name, amount)
+
+    def rewind(self, index: int) -> bool:
+        # Frames from `index` on render again while their anchors are in the walker's window.
+        if index < 0 or self.walker.anchor_ids(index)[0] < self.walker.window[0]:
+            return False
+        self.steering.rewind(index)
+        return True
+
+    def offsets(self) -> dict[str, float]:
+        return self.steering.targets()
 
     def cut(self, index: int) -> int:
         fpa = self.walk.frames_per_anchor

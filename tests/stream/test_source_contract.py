@@ -17,9 +17,10 @@ import pytest
 from feedback_fakes import R, render_anchor, step
 
 from passersby.stream.feedback import FeedbackConfig, FeedbackLoop, replay
-from passersby.stream.keyframes import Keyframes, blend
+from passersby.stream.keyframes import Keyframes, blend, chain
+from passersby.stream.offsets import DirectionSteps, Offsets, apply_offsets
 from passersby.stream.peep import PeepConfig, PeepSource
-from passersby.stream.sources import Describable, FrameSource, LatentWalk, Pressable, Stateful
+from passersby.stream.sources import Describable, FrameSource, LatentWalk, Pressable, Rewindable, Stateful, Steerable
 from passersby.stream.walker import WalkConfig, frame_latent
 
 D = 8
@@ -66,9 +67,29 @@ LOOP = FeedbackConfig(tempo=1.0, fps=8.0, drift=1.0, crossfade=0.25, face_every=
 PEEP = PeepConfig(seconds=0.5, fps=8.0, blank="fade", fade=0.25, debounce=0.0)
 
 
+# Two directions in the fakes' latent space; the steered walk starts at "turn" = 1.5 and is
+# moved while it runs (steered()), so its keys carry ramping amounts.
+STEPS = DirectionSteps(("pca-0", "yaw"), ("light", "turn"), np.eye(D, dtype=np.float32)[:2] * 0.9)
+
+
 def rerender_walk(key: dict[str, Any], anchors: FakeAnchors) -> np.ndarray:
     zs = np.stack([anchors.latent(i) for i in key["ledger_ids"]])
-    return walk_renderer(frame_latent(zs, key["t"], WalkConfig.from_dict(key["walk"]))[None])[0]
+    z = frame_latent(zs, key["t"], WalkConfig.from_dict(key["walk"]))
+    if key.get("offsets"):
+        assert key["directions"] == STEPS.digest
+        z = apply_offsets(z, STEPS.steps, key["offsets"])
+    return walk_renderer(z[None])[0]
+
+
+class SteeredWalk(LatentWalk):
+    """The latent walk with sliders moved at frames 4 and 10 (as a control thread would)."""
+
+    def render(self, index):
+        if index == 4:
+            self.set_offset("light", -2.0)
+        if index == 10:
+            self.set_offset("turn", 0.0)
+        return super().render(index)
 
 
 def rerender_feedback(key: dict[str, Any], anchors: FakeAnchors) -> np.ndarray:
@@ -108,14 +129,22 @@ def peep(anchors: FakeAnchors) -> PeepSource:
 
 # name -> (build from anchors, re-render a frame from its key and the anchors, capabilities it has)
 SOURCES: dict[str, tuple[Callable[[FakeAnchors], Any], Callable, set[type]]] = {
-    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, set()),
+    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Steerable, Rewindable}),
+    "steered-walk": (lambda a: SteeredWalk(WALK, a, walk_renderer, "m0", Offsets(STEPS, {"turn": 1.5})),
+                     rerender_walk, {Steerable, Rewindable}),
     "feedback": (lambda a: FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
                  rerender_feedback, set()),
     "peep": (peep, rerender_peep, {Pressable, Stateful}),
-    "keyframes": (lambda a: Keyframes(LatentWalk(WALK, a, walk_renderer, "m0"), [((Tint(),), 3), ((), 1)]),
-                  rerender_keyframes, {Describable}),
+    "keyframes": (lambda a: chain(LatentWalk(WALK, a, walk_renderer, "m0"), [((Tint(),), 3), ((), 1)]),
+                  rerender_keyframes, {Describable, Steerable, Rewindable}),
+    "steered-keyframes": (lambda a: chain(SteeredWalk(WALK, a, walk_renderer, "m0", Offsets(STEPS, {"turn": 1.5})),
+                                          [((Tint(),), 3), ((), 1)]), rerender_keyframes,
+                          {Describable, Steerable, Rewindable}),
+    "keyframes-feedback": (lambda a: chain(FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
+                                           [((), 2)]), None, {Describable}),
 }
-CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state"}
+CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state", Steerable: "offsets",
+                Rewindable: "rewind"}
 
 
 def frames(name: str, n: int = FRAMES) -> tuple[Any, FakeAnchors, list[tuple[np.ndarray, dict[str, Any]]]]:
@@ -155,7 +184,7 @@ def test_the_same_anchors_give_the_same_frames(name):
         assert ka == kb and np.array_equal(ia, ib)
 
 
-@pytest.mark.parametrize("name", list(SOURCES))
+@pytest.mark.parametrize("name", [n for n in SOURCES if SOURCES[n][1] is not None])
 def test_each_key_re_renders_its_frame_from_the_ledgers_anchors(name):
     _, anchors, out = frames(name)
     rerender = SOURCES[name][1]
@@ -172,6 +201,24 @@ def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
         assert (cap in has) == callable(getattr(src, method, None))
     if Pressable in has:
         assert isinstance(src.press(), bool)
-    for cap in has - {Pressable}:
+    for cap in has - {Pressable, Steerable, Rewindable}:
         report = getattr(src, CAPABILITIES[cap])()
         assert isinstance(report, dict) and report and json.loads(json.dumps(report)) == report
+    if Steerable in has:  # the sliders: a name it has is set and read back; an unknown name is refused
+        names = list(src.offsets())
+        for name in names:
+            src.set_offset(name, 9.0)
+        assert src.offsets() == {n: 3.0 for n in names}  # clamped to [-3, 3]
+        with pytest.raises(KeyError, match="no direction named 'nope'"):
+            src.set_offset("nope", 1.0)
+
+
+@pytest.mark.parametrize("name", [n for n in SOURCES if Rewindable in SOURCES[n][2]])
+def test_a_rewound_source_renders_again_frames_that_re_render_from_their_keys(name):
+    src, anchors, out = frames(name, 16)
+    assert src.rewind(13) and src.rewind(12)  # a few frames back: the anchors are still held
+    again = [src.render(i) for i in range(12, 20)]
+    assert [k["frame"] for _, k in again] == list(range(12, 20))
+    for image, key in again:
+        assert np.array_equal(SOURCES[name][1](key, anchors), image), key["frame"]
+    assert not src.rewind(0)  # anchor 0 is gone: no way back, and it says so
