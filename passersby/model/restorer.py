@@ -14,7 +14,7 @@ shows the restored one.
       -> conv 1x1 -> pixel shuffle 2 -> + a (N, width, 128, 128)
       -> conv 3x3 -> pixel shuffle 2: the change (N, 3, 256, 256)          -> clamp(x + change)
 
-With width 32, deep 48, 3 blocks it costs ~1.45 GFLOPs at 256 px (the generator: 1.20). The last
+With width 32, deep 48, 3 blocks it costs ~1.41 GFLOPs at 256 px (the generator: 1.20). The last
 conv starts at zero, so an untrained restorer returns its input: attaching one changes nothing
 until it is trained. Convolutions, ReLU and pixel (un)shuffle only: OpenVINO runs it fused with
 the generator.
@@ -78,7 +78,7 @@ def gflops(cfg: RestorerConfig, side: int = 256) -> float:
 
     Example:
         >>> round(gflops(RestorerConfig()), 2)
-        1.45
+        1.41
     """
     h, q = (side // 2) ** 2, (side // 4) ** 2
     w, d = cfg.width, cfg.deep
