@@ -36,7 +36,8 @@ from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
 from passersby.stream.ledger import Ledger, LedgerError, LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
-from passersby.stream.sources import Anchors, Describable, FrameSource, Pressable, Stage, Stateful, run_stages
+from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressable, Refreshable, Stage, Stateful,
+                                      Steerable, Tunable, capable, run_stages)
 
 log = logging.getLogger("passersby")
 
@@ -148,6 +149,56 @@ class LedgerAnchors:
             self.ledger = None
 
 
+class FrameQueue(queue.Queue):
+    """The bounded queue of frames rendered ahead, with what a live change needs: drop all but
+    the frame shown next, and refuse a frame rendered before the change unless it would be shown
+    next (then the change shows from the frame after it: within 2 frames). Both happen under the
+    queue's own lock, so no stale frame slips in between.
+
+    Example:
+        >>> q = FrameQueue(4); [q.put(i) for i in range(3)] and None
+        >>> q.renew(), q.qsize(), q.generation
+        (2, 1, 1)
+        >>> q.put_unless_stale("old", generation=0, timeout=0.1), q.put_unless_stale("new", 1, 0.1)
+        (False, True)
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.generation = 0  # live changes so far
+        self.dropped = 0  # frames dropped for live changes (rendered ahead, or in flight)
+
+    def renew(self) -> int:
+        """A live change: keep the head, drop the rest (returns how many), bump the generation."""
+        with self.mutex:
+            self.generation += 1
+            n = max(0, len(self.queue) - 1)
+            for _ in range(n):
+                self.queue.pop()
+            self.dropped += n
+            self.unfinished_tasks = max(0, self.unfinished_tasks - n)
+            self.not_full.notify_all()
+            return n
+
+    def put_unless_stale(self, item: Any, generation: int, timeout: float) -> bool:
+        """Put `item` (rendered at `generation`) unless a live change came since and the queue
+        is not empty; queue.Full after `timeout` s without room."""
+        with self.not_full:
+            deadline = time.monotonic() + timeout
+            while self._qsize() >= self.maxsize:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise queue.Full
+                self.not_full.wait(left)
+            if generation != self.generation and self._qsize() > 0:
+                self.dropped += 1
+                return False
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+            return True
+
+
 class ScreenProducer(threading.Thread):
     """Renders one screen's frames, in order, into a bounded queue (its own thread)."""
 
@@ -155,10 +206,11 @@ class ScreenProducer(threading.Thread):
         super().__init__(name=f"passersby-{plan.name}", daemon=True)
         self.plan, self.anchors = plan, anchors
         self.source = plan.make_source(anchors)
-        self.frames: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        self.frames = FrameQueue(queue_size)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self._skip_to: int | None = None
+        self._refresh = False  # a live change: the source forgets what it rendered ahead
         self._lock = threading.Lock()
         self.render_seconds: deque[float] = deque(maxlen=300)
         self.render_times = RenderTimes()  # all of them, as a histogram (metrics)
@@ -169,6 +221,14 @@ class ScreenProducer(threading.Thread):
             self._skip_to = -1
         _drain(self.frames)
 
+    def renew(self, change: Callable[[], None]) -> None:
+        """Apply a live change (`change()`: a knob of the source turned) and drop the frames
+        rendered ahead but the next one, so the frame after it shows the change."""
+        with self._lock:
+            change()
+            self._refresh = True
+        self.frames.renew()
+
     def run(self) -> None:
         index = 0
         try:
@@ -177,11 +237,16 @@ class ScreenProducer(threading.Thread):
                     if self._skip_to is not None:
                         index = self.source.cut(index)
                         self._skip_to = None
+                    if self._refresh:
+                        self._refresh = False
+                        if (ahead := capable(self.source, Refreshable)) is not None:
+                            ahead.refresh()
+                generation = self.frames.generation  # read after the knobs: a frame knows what it shows
                 frame = self._render(index)
                 while not self.stop_event.is_set():
                     try:
-                        self.frames.put(frame, timeout=0.1)
-                        break
+                        self.frames.put_unless_stale(frame, generation, timeout=0.1)
+                        break  # put, or dropped (rendered before a live change): the next index shows it
                     except queue.Full:
                         continue
                 index += 1
@@ -260,6 +325,9 @@ class Engine:
         self.pacer: Pacer | None = None
         self.trimmer: HeapTrimmer | None = None
         self.started_at = time.time()
+        # name -> a callable whose JSON-able answer goes into the status under that name
+        # (the application's control desk records its live values there: app/controls.py).
+        self.reporters: dict[str, Callable[[], Any]] = {}
         # Create (or check) the ledger here, once: screens opening a new file at the same
         # moment would race to create its schema.
         with self.ledger_spec.open(z_dim, seed=seed) as led:
@@ -336,6 +404,62 @@ class Engine:
                     p.next_anchor()
         elif action == "quit":
             self.quit_event.set()
+        elif action.startswith("direction/"):
+            self.steer(action.partition("/")[2], value, screen)
+        else:  # a live knob of the sources: drift, tempo, speed (FrameHub.control checked the name)
+            self.tune(action.rpartition("/")[2], value, screen)
+
+    def tune(self, knob: str, value: float, screen: str | None = None) -> list[str]:
+        """Turn live knob `knob` of every screen's source that has it (or of `screen`'s alone);
+        the change shows within 2 frames. Returns the screens changed.
+
+        Raises:
+            PermissionError: no screen here (or not `screen`) has that knob.
+            ValueError: the value is out of the knob's range (the source says which).
+        """
+        found = [(p, src) for p in self._screens(screen) if (src := capable(p.source, Tunable)) is not None
+                 and knob in src.tunings()]
+        if not found:
+            raise PermissionError(f"{'screen ' + repr(screen) if screen else 'no screen here'} has no live {knob!r}"
+                                  f"{self._knobs_note(screen)}")
+        for p, src in found:
+            p.renew(lambda src=src: src.tune(knob, value))
+        return [p.plan.name for p, _ in found]
+
+    def steer(self, direction: str, amount: float, screen: str | None = None) -> list[str]:
+        """Offset every screen's latent (or `screen`'s alone) along latent direction `direction`
+        by `amount` std (sources.Steerable); shows within 2 frames. Returns the screens changed.
+
+        Raises:
+            PermissionError: no screen here (or not `screen`) can be steered.
+        """
+        found = [(p, src) for p in self._screens(screen) if (src := capable(p.source, Steerable)) is not None]
+        if not found:
+            raise PermissionError(f"{'screen ' + repr(screen) if screen else 'no screen here'} has no latent "
+                                  f"directions (a walk with a directions file: `passersby directions`)")
+        for p, src in found:
+            p.renew(lambda src=src: src.set_offset(direction, amount))
+        return [p.plan.name for p, _ in found]
+
+    def live(self) -> dict[str, dict[str, float]]:
+        """Per screen, its sources' live knobs and direction offsets now (JSON-able)."""
+        out: dict[str, dict[str, float]] = {}
+        for p in self.producers:
+            values: dict[str, float] = {}
+            if (src := capable(p.source, Tunable)) is not None:
+                values.update(src.tunings())
+            if (src := capable(p.source, Steerable)) is not None:
+                values.update({f"direction/{k}": v for k, v in src.offsets().items()})
+            out[p.plan.name] = values
+        return out
+
+    def _screens(self, screen: str | None) -> list[ScreenProducer]:
+        return [p for p in self.producers if screen is None or p.plan.name == screen]
+
+    def _knobs_note(self, screen: str | None) -> str:
+        have = sorted({k for p in self._screens(screen) if (src := capable(p.source, Tunable)) is not None
+                       for k in src.tunings()})
+        return f" (live knobs here: {', '.join(have)})" if have else " (its source has no live knobs)"
 
     def sleep(self, why: str) -> None:
         """Closed (opening hours): every screen goes black, nothing more is shown or claimed
@@ -412,4 +536,6 @@ class Engine:
         states = {p.plan.name: p.source.state() for p in self.producers if isinstance(p.source, Stateful)}
         if states:
             out["screen_state"] = states
+        for name, report in list(self.reporters.items()):
+            out[name] = report()
         return out

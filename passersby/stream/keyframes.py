@@ -85,6 +85,17 @@ class Keyframes:
     def every(self) -> int:
         return self.levels[self.level][1]
 
+    @property
+    def wrapped(self) -> FrameSource:
+        """The source inside (its live knobs and directions are asked there: sources.capable)."""
+        return self.source
+
+    def refresh(self) -> None:
+        """A live knob turned: forget the newest keyframe rendered ahead (the frames up to it
+        would blend towards a picture from before the change); the one before stays, it is shown."""
+        if len(self.cache) > 1:
+            del self.cache[max(self.cache)]
+
     def _keyframe(self, index: int) -> tuple[Image, Key]:
         if index not in self.cache:
             stages, every = self.levels[self.level]
