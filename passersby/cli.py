@@ -37,6 +37,7 @@ def _register() -> None:
     from passersby.app.peep import peep_command
     from passersby.app.gallery import gallery_command
     from passersby.app.service import service_app
+    from passersby.app.midi_cli import midi_app
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
@@ -55,6 +56,7 @@ def _register() -> None:
     app.add_typer(config_app, name="config")
     app.add_typer(service_app, name="service")
     app.add_typer(taste_app, name="taste")
+    app.add_typer(midi_app, name="midi")
 
 
 _register()

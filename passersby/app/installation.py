@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ class Installation:
     home: Path | None = None
     make_rerenderer: Callable[[], "Rerenderer"] | None = None  # built on first use (compiles models)
     _rerenderer: "Rerenderer | None" = None
+    desk: Any = None  # its app/controls.ControlDesk, set by whoever runs it live (cli_common.build_installation)
 
     def rerenderer(self) -> "Rerenderer":
         """The installation's Rerenderer (app/rerender.py), built once."""

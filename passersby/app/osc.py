@@ -1,0 +1,220 @@
+"""OSC in: a UDP server that turns Open Sound Control messages into control requests.
+
+    /passersby/<screen>/drift f 0.9   ->  ControlDesk.apply("drift", 0.9, "<screen>", via="osc")
+    /passersby/next                    ->  ControlDesk.apply("next", None, None, via="osc")
+
+The address space is app/controls.CONTROLS under /passersby/ (docs/osc.md). Every message is
+checked there: an unknown address, a wrong type or a value out of range is refused with a
+warning line (the same kind of line at most once per `WARN_EVERY_S`, with the count of the
+ones it stood for) and, for a client that asked with `/passersby/reply i 1`, an OSC reply
+`/passersby/error ss` (address, why) to the address it sends from; accepted ones are answered
+`/passersby/ok s` (address) then. Nothing a client sends ends the server.
+
+A flood cannot slow the stream: the server reads at most `max_rate` datagrams a second and
+drops the rest unread (counted), and a control that turns a knob only swaps a value and drops
+frames rendered ahead (stream/engine.FrameQueue), it renders nothing itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket, ParseError
+
+from passersby.app.controls import Control, ControlDesk, ControlError, control, parse_address
+
+log = logging.getLogger("passersby")
+
+PREFIX = "/passersby/"
+WARN_EVERY_S = 10.0  # one warning line per kind of refusal in this time
+MAX_REPLY_CLIENTS = 64
+REPLIES_PER_S = 200  # per client: an answer to each message, but a flood gets no flood back
+
+
+def osc_message(address: str, *args: Any) -> bytes:
+    """The datagram of one OSC message; ints as i, floats as f, str as s, bools as T/F.
+
+    Example:
+        >>> osc_message("/passersby/next")[:16]
+        b'/passersby/next\\x00'
+    """
+    b = OscMessageBuilder(address=address)
+    for a in args:
+        b.add_arg(a)
+    return b.build().dgram
+
+
+class WarnOnce:
+    """Log a warning per kind at most once every `every` seconds, saying how many it stood for.
+
+    Example:
+        >>> w = WarnOnce(every=60.0); w("bad", "x"); w("bad", "y"); w.suppressed["bad"]
+        1
+    """
+
+    def __init__(self, every: float = WARN_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self.last: dict[str, float] = {}
+        self.suppressed: Counter[str] = Counter()
+
+    def __call__(self, kind: str, message: str) -> None:
+        now = self.clock()
+        if now - self.last.get(kind, -1e18) < self.every:
+            self.suppressed[kind] += 1
+            return
+        more = self.suppressed.pop(kind, 0)
+        self.last[kind] = now
+        log.warning("osc: %s%s", message, f" (and {more} more like it since the last line)" if more else "")
+
+
+class OscServer:
+    """Reads OSC datagrams on (host, port) in its own thread and applies them through `desk`.
+
+    Args:
+        desk: the installation's ControlDesk.
+        host, port: where to listen (loopback by default; port 0 = any free port).
+        max_rate: datagrams read per second at most; more are dropped unread (counted).
+        clock: monotonic seconds (rate, warnings).
+
+    Example:
+        >>> server = OscServer(desk, "127.0.0.1", 9000).start()  # a built installation  # doctest: +SKIP
+        >>> server.stats()["accepted"]  # a built installation  # doctest: +SKIP
+        0
+    """
+
+    def __init__(self, desk: ControlDesk, host: str = "127.0.0.1", port: int = 9000, max_rate: int = 2000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.desk, self.host, self.max_rate, self.clock = desk, host, int(max_rate), clock
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.bind((host, port))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.counts: Counter[str] = Counter()  # accepted, refused, malformed, dropped (over max_rate)
+        self.warn = WarnOnce(clock=clock)
+        self.replies: dict[tuple, list[float]] = {}  # client address -> [window start, answers in it]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="passersby-osc", daemon=True)
+        self._window = [0.0, 0]  # [start of this second, datagrams read in it]
+
+    def start(self) -> "OscServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {"port": self.port,
+                **{k: self.counts[k] for k in ("accepted", "refused", "malformed", "dropped", "released")}}
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                if self._stop.is_set():
+                    return
+                continue
+            if not self._admit():
+                self.counts["dropped"] += 1
+                if self.counts["dropped"] % 1000 == 1:
+                    self.warn("flood", f"more than {self.max_rate} messages a second; the rest are dropped unread")
+                continue
+            try:
+                self.handle_datagram(data, addr)
+            except Exception as e:  # noqa: BLE001 - nothing a client sends may end the server
+                self.counts["malformed"] += 1
+                self.warn("error", f"a message from {addr[0]} could not be handled ({type(e).__name__}: {e})")
+
+    def _admit(self) -> bool:
+        now = self.clock()
+        if now - self._window[0] >= 1.0:
+            self._window = [now, 0]
+        self._window[1] += 1
+        return self._window[1] <= self.max_rate
+
+    def handle_datagram(self, data: bytes, addr: tuple) -> None:
+        """One datagram (a message or a bundle of them) from `addr`."""
+        try:
+            messages = [m.message for m in OscPacket(data).messages]
+        except (ParseError, ValueError, IndexError, TypeError) as e:
+            self.counts["malformed"] += 1
+            self.warn("malformed", f"not an OSC message from {addr[0]} ({e})")
+            self._reply(addr, "/passersby/error", "", f"not an OSC message: {e}")
+            return
+        for m in messages:
+            self.handle(m.address, list(m.params), addr)
+
+    def handle(self, address: str, args: list[Any], addr: tuple) -> None:
+        """One message: check it, apply it, answer a client that asked."""
+        if address in ("/passersby/reply", "/passersby/reply/"):
+            self._set_reply(addr, args)
+            return
+        try:
+            if not address.startswith(PREFIX):
+                raise ControlError(f"unknown address {address!r}: addresses start with {PREFIX} (docs/osc.md)")
+            name, screen = parse_address(address[len(PREFIX):], self.desk.screens)
+            value = _value(control(name), args, address)
+            if value is RELEASE:
+                self.counts["released"] += 1
+                return
+            self.desk.apply(name, value, screen, via="osc")
+        except ControlError as e:
+            self.counts["refused"] += 1
+            self.warn(f"refused {address[:80]}", f"refused {address} {args!r}: {e}")
+            self._reply(addr, "/passersby/error", address, str(e))
+            return
+        self.counts["accepted"] += 1
+        self._reply(addr, "/passersby/ok", address)
+
+    def _set_reply(self, addr: tuple, args: list[Any]) -> None:
+        on = not args or bool(args[0])
+        if on and (addr in self.replies or len(self.replies) < MAX_REPLY_CLIENTS):
+            self.replies[addr] = [self.clock(), 0]
+            self._reply(addr, "/passersby/ok", "/passersby/reply")
+        elif not on:
+            self.replies.pop(addr, None)
+
+    def _reply(self, addr: tuple, address: str, *args: Any) -> None:
+        window = self.replies.get(addr)
+        if window is None:
+            return
+        now = self.clock()
+        if now - window[0] >= 1.0:
+            window[0], window[1] = now, 0
+        window[1] += 1
+        if window[1] > REPLIES_PER_S:
+            return
+        try:
+            self.sock.sendto(osc_message(address, *args), addr)
+        except OSError:  # the client went away: forget it
+            self.replies.pop(addr, None)
+
+
+RELEASE = object()  # a button's 0 (its release): nothing to do, no warning
+
+
+def _value(c: Control, args: list[Any], address: str) -> Any:
+    """The request's value from the message's arguments: a trigger takes none (or one number,
+    as buttons send 1 on press and 0 on release: 0 is RELEASE, passed over quietly); a knob
+    exactly one int or float."""
+    if c.trigger:
+        if not args:
+            return None
+        if len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
+            return RELEASE if args[0] == 0 else None
+        raise ControlError(f"{address} takes no argument (or one number, a button's 1), got {args!r}")
+    if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], (int, float)):
+        raise ControlError(f"{address} takes one number (f or i), got {args!r}")
+    return float(args[0])
