@@ -151,9 +151,9 @@ class LedgerAnchors:
 
 class FrameQueue(queue.Queue):
     """The bounded queue of frames rendered ahead, with what a live change needs: drop all but
-    the frame shown next, and refuse a frame rendered before the change unless it would be shown
-    next (then the change shows from the frame after it: within 2 frames). Both happen under the
-    queue's own lock, so no stale frame slips in between.
+    the frame shown next, and refuse every frame rendered before the change but that one (or,
+    when the queue was empty, but the one in flight), so the change shows from the 2nd frame
+    after it. Both happen under the queue's own lock, so no stale frame slips in between.
 
     Example:
         >>> q = FrameQueue(4); [q.put(i) for i in range(3)] and None
@@ -167,12 +167,14 @@ class FrameQueue(queue.Queue):
         super().__init__(maxsize=maxsize)
         self.generation = 0  # live changes so far
         self.dropped = 0  # frames dropped for live changes (rendered ahead, or in flight)
+        self._stale_ok = False  # one frame from before the change may still be put (the queue was empty)
 
     def renew(self) -> int:
         """A live change: keep the head, drop the rest (returns how many), bump the generation."""
         with self.mutex:
             self.generation += 1
             n = max(0, len(self.queue) - 1)
+            self._stale_ok = not self.queue  # no frame kept: the one in flight may be shown next
             for _ in range(n):
                 self.queue.pop()
             self.dropped += n
@@ -181,8 +183,9 @@ class FrameQueue(queue.Queue):
             return n
 
     def put_unless_stale(self, item: Any, generation: int, timeout: float) -> bool:
-        """Put `item` (rendered at `generation`) unless a live change came since and the queue
-        is not empty; queue.Full after `timeout` s without room."""
+        """Put `item` (rendered at `generation`) unless a live change came since (then only the
+        first such frame, and only when the change found the queue empty); returns whether it
+        was put; queue.Full after `timeout` s without room."""
         with self.not_full:
             deadline = time.monotonic() + timeout
             while self._qsize() >= self.maxsize:
@@ -190,9 +193,11 @@ class FrameQueue(queue.Queue):
                 if left <= 0:
                     raise queue.Full
                 self.not_full.wait(left)
-            if generation != self.generation and self._qsize() > 0:
-                self.dropped += 1
-                return False
+            if generation != self.generation:
+                if not self._stale_ok:
+                    self.dropped += 1
+                    return False
+                self._stale_ok = False
             self._put(item)
             self.unfinished_tasks += 1
             self.not_empty.notify()
