@@ -147,7 +147,12 @@ class OscServer:
     def handle_datagram(self, data: bytes, addr: tuple) -> None:
         """One datagram (a message or a bundle of them) from `addr`."""
         try:
+            if len(data) % 4:
+                raise ParseError(f"{len(data)} bytes: OSC packets are whole 4-byte words")
             messages = [m.message for m in OscPacket(data).messages]
+            if not data.startswith(b"#bundle") and len(messages) == 1 and len(_encode(messages[0])) != len(data):
+                # python-osc reads arguments cut short as 0 (or half a float): refuse, do not guess
+                raise ParseError("its arguments are shorter than its type tags say")
         except (ParseError, ValueError, IndexError, TypeError) as e:
             self.counts["malformed"] += 1
             self.warn("malformed", f"not an OSC message from {addr[0]} ({e})")
@@ -202,6 +207,13 @@ class OscServer:
             self.replies.pop(addr, None)
 
 
+def _encode(m: Any) -> bytes:
+    try:
+        return osc_message(m.address, *m.params)
+    except Exception:  # noqa: BLE001 - a type python-osc reads but does not build: trust its length
+        return m.dgram
+
+
 RELEASE = object()  # a button's 0 (its release): nothing to do, no warning
 
 
@@ -217,4 +229,5 @@ def _value(c: Control, args: list[Any], address: str) -> Any:
         raise ControlError(f"{address} takes no argument (or one number, a button's 1), got {args!r}")
     if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], (int, float)):
         raise ControlError(f"{address} takes one number (f or i), got {args!r}")
-    return float(args[0])
+    # OSC's f is a 32-bit float: 0.9 arrives as 0.8999999761...; its 7 digits are what was sent.
+    return float(f"{args[0]:.7g}") if isinstance(args[0], float) else float(args[0])
