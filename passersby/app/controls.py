@@ -106,6 +106,7 @@ CONTROLS: tuple[Control, ...] = (
             -3.0, 3.0, (-3.0, 3.0, 0.05)),
 )
 _BY_NAME = {c.name: c for c in CONTROLS}
+KNOB_CONTROLS = {"speed": "walk/speed"}  # a source's knob -> its control, where the names differ
 
 
 def control(name: str) -> Control:
@@ -260,7 +261,9 @@ class ControlDesk:
 
     def values(self) -> dict[str, dict[str, float]]:
         """Per screen, its live knobs and direction offsets now; plus "*" for the whole installation."""
-        out = self.engine.live()
+        # The sources name their knobs plainly ("speed"); the table's name says whose ("walk/speed").
+        out = {screen: {KNOB_CONTROLS.get(k, k): v for k, v in values.items()}
+               for screen, values in self.engine.live().items()}
         whole: dict[str, Any] = {"paused": self.engine.paused.is_set()}
         if self.engine.exactingness is not None:
             whole["exactingness"] = self.engine.exactingness.value

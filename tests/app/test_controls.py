@@ -113,7 +113,7 @@ def test_values_are_checked_once_and_refusals_are_recorded(tmp_path: Path) -> No
         report = e.status()["controls"]
         assert report["changes"] == 1 and report["via"] == {"web": 1}
         assert report["last"]["screens"] == ["feminine"] and report["values"]["feminine"]["drift"] == 1.2
-        assert report["values"]["masculine"] == {"tempo": 1.0, "speed": 1.0}
+        assert report["values"]["masculine"] == {"tempo": 1.0, "walk/speed": 1.0}
         assert report["ranges"]["drift"] == [0.0, 4.0, 0.05]
 
 

@@ -64,7 +64,7 @@ def test_python_osc_client_turns_the_engine_knobs(live) -> None:
     assert until(lambda: desk.changes == 3), desk.report()
     values = desk.values()
     assert values["feminine"] == {"drift": 0.9, "tempo": 3.0}
-    assert values["masculine"] == {"tempo": 3.0, "speed": 2.0}
+    assert values["masculine"] == {"tempo": 3.0, "walk/speed": 2.0}
     assert e.status()["controls"]["via"] == {"osc": 3}
     frames = [e.take(1) for _ in range(3)]  # and the feminine loop now melts at 0.9
     assert frames[-1].key["segment"]["drifts"][-1][1] == 0.9
