@@ -227,3 +227,21 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
         assert m["choose_and_refit_ms"]["median"] > 0
     assert not (tmp_path / "home" / "cache").exists()  # the shipped model's head ships: nothing built
     assert "picture" in r.stdout and res["machine"]["cpu"]
+
+
+def test_osc_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    flood, lat = tmp_path / "flood.json", tmp_path / "latency.json"
+    r = subprocess.run([sys.executable, "benchmarks/osc.py", "--seconds", "1", "--rate", "500", "--trials", "3",
+                        "--warmup", "1", "--json-flood", str(flood), "--json-latency", str(lat)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    f, la = json.loads(flood.read_text()), json.loads(lat.read_text())
+    for name in ("reference", "flood", "after"):
+        for s in ("masculine", "feminine"):
+            assert f[name]["fps_per_screen"][s] > 0 and f[name]["intervals_ms"][s]["p99"] > 0
+    assert f["flood"]["flood_sent"] > 0 and f["flood"]["server"]["accepted"] > 0
+    assert f["flood"]["server"]["malformed"] > 0 and f["flood"]["server"]["refused"] > 0
+    assert f["lscpu"]["model_name"] and f["lscpu"]["flags"]
+    assert la["n"] == 3 and la["median_ms"] > 0 and la["p99_ms"] >= la["median_ms"]
+    assert "latency OSC -> changed frame" in r.stdout
