@@ -19,7 +19,8 @@ from feedback_fakes import R, render_anchor, step
 from passersby.stream.feedback import FeedbackConfig, FeedbackLoop, replay
 from passersby.stream.keyframes import Keyframes, blend
 from passersby.stream.peep import PeepConfig, PeepSource
-from passersby.stream.sources import Describable, FrameSource, LatentWalk, Pressable, Stateful
+from passersby.stream.sources import (Describable, FrameSource, LatentWalk, Pressable, Refreshable, Stateful,
+                                      Tunable)
 from passersby.stream.walker import WalkConfig, frame_latent
 
 D = 8
@@ -108,14 +109,15 @@ def peep(anchors: FakeAnchors) -> PeepSource:
 
 # name -> (build from anchors, re-render a frame from its key and the anchors, capabilities it has)
 SOURCES: dict[str, tuple[Callable[[FakeAnchors], Any], Callable, set[type]]] = {
-    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, set()),
+    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Tunable}),
     "feedback": (lambda a: FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
-                 rerender_feedback, set()),
+                 rerender_feedback, {Tunable}),
     "peep": (peep, rerender_peep, {Pressable, Stateful}),
     "keyframes": (lambda a: Keyframes(LatentWalk(WALK, a, walk_renderer, "m0"), [((Tint(),), 3), ((), 1)]),
-                  rerender_keyframes, {Describable}),
+                  rerender_keyframes, {Describable, Refreshable}),
 }
-CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state"}
+CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state", Tunable: "tunings",
+                Refreshable: "refresh"}
 
 
 def frames(name: str, n: int = FRAMES) -> tuple[Any, FakeAnchors, list[tuple[np.ndarray, dict[str, Any]]]]:
@@ -172,6 +174,37 @@ def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
         assert (cap in has) == callable(getattr(src, method, None))
     if Pressable in has:
         assert isinstance(src.press(), bool)
-    for cap in has - {Pressable}:
+    if Refreshable in has:
+        src.refresh()
+        assert src.render(3)[0].shape == src.render(4)[0].shape
+    for cap in has - {Pressable, Refreshable}:
         report = getattr(src, CAPABILITIES[cap])()
         assert isinstance(report, dict) and report and json.loads(json.dumps(report)) == report
+
+
+# A live knob of each tunable source, and a value it takes (app/controls.py sends these).
+TUNINGS = {"walk": [("tempo", 0.25), ("speed", 2.5), ("speed", 0.0)], "feedback": [("drift", 3.0), ("tempo", 0.75)]}
+
+
+@pytest.mark.parametrize("name", list(TUNINGS))
+def test_live_knobs_change_the_frames_and_every_key_still_re_renders_its_frame(name):
+    """Knobs turned while the source runs (from another thread, between frames): the frames after
+    differ from an untouched run's, and every key re-renders its frame from the anchors alone."""
+    build, rerender = SOURCES[name][0], SOURCES[name][1]
+    anchors, plain = FakeAnchors(), FakeAnchors()
+    src, ref = build(anchors), build(plain)
+    out, untouched = [], [ref.render(i) for i in range(FRAMES)]
+    for i in range(FRAMES):
+        if i in (5, 12, 13):
+            knob, value = TUNINGS[name][min((5, 12, 13).index(i), len(TUNINGS[name]) - 1)]
+            src.tune(knob, value)
+            assert src.tunings()[knob] == value
+        out.append(src.render(i))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(out[6:], untouched[6:]))
+    for image, key in out:
+        assert json.loads(json.dumps(key)) == key
+        assert np.array_equal(rerender(key, anchors), image), key["frame"]
+    with pytest.raises(ValueError):
+        src.tune("warp", 1.0)
+    with pytest.raises(ValueError):
+        src.tune(TUNINGS[name][0][0], 1e9)
