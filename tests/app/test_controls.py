@@ -186,3 +186,30 @@ def test_sources_say_their_knobs() -> None:
 
     assert isinstance(LatentWalk(WALK, None, None, "m"), Tunable)
     assert isinstance(FeedbackLoop(LOOP, None, None, None), Tunable)
+
+
+def test_config_show_prints_the_running_installations_live_values(tmp_path: Path) -> None:
+    """`passersby config show --home H` while an installation runs in H: the settings file, then
+    the live values as comments (the file still reads back as the same settings)."""
+    from typer.testing import CliRunner
+
+    from passersby.app.inbox import Inbox
+    from passersby.cli import app
+    from passersby.settings import load_settings
+
+    home = tmp_path / "home"
+    with live_engine(tmp_path) as e:
+        desk = ControlDesk(e)
+        desk.apply("tempo", 7.5, "masculine", via="osc")
+        desk.apply("drift", 2.25, "feminine", via="midi")
+        with Inbox(home, {"controls": lambda req: desk.report()}, SCREENS):
+            r = CliRunner().invoke(app, ["config", "show", "--home", str(home)])
+    assert r.exit_code == 0, r.output
+    assert "# masculine.tempo = 7.5" in r.output and "# feminine.drift = 2.25" in r.output
+    assert "# installation.paused = false" in r.output and "changes: 2" in r.output
+    assert "tempo = 6.0" in r.output  # the file's value: a restart starts from it
+    out = tmp_path / "resolved.toml"
+    out.write_text(r.output)
+    assert load_settings(out).walk.tempo == 6.0
+    r = CliRunner().invoke(app, ["config", "show", "--home", str(home)])  # nothing runs there now
+    assert r.exit_code == 0 and "live values" not in r.output
