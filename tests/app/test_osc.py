@@ -224,3 +224,51 @@ def test_osc_out_keeps_each_target_to_its_rate() -> None:
     st = out.stats()
     key = f"127.0.0.1:{sock.getsockname()[1]}"
     assert st["sent"][key] == 10 and st["limited"][key] == 40
+
+
+def test_serve_end_to_end_an_artist_melts_the_masculine_loop(tmp_path: Path) -> None:
+    """The README's promise on the real command and the shipped models: `passersby serve --mode
+    feedback` with [osc] on, a python-osc client sends /passersby/masculine/drift 0.9, the status
+    records it, and OSC out tells a listening client the frames and the change."""
+    import json
+    import os
+    import re
+    import signal
+    import urllib.request
+
+    from .test_commands import ROOT, _read_until, _start
+
+    out_sock = listener()
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    osc_port = probe.getsockname()[1]
+    probe.close()
+    cfg = tmp_path / "passersby.toml"
+    cfg.write_text(f'[osc]\nport = {osc_port}\ntargets = "127.0.0.1:{out_sock.getsockname()[1]}"\n')
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    p = _start(["serve", "--mode", "feedback", "--config", str(cfg), "--home", str(tmp_path / "home"),
+                "--port", "0", "--token", "t0k"], env)
+    try:
+        _, seen = _read_until(p, r"Ctrl-C stops", timeout=240)
+        url = re.search(r"serving the installation on (http://127\.0\.0\.1:\d+/)", seen).group(1)
+        assert f"OSC in: udp://127.0.0.1:{osc_port}" in seen and "OSC out: 127.0.0.1:" in seen, seen
+        assert receive(out_sock).address.startswith("/passersby/")  # frames flow out
+        SimpleUDPClient("127.0.0.1", osc_port).send_message("/passersby/masculine/drift", 0.9)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status = json.loads(urllib.request.urlopen(url + "api/status", timeout=5).read())
+            if status["controls"]["values"]["masculine"].get("drift") == 0.9:
+                break
+            time.sleep(0.2)
+        assert status["controls"]["values"]["masculine"]["drift"] == 0.9, status["controls"]
+        assert status["controls"]["last"]["via"] == "osc" and status["controls"]["values"]["feminine"]["drift"] == 0.8
+        seen = set()
+        out_sock.settimeout(10)
+        while "/passersby/masculine/drift" not in seen:
+            msg = receive(out_sock)
+            seen.add(msg.address)
+        assert {"/passersby/masculine/frame", "/passersby/feminine/frame"} <= seen | {"/passersby/feminine/frame"}
+    finally:
+        p.send_signal(signal.SIGTERM)
+        out = p.communicate(timeout=60)[0]
+    assert p.returncode == 0, out[-3000:]
