@@ -162,6 +162,7 @@ def control_surfaces(inst, settings):
                 fail(OSError(f"osc: cannot listen on {settings.osc.host}:{settings.osc.port} ({e.strerror}); "
                              "set [osc] port"))
             opened.append(server)
+            inst.engine.reporters["osc_in"] = server.stats  # read, refused, malformed, dropped: in the status
             typer.echo(f"  OSC in: udp://{settings.osc.host}:{server.port} (/passersby/<screen>/<control>, docs/osc.md)")
         targets = osc_targets(settings)
         if targets:
@@ -170,6 +171,7 @@ def control_surfaces(inst, settings):
             out = OscOut(inst.engine.hub, targets, settings.osc.out_rate).start()
             inst.desk.listeners.append(out.on_control)
             opened.append(out)
+            inst.engine.reporters["osc_out"] = out.stats
             typer.echo(f"  OSC out: {settings.osc.targets}")
         if settings.midi.port:
             opened += _midi(inst, settings)

@@ -262,6 +262,7 @@ def test_serve_end_to_end_an_artist_melts_the_masculine_loop(tmp_path: Path) -> 
             time.sleep(0.2)
         assert status["controls"]["values"]["masculine"]["drift"] == 0.9, status["controls"]
         assert status["controls"]["last"]["via"] == "osc" and status["controls"]["values"]["feminine"]["drift"] == 0.8
+        assert status["osc_in"]["accepted"] == 1 and status["osc_out"]["sent"]
         seen = set()
         out_sock.settimeout(10)
         while "/passersby/masculine/drift" not in seen:
