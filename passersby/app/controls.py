@@ -36,6 +36,11 @@ class ControlError(ValueError):
     range, or nothing here has that control. The message says which and what is allowed."""
 
 
+class NotHere(ControlError):
+    """A well-formed request for a control nothing here has (a drift on a walk screen, a press
+    where no screen is a peepshow, exactingness without a taste): 403 on the web, not 400."""
+
+
 @dataclass(frozen=True)
 class Control:
     """One named control.
@@ -182,6 +187,8 @@ class ControlDesk:
         """The hub's Controls (the overview, /api/control, the window's keys): `apply` from the web."""
         try:
             self.apply(action, value, screen, via="web")
+        except NotHere as e:
+            raise PermissionError(str(e)) from None
         except ControlError as e:
             raise ValueError(str(e)) from None
 
@@ -208,7 +215,7 @@ class ControlDesk:
             with self._lock:
                 self.refused += 1
                 self.last_refusal = f"{via}: {e}"
-            raise ControlError(str(e)) from None
+            raise (NotHere if isinstance(e, (PermissionError, NotHere)) else ControlError)(str(e)) from None
         event = {"control": name, "value": v, "screen": screen, "screens": changed, "via": via,
                  "at": round(self.clock(), 3)}
         with self._lock:
@@ -243,7 +250,7 @@ class ControlDesk:
         if screen is None:
             raise ControlError(f"capture names a screen: <screen>/capture, screens are {self.screens}")
         if self.capture is None:
-            raise ControlError("this installation offers no captures")
+            raise NotHere("this installation offers no captures")
         if not self._capturing.acquire(blocking=False):
             raise ControlError("a capture is running; try again when it is kept")
 

@@ -34,6 +34,7 @@ log = logging.getLogger("passersby")
 PREFIX = "/passersby/"
 WARN_EVERY_S = 10.0  # one warning line per kind of refusal in this time
 MAX_REPLY_CLIENTS = 64
+BATCH = 512  # datagrams read together at most (then applied, the last value per address winning)
 REPLIES_PER_S = 200  # per client: an answer to each message, but a flood gets no flood back
 
 
@@ -114,28 +115,37 @@ class OscServer:
 
     def stats(self) -> dict[str, Any]:
         return {"port": self.port,
-                **{k: self.counts[k] for k in ("accepted", "refused", "malformed", "dropped", "released")}}
+                **{k: self.counts[k] for k in ("accepted", "coalesced", "refused", "malformed", "dropped", "released")}}
 
     def _serve(self) -> None:
         while not self._stop.is_set():
+            batch = self._read_batch()
+            try:
+                self.handle_batch(batch)
+            except Exception as e:  # noqa: BLE001 - nothing a client sends may end the server
+                self.counts["malformed"] += 1
+                self.warn("error", f"a batch of messages could not be handled ({type(e).__name__}: {e})")
+
+    def _read_batch(self) -> list[tuple[bytes, tuple]]:
+        """The datagrams waiting now (at least one, or none after 0.2 s), at most BATCH, each
+        admitted by the rate (the rest dropped unread)."""
+        batch: list[tuple[bytes, tuple]] = []
+        self.sock.settimeout(0.2)
+        while len(batch) < BATCH:
             try:
                 data, addr = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
+            except (socket.timeout, BlockingIOError):
+                break
             except OSError:
-                if self._stop.is_set():
-                    return
-                continue
-            if not self._admit():
+                break  # closed (stopping), or an ICMP error from a reply: nothing to read
+            if self._admit():
+                batch.append((data, addr))
+            else:
                 self.counts["dropped"] += 1
                 if self.counts["dropped"] % 1000 == 1:
                     self.warn("flood", f"more than {self.max_rate} messages a second; the rest are dropped unread")
-                continue
-            try:
-                self.handle_datagram(data, addr)
-            except Exception as e:  # noqa: BLE001 - nothing a client sends may end the server
-                self.counts["malformed"] += 1
-                self.warn("error", f"a message from {addr[0]} could not be handled ({type(e).__name__}: {e})")
+            self.sock.setblocking(False)  # the rest of what waits, without waiting
+        return batch
 
     def _admit(self) -> bool:
         now = self.clock()
@@ -144,44 +154,76 @@ class OscServer:
         self._window[1] += 1
         return self._window[1] <= self.max_rate
 
+    def handle_batch(self, batch: list[tuple[bytes, tuple]]) -> None:
+        """Datagrams that arrived together: each checked, then applied with the last value per
+        address winning (a knob moved 50 times in a millisecond is set once, to where it
+        stopped; a button hit twice in one batch fires once)."""
+        pending: dict[tuple[str, str | None], list[Any]] = {}  # (control, screen) -> [value, [(addr, address)]]
+        for data, addr in batch:
+            for address, args in self._messages(data, addr):
+                req = self._check(address, args, addr)
+                if req is None:
+                    continue
+                name, value, screen = req
+                entry = pending.setdefault((name, screen), [value, []])
+                entry[0] = value
+                entry[1].append((addr, address))
+        for (name, screen), (value, senders) in pending.items():
+            try:
+                self.desk.apply(name, value, screen, via="osc")
+            except ControlError as e:
+                self.counts["refused"] += len(senders)
+                self.warn(f"refused {name}@{screen}", f"refused {senders[-1][1]} {value!r}: {e}")
+                for addr, address in senders:
+                    self._reply(addr, "/passersby/error", address, str(e))
+                continue
+            self.counts["accepted"] += len(senders)
+            self.counts["coalesced"] += len(senders) - 1
+            for addr, address in senders:
+                self._reply(addr, "/passersby/ok", address)
+
     def handle_datagram(self, data: bytes, addr: tuple) -> None:
         """One datagram (a message or a bundle of them) from `addr`."""
+        self.handle_batch([(data, addr)])
+
+    def _messages(self, data: bytes, addr: tuple) -> list[tuple[str, list[Any]]]:
+        """(address, arguments) of the messages in a datagram; [] (counted, answered) when it is not OSC."""
         try:
             if len(data) % 4:
                 raise ParseError(f"{len(data)} bytes: OSC packets are whole 4-byte words")
             messages = [m.message for m in OscPacket(data).messages]
-            if not data.startswith(b"#bundle") and len(messages) == 1 and len(_encode(messages[0])) != len(data):
+            if not data.startswith(b"#bundle") and not _complete(data):
                 # python-osc reads arguments cut short as 0 (or half a float): refuse, do not guess
                 raise ParseError("its arguments are shorter than its type tags say")
-        except (ParseError, ValueError, IndexError, TypeError) as e:
+        except (ParseError, ValueError, IndexError, TypeError, UnicodeDecodeError) as e:
             self.counts["malformed"] += 1
             self.warn("malformed", f"not an OSC message from {addr[0]} ({e})")
             self._reply(addr, "/passersby/error", "", f"not an OSC message: {e}")
-            return
-        for m in messages:
-            self.handle(m.address, list(m.params), addr)
+            return []
+        return [(m.address, list(m.params)) for m in messages]
 
-    def handle(self, address: str, args: list[Any], addr: tuple) -> None:
-        """One message: check it, apply it, answer a client that asked."""
+    def _check(self, address: str, args: list[Any], addr: tuple) -> tuple[str, Any, str | None] | None:
+        """(control, value, screen) of a message, or None: a reply switch, a button's release, or
+        refused (counted, a warning line, an error reply to a client that asked)."""
         if address in ("/passersby/reply", "/passersby/reply/"):
             self._set_reply(addr, args)
-            return
+            return None
         try:
             if not address.startswith(PREFIX):
                 raise ControlError(f"unknown address {address!r}: addresses start with {PREFIX} (docs/osc.md)")
             name, screen = parse_address(address[len(PREFIX):], self.desk.screens)
-            value = _value(control(name), args, address)
+            c = control(name)
+            value = _value(c, args, address)
             if value is RELEASE:
                 self.counts["released"] += 1
-                return
-            self.desk.apply(name, value, screen, via="osc")
+                return None
+            c.check(value)
         except ControlError as e:
             self.counts["refused"] += 1
             self.warn(f"refused {address[:80]}", f"refused {address} {args!r}: {e}")
             self._reply(addr, "/passersby/error", address, str(e))
-            return
-        self.counts["accepted"] += 1
-        self._reply(addr, "/passersby/ok", address)
+            return None
+        return name, value, screen
 
     def _set_reply(self, addr: tuple, args: list[Any]) -> None:
         on = not args or bool(args[0])
@@ -207,11 +249,25 @@ class OscServer:
             self.replies.pop(addr, None)
 
 
-def _encode(m: Any) -> bytes:
-    try:
-        return osc_message(m.address, *m.params)
-    except Exception:  # noqa: BLE001 - a type python-osc reads but does not build: trust its length
-        return m.dgram
+def _complete(data: bytes) -> bool:
+    """Whether a message's numeric arguments fill the bytes its type tags ask for (python-osc
+    reads a float cut short as 0, or as half a float). Messages with strings or blobs, and old
+    ones without type tags, are left to python-osc's parser.
+
+    Example:
+        >>> d = osc_message("/a", 1.0, 2)
+        >>> _complete(d), _complete(d[:-4])
+        (True, False)
+    """
+    at = data.index(b"\0") + 4 & ~3  # the address, NUL-padded to a word
+    if data[at:at + 1] != b",":
+        return True
+    end = data.index(b"\0", at)
+    tags = data[at + 1:end].decode("ascii")
+    if any(t in "sSb" for t in tags):
+        return True
+    need = sum(4 if t in "ifrmc" else 8 if t in "dht" else 0 for t in tags)
+    return len(data) - (end + 4 & ~3) == need
 
 
 RELEASE = object()  # a button's 0 (its release): nothing to do, no warning

@@ -127,6 +127,10 @@ def test_the_hub_routes_the_web_through_the_desk(tmp_path: Path) -> None:
             e.hub.control("walk/speed", 9.0, "masculine")
         with pytest.raises(ValueError, match="unknown action"):
             e.hub.control("direction/", 1.0)
+        with pytest.raises(PermissionError, match="no live 'drift'"):  # 403 on the web, as before the desk
+            e.hub.control("drift", 1.0, "masculine")
+        with pytest.raises(PermissionError, match="no screen here takes a press"):
+            e.hub.control("press")
 
 
 def test_a_restart_starts_from_the_settings_not_from_the_last_knob(tmp_path: Path) -> None:

@@ -273,3 +273,17 @@ def test_serve_end_to_end_an_artist_melts_the_masculine_loop(tmp_path: Path) -> 
         p.send_signal(signal.SIGTERM)
         out = p.communicate(timeout=60)[0]
     assert p.returncode == 0, out[-3000:]
+
+
+def test_messages_that_arrive_together_set_each_knob_once_to_where_it_stopped(live) -> None:
+    e, desk, server = live
+    sock = listener()
+    addr = sock.getsockname()
+    batch = [(osc_message("/passersby/feminine/drift", i / 100), addr) for i in range(300)]
+    batch += [(osc_message("/passersby/masculine/next"), addr), (osc_message("/passersby/masculine/next"), addr),
+              (osc_message("/passersby/feminine/drift", 9.0), addr)]  # refused alone, the rest still applies
+    server.handle_batch(batch)  # what the server thread does with what waits on its socket
+    assert desk.values()["feminine"]["drift"] == 2.99
+    assert desk.changes == 2 and desk.report()["last"]["control"] == "next"  # one drift, one next
+    st = server.stats()
+    assert st["accepted"] == 302 and st["coalesced"] == 300 and st["refused"] == 1
