@@ -20,7 +20,9 @@ with mido and its python-rtmidi backend (the optional `[midi]` extra).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import time
 import tomllib
 from dataclasses import dataclass
@@ -232,13 +234,32 @@ def open_input(port: str, callback: Callable[[Any], None] | None = None):
     return mido.open_input(chosen, callback=callback)
 
 
+@contextlib.contextmanager
+def _quiet_stderr():
+    """ALSA's C library prints its own lines on file descriptor 2 when it finds no sequencer;
+    the one `error:` line says it instead."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def input_names() -> list[str]:
     """The MIDI input ports here; ValueError (one line) when the MIDI system is missing."""
     try:
         import mido
 
-        mido.set_backend("mido.backends.rtmidi", load=True)
-        return list(mido.get_input_names())
+        with _quiet_stderr():
+            mido.set_backend("mido.backends.rtmidi", load=True)
+            return list(mido.get_input_names())
     except ImportError:
         raise ValueError("MIDI needs the [midi] extra: pip install 'passersby[midi]'") from None
     except Exception as e:  # noqa: BLE001 - rtmidi's SystemError: no ALSA sequencer, no CoreMIDI ...

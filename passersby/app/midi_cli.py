@@ -15,7 +15,7 @@ midi_app = typer.Typer(no_args_is_help=True, help="MIDI control (the [midi] extr
 
 @midi_app.command("list")
 def list_command() -> None:
-    """The MIDI input ports of this machine (for [midi] port and `midi learn --port`).
+    """The MIDI input ports of this machine (for the midi.port setting and `midi learn --port`).
 
     Examples:
         passersby midi list
@@ -36,12 +36,13 @@ def list_command() -> None:
 def learn_command(controls: List[str] = typer.Argument(..., help="Control addresses to bind, in order: "
                                                       "<screen>/<control> or <control> (docs/osc.md)."),
                   port: str = typer.Option(..., "--port", help="MIDI input port, its name or a part of it (`midi list`)."),
-                  out: Optional[Path] = typer.Option(None, "--out", help="Mapping file to write (default: [midi] "
-                                                     "mapping, else <home>/midi.toml)."),
+                  out: Optional[Path] = typer.Option(None, "--out", help="Mapping file to write (default: the "
+                                                     "midi.mapping setting, else <home>/midi.toml)."),
                   timeout: float = typer.Option(60.0, "--timeout", min=1.0, help="Seconds to wait for each knob."),
                   config: Optional[Path] = CONFIG, home: Optional[Path] = HOME) -> None:
     """Learn a mapping: for each control named, turn a knob or hit a pad, and it is bound to it.
-    Writes the mapping file (TOML) that the installation reads at start ([midi] port set).
+    Writes the mapping file (TOML) that the installation reads at start when the setting
+    midi.port names a port.
 
     Examples:
         passersby midi learn masculine/drift feminine/drift masculine/next feminine/next --port nanoKONTROL
@@ -78,4 +79,4 @@ def learn_command(controls: List[str] = typer.Argument(..., help="Control addres
     finally:
         midi.close()
     mapping.write(target)
-    typer.echo(f"wrote {target} ({len(mapping.bindings)} bindings); set [midi] port = \"{port}\" to use it")
+    typer.echo(f"wrote {target} ({len(mapping.bindings)} bindings); set port = \"{port}\" in [midi] to use it")
