@@ -287,3 +287,29 @@ def test_messages_that_arrive_together_set_each_knob_once_to_where_it_stopped(li
     assert desk.changes == 2 and desk.report()["last"]["control"] == "next"  # one drift, one next
     st = server.stats()
     assert st["accepted"] == 302 and st["coalesced"] == 300 and st["refused"] == 1
+
+
+def test_surfaces_say_in_one_line_what_they_cannot_open(tmp_path: Path, capsys) -> None:
+    """[osc] port taken by another program: one `error:` line and exit 1; [midi] port without a
+    MIDI system or a mapping: a warning, and the installation goes on."""
+    from types import SimpleNamespace
+
+    import typer
+
+    from passersby.app.cli_common import control_surfaces
+    from passersby.settings import load_settings
+
+    taken = listener()
+    with live_engine(tmp_path) as e:
+        inst = SimpleNamespace(engine=e, desk=ControlDesk(e), home=tmp_path)
+        busy = load_settings(None, {"osc.port": taken.getsockname()[1]}, search=False)
+        with pytest.raises(typer.Exit):
+            with control_surfaces(inst, busy):
+                pass
+        err = capsys.readouterr().err
+        assert err.startswith("error: osc: cannot listen on 127.0.0.1:") and err.count("\n") == 1
+        midi = load_settings(None, {"midi.port": "nanoKONTROL"}, search=False)
+        with control_surfaces(inst, midi) as opened:
+            assert opened == []
+        err = capsys.readouterr().err
+        assert err.startswith("warning: MIDI off: ") and err.count("\n") == 1
