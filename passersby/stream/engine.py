@@ -36,8 +36,8 @@ from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
 from passersby.stream.ledger import Ledger, LedgerError, LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
-from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressable, Refreshable, Stage, Stateful,
-                                      Steerable, Tunable, capable, run_stages)
+from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressable, Refreshable, Rewindable, Stage,
+                                      Stateful, Steerable, Tunable, capable, run_stages)
 
 log = logging.getLogger("passersby")
 
@@ -168,6 +168,9 @@ class FrameQueue(queue.Queue):
         self.generation = 0  # live changes so far
         self.dropped = 0  # frames dropped for live changes (rendered ahead, or in flight)
         self._stale_ok = False  # one frame from before the change may still be put (the queue was empty)
+        # The index after the frame kept at a change: a source that can go back renders on from it
+        # (no frame skipped); until the producer has taken it, nothing is put.
+        self.resume_at: int | None = None
 
     def renew(self) -> int:
         """A live change: keep the head, drop the rest (returns how many), bump the generation."""
@@ -177,6 +180,8 @@ class FrameQueue(queue.Queue):
             self._stale_ok = not self.queue  # no frame kept: the one in flight may be shown next
             for _ in range(n):
                 self.queue.pop()
+            head = getattr(self.queue[0], "index", None) if self.queue else None
+            self.resume_at = None if head is None else head + 1
             self.dropped += n
             self.unfinished_tasks = max(0, self.unfinished_tasks - n)
             self.not_full.notify_all()
@@ -193,6 +198,9 @@ class FrameQueue(queue.Queue):
                 if left <= 0:
                     raise queue.Full
                 self.not_full.wait(left)
+            if self.resume_at is not None:  # the producer goes back first
+                self.dropped += 1
+                return False
             if generation != self.generation:
                 if not self._stale_ok:
                     self.dropped += 1
@@ -202,6 +210,12 @@ class FrameQueue(queue.Queue):
             self.unfinished_tasks += 1
             self.not_empty.notify()
             return True
+
+    def take_resume(self) -> int | None:
+        """The index to render on from after a change (then forgotten), or None."""
+        with self.mutex:
+            r, self.resume_at = self.resume_at, None
+            return r
 
 
 class ScreenProducer(threading.Thread):
@@ -246,6 +260,12 @@ class ScreenProducer(threading.Thread):
                         self._refresh = False
                         if (ahead := capable(self.source, Refreshable)) is not None:
                             ahead.refresh()
+                resume = self.frames.take_resume()
+                # A live change dropped the frames after the one kept: a source that can go back
+                # renders them again, with the change (no frame skipped); others go on from here.
+                if resume is not None and resume < index and isinstance(self.source, Rewindable) \
+                        and self.source.rewind(resume):
+                    index = resume
                 generation = self.frames.generation  # read after the knobs: a frame knows what it shows
                 frame = self._render(index)
                 while not self.stop_event.is_set():

@@ -90,6 +90,16 @@ class Keyframes:
         """The source inside (its live knobs and directions are asked there: sources.capable)."""
         return self.source
 
+    def rewind(self, index: int) -> bool:
+        """Render on from `index` (sources.Rewindable) when the source inside can go back to its
+        keyframe; both keyframes around it are rendered again (with a live change)."""
+        first = index - index % self.every
+        rewind = getattr(self.source, "rewind", None)
+        if rewind is None or not rewind(first):
+            return False
+        self.cache.clear()
+        return True
+
     def refresh(self) -> None:
         """A live knob turned: forget the newest keyframe rendered ahead (the frames up to it
         would blend towards a picture from before the change); the one before stays, it is shown."""

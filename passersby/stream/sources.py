@@ -120,6 +120,17 @@ class Refreshable(Protocol):
     def refresh(self) -> None: ...
 
 
+@runtime_checkable
+class Rewindable(Protocol):
+    """A source that can render again from a recent frame (the walk: its path is a function of
+    the anchors it still holds): `rewind(index)` -> whether the next `render` may be `index`.
+    After a live change the engine renders the dropped frames again, with the change, so no
+    frame is skipped; a source that cannot (the feedback loop runs forward) goes on from where
+    it is."""
+
+    def rewind(self, index: int) -> bool: ...
+
+
 def capable(source: Any, capability: type) -> Any:
     """`source`, or the source it wraps (its `wrapped`, e.g. Keyframes around a walk), that has
     `capability`; None when neither has it.
@@ -171,6 +182,7 @@ def run_stages(stages: tuple[Stage, ...] | list[Stage], image: Image, key: Key) 
 
 
 WALK_TUNINGS = {"tempo": (0.05, 3600.0), "speed": (0.0, 8.0)}  # live knobs of the walk: (lo, hi)
+RECENT = 64  # frames a walk can go back to (more than a queue of frames rendered ahead)
 
 
 class LatentWalk:
@@ -198,10 +210,12 @@ class LatentWalk:
                  model_hash: str) -> None:
         self.walk, self.anchors, self.renderer, self.model_hash = walk, anchors, renderer, model_hash
         self.walker = Walker(walk, anchors)
+        self.walker.keep_behind = 2  # a few anchors more, so a live change can go back over an anchor (rewind)
         self.tempo, self.speed = float(walk.tempo), 1.0
         self._pending: dict[str, float] = {}  # set by tune (any thread), applied by render
         # (frame index, position) where the present rate began; None: never tuned (index / frames per anchor).
         self._pivot: tuple[int, float] | None = None
+        self._recent: dict[int, float] = {}  # index -> position of the frames rendered lately (rewind)
 
     def tune(self, name: str, value: float) -> None:
         """Set live knob `name` ("tempo" seconds, "speed" factor) from the next frame on.
@@ -239,10 +253,27 @@ class LatentWalk:
         self.tempo, self.speed = pending.get("tempo", self.tempo), pending.get("speed", self.speed)
         self._pivot = (index, u)
 
+    def rewind(self, index: int) -> bool:
+        """Render on from recent frame `index` (sources.Rewindable), at the place it had; False
+        when it is not recent or its anchors have left the walker's window."""
+        u = self._recent.get(index)
+        if u is None:
+            return False
+        if not self.walker.holds(u):
+            return False
+        if self._pivot is not None:
+            self._pivot = (index, u)
+        for i in [i for i in self._recent if i >= index]:
+            del self._recent[i]
+        return True
+
     def render(self, index: int) -> tuple[Image, Key]:
         if self._pending:
             self._apply(index)
         u = self._position(index)
+        self._recent[index] = index / self.walk.frames_per_anchor if u is None else u
+        if len(self._recent) > RECENT:
+            del self._recent[min(self._recent)]
         z = self.walker.latent(index, u)  # (z_dim,) float32
         image = self.renderer(z[None])[0]
         key = self.walker.frame_key(index, u)

@@ -282,6 +282,9 @@ class Walker:
         self._rng = rng if cfg.style == "drift" else None
         self._first = 0  # id of _window[0]
         self._window: deque[np.ndarray] = deque()  # float64 (d,) anchors, ids _first, _first + 1, ...
+        # Anchors kept before the latest frame's first one, so a frame rendered lately can be
+        # rendered again (sources.LatentWalk.rewind, after a live change); 0 = none.
+        self.keep_behind = 0
 
     @property
     def next_anchor_id(self) -> int:
@@ -321,8 +324,19 @@ class Walker:
                              f"{self._first}); re-render it from its frame_key")
         self._draw_until(ids[-1], keep_from=ids[0])
         z = frame_latent(np.stack([self._window[i - self._first] for i in ids]), t, self.cfg)
-        self._drop_before(ids[0])
+        self._drop_before(ids[0] - self.keep_behind)
         return z
+
+    def holds(self, position: float) -> bool:
+        """Whether the anchors of the latent at `position` are still in the window (a frame
+        rendered lately can be rendered again: sources.LatentWalk.rewind).
+
+        Example:
+            >>> w = Walker(WalkConfig(), lambda: np.ones(4)); _ = w.latent(400)
+            >>> w.holds(400 / 180), w.holds(0.0)
+            (True, False)
+        """
+        return _ids_at(_snap(float(position)), self.cfg.style)[0] >= self._first
 
     def anchor(self, anchor_id: int) -> np.ndarray:
         """Anchor `anchor_id` as float32, while it is in the window (e.g. to log drift anchors)."""
@@ -364,7 +378,7 @@ class Walker:
     def _draw_until(self, anchor_id: int, keep_from: int) -> None:
         while self.next_anchor_id <= anchor_id:
             self._window.append(self._next_anchor())
-            self._drop_before(keep_from)  # a jump far ahead draws every anchor on the way, in order
+            self._drop_before(keep_from - self.keep_behind)  # a jump far ahead draws every anchor on the way, in order
 
     def _drop_before(self, anchor_id: int) -> None:
         # The newest anchor stays: drift steps from it.

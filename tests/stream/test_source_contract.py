@@ -19,8 +19,8 @@ from feedback_fakes import R, render_anchor, step
 from passersby.stream.feedback import FeedbackConfig, FeedbackLoop, replay
 from passersby.stream.keyframes import Keyframes, blend
 from passersby.stream.peep import PeepConfig, PeepSource
-from passersby.stream.sources import (Describable, FrameSource, LatentWalk, Pressable, Refreshable, Stateful,
-                                      Tunable)
+from passersby.stream.sources import (Describable, FrameSource, LatentWalk, Pressable, Refreshable, Rewindable,
+                                      Stateful, Tunable)
 from passersby.stream.walker import WalkConfig, frame_latent
 
 D = 8
@@ -109,15 +109,15 @@ def peep(anchors: FakeAnchors) -> PeepSource:
 
 # name -> (build from anchors, re-render a frame from its key and the anchors, capabilities it has)
 SOURCES: dict[str, tuple[Callable[[FakeAnchors], Any], Callable, set[type]]] = {
-    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Tunable}),
+    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Tunable, Rewindable}),
     "feedback": (lambda a: FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
                  rerender_feedback, {Tunable}),
     "peep": (peep, rerender_peep, {Pressable, Stateful}),
     "keyframes": (lambda a: Keyframes(LatentWalk(WALK, a, walk_renderer, "m0"), [((Tint(),), 3), ((), 1)]),
-                  rerender_keyframes, {Describable, Refreshable}),
+                  rerender_keyframes, {Describable, Refreshable, Rewindable}),
 }
 CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state", Tunable: "tunings",
-                Refreshable: "refresh"}
+                Refreshable: "refresh", Rewindable: "rewind"}
 
 
 def frames(name: str, n: int = FRAMES) -> tuple[Any, FakeAnchors, list[tuple[np.ndarray, dict[str, Any]]]]:
@@ -177,7 +177,14 @@ def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
     if Refreshable in has:
         src.refresh()
         assert src.render(3)[0].shape == src.render(4)[0].shape
-    for cap in has - {Pressable, Refreshable}:
+    if Rewindable in has:  # back to a recent frame: the same frames again, bit for bit
+        again = [src.render(i) for i in range(1, 4)] if src.rewind(1) else None  # 0, 1, 2 were rendered
+        assert again is not None
+        _, _, first = frames(name, 4)
+        for (ia, ka), (ib, kb) in zip(again, first[1:4], strict=True):
+            assert np.array_equal(ia, ib) and ka == kb
+        assert not src.rewind(10_000)  # never rendered: it cannot go there
+    for cap in has - {Pressable, Refreshable, Rewindable}:
         report = getattr(src, CAPABILITIES[cap])()
         assert isinstance(report, dict) and report and json.loads(json.dumps(report)) == report
 
