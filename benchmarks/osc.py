@@ -14,7 +14,9 @@ with its control desk and the OSC server of `passersby show` ([osc] max_rate as 
    counts (read, refused, malformed, dropped unread past max_rate).
 2. Latency: --trials times, a knob change over OSC (alternating values) and the time until the
    kiosk WebSocket client receives the first frame rendered with it (its key says the value),
-   and how many frames it received in between; median and p99.
+   and how many frames it received in between; median and p99. The same at the pacer: the
+   frames it published after the message before the first changed one (0 or 1 is "within 2
+   frames").
 
 The flood sender shares this machine's cores with the installation (in a real room it is
 another machine): its CPU is charged to the stream here, so this is the harder case.
@@ -163,34 +165,60 @@ def phase(e, seconds: float, sender: subprocess.Popen | None = None) -> dict[str
     return out
 
 
-def latency(desk: ControlDesk, kiosk: Kiosk, port: int, mode: str, screen: str, trials: int) -> dict[str, Any]:
-    """OSC message -> first frame at the kiosk client whose key shows the new value."""
+def _first_changed(arrivals: list[tuple[float, dict[str, Any]]], t0: float, mode: str,
+                   value: float) -> tuple[float, int] | None:
+    """(seconds after t0, frames that came after t0 before it) of the first frame showing `value`."""
+    after = [(t, key) for t, key in arrivals if t >= t0]
+    for k, (t, key) in enumerate(after):
+        if _shows(key, mode, value):
+            return t - t0, k
+    return None
+
+
+def latency(desk: ControlDesk, kiosk: Kiosk, hub, port: int, mode: str, screen: str, trials: int) -> dict[str, Any]:
+    """OSC message -> first frame whose key shows the new value: at the kiosk client (received
+    over its WebSocket), and at the pacer (published: what "within 2 frames" counts)."""
+    published: list[tuple[float, dict[str, Any]]] = []
+    lock = threading.Lock()
+
+    def on_frame(frame) -> None:
+        if frame.screen == screen:
+            with lock:
+                published.append((time.perf_counter(), frame.key))
+
+    unsubscribe = hub.subscribe(on_frame)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rows = []
-    for i in range(trials):
-        value = [1.25, 0.75][i % 2] if mode == "walk" else [1.6, 0.4][i % 2]
-        address = f"/passersby/{screen}/" + ("walk/speed" if mode == "walk" else "drift")
-        with kiosk.lock:
-            start = len(kiosk.arrivals)
-        t0 = time.perf_counter()
-        sock.sendto(osc_message(address, value), ("127.0.0.1", port))
-        seen = None
-        while time.perf_counter() - t0 < 5.0 and seen is None:
-            time.sleep(0.001)
-            with kiosk.lock:
-                new = kiosk.arrivals[start:]
-            for k, (t, key) in enumerate(new):
-                if t >= t0 and _shows(key, mode, value):
-                    seen = (t - t0, sum(1 for tt, _ in new[:k] if tt >= t0))
-                    break
-        rows.append({"value": value, "ms": None if seen is None else 1000 * seen[0],
-                     "frames_before": None if seen is None else seen[1]})
-        time.sleep(0.3 + 0.2 * random.random())  # trials apart, at no fixed phase of the pacer
+    try:
+        for i in range(trials):
+            value = [1.25, 0.75][i % 2] if mode == "walk" else [1.6, 0.4][i % 2]
+            address = f"/passersby/{screen}/" + ("walk/speed" if mode == "walk" else "drift")
+            with kiosk.lock, lock:
+                start, pstart = len(kiosk.arrivals), len(published)
+            t0 = time.perf_counter()
+            sock.sendto(osc_message(address, value), ("127.0.0.1", port))
+            seen = pub = None
+            while time.perf_counter() - t0 < 5.0 and seen is None:
+                time.sleep(0.001)
+                with kiosk.lock, lock:
+                    seen = _first_changed(kiosk.arrivals[start:], t0, mode, value)
+                    pub = _first_changed(published[pstart:], t0, mode, value)
+            rows.append({"value": value, "ms": None if seen is None else 1000 * seen[0],
+                         "frames_before": None if seen is None else seen[1],
+                         "published_ms": None if pub is None else 1000 * pub[0],
+                         "published_before": None if pub is None else pub[1]})
+            time.sleep(0.3 + 0.2 * random.random())  # trials apart, at no fixed phase of the pacer
+    finally:
+        unsubscribe()
     ms = [r["ms"] for r in rows if r["ms"] is not None]
+    pms = [r["published_ms"] for r in rows if r["published_ms"] is not None]
     before = [r["frames_before"] for r in rows if r["frames_before"] is not None]
+    pbefore = [r["published_before"] for r in rows if r["published_before"] is not None]
     return {"trials": rows, "n": len(rows), "missed": sum(r["ms"] is None for r in rows),
             "median_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
             "frames_before_changed": {str(k): before.count(k) for k in sorted(set(before))},
+            "published": {"median_ms": percentile(pms, 50), "p99_ms": percentile(pms, 99),
+                          "frames_published_before_changed": {str(k): pbefore.count(k) for k in sorted(set(pbefore))}},
             "changes_recorded": desk.report()["changes"]}
 
 
@@ -255,7 +283,7 @@ def main(argv: list[str]) -> int:
         flood["machine_end"] = machine_info()
         write_json(args.json_flood, flood)
         console.print(f"latency: {args.trials} trials, OSC -> first changed frame at the kiosk client ...")
-        lat = latency(desk, kiosk, server.port, args.mode, e.screens[0], args.trials)
+        lat = latency(desk, kiosk, e.hub, server.port, args.mode, e.screens[0], args.trials)
         lat.update(machine=machine_info(), args=flood["args"], chains=e.status().get("chains"))
         write_json(args.json_latency, lat)
         kiosk.stop.set()
@@ -278,6 +306,10 @@ def main(argv: list[str]) -> int:
     console.print(f"latency OSC -> changed frame at the kiosk client: median {lat['median_ms']:.1f} ms, p99 "
                   f"{lat['p99_ms']:.1f} ms, max {lat['max_ms']:.1f} ms over {lat['n'] - lat['missed']} trials "
                   f"({lat['missed']} missed); frames received before it: {lat['frames_before_changed']}")
+    pub = lat["published"]
+    console.print(f"at the pacer: published median {pub['median_ms']:.1f} ms, p99 {pub['p99_ms']:.1f} ms; frames "
+                  f"published after the message before the changed one: {pub['frames_published_before_changed']} "
+                  "(0 or 1: within 2 frames)")
     console.print(f"machine: {flood['lscpu']['model_name']}, {machine.get('cpu_count')} CPUs, flags "
                   f"{' '.join(machine.get('simd_flags', []))} (all lscpu flags in the JSON)")
     return 0

@@ -244,4 +244,5 @@ def test_osc_benchmark_reports_every_figure(tmp_path: Path) -> None:
     assert f["flood"]["server"]["malformed"] > 0 and f["flood"]["server"]["refused"] > 0
     assert f["lscpu"]["model_name"] and f["lscpu"]["flags"]
     assert la["n"] == 3 and la["median_ms"] > 0 and la["p99_ms"] >= la["median_ms"]
+    assert la["published"]["median_ms"] > 0 and sum(la["published"]["frames_published_before_changed"].values()) == 3
     assert "latency OSC -> changed frame" in r.stdout
