@@ -156,8 +156,8 @@ class OscSettings:
                      bounds=(0, 65535))
     host: str = _doc("Address the OSC server listens on; loopback by default (OSC has no token: open it to a "
                      "network only where everyone on it may play the installation).", default="127.0.0.1")
-    max_rate: int = _doc("OSC messages a second the server reads at most; the rest are dropped unread, so a "
-                         "flood never slows the stream.", default=2000, bounds=(1, 100_000))
+    max_rate: int = _doc("OSC datagrams (messages or bundles) a second the server reads at most; the rest are "
+                         "dropped unread, so a flood never slows the stream.", default=1000, bounds=(1, 100_000))
     targets: str = _doc("Where the state goes out over OSC (frame keys, fps, new faces, presses): "
                         "comma-separated host:port, e.g. \"127.0.0.1:9001\"; empty = none.", default="")
     out_rate: int = _doc("OSC messages a second at most to each target; more are dropped (counted).",

@@ -10,18 +10,22 @@ ones it stood for) and, for a client that asked with `/passersby/reply i 1`, an 
 `/passersby/error ss` (address, why) to the address it sends from; accepted ones are answered
 `/passersby/ok s` (address) then. Nothing a client sends ends the server.
 
-A flood cannot slow the stream: the server reads at most `max_rate` datagrams a second and
-drops the rest unread (counted), and a control that turns a knob only swaps a value and drops
-frames rendered ahead (stream/engine.FrameQueue), it renders nothing itself.
+A flood cannot slow the stream: the server reads at most `max_rate` datagrams a second and then
+stops reading until the next second (the kernel drops what overflows the socket's small buffer,
+counted in /proc/net/udp: `dropped`); what it reads together is applied once per address, the
+last value winning; and a control only swaps a value and drops frames rendered ahead
+(stream/engine.FrameQueue), it renders nothing itself.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any, Callable
 
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -35,6 +39,7 @@ PREFIX = "/passersby/"
 WARN_EVERY_S = 10.0  # one warning line per kind of refusal in this time
 MAX_REPLY_CLIENTS = 64
 BATCH = 512  # datagrams read together at most (then applied, the last value per address winning)
+RCVBUF = 256 * 1024  # the socket's receive buffer: a few hundred small datagrams
 REPLIES_PER_S = 200  # per client: an answer to each message, but a flood gets no flood back
 
 
@@ -89,12 +94,14 @@ class OscServer:
         0
     """
 
-    def __init__(self, desk: ControlDesk, host: str = "127.0.0.1", port: int = 9000, max_rate: int = 2000,
+    def __init__(self, desk: ControlDesk, host: str = "127.0.0.1", port: int = 9000, max_rate: int = 1000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.desk, self.host, self.max_rate, self.clock = desk, host, int(max_rate), clock
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        # Small: past max_rate the kernel drops what does not fit, and what waits is recent.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         self.sock.bind((host, port))
+        self._inode = os.fstat(self.sock.fileno()).st_ino
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
         self.counts: Counter[str] = Counter()  # accepted, refused, malformed, dropped (over max_rate)
@@ -114,8 +121,8 @@ class OscServer:
         self.sock.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"port": self.port,
-                **{k: self.counts[k] for k in ("accepted", "coalesced", "refused", "malformed", "dropped", "released")}}
+        return {"port": self.port, "dropped": self.dropped(),
+                **{k: self.counts[k] for k in ("accepted", "coalesced", "refused", "malformed", "released")}}
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -127,32 +134,47 @@ class OscServer:
                 self.warn("error", f"a batch of messages could not be handled ({type(e).__name__}: {e})")
 
     def _read_batch(self) -> list[tuple[bytes, tuple]]:
-        """The datagrams waiting now (at least one, or none after 0.2 s), at most BATCH, each
-        admitted by the rate (the rest dropped unread)."""
+        """The datagrams waiting now (at least one, or none after 0.2 s), at most BATCH. Past
+        max_rate in a second the server stops reading until the next second: the kernel drops
+        what overflows the socket's small buffer, so a flood costs this process nothing."""
         batch: list[tuple[bytes, tuple]] = []
+        if self._spent():
+            self.warn("flood", f"more than {self.max_rate} messages a second; the rest are dropped unread")
+            self._stop.wait(max(0.001, self._window[0] + 1.0 - self.clock()))
+            return batch
         self.sock.settimeout(0.2)
-        while len(batch) < BATCH:
+        while len(batch) < BATCH and not self._spent():
             try:
                 data, addr = self.sock.recvfrom(65536)
             except (socket.timeout, BlockingIOError):
                 break
             except OSError:
                 break  # closed (stopping), or an ICMP error from a reply: nothing to read
-            if self._admit():
-                batch.append((data, addr))
-            else:
-                self.counts["dropped"] += 1
-                if self.counts["dropped"] % 1000 == 1:
-                    self.warn("flood", f"more than {self.max_rate} messages a second; the rest are dropped unread")
+            self._window[1] += 1
+            batch.append((data, addr))
             self.sock.setblocking(False)  # the rest of what waits, without waiting
         return batch
 
-    def _admit(self) -> bool:
+    def _spent(self) -> bool:
+        """Whether this second's max_rate datagrams have been read."""
         now = self.clock()
         if now - self._window[0] >= 1.0:
             self._window = [now, 0]
-        self._window[1] += 1
-        return self._window[1] <= self.max_rate
+        return self._window[1] >= self.max_rate
+
+    def dropped(self) -> int | None:
+        """Datagrams the kernel dropped for this socket (its buffer full: a flood past
+        max_rate), from /proc/net/udp; None where it cannot be read."""
+        try:
+            lines = Path("/proc/net/udp6" if self.sock.family == socket.AF_INET6 else "/proc/net/udp").read_text()
+        except OSError:
+            return None
+        port = f":{self.port:04X}"
+        for line in lines.splitlines()[1:]:
+            f = line.split()
+            if len(f) > 12 and f[1].endswith(port) and f[9] == str(self._inode):
+                return int(f[-1])
+        return None
 
     def handle_batch(self, batch: list[tuple[bytes, tuple]]) -> None:
         """Datagrams that arrived together: each checked, then applied with the last value per

@@ -101,9 +101,13 @@ class Keyframes:
         return True
 
     def refresh(self) -> None:
-        """A live knob turned: forget the newest keyframe rendered ahead (the frames up to it
-        would blend towards a picture from before the change); the one before stays, it is shown."""
-        if len(self.cache) > 1:
+        """A live knob turned: forget the keyframes rendered before it, so the next frame is a
+        blend of two keyframes rendered with the change (a source that can go back renders the
+        earlier one again); a source that cannot keeps the earlier one, which is shown already,
+        and loses only the newest."""
+        if getattr(self.source, "rewind", None) is not None:
+            self.cache.clear()
+        elif len(self.cache) > 1:
             del self.cache[max(self.cache)]
 
     def _keyframe(self, index: int) -> tuple[Image, Key]:

@@ -220,3 +220,28 @@ def test_config_show_prints_the_running_installations_live_values(tmp_path: Path
     assert load_settings(out).walk.tempo == 6.0
     r = CliRunner().invoke(app, ["config", "show", "--home", str(home)])  # nothing runs there now
     assert r.exit_code == 0 and "live values" not in r.output
+
+
+def test_a_change_reaches_a_chain_of_keyframes_within_2_frames(tmp_path: Path) -> None:
+    """A walk inside Keyframes (a keyframe every 3rd frame, blends between, as a lowered chain
+    runs): the frames after the kept one blend keyframes rendered with the change, none skipped."""
+    from passersby.stream.engine import Engine, ScreenPlan
+    from passersby.stream.keyframes import Keyframes
+    from passersby.stream.sources import LatentWalk
+
+    from .live_fakes import D
+
+    plan = ScreenPlan("masculine", lambda rng: rng.standard_normal(D),
+                      lambda anchors: Keyframes(LatentWalk(WALK, anchors, walk_renderer, "m0"), [((), 3)]))
+    with Engine([plan], WALK.fps, tmp_path / "ledger.sqlite", D, "m0", queue_size=6, seed=5) as e:
+        desk = ControlDesk(e)
+        e.start(pace=False)
+        wait_full(e)
+        for trial, speed in enumerate((2.0, 0.5, 1.5, 3.0)):
+            if trial:
+                e.take(0)  # a change at another phase of the keyframes
+            desk.apply("walk/speed", speed, "masculine")
+            after = [e.take(0) for _ in range(4)]
+            assert all(f.key["timing"]["speed"] == speed for f in after[1:]), [f.key.get("timing") for f in after]
+            assert all("between" not in f.key or f.key["between"]["next"]["timing"]["speed"] == speed for f in after[1:])
+            assert [f.index for f in after] == list(range(after[0].index, after[0].index + 4))
