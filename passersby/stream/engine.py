@@ -243,30 +243,32 @@ class ScreenProducer(threading.Thread):
     def renew(self, change: Callable[[], None]) -> None:
         """Apply a live change (`change()`: a knob of the source turned) and drop the frames
         rendered ahead but the next one, so the frame after it shows the change."""
-        with self._lock:
+        with self._lock:  # one step for the producer: the knob, the refresh and the queue's generation
             change()
             self._refresh = True
-        self.frames.renew()
+            self.frames.renew()
 
     def run(self) -> None:
         index = 0
         try:
             while not self.stop_event.is_set():
                 with self._lock:
-                    if self._skip_to is not None:
+                    cut = self._skip_to is not None
+                    if cut:
                         index = self.source.cut(index)
                         self._skip_to = None
                     if self._refresh:
                         self._refresh = False
                         if (ahead := capable(self.source, Refreshable)) is not None:
                             ahead.refresh()
-                resume = self.frames.take_resume()
-                # A live change dropped the frames after the one kept: a source that can go back
-                # renders them again, with the change (no frame skipped); others go on from here.
-                if resume is not None and resume < index and isinstance(self.source, Rewindable) \
-                        and self.source.rewind(resume):
-                    index = resume
-                generation = self.frames.generation  # read after the knobs: a frame knows what it shows
+                    resume = self.frames.take_resume()
+                    # A live change dropped the frames after the one kept: a source that can go back
+                    # renders them again, with the change (no frame skipped); others go on from here.
+                    if resume is not None and not cut and resume < index and isinstance(self.source, Rewindable) \
+                            and self.source.rewind(resume):  # (a cut's new face is never undone)
+                        index = resume
+                    # Read with the knobs, under the lock a change takes: a frame knows what it shows.
+                    generation = self.frames.generation
                 frame = self._render(index)
                 while not self.stop_event.is_set():
                     try:
