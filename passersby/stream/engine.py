@@ -181,7 +181,8 @@ class FrameQueue(queue.Queue):
             for _ in range(n):
                 self.queue.pop()
             head = getattr(self.queue[0], "index", None) if self.queue else None
-            self.resume_at = None if head is None else head + 1
+            if head is not None:  # (an empty queue keeps a resume not yet taken: its frame was shown)
+                self.resume_at = head + 1
             self.dropped += n
             self.unfinished_tasks = max(0, self.unfinished_tasks - n)
             self.not_full.notify_all()
