@@ -15,8 +15,8 @@ with its control desk and the OSC server of `passersby show` ([osc] max_rate as 
 2. Latency: --trials times, a knob change over OSC (alternating values) and the time until the
    kiosk WebSocket client receives the first frame rendered with it (its key says the value),
    and how many frames it received in between; median and p99. The same at the pacer: the
-   frames it published after the message before the first changed one (0 or 1 is "within 2
-   frames").
+   frames it published after the message, and after the desk applied it, before the first
+   changed one (0 or 1 is "within 2 frames").
 
 The flood sender shares this machine's cores with the installation (in a real room it is
 another machine): its CPU is charged to the stream here, so this is the harder case.
@@ -187,6 +187,8 @@ def latency(desk: ControlDesk, kiosk: Kiosk, hub, port: int, mode: str, screen: 
                 published.append((time.perf_counter(), frame.key))
 
     unsubscribe = hub.subscribe(on_frame)
+    applied: list[float] = []  # when the desk applied each change (after OSC's transport and parsing)
+    desk.listeners.append(lambda event: applied.append(time.perf_counter()))
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rows = []
     try:
@@ -195,22 +197,30 @@ def latency(desk: ControlDesk, kiosk: Kiosk, hub, port: int, mode: str, screen: 
             address = f"/passersby/{screen}/" + ("walk/speed" if mode == "walk" else "drift")
             with kiosk.lock, lock:
                 start, pstart = len(kiosk.arrivals), len(published)
+            napplied = len(applied)
             t0 = time.perf_counter()
             sock.sendto(osc_message(address, value), ("127.0.0.1", port))
-            seen = pub = None
-            while time.perf_counter() - t0 < 5.0 and seen is None:
+            seen = pub = after_apply = None
+            while time.perf_counter() - t0 < 5.0 and (seen is None or pub is None):
                 time.sleep(0.001)
                 with kiosk.lock, lock:
                     seen = _first_changed(kiosk.arrivals[start:], t0, mode, value)
                     pub = _first_changed(published[pstart:], t0, mode, value)
+                    if pub is not None and len(applied) > napplied:
+                        after_apply = _first_changed(published[pstart:], applied[napplied], mode, value)
             rows.append({"value": value, "ms": None if seen is None else 1000 * seen[0],
                          "frames_before": None if seen is None else seen[1],
                          "published_ms": None if pub is None else 1000 * pub[0],
-                         "published_before": None if pub is None else pub[1]})
+                         "published_before": None if pub is None else pub[1],
+                         "applied_ms": None if len(applied) <= napplied else 1000 * (applied[napplied] - t0),
+                         "published_after_apply_before": None if after_apply is None else after_apply[1]})
             time.sleep(0.3 + 0.2 * random.random())  # trials apart, at no fixed phase of the pacer
     finally:
         unsubscribe()
+        desk.listeners.pop()
     ms = [r["ms"] for r in rows if r["ms"] is not None]
+    aa = [r["published_after_apply_before"] for r in rows if r["published_after_apply_before"] is not None]
+    ams = [r["applied_ms"] for r in rows if r["applied_ms"] is not None]
     pms = [r["published_ms"] for r in rows if r["published_ms"] is not None]
     before = [r["frames_before"] for r in rows if r["frames_before"] is not None]
     pbefore = [r["published_before"] for r in rows if r["published_before"] is not None]
@@ -218,7 +228,9 @@ def latency(desk: ControlDesk, kiosk: Kiosk, hub, port: int, mode: str, screen: 
             "median_ms": percentile(ms, 50), "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None,
             "frames_before_changed": {str(k): before.count(k) for k in sorted(set(before))},
             "published": {"median_ms": percentile(pms, 50), "p99_ms": percentile(pms, 99),
-                          "frames_published_before_changed": {str(k): pbefore.count(k) for k in sorted(set(pbefore))}},
+                          "frames_published_before_changed": {str(k): pbefore.count(k) for k in sorted(set(pbefore))},
+                          "applied_median_ms": percentile(ams, 50), "applied_p99_ms": percentile(ams, 99),
+                          "frames_published_after_apply_before_changed": {str(k): aa.count(k) for k in sorted(set(aa))}},
             "changes_recorded": desk.report()["changes"]}
 
 
@@ -308,8 +320,10 @@ def main(argv: list[str]) -> int:
                   f"({lat['missed']} missed); frames received before it: {lat['frames_before_changed']}")
     pub = lat["published"]
     console.print(f"at the pacer: published median {pub['median_ms']:.1f} ms, p99 {pub['p99_ms']:.1f} ms; frames "
-                  f"published after the message before the changed one: {pub['frames_published_before_changed']} "
-                  "(0 or 1: within 2 frames)")
+                  f"published after the message before the changed one: {pub['frames_published_before_changed']}; "
+                  f"the desk applied it {pub['applied_median_ms']:.1f} ms (p99 {pub['applied_p99_ms']:.1f} ms) after "
+                  f"the send; frames published after that before the changed one: "
+                  f"{pub['frames_published_after_apply_before_changed']} (0 or 1: within 2 frames)")
     console.print(f"machine: {flood['lscpu']['model_name']}, {machine.get('cpu_count')} CPUs, flags "
                   f"{' '.join(machine.get('simd_flags', []))} (all lscpu flags in the JSON)")
     return 0
