@@ -82,7 +82,7 @@ def run(moves: int, seconds_apart: float, seed: int) -> dict[str, Any]:
             time.sleep(seconds_apart * (0.5 + rng.random()))  # the queue refills between moves
             for how in ("engine_steer", "set_offset_only"):
                 target = -target
-                call = (lambda t=target: engine.steer(SCREEN, NAME, t)) if how == "engine_steer" else \
+                call = (lambda t=target: engine.steer(NAME, t, SCREEN)) if how == "engine_steer" else \
                     (lambda t=target: source.set_offset(NAME, t))
                 out[how].append(latency(pub, call, target))
                 time.sleep(seconds_apart * (0.5 + rng.random()))

@@ -39,6 +39,7 @@ def _register() -> None:
     from passersby.app.gallery import gallery_command
     from passersby.app.service import service_app
     from passersby.app.directions_cli import directions_app
+    from passersby.app.midi_cli import midi_app
 
     app.command("show")(show_command)
     app.command("serve")(serve_command)
@@ -59,6 +60,7 @@ def _register() -> None:
     app.add_typer(service_app, name="service")
     app.add_typer(taste_app, name="taste")
     app.add_typer(directions_app, name="directions")
+    app.add_typer(midi_app, name="midi")
 
 
 _register()

@@ -156,6 +156,28 @@ class LedgerSettings:
                       default=900, bounds=(1, 100_000))
 
 
+@dataclass(frozen=True)
+class OscSettings:
+    port: int = _doc("UDP port of the OSC control server (docs/osc.md), e.g. 9000; 0 = off.", default=0,
+                     bounds=(0, 65535))
+    host: str = _doc("Address the OSC server listens on; loopback by default (OSC has no token: open it to a "
+                     "network only where everyone on it may play the installation).", default="127.0.0.1")
+    max_rate: int = _doc("OSC datagrams (messages or bundles) a second the server reads at most; the rest are "
+                         "dropped unread, so a flood never slows the stream.", default=1000, bounds=(1, 100_000))
+    targets: str = _doc("Where the state goes out over OSC (frame keys, fps, new faces, presses): "
+                        "comma-separated host:port, e.g. \"127.0.0.1:9001\"; empty = none.", default="")
+    out_rate: int = _doc("OSC messages a second at most to each target; more are dropped (counted).",
+                         default=120, bounds=(1, 10_000))
+
+
+@dataclass(frozen=True)
+class MidiSettings:
+    port: str = _doc("MIDI input port (its name or a part of it: `passersby midi list`); empty = off. Needs "
+                     "the [midi] extra.", default="")
+    mapping: str = _doc("MIDI mapping file (CC or note -> control, TOML; `passersby midi learn` writes it); "
+                        "empty = <home>/midi.toml.", default="")
+
+
 ENHANCER_MODES = ("auto", "on", "off")
 SOURCES = ("walk", "feedback", "peep")
 DEFAULT_SCREENS = (ScreenSettings("masculine", "masculine", 0), ScreenSettings("feminine", "feminine", 1))
@@ -182,6 +204,8 @@ class Settings:
     peep: PeepSettings = PeepSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     ledger: LedgerSettings = LedgerSettings()
+    osc: OscSettings = OscSettings()
+    midi: MidiSettings = MidiSettings()
     screens: tuple[ScreenSettings, ...] = DEFAULT_SCREENS
     source: str = ""  # the file these came from ("" = defaults only); not a setting
 
@@ -241,7 +265,7 @@ def parse_offsets(text: str) -> dict[str, float]:
 SECTIONS = {"model": ModelSettings, "walk": WalkConfig, "stream": StreamSettings,
             "window": WindowSettings, "web": WebSettings, "taste": TasteSettings, "feedback": FeedbackSettings,
             "enhancer": EnhancerSettings, "peep": PeepSettings, "schedule": ScheduleSettings,
-            "ledger": LedgerSettings}
+            "ledger": LedgerSettings, "osc": OscSettings, "midi": MidiSettings}
 
 
 def _check_bounds(s: Settings) -> None:
@@ -276,6 +300,10 @@ def _check_ranges(s: Settings) -> None:
          "empty (the SQLite file in the home) or a postgresql:// URL"),
         ("ledger.console", "/" not in s.ledger.console, "a name without '/'"),
     ]
+    try:
+        osc_targets(s)
+    except ValueError as e:
+        raise SettingsError(str(e)) from None
     for name, ok, want in checks:
         if not ok:
             raise SettingsError(f"{name}: must be {want}")
@@ -309,6 +337,22 @@ def feedback_config(s: "Settings", step_every: int | None = None):
     knobs = {k.name: getattr(f, k.name) for k in dataclasses.fields(FeedbackKnobs)}
     return FeedbackConfig(**{**knobs, "step_every": step_every or f.step_every or 1}, tempo=s.walk.tempo,
                           fps=s.walk.fps)
+
+
+def osc_targets(s: "Settings") -> list[tuple[str, int]]:
+    """[osc] targets as [(host, port)]; ValueError naming a bad one.
+
+    Example:
+        >>> osc_targets(load_settings(None, {"osc.targets": "127.0.0.1:9001"}, search=False))
+        [('127.0.0.1', 9001)]
+    """
+    out = []
+    for part in (p.strip() for p in s.osc.targets.split(",") if p.strip()):
+        host, sep, port = part.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"osc.targets: {part!r} must be host:port, e.g. 127.0.0.1:9001")
+        out.append((host.strip("[]"), int(port)))
+    return out
 
 
 def opening_hours(s: "Settings"):

@@ -241,3 +241,20 @@ def test_steer_benchmark_reports_latency_both_ways(tmp_path: Path) -> None:
     assert all(x is not None and x >= 1 for xs in lat.values() for x in xs), lat
     assert res["summary"]["ratio_set_offset_over_steer"] > 0 and res["pacer"]["frames_shown"]["turn"] > 0
     assert res["machine_start"]["cpu"] and res["queue"] == 12
+def test_osc_benchmark_reports_every_figure(tmp_path: Path) -> None:
+    flood, lat = tmp_path / "flood.json", tmp_path / "latency.json"
+    r = subprocess.run([sys.executable, "benchmarks/osc.py", "--seconds", "1", "--rate", "500", "--trials", "3",
+                        "--warmup", "1", "--json-flood", str(flood), "--json-latency", str(lat)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    f, la = json.loads(flood.read_text()), json.loads(lat.read_text())
+    for name in ("reference", "flood", "after"):
+        for s in ("masculine", "feminine"):
+            assert f[name]["fps_per_screen"][s] > 0 and f[name]["intervals_ms"][s]["p99"] > 0
+    assert f["flood"]["flood_sent"] > 0 and f["flood"]["server"]["accepted"] > 0
+    assert f["flood"]["server"]["malformed"] > 0 and f["flood"]["server"]["refused"] > 0
+    assert f["lscpu"]["model_name"] and f["lscpu"]["flags"]
+    assert la["n"] == 3 and la["median_ms"] > 0 and la["p99_ms"] >= la["median_ms"]
+    assert la["published"]["median_ms"] > 0 and sum(la["published"]["frames_published_before_changed"].values()) == 3
+    assert "latency OSC -> changed frame" in r.stdout

@@ -43,7 +43,7 @@ def make() -> None:
             for i in range(n):
                 video.write(frame.image)
                 keys.append(frame.key)
-                inst.engine.steer("turn", "head turn", -3.0 + 6.0 * min(1.0, (i + 1) / (n - 24)))
+                inst.engine.steer("head turn", -3.0 + 6.0 * min(1.0, (i + 1) / (n - 24)), "turn")
                 frame = inst.engine.take(0)
     finally:
         inst.close()

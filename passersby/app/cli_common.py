@@ -124,10 +124,75 @@ def build_installation(settings, home: Optional[Path], dry_ledger: bool = False,
     from passersby.app.installation import build
     from passersby.stream.ledger import LedgerError
 
+    from passersby.app.capture import capture_summary
+    from passersby.app.controls import ControlDesk
+
     try:
-        return build(settings, home, dry_ledger=dry_ledger, realtime=realtime)
+        inst = build(settings, home, dry_ledger=dry_ledger, realtime=realtime)
     except (CheckpointError, LedgerError, ValueError) as e:
         fail(e)
+    # Every control (overview, /api/control, keys, OSC, MIDI) goes through the desk (app/controls.py).
+    inst.desk = ControlDesk(inst.engine, capture=lambda screen: capture_summary(inst, screen))
+    return inst
+
+
+@contextlib.contextmanager
+def control_surfaces(inst, settings):
+    """While the block runs: the OSC server ([osc] port), OSC out ([osc] targets) and MIDI in
+    ([midi] port), each as configured, all through the installation's control desk. A port it
+    cannot open is one `error:` line (MIDI: a warning, the show goes on without it).
+
+    Args:
+        inst: the built installation (its `desk`), started.
+        settings: its settings ([osc], [midi]).
+
+    Example:
+        >>> with control_surfaces(inst, settings): serve_until_quit(inst, settings, "serve")  # doctest: +SKIP
+    """
+    from passersby.settings import osc_targets
+
+    opened: list[Any] = []
+    try:
+        if settings.osc.port:
+            from passersby.app.osc import OscServer
+
+            try:
+                server = OscServer(inst.desk, settings.osc.host, settings.osc.port, settings.osc.max_rate).start()
+            except OSError as e:
+                fail(OSError(f"osc: cannot listen on {settings.osc.host}:{settings.osc.port} ({e.strerror}); "
+                             "set [osc] port"))
+            opened.append(server)
+            inst.engine.reporters["osc_in"] = server.stats  # read, refused, malformed, dropped: in the status
+            typer.echo(f"  OSC in: udp://{settings.osc.host}:{server.port} (/passersby/<screen>/<control>, docs/osc.md)")
+        targets = osc_targets(settings)
+        if targets:
+            from passersby.app.osc_out import OscOut
+
+            out = OscOut(inst.engine.hub, targets, settings.osc.out_rate).start()
+            inst.desk.listeners.append(out.on_control)
+            opened.append(out)
+            inst.engine.reporters["osc_out"] = out.stats
+            typer.echo(f"  OSC out: {settings.osc.targets}")
+        if settings.midi.port:
+            opened += _midi(inst, settings)
+        yield opened
+    finally:
+        for thing in reversed(opened):
+            thing.stop() if hasattr(thing, "stop") else thing.close()
+
+
+def _midi(inst, settings) -> list[Any]:
+    """[midi] port through its mapping file; a warning (not an end) when MIDI is not there."""
+    from passersby.app.midi import Mapping, MidiIn
+
+    path = Path(settings.midi.mapping) if settings.midi.mapping else Path(inst.home) / "midi.toml"
+    try:
+        midi = MidiIn(Mapping.read(path, inst.engine.screens), inst.desk).open(settings.midi.port)
+    except ValueError as e:
+        typer.secho(f"warning: MIDI off: {e}", fg="yellow", err=True)
+        return []
+    typer.echo(f"  MIDI in: {settings.midi.port} ({len(midi.mapping.bindings)} bindings from {path})")
+    return [midi]
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -49,6 +49,7 @@ class Installation:
     _rerenderer: "Rerenderer | None" = None
     # The model's named directions (model/directions.DirectionSet: names, strips), for sliders; None: none.
     directions: "DirectionSet | None" = None
+    desk: Any = None  # its app/controls.ControlDesk, set by whoever runs it live (cli_common.build_installation)
 
     def rerenderer(self) -> "Rerenderer":
         """The installation's Rerenderer (app/rerender.py), built once."""

@@ -114,14 +114,15 @@ def _run(inst, settings) -> None:
     """Until quit: the window (space, Enter, click or touch press), or the kiosk page."""
     from passersby.app.capture import capture_summary
     from passersby.app.inbox import Inbox
-    from passersby.app.cli_common import opening_hours, serve_until_quit as _serve_until_quit
+    from passersby.app.cli_common import control_surfaces, opening_hours, serve_until_quit as _serve_until_quit
     from passersby.outputs.window import display_available
 
     engine = inst.engine
     engine.start()
     handlers = {"press": lambda req: _press(inst), "capture": lambda req: capture_summary(inst, str(req.get("screen"))),
-                "health": lambda req: engine.health()}
-    with Inbox(inst.home, handlers, engine.screens), opening_hours(inst, settings):
+                "health": lambda req: engine.health(), "controls": lambda req: inst.desk.report()}
+    # OSC and MIDI as for `show` (a sensor's /passersby/peep/press, a pad), through the control desk.
+    with Inbox(inst.home, handlers, engine.screens), opening_hours(inst, settings), control_surfaces(inst, settings):
         if display_available():
             from passersby.outputs.window import run_windows
 

@@ -10,8 +10,8 @@ from typing import Optional
 import typer
 
 from passersby.app.cli_common import (CONFIG, DRIFT, ENHANCER, FPS, HOME, HOST, MODE, MODEL, PORT, RUNTIME, SCREENS,
-                                      STYLE, TEMPO, build_installation, fail, one_line_errors, opening_hours,
-                                      quit_on_signals, resolve_settings, serve_until_quit)
+                                      STYLE, TEMPO, build_installation, control_surfaces, fail, one_line_errors,
+                                      opening_hours, quit_on_signals, resolve_settings, serve_until_quit)
 
 @contextlib.contextmanager
 def service_notify(inst):
@@ -37,7 +37,8 @@ def _inbox(inst):
     from passersby.app.inbox import Inbox
 
     return Inbox(inst.home, {"capture": lambda req: capture_summary(inst, str(req.get("screen"))),
-                             "health": lambda req: inst.engine.health()}, inst.engine.screens)
+                             "health": lambda req: inst.engine.health(),
+                             "controls": lambda req: inst.desk.report()}, inst.engine.screens)
 
 
 def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, model: Optional[Path] = MODEL,
@@ -70,7 +71,7 @@ def show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, m
     try:
         with one_line_errors():
             engine.start()
-            with _inbox(inst), opening_hours(inst, settings), service_notify(inst):
+            with _inbox(inst), opening_hours(inst, settings), service_notify(inst), control_surfaces(inst, settings):
                 if display_available():
                     from passersby.app.capture import capture_summary
                     from passersby.outputs.window import run_windows
@@ -112,7 +113,7 @@ def serve_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME, 
     try:
         with one_line_errors():
             inst.engine.start()
-            with _inbox(inst), opening_hours(inst, settings), service_notify(inst):
+            with _inbox(inst), opening_hours(inst, settings), service_notify(inst), control_surfaces(inst, settings):
                 serve_until_quit(inst, settings, "passersby serve")
     finally:
         inst.close()
@@ -212,12 +213,44 @@ config_app = typer.Typer(no_args_is_help=True, help="The installation's settings
 
 @config_app.command("show")
 def config_show_command(config: Optional[Path] = CONFIG, home: Optional[Path] = HOME) -> None:
-    """Print the resolved settings as a complete passersby.toml (file, then defaults).
+    """Print the resolved settings as a complete passersby.toml (file, then defaults), and, as
+    comments at the end, the live values of the installation running in the same home (set by
+    OSC, MIDI or the overview's sliders; a restart starts from the file again).
 
     Examples:
         passersby config show
         passersby config show --config gallery.toml > resolved.toml
+        passersby config show --home /srv/gallery | tail -n 8
     """
     from passersby.settings import to_toml
 
-    typer.echo(to_toml(resolve_settings(config, home)), nl=False)
+    settings = resolve_settings(config, home)
+    typer.echo(to_toml(settings), nl=False)
+    typer.echo(_live_values(settings, home), nl=False)
+
+
+def _live_values(settings, home: Optional[Path]) -> str:
+    """The running installation's live values as TOML comments ("" when none runs there)."""
+    from passersby.app.inbox import post, running
+    from passersby.home import resolve_home
+
+    home_dir = resolve_home(home or (Path(settings.stream.home) if settings.stream.home else None))
+    info = running(home_dir)
+    if info is None or "controls" not in info.get("actions", []):
+        return ""
+    try:
+        answer = post(home_dir, {"action": "controls"}, timeout=5)
+    except ValueError as e:
+        return f"\n# live values: the running installation did not answer ({e})\n"
+    lines = [f"# live values of the installation running in {home_dir} (pid {info.get('pid')}): set by OSC, MIDI",
+             "# or the overview; not in any file, a restart starts from the settings above"]
+    for screen, values in (answer.get("values") or {}).items():
+        for name, value in values.items():
+            lines.append(f"# {'installation' if screen == '*' else screen}.{name} = {_toml_value(value)}")
+    lines.append(f"# changes: {answer.get('changes', 0)}, refused: {answer.get('refused', 0)}, last: "
+                 f"{(answer.get('last') or {}).get('control', '-')}")
+    return "\n" + "\n".join(lines) + "\n"
+
+
+def _toml_value(v) -> str:
+    return ("true" if v else "false") if isinstance(v, bool) else repr(v)

@@ -36,14 +36,12 @@ from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
 from passersby.stream.ledger import Ledger, LedgerError, LedgerSpec, as_spec
 from passersby.stream.pacer import Pacer
-from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressable, Rewindable, Stage, Stateful,
-                                      Steerable, run_stages)
+from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressable, Refreshable, Rewindable, Stage,
+                                      Stateful, Steerable, Tunable, capable, run_stages)
 
 log = logging.getLogger("passersby")
 
 HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
-STEER_KEEP = 2  # frames rendered ahead that a moved slider leaves in the queue (the change shows from the 3rd)
-PUT_WAIT_S = 0.02  # a producer waiting on a full queue looks up this often (stop, a moved slider)
 SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
 
 
@@ -151,6 +149,76 @@ class LedgerAnchors:
             self.ledger = None
 
 
+class FrameQueue(queue.Queue):
+    """The bounded queue of frames rendered ahead, with what a live change needs: drop all but
+    the frame shown next, and refuse every frame rendered before the change but that one (or,
+    when the queue was empty, but the one in flight), so the change shows from the 2nd frame
+    after it. Both happen under the queue's own lock, so no stale frame slips in between.
+
+    Example:
+        >>> q = FrameQueue(4); [q.put(i) for i in range(3)] and None
+        >>> q.renew(), q.qsize(), q.generation
+        (2, 1, 1)
+        >>> q.put_unless_stale("old", generation=0, timeout=0.1), q.put_unless_stale("new", 1, 0.1)
+        (False, True)
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.generation = 0  # live changes so far
+        self.dropped = 0  # frames dropped for live changes (rendered ahead, or in flight)
+        self._stale_ok = False  # one frame from before the change may still be put (the queue was empty)
+        # The index after the frame kept at a change: a source that can go back renders on from it
+        # (no frame skipped); until the producer has taken it, nothing is put.
+        self.resume_at: int | None = None
+
+    def renew(self) -> int:
+        """A live change: keep the head, drop the rest (returns how many), bump the generation."""
+        with self.mutex:
+            self.generation += 1
+            n = max(0, len(self.queue) - 1)
+            self._stale_ok = not self.queue  # no frame kept: the one in flight may be shown next
+            for _ in range(n):
+                self.queue.pop()
+            head = getattr(self.queue[0], "index", None) if self.queue else None
+            if head is not None:  # (an empty queue keeps a resume not yet taken: its frame was shown)
+                self.resume_at = head + 1
+            self.dropped += n
+            self.unfinished_tasks = max(0, self.unfinished_tasks - n)
+            self.not_full.notify_all()
+            return n
+
+    def put_unless_stale(self, item: Any, generation: int, timeout: float) -> bool:
+        """Put `item` (rendered at `generation`) unless a live change came since (then only the
+        first such frame, and only when the change found the queue empty); returns whether it
+        was put; queue.Full after `timeout` s without room."""
+        with self.not_full:
+            deadline = time.monotonic() + timeout
+            while self._qsize() >= self.maxsize:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise queue.Full
+                self.not_full.wait(left)
+            if self.resume_at is not None:  # the producer goes back first
+                self.dropped += 1
+                return False
+            if generation != self.generation:
+                if not self._stale_ok:
+                    self.dropped += 1
+                    return False
+                self._stale_ok = False
+            self._put(item)
+            self.unfinished_tasks += 1
+            self.not_empty.notify()
+            return True
+
+    def take_resume(self) -> int | None:
+        """The index to render on from after a change (then forgotten), or None."""
+        with self.mutex:
+            r, self.resume_at = self.resume_at, None
+            return r
+
+
 class ScreenProducer(threading.Thread):
     """Renders one screen's frames, in order, into a bounded queue (its own thread)."""
 
@@ -158,12 +226,11 @@ class ScreenProducer(threading.Thread):
         super().__init__(name=f"passersby-{plan.name}", daemon=True)
         self.plan, self.anchors = plan, anchors
         self.source = plan.make_source(anchors)
-        self.frames: queue.Queue[Frame] = queue.Queue(maxsize=queue_size)
+        self.frames = FrameQueue(queue_size)
         self.stop_event = threading.Event()
         self.error: BaseException | None = None
         self._skip_to: int | None = None
-        self._redo = False  # a slider moved: render again what is queued beyond STEER_KEEP frames
-        self._generation = 0  # bumped by a redo: a frame rendered before it is not queued
+        self._refresh = False  # a live change: the source forgets what it rendered ahead
         self._lock = threading.Lock()
         self.render_seconds: deque[float] = deque(maxlen=300)
         self.render_times = RenderTimes()  # all of them, as a histogram (metrics)
@@ -174,55 +241,42 @@ class ScreenProducer(threading.Thread):
             self._skip_to = -1
         _drain(self.frames)
 
-    def redo_ahead(self) -> None:
-        """A slider moved (any thread): before its next frame, the producer drops the frames queued
-        beyond the first STEER_KEEP and renders them again, steered (if its source can rewind)."""
-        with self._lock:
-            self._redo = True
-            self._generation += 1
-
-    def _trim(self, index: int) -> int:
-        """Producer thread: drop the queued frames beyond STEER_KEEP and return the index to render
-        next (the first dropped one), or `index` when there is nothing to drop or no way back."""
-        with self.frames.mutex:  # the pacer's get waits meanwhile: it never sees a half-trimmed queue
-            q = self.frames.queue  # the deque behind queue.Queue, oldest first
-            if len(q) <= STEER_KEEP or not isinstance(self.source, Rewindable):
-                return index
-            back_to = q[STEER_KEEP].index
-            if not self.source.rewind(back_to):
-                return index  # the anchors are gone: the change shows after the queue, never a jump
-            while len(q) > STEER_KEEP:
-                q.pop()
-            self.frames.not_full.notify_all()
-        return back_to
+    def renew(self, change: Callable[[], None]) -> None:
+        """Apply a live change (`change()`: a knob of the source turned) and drop the frames
+        rendered ahead but the next one, so the frame after it shows the change."""
+        with self._lock:  # one step for the producer: the knob, the refresh and the queue's generation
+            change()
+            self._refresh = True
+            self.frames.renew()
 
     def run(self) -> None:
         index = 0
         try:
             while not self.stop_event.is_set():
                 with self._lock:
-                    if self._skip_to is not None:
+                    cut = self._skip_to is not None
+                    if cut:
                         index = self.source.cut(index)
                         self._skip_to = None
-                    redo, self._redo = self._redo, False
-                    generation = self._generation
-                if redo:
-                    index = self._trim(index)
+                    if self._refresh:
+                        self._refresh = False
+                        if (ahead := capable(self.source, Refreshable)) is not None:
+                            ahead.refresh()
+                    resume = self.frames.take_resume()
+                    # A live change dropped the frames after the one kept: a source that can go back
+                    # renders them again, with the change (no frame skipped); others go on from here.
+                    if resume is not None and not cut and resume < index and isinstance(self.source, Rewindable) \
+                            and self.source.rewind(resume):  # (a cut's new face is never undone)
+                        index = resume
+                    # Read with the knobs, under the lock a change takes: a frame knows what it shows.
+                    generation = self.frames.generation
                 frame = self._render(index)
-                stale = False
                 while not self.stop_event.is_set():
-                    with self._lock:  # a slider moved while it rendered: queue it only among the next
-                        stale = generation != self._generation  # STEER_KEEP (never starve the screen)
-                    if stale and self.frames.qsize() >= STEER_KEEP:
-                        break
                     try:
-                        self.frames.put(frame, timeout=PUT_WAIT_S)
-                        stale = False
-                        break
+                        self.frames.put_unless_stale(frame, generation, timeout=0.1)
+                        break  # put, or dropped (rendered before a live change): the next index shows it
                     except queue.Full:
                         continue
-                if stale:
-                    continue  # not queued: the redo renders this index again, or trims to before it
                 index += 1
         except BaseException as e:  # surfaced by Engine.check()
             self.error = e
@@ -299,6 +353,9 @@ class Engine:
         self.pacer: Pacer | None = None
         self.trimmer: HeapTrimmer | None = None
         self.started_at = time.time()
+        # name -> a callable whose JSON-able answer goes into the status under that name
+        # (the application's control desk records its live values there: app/controls.py).
+        self.reporters: dict[str, Callable[[], Any]] = {}
         # Create (or check) the ledger here, once: screens opening a new file at the same
         # moment would race to create its schema.
         with self.ledger_spec.open(z_dim, seed=seed) as led:
@@ -375,25 +432,72 @@ class Engine:
                     p.next_anchor()
         elif action == "quit":
             self.quit_event.set()
+        elif action.startswith("direction/"):
+            self.steer(action.partition("/")[2], value, screen)
+        else:  # a live knob of the sources: drift, tempo, speed (FrameHub.control checked the name)
+            self.tune(action.rpartition("/")[2], value, screen)
 
-    def steer(self, screen: str, name: str, amount: float) -> None:
-        """Move screen `screen`'s slider `name` to `amount` std (clamped to [-3, 3]): the source's
-        `set_offset` (stream/sources.Steerable), then the frames it had rendered ahead beyond the
-        next STEER_KEEP are rendered again, steered, so the change shows within 2 frames.
+    def tune(self, knob: str, value: float, screen: str | None = None) -> list[str]:
+        """Turn live knob `knob` of every screen's source that has it (or of `screen`'s alone);
+        the change shows within 2 frames. Returns the screens changed.
 
         Raises:
-            PermissionError: no such screen, or it is not steerable (a feedback or peep screen).
-            KeyError: the screen has no direction `name` (the message lists its names).
+            PermissionError: no screen here (or not `screen`) has that knob.
+            ValueError: the value is out of the knob's range (the source says which).
+        """
+        found = [(p, src) for p in self._screens(screen) if (src := capable(p.source, Tunable)) is not None
+                 and knob in src.tunings()]
+        if not found:
+            raise PermissionError(f"{'screen ' + repr(screen) if screen else 'no screen here'} has no live {knob!r}"
+                                  f"{self._knobs_note(screen)}")
+        for p, src in found:
+            p.renew(lambda src=src: src.tune(knob, value))
+        return [p.plan.name for p, _ in found]
+
+    def steer(self, direction: str, amount: float, screen: str | None = None) -> list[str]:
+        """Offset every screen's latent (or `screen`'s alone) along latent direction `direction`
+        by `amount` std (sources.Steerable); shows within 2 frames. Returns the screens changed.
+
+        Raises:
+            PermissionError: no screen here (or not `screen`) can be steered (a feedback or peep screen).
+            KeyError: a screen has no direction `direction` (the message lists its names).
             ValueError: `amount` is not a finite number.
 
         Example:
-            >>> engine.steer("masculine", "head turn", 1.5)  # a running engine  # doctest: +SKIP
+            >>> engine.steer("head turn", 1.5, "masculine")  # a running engine  # doctest: +SKIP
+            ['masculine']
         """
-        producers = [p for p in self.producers if p.plan.name == screen]
-        if not producers or not isinstance(producers[0].source, Steerable):
-            raise PermissionError(f"screen {screen!r} takes no offsets" if producers else f"no screen {screen!r}")
-        producers[0].source.set_offset(name, amount)
-        producers[0].redo_ahead()
+        found = [(p, src) for p in self._screens(screen) if (src := capable(p.source, Steerable)) is not None]
+        if not found:
+            raise PermissionError(f"{'screen ' + repr(screen) if screen else 'no screen here'} has no latent "
+                                  f"directions (a walk with a directions file: `passersby directions`)")
+        for p, src in found:
+            p.renew(lambda src=src: src.set_offset(direction, amount))
+        return [p.plan.name for p, _ in found]
+
+    def live(self) -> dict[str, dict[str, float]]:
+        """Per screen, its sources' live knobs and direction offsets now (JSON-able)."""
+        out: dict[str, dict[str, float]] = {}
+        for p in self.producers:
+            values: dict[str, float] = {}
+            if (src := capable(p.source, Tunable)) is not None:
+                values.update(src.tunings())
+            if (src := capable(p.source, Steerable)) is not None:
+                values.update({f"direction/{k}": v for k, v in src.offsets().items()})
+            out[p.plan.name] = values
+        return out
+
+    def _screens(self, screen: str | None) -> list[ScreenProducer]:
+        """Every producer, or `screen`'s alone (PermissionError naming the screens when none is)."""
+        found = [p for p in self.producers if screen is None or p.plan.name == screen]
+        if screen is not None and not found:
+            raise PermissionError(f"no screen {screen!r}; screens are {[p.plan.name for p in self.producers]}")
+        return found
+
+    def _knobs_note(self, screen: str | None) -> str:
+        have = sorted({k for p in self._screens(screen) if (src := capable(p.source, Tunable)) is not None
+                       for k in src.tunings()})
+        return f" (live knobs here: {', '.join(have)})" if have else " (its source has no live knobs)"
 
     def sleep(self, why: str) -> None:
         """Closed (opening hours): every screen goes black, nothing more is shown or claimed
@@ -475,4 +579,6 @@ class Engine:
                    if isinstance(p.source, Steerable) and p.source.offsets()}
         if offsets:
             out["offsets"] = offsets
+        for name, report in list(self.reporters.items()):
+            out[name] = report()
         return out

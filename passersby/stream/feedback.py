@@ -39,6 +39,7 @@ from passersby.stream.vitals import Vitals
 DRIFT_PER_FRAME = 0.004  # displacement std per frame at drift 1, in normalised units (side = 2)
 FIELD_CELLS = 4  # the drift field is a 4 x 4 grid of random moves, smoothly upsampled
 FIELD_KEY_SECONDS = 1.5  # the field turns from one random grid to the next in this time
+DRIFT_MAX = 4.0  # feedback.drift's upper bound (FeedbackKnobs), also the live knob's
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class FeedbackKnobs:
     """
 
     drift: float = knob(0.8, "feedback: how fast faces dissolve (0 = the painter alone, 1 = fast).",
-                         bounds=(0, 4))
+                         bounds=(0, DRIFT_MAX))
     crossfade: float = knob(1.0, "feedback: seconds over which each new anchor face fades in (< walk.tempo).",
                              bounds=(0, 3600))
     max_faceless: float = knob(3.0, "feedback: seconds without a detected face before the loop re-anchors.",
@@ -173,10 +174,27 @@ class Segment:
     state: int = 0
     before: np.ndarray | None = None  # loop state `state - 1`
     record: Callable[[int, np.ndarray | None, np.ndarray], None] | None = None  # (state, before, image) after each step
+    # Live drift (FeedbackLoop.tune): [state, drift] pairs, increasing states; the steps from a
+    # pair's state on move by its drift (before the first pair: cfg.drift). In the key, so replay follows.
+    drifts: list[list[float]] = dataclasses.field(default_factory=list)
 
     def describe(self, anchors: Anchors) -> dict[str, Any]:
-        return {"anchor_position": self.position, "ledger_id": anchors.ledger_ids([self.position])[0],
-                "start": self.start, "seed": self.seed}
+        out = {"anchor_position": self.position, "ledger_id": anchors.ledger_ids([self.position])[0],
+               "start": self.start, "seed": self.seed}
+        if self.drifts:
+            out["drifts"] = [list(d) for d in self.drifts]
+        return out
+
+    def set_drift(self, drift: float) -> None:
+        """From the next step on, move by `drift` (a live knob turned while the segment runs)."""
+        if self.drifts and self.drifts[-1][0] == self.state:
+            self.drifts[-1] = [self.state, drift]
+        else:
+            self.drifts.append([self.state, drift])
+
+    def _cfg_at(self, state: int, cfg: FeedbackConfig) -> FeedbackConfig:
+        drift = next((d for s, d in reversed(self.drifts) if s <= state), None)
+        return cfg if drift is None or drift == cfg.drift else dataclasses.replace(cfg, drift=drift)
 
     def picture(self, index: int, step: Callable, cfg: FeedbackConfig) -> np.ndarray:
         """The segment's picture at frame `index` (>= the last one asked), running the loop on."""
@@ -184,7 +202,7 @@ class Segment:
         s, r = divmod(index - self.start, k)
         target = s + (r > 0)  # between states s and s + 1 both are needed
         while self.state < target:
-            field = drift_field(self.seed, self.state * k, self.image.shape[0], cfg) * k
+            field = drift_field(self.seed, self.state * k, self.image.shape[0], self._cfg_at(self.state, cfg)) * k
             self.before, self.image = self.image, step(self.image, field)
             self.state += 1
             if self.record is not None:
@@ -220,15 +238,56 @@ class FeedbackLoop:
         self.pending_cut = False
         self.collapses: dict[str, int] = {}
         self.segments = 0
+        self.drift = cfg.drift  # live (tune); cfg keeps the settings' value, which keys record
+        self._pending: dict[str, Any] = {}  # set by tune (any thread), applied by render
+
+    def tune(self, name: str, value: float) -> None:
+        """Set live knob "drift" (how fast faces dissolve, 0..4) or "tempo" (seconds per anchor
+        face, more than the crossfade) from the next frame on (sources.Tunable).
+
+        Example:
+            >>> loop = FeedbackLoop(FeedbackConfig(), None, None, None)
+            >>> loop.tune("drift", 2.0); loop.tunings()
+            {'drift': 2.0, 'tempo': 6.0}
+        """
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"feedback {name} must be a number, got {value!r}")
+        if name == "drift":
+            if not 0 <= value <= DRIFT_MAX:
+                raise ValueError(f"feedback drift must be in 0..{DRIFT_MAX:g}, got {value!r}")
+            self._pending["drift"] = float(value)
+        elif name == "tempo":
+            cfg = dataclasses.replace(self.cfg, tempo=float(value))  # checks tempo > crossfade, >= 2 frames
+            self._pending["cfg"] = cfg
+        else:
+            raise ValueError(f"the feedback loop has no live knob {name!r}; it has ['drift', 'tempo']")
+
+    def tunings(self) -> dict[str, float]:
+        cfg = self._pending.get("cfg", self.cfg)
+        return {"drift": self._pending.get("drift", self.drift), "tempo": cfg.tempo}
+
+    def _apply(self) -> None:
+        pending, self._pending = self._pending, {}
+        if "cfg" in pending:
+            self.cfg = pending["cfg"]
+        if "drift" in pending:
+            self.drift = pending["drift"]
+            for seg in (self.current, self.previous):
+                if seg is not None:
+                    seg.set_drift(self.drift)
 
     def _new_segment(self, index: int) -> None:
         z = np.asarray(self.anchors(), np.float32)  # recorded in the ledger before any pixel of it
         image = self.render_anchor(z[None])[0]
         self.previous, self.current = self.current, Segment(self.anchors.claimed - 1, index, segment_seed(z), image)
+        if self.drift != self.cfg.drift:
+            self.current.drifts.append([0, self.drift])
         self.vitals.reset()
         self.segments += 1
 
     def render(self, index: int) -> tuple[np.ndarray, dict[str, Any]]:
+        if self._pending:
+            self._apply()
         cur = self.current
         if cur is None or self.pending_cut or index - cur.start >= self.cfg.frames_per_segment:
             self.pending_cut = False
@@ -330,17 +389,19 @@ def replay(key: dict[str, Any], anchor_of: Callable[[int], np.ndarray], render_a
         z = np.asarray(anchor_of(seg["ledger_id"]), np.float32)
         if segment_seed(z) != seg["seed"]:
             raise ValueError(f"ledger row {seg['ledger_id']} is not this frame's anchor (seed differs)")
+        drifts = [list(d) for d in seg.get("drifts", [])]  # live drift changes (FeedbackLoop.tune)
         if states is None:
-            return Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0]).picture(key["frame"], step, cfg)
+            return Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0],
+                           drifts=drifts).picture(key["frame"], step, cfg)
         # Everything the segment's states depend on (the models and knobs too: same anchor, other loop).
-        name = json.dumps([seg["ledger_id"], seg["seed"], seg["start"], key.get("models"), key["feedback"]],
+        name = json.dumps([seg["ledger_id"], seg["seed"], seg["start"], key.get("models"), key["feedback"], drifts],
                           sort_keys=True)
         s = (key["frame"] - seg["start"]) // cfg.step_every
         found = states.nearest(name, s)  # <= s: a blend of s and s + 1 then steps once at least
         if found is None:
-            segment = Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0])
+            segment = Segment(0, seg["start"], seg["seed"], render_anchor(z[None])[0], drifts=drifts)
         else:
-            segment = Segment(0, seg["start"], seg["seed"], found[2], found[0], found[1])
+            segment = Segment(0, seg["start"], seg["seed"], found[2], found[0], found[1], drifts=drifts)
         segment.record = lambda state, before, image: states.add(name, state, before, image)
         return segment.picture(key["frame"], step, cfg)
 

@@ -9,6 +9,7 @@ skips frames instead of holding up the display.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,8 +18,33 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 # "press": a peepshow viewer's button (stream/peep.py); "exactingness" takes a value in [0, 1].
-ACTIONS = ("pause", "resume", "next", "quit", "press", "exactingness")
-SCREEN_ACTIONS = ("press", "next")  # may name one screen (each peephole its own button); else all
+# The live knobs of the sources take a number (their ranges: the sources and app/controls.py):
+# "drift" (feedback), "tempo" (walk and feedback), "walk/speed"; and "direction/<name>" offsets
+# a screen's latent along a named direction (sources.Steerable).
+LIVE = ("drift", "tempo", "walk/speed")
+ACTIONS = ("pause", "resume", "next", "quit", "press", "exactingness", *LIVE)
+SCREEN_ACTIONS = ("press", "next", *LIVE)  # may name one screen (each peephole its own button); else all
+DIRECTION = "direction/"  # + a direction's name: letters, digits, '-', '_'
+
+
+def is_action(action: object) -> bool:
+    """Whether `action` names a control action (one of ACTIONS, or "direction/<name>").
+
+    Example:
+        >>> is_action("drift"), is_action("direction/smile"), is_action("direction/"), is_action("jump")
+        (True, True, False, False)
+    """
+    if not isinstance(action, str):
+        return False
+    if action.startswith(DIRECTION):
+        name = action[len(DIRECTION):]
+        return 0 < len(name) <= 64 and all(c.isalnum() or c in "-_" for c in name)
+    return action in ACTIONS
+
+
+def takes_value(action: str) -> bool:
+    """Whether `action` needs a number (exactingness, the live knobs, directions)."""
+    return action == "exactingness" or action in LIVE or action.startswith(DIRECTION)
 
 
 @dataclass(frozen=True)
@@ -141,17 +167,22 @@ class FrameHub:
 
         Args:
             action: one of ACTIONS.
-            value: "exactingness" only, in [0, 1].
-            screen: "press" / "next" only: that screen alone (a peephole's own button); None: all.
+            value: "exactingness" (in [0, 1]), the live knobs and directions: a number.
+            screen: press, next, the live knobs and directions: that screen alone (a peephole's
+                own button); None: all.
         """
-        if action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r}; one of {ACTIONS}")
-        if screen is not None and (action not in SCREEN_ACTIONS or screen not in self.screens):
-            raise ValueError(f"action {action!r} takes no screen" if action not in SCREEN_ACTIONS
+        if not is_action(action):
+            raise ValueError(f"unknown action {action!r}; one of {ACTIONS} or {DIRECTION}<name>")
+        per_screen = action in SCREEN_ACTIONS or action.startswith(DIRECTION)
+        if screen is not None and (not per_screen or screen not in self.screens):
+            raise ValueError(f"action {action!r} takes no screen" if not per_screen
                              else f"unknown screen {screen!r}; screens are {self.screens}")
         if action == "exactingness":
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"exactingness needs a value in [0, 1], got {value!r}")
+        elif takes_value(action):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{action} needs a number, got {value!r}")
         elif value is not None:
             raise ValueError(f"action {action!r} takes no value")
         if self._controls is None:
@@ -159,6 +190,11 @@ class FrameHub:
         args = () if value is None else (float(value),)
         kw = {} if screen is None else {"screen": screen}  # Controls that never name a screen need not take one
         self._controls.control(action, *args, **kw)
+
+    def set_controls(self, controls: Controls | None) -> None:
+        """Send control actions to `controls` from now on (the application's control desk,
+        which checks ranges and records every change, in front of the engine)."""
+        self._controls = controls
 
     def close(self) -> None:
         """Wake every waiter; sinks should stop."""

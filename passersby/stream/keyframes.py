@@ -85,6 +85,31 @@ class Keyframes:
     def every(self) -> int:
         return self.levels[self.level][1]
 
+    @property
+    def wrapped(self) -> FrameSource:
+        """The source inside (its live knobs and directions are asked there: sources.capable)."""
+        return self.source
+
+    def rewind(self, index: int) -> bool:
+        """Render on from `index` (sources.Rewindable) when the source inside can go back to its
+        keyframe; both keyframes around it are rendered again (with a live change)."""
+        first = index - index % self.every
+        rewind = getattr(self.source, "rewind", None)
+        if rewind is None or not rewind(first):
+            return False
+        self.cache.clear()
+        return True
+
+    def refresh(self) -> None:
+        """A live knob turned: forget the keyframes rendered before it, so the next frame is a
+        blend of two keyframes rendered with the change (a source that can go back renders the
+        earlier one again); a source that cannot keeps the earlier one, which is shown already,
+        and loses only the newest."""
+        if getattr(self.source, "rewind", None) is not None:
+            self.cache.clear()
+        elif len(self.cache) > 1:
+            del self.cache[max(self.cache)]
+
     def _keyframe(self, index: int) -> tuple[Image, Key]:
         if index not in self.cache:
             stages, every = self.levels[self.level]

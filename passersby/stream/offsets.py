@@ -121,7 +121,8 @@ class DirectionSteps:
         return dict(zip(self.ids, self.vectors))
 
     def id_of(self, name: str) -> str:
-        """The id of the direction called `name` (its id works too).
+        """The id of the direction called `name` (its id works too). An OSC address or a MIDI file
+        cannot hold a space: "head-turn", "head_turn" and "Head Turn" all name "head turn".
 
         Raises:
             KeyError: no such direction (the message lists the names).
@@ -130,7 +131,20 @@ class DirectionSteps:
             return self.ids[self.names.index(name)]
         if name in self.ids:
             return name
+        loose = [i for n, i in zip(self.names, self.ids) if _loose(n) == _loose(name)]
+        if len(loose) == 1:
+            return loose[0]
         raise KeyError(f"no direction named {name!r}; known: {', '.join(self.names) or 'none'}")
+
+
+def _loose(name: str) -> str:
+    """A direction's name without case, its words apart by one space.
+
+    Example:
+        >>> _loose("Head_turn"), _loose("head-turn")
+        ('head turn', 'head turn')
+    """
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
 
 
 class Offsets:

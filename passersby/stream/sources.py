@@ -107,14 +107,53 @@ class Steerable(Protocol):
 
 
 @runtime_checkable
+class Tunable(Protocol):
+    """A source with knobs that may change while it runs (the walk: tempo, speed; the feedback
+    loop: drift, tempo). `tune(name, value)` is called from any thread: it checks the value
+    (ValueError naming the knob) and the source applies it from the next frame it renders;
+    `tunings()` are the values now (JSON-able). The engine drops the frames rendered ahead when
+    a knob turns (stream/engine.ScreenProducer.renew), so a change shows within 2 frames."""
+
+    def tune(self, name: str, value: float) -> None: ...
+
+    def tunings(self) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class Refreshable(Protocol):
+    """A source that keeps pictures rendered ahead of the frame it is asked for (stream/keyframes:
+    the next keyframe): `refresh()` forgets them, so a live change reaches the next frames."""
+
+    def refresh(self) -> None: ...
+
+
+@runtime_checkable
 class Rewindable(Protocol):
-    """A source that can render again from an earlier frame (the latent walk, and Keyframes
-    around one): `rewind(index)` says whether frames from `index` on can be rendered again (the
-    anchors they need are still held) and, if so, forgets what it kept of them. The engine uses
-    it to re-render the frames it had rendered ahead when a slider moves (Engine.steer), so a
-    change shows within 2 frames instead of after the whole queue."""
+    """A source that can render again from a recent frame (the walk: its path is a function of
+    the anchors it still holds): `rewind(index)` -> whether the next `render` may be `index`.
+    After a live change the engine renders the dropped frames again, with the change, so no
+    frame is skipped; a source that cannot (the feedback loop runs forward) goes on from where
+    it is."""
 
     def rewind(self, index: int) -> bool: ...
+
+
+def capable(source: Any, capability: type) -> Any:
+    """`source`, or the source it wraps (its `wrapped`, e.g. Keyframes around a walk), that has
+    `capability`; None when neither has it.
+
+    Example:
+        >>> class Wrapper:
+        ...     wrapped = LatentWalk.__new__(LatentWalk)
+        >>> type(capable(Wrapper(), Tunable)).__name__, capable(Wrapper(), Pressable)
+        ('LatentWalk', None)
+    """
+    seen = 0
+    while source is not None and seen < 8:  # wrappers nest a level or two; never a cycle
+        if isinstance(source, capability):
+            return source
+        source, seen = getattr(source, "wrapped", None), seen + 1
+    return None
 
 
 class Stage(Protocol):
@@ -149,9 +188,19 @@ def run_stages(stages: tuple[Stage, ...] | list[Stage], image: Image, key: Key) 
     return image, key
 
 
+WALK_TUNINGS = {"tempo": (0.05, 3600.0), "speed": (0.0, 8.0)}  # live knobs of the walk: (lo, hi)
+RECENT = 64  # frames a walk can go back to (more than a queue of frames rendered ahead)
+
+
 class LatentWalk:
     """The latent walk as a frame source: anchors from the ledger, a smooth path through them
     (stream/walker.py), each latent rendered by the model.
+
+    Tunable (live knobs, `tune`): "tempo" (seconds from one anchor face to the next) and
+    "speed" (how fast the walk moves along its path, 1 = as the tempo says, 0 = holds the
+    face). A change bends the path's timing at the frame it reaches, never its place: the walk
+    goes on from where it is, at the new rate. Keys stay exact: "t" is measured in the
+    configured tempo (the key's "walk"), and "timing" records the live values.
 
     Args:
         walk: the path's style and tempo.
@@ -171,34 +220,99 @@ class LatentWalk:
         self.walk, self.anchors, self.renderer, self.model_hash = walk, anchors, renderer, model_hash
         self.walker = Walker(walk, anchors)
         self.steering = offsets or Offsets()
+        self.walker.keep_behind = 2  # a few anchors more, so a live change can go back over an anchor (rewind)
+        self.tempo, self.speed = float(walk.tempo), 1.0
+        self._pending: dict[str, float] = {}  # set by tune (any thread), applied by render
+        # (frame index, position) where the present rate began; None: never tuned (index / frames per anchor).
+        self._pivot: tuple[int, float] | None = None
+        self._recent: dict[int, float] = {}  # index -> position of the frames rendered lately (rewind)
+
+    def tune(self, name: str, value: float) -> None:
+        """Set live knob `name` ("tempo" seconds, "speed" factor) from the next frame on.
+
+        Example:
+            >>> walk = LatentWalk(WalkConfig(), None, None, "m")
+            >>> walk.tune("speed", 2.0); walk.tunings()  # applied from the next frame rendered
+            {'tempo': 6.0, 'speed': 2.0}
+        """
+        if name not in WALK_TUNINGS:
+            raise ValueError(f"the walk has no live knob {name!r}; it has {sorted(WALK_TUNINGS)}")
+        lo, hi = WALK_TUNINGS[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+            raise ValueError(f"walk {name} must be a number in {lo:g}..{hi:g}, got {value!r}")
+        self._pending[name] = float(value)
+
+    def tunings(self) -> dict[str, float]:
+        return {"tempo": self._pending.get("tempo", self.tempo), "speed": self._pending.get("speed", self.speed)}
+
+    def _rate(self) -> float:
+        """Anchor positions per frame now."""
+        return self.speed / (self.tempo * self.walk.fps)
+
+    def _position(self, index: int) -> float | None:
+        if self._pivot is None:
+            return None  # the walker's own index / frames_per_anchor, bit for bit as before any tuning
+        i0, u0 = self._pivot
+        return u0 + (index - i0) * self._rate()
+
+    def _apply(self, index: int) -> None:
+        """Take the pending knobs at frame `index`: the position there stays, the rate changes."""
+        u = self._position(index)
+        u = index / self.walk.frames_per_anchor if u is None else u
+        pending, self._pending = self._pending, {}
+        self.tempo, self.speed = pending.get("tempo", self.tempo), pending.get("speed", self.speed)
+        self._pivot = (index, u)
+
+    def rewind(self, index: int) -> bool:
+        """Render on from recent frame `index` (sources.Rewindable), at the place it had; False
+        when it is not recent or its anchors have left the walker's window."""
+        u = self._recent.get(index)
+        if u is None:
+            return False
+        if not self.walker.holds(u):
+            return False
+        if self._pivot is not None:
+            self._pivot = (index, u)
+        for i in [i for i in self._recent if i > index]:  # (index itself stays: it can be gone back to again)
+            del self._recent[i]
+        self.steering.rewind(index)  # the sliders' ramp goes on from the frame before `index`
+        return True
 
     def render(self, index: int) -> tuple[Image, Key]:
-        amounts = self.steering.advance(index)  # id -> std, this frame's share of the ramp
+        if self._pending:
+            self._apply(index)
+        u = self._position(index)
+        self._recent[index] = index / self.walk.frames_per_anchor if u is None else u
+        if len(self._recent) > RECENT:
+            del self._recent[min(self._recent)]
+        amounts = self.steering.advance(index)  # id -> std, this frame's share of the sliders' ramp
         # The walk's own latent (anchors from the ledger), then the sliders' offset: (z_dim,) float32.
-        z = self.steering.apply(self.walker.latent(index), amounts)
+        z = self.steering.apply(self.walker.latent(index, u), amounts)
         image = self.renderer(z[None])[0]
-        key = self.walker.frame_key(index)
+        key = self.walker.frame_key(index, u)
         # The frame's anchors as ledger rows (drift: the fresh draws mixed into these anchors).
         key.update(source="latent-walk", model=self.model_hash,
                    ledger_ids=self.anchors.ledger_ids(key["anchor_ids"]), **self.steering.key(amounts))
+        if self._pivot is not None:
+            key["timing"] = {"tempo": self.tempo, "speed": self.speed}
         return image, key
 
     def set_offset(self, name: str, amount: float) -> None:
         self.steering.set(name, amount)
 
-    def rewind(self, index: int) -> bool:
-        # Frames from `index` on render again while their anchors are in the walker's window.
-        if index < 0 or self.walker.anchor_ids(index)[0] < self.walker.window[0]:
-            return False
-        self.steering.rewind(index)
-        return True
-
     def offsets(self) -> dict[str, float]:
         return self.steering.targets()
 
     def cut(self, index: int) -> int:
-        fpa = self.walk.frames_per_anchor
-        return max(index, int(math.ceil((math.floor(index / fpa) + 1) * fpa)))
+        if self._pivot is None and not self._pending:
+            fpa = self.walk.frames_per_anchor
+            return max(index, int(math.ceil((math.floor(index / fpa) + 1) * fpa)))
+        # A tuned walk (its rate may even be 0): the next anchor from this very frame on.
+        if self._pending:
+            self._apply(index)
+        u = self._position(index)
+        self._pivot = (index, float(math.floor(u + 1e-9) + 1))
+        return index
 
     def close(self) -> None:
         pass

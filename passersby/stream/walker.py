@@ -134,8 +134,13 @@ def anchor_ids(frame_index: int, cfg: WalkConfig) -> tuple[int, ...]:
         >>> anchor_ids(200, WalkConfig())  # 200 frames = 6.67 s: between anchors 1 and 2
         (0, 1, 2, 3)
     """
-    i = math.floor(_position(frame_index, cfg))
-    if cfg.style == "slerp":
+    return _ids_at(_position(frame_index, cfg), cfg.style)
+
+
+def _ids_at(u: float, style: str) -> tuple[int, ...]:
+    """Ids of the anchors the latent at position `u` (anchor i at i.0) depends on."""
+    i = math.floor(u)
+    if style == "slerp":
         return (i, i + 1)
     return tuple(range(max(i - 1, 0), i + 3))
 
@@ -277,6 +282,9 @@ class Walker:
         self._rng = rng if cfg.style == "drift" else None
         self._first = 0  # id of _window[0]
         self._window: deque[np.ndarray] = deque()  # float64 (d,) anchors, ids _first, _first + 1, ...
+        # Anchors kept before the latest frame's first one, so a frame rendered lately can be
+        # rendered again (sources.LatentWalk.rewind, after a live change); 0 = none.
+        self.keep_behind = 0
 
     @property
     def next_anchor_id(self) -> int:
@@ -296,25 +304,39 @@ class Walker:
         """How many anchors (ids 0 .. n-1) the walk needs to render frames up to `frame_index`."""
         return anchor_ids(frame_index, self.cfg)[-1] + 1
 
-    def frame_key(self, frame_index: int) -> dict[str, Any]:
+    def frame_key(self, frame_index: int, position: float | None = None) -> dict[str, Any]:
         """What identifies frame `frame_index` (add the model's hash): JSON-able.
 
         frame_latent(anchors[key["anchor_ids"]], key["t"], WalkConfig.from_dict(key["walk"]))
-        is the frame, bit for bit; "t" is seconds since the first listed anchor.
+        is the frame, bit for bit; "t" is seconds since the first listed anchor. `position`
+        (anchor i at i.0) replaces the frame's own position index / frames_per_anchor, for a
+        walk whose tempo changed while it ran (sources.LatentWalk.tune).
         """
-        ids, t = self._locate(frame_index)
+        ids, t = self._locate(frame_index, position)
         return {"frame": int(frame_index), "anchor_ids": list(ids), "t": t, "walk": self.cfg.to_dict()}
 
-    def latent(self, frame_index: int) -> np.ndarray:
-        """The (d,) float32 latent of frame `frame_index`; draws anchors up to the ones it needs."""
-        ids, t = self._locate(frame_index)  # as in frame_key, so the key reproduces this exactly
+    def latent(self, frame_index: int, position: float | None = None) -> np.ndarray:
+        """The (d,) float32 latent of frame `frame_index` (at `position`, as in frame_key);
+        draws anchors up to the ones it needs."""
+        ids, t = self._locate(frame_index, position)  # as in frame_key, so the key reproduces this exactly
         if ids[0] < self._first:
             raise ValueError(f"frame {frame_index} needs anchor {ids[0]}, already dropped (window starts at "
                              f"{self._first}); re-render it from its frame_key")
         self._draw_until(ids[-1], keep_from=ids[0])
         z = frame_latent(np.stack([self._window[i - self._first] for i in ids]), t, self.cfg)
-        self._drop_before(ids[0])
+        self._drop_before(ids[0] - self.keep_behind)
         return z
+
+    def holds(self, position: float) -> bool:
+        """Whether the anchors of the latent at `position` are still in the window (a frame
+        rendered lately can be rendered again: sources.LatentWalk.rewind).
+
+        Example:
+            >>> w = Walker(WalkConfig(), lambda: np.ones(4)); _ = w.latent(400)
+            >>> w.holds(400 / 180), w.holds(0.0)
+            (True, False)
+        """
+        return _ids_at(_snap(float(position)), self.cfg.style)[0] >= self._first
 
     def anchor(self, anchor_id: int) -> np.ndarray:
         """Anchor `anchor_id` as float32, while it is in the window (e.g. to log drift anchors)."""
@@ -322,10 +344,16 @@ class Walker:
             raise ValueError(f"anchor {anchor_id} is not in the window {self.window}")
         return self._window[anchor_id - self._first].astype(np.float32)
 
-    def _locate(self, frame_index: int) -> tuple[tuple[int, ...], float]:
-        """(anchor ids, seconds since the first of them) of frame `frame_index`."""
-        ids = anchor_ids(frame_index, self.cfg)
-        return ids, (_position(frame_index, self.cfg) - ids[0]) * self.cfg.tempo
+    def _locate(self, frame_index: int, position: float | None = None) -> tuple[tuple[int, ...], float]:
+        """(anchor ids, seconds since the first of them) of frame `frame_index` (at `position`)."""
+        if position is None:
+            u = _position(frame_index, self.cfg)
+        elif not (math.isfinite(position) and position >= 0):
+            raise ValueError(f"position must be a finite number >= 0, got {position!r}")
+        else:
+            u = _snap(float(position))
+        ids = _ids_at(u, self.cfg.style)
+        return ids, (u - ids[0]) * self.cfg.tempo
 
     def state(self) -> dict[str, Any]:
         """JSON-able state: with the same anchor_source position, `from_state` continues exactly."""
@@ -350,7 +378,7 @@ class Walker:
     def _draw_until(self, anchor_id: int, keep_from: int) -> None:
         while self.next_anchor_id <= anchor_id:
             self._window.append(self._next_anchor())
-            self._drop_before(keep_from)  # a jump far ahead draws every anchor on the way, in order
+            self._drop_before(keep_from - self.keep_behind)  # a jump far ahead draws every anchor on the way, in order
 
     def _drop_before(self, anchor_id: int) -> None:
         # The newest anchor stays: drift steps from it.

@@ -9,7 +9,9 @@ Routes:
                            (no token, no secrets; 503 when failing, for monitors)
     GET  /metrics          Prometheus text: frames, late frames, faces, render times, memory
     POST /api/control      {"action": "pause"|"resume"|"next"|"quit"} or
-                           {"action": "exactingness", "value": 0..1}, needs the token
+                           {"action": "exactingness", "value": 0..1}, or a live knob
+                           {"action": "drift"|"tempo"|"walk/speed"|"direction/<name>",
+                           "value": x, "screen": name} (docs/osc.md), needs the token
     POST /api/capture      {"screen": name}: capture what it shows now (re-rendered from its
                            key, kept in <home>/captures), needs the token; 501 if the
                            installation offers no captures
@@ -31,7 +33,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from passersby.stream.frames import ACTIONS
+from passersby.stream.frames import ACTIONS, DIRECTION, is_action
 from passersby.web.bridge import FrameBridge
 from passersby.web.pages import SECURITY_HEADERS, STATIC, Pages
 from passersby.web.threaded import TurnedAway
@@ -215,8 +217,8 @@ async def control(request: web.Request) -> web.Response:
     except (ValueError, RecursionError):  # includes UnicodeDecodeError; RecursionError: [[[[...
         return _error(400, 'body must be JSON: {"action": "pause"}')
     action = body.get("action") if isinstance(body, dict) else None
-    if not isinstance(action, str) or action not in ACTIONS:
-        return _error(400, f"unknown action {action!r}; one of {list(ACTIONS)}")
+    if not is_action(action):
+        return _error(400, f"unknown action {action!r}; one of {list(ACTIONS)} or {DIRECTION}<name>")
     value, screen = body.get("value"), body.get("screen")
     if screen is not None and not isinstance(screen, str):
         return _error(400, f"screen must be a screen's name, got {screen!r}")

@@ -65,6 +65,16 @@ def test_bad_amounts_and_names_are_refused_with_what_is_known():
     assert clamp(-4) == -3.0
 
 
+def test_an_address_without_spaces_names_a_direction_with_them():
+    """OSC addresses and MIDI files cannot hold a space: head-turn, head_turn, Head_Turn are "head turn"."""
+    o = Offsets(STEPS)
+    for name, amount in (("head-turn", 1.0), ("head_turn", 2.0), ("Head_Turn", -1.5)):
+        o.set(name, amount)
+        assert o.targets()["head turn"] == amount
+    with pytest.raises(KeyError):
+        o.set("headturn", 1.0)  # words are kept apart: no guessing beyond separators and case
+
+
 def test_settings_offsets_apply_from_the_first_frame():
     o = Offsets(STEPS, {"light": -1.25})
     assert o.advance(0) == {"pca-0": -1.25}
@@ -161,7 +171,7 @@ def _engine(tmp_path, queue=12):
 
 
 def test_a_moved_slider_shows_within_2_frames_with_no_jump_in_the_walk(tmp_path):
-    """Engine.steer: the frames rendered ahead beyond the next 2 are rendered again, steered;
+    """Engine.steer: the frames rendered ahead beyond the next one are rendered again, steered;
     the walk goes on frame by frame (no index skipped or repeated) and every key re-renders."""
     engine = _engine(tmp_path)
     try:
@@ -170,8 +180,8 @@ def test_a_moved_slider_shows_within_2_frames_with_no_jump_in_the_walk(tmp_path)
         while p.frames.qsize() < 12:  # the queue is full: 12 frames rendered ahead, unsteered
             engine.check()
             threading.Event().wait(0.01)
-        engine.steer("s", "head turn", 3.0)
-        # The producer wakes within PUT_WAIT_S and trims what it had queued beyond 2 frames.
+        engine.steer("head turn", 3.0, "s")
+        # The queue keeps the frame shown next; the producer renders the rest again, steered.
         while not any("offsets" in f.key for f in list(p.frames.queue)):
             engine.check()
             threading.Event().wait(0.005)
@@ -180,8 +190,8 @@ def test_a_moved_slider_shows_within_2_frames_with_no_jump_in_the_walk(tmp_path)
         engine.stop()
     assert [f.index for f in frames] == list(range(20))
     amounts = [f.key.get("offsets", {}).get("yaw", 0.0) for f in frames]
-    assert amounts[:2] == [0.0, 0.0] and amounts[2] == 0.5  # the 3rd frame shown is steered
-    assert amounts[2:9] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0] and amounts[-1] == 3.0
+    assert amounts[0] == 0.0 and amounts[1] == 0.5  # the 2nd frame shown is steered
+    assert amounts[1:8] == [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0] and amounts[-1] == 3.0
     with LedgerSpec(tmp_path / "ledger.sqlite").open_existing() as led:
         for f in frames:
             z = frame_latent(np.stack([led.anchor(i) for i in f.key["ledger_ids"]]), f.key["t"], WalkConfig(tempo=6.0, fps=30.0))
@@ -196,7 +206,7 @@ def test_a_knob_turned_all_the_time_never_starves_the_screen_nor_jumps(tmp_path)
         a = 0.0
         while not stop.is_set():
             a = -a if abs(a) >= 3 else a + 0.25
-            engine.steer("s", "head turn", a if a else 0.1)
+            engine.steer("head turn", a if a else 0.1, "s")
             stop.wait(0.002)
 
     try:
@@ -218,9 +228,9 @@ def test_steering_a_screen_that_cannot_be_steered_is_refused(tmp_path):
     engine = _engine(tmp_path)
     try:
         with pytest.raises(PermissionError, match="no screen 'x'"):
-            engine.steer("x", "head turn", 1.0)
+            engine.steer("head turn", 1.0, "x")
         with pytest.raises(KeyError, match="no direction named 'tilt'"):
-            engine.steer("s", "tilt", 1.0)
+            engine.steer("tilt", 1.0, "s")
     finally:
         engine.stop()
 
@@ -240,16 +250,16 @@ def test_frames_rendered_again_ramp_on_from_the_frame_shown_before_them(tmp_path
                 threading.Event().wait(0.005)
 
         wait_for(lambda: p.frames.qsize() == 12)
-        engine.steer("s", "head turn", 3.0)
+        engine.steer("head turn", 3.0, "s")
         wait_for(lambda: p.frames.qsize() == 12 and queued_amounts()[-1] == 3.0)
-        shown = [engine.take(0) for _ in range(2)]  # 0 and 1; 2 .. 13 wait, ramped 0.5 .. 3.0
+        shown = [engine.take(0) for _ in range(2)]  # 0 and 1 (0.5); 2 .. 13 wait, ramped 1.0 .. 3.0
         wait_for(lambda: p.frames.qsize() == 12)
-        engine.steer("s", "head turn", -3.0)  # 2 and 3 stay; 4 on are rendered again from 3's 1.0
-        wait_for(lambda: len(q := queued_amounts()) > 2 and q[2] != 1.5)
+        engine.steer("head turn", -3.0, "s")  # 2 stays; 3 on are rendered again from 2's 1.0
+        wait_for(lambda: len(q := queued_amounts()) > 1 and q[1] != 1.5)
         shown += [engine.take(0) for _ in range(14)]
     finally:
         engine.stop()
     assert [f.index for f in shown] == list(range(16))
     amounts = [f.key.get("offsets", {}).get("yaw", 0.0) for f in shown]
-    assert amounts[:5] == [0.0, 0.0, 0.5, 1.0, 0.5] and amounts[-1] == -3.0, amounts
+    assert amounts[:5] == [0.0, 0.5, 1.0, 0.5, 0.0] and amounts[-1] == -3.0, amounts
     assert all(abs(b - a) <= 0.5 + 1e-9 for a, b in zip(amounts, amounts[1:])), amounts

@@ -20,7 +20,8 @@ from passersby.stream.feedback import FeedbackConfig, FeedbackLoop, replay
 from passersby.stream.keyframes import Keyframes, blend, chain
 from passersby.stream.offsets import DirectionSteps, Offsets, apply_offsets
 from passersby.stream.peep import PeepConfig, PeepSource
-from passersby.stream.sources import Describable, FrameSource, LatentWalk, Pressable, Rewindable, Stateful, Steerable
+from passersby.stream.sources import (Describable, FrameSource, LatentWalk, Pressable, Refreshable, Rewindable,
+                                      Stateful, Steerable, Tunable)
 from passersby.stream.walker import WalkConfig, frame_latent
 
 D = 8
@@ -129,22 +130,25 @@ def peep(anchors: FakeAnchors) -> PeepSource:
 
 # name -> (build from anchors, re-render a frame from its key and the anchors, capabilities it has)
 SOURCES: dict[str, tuple[Callable[[FakeAnchors], Any], Callable, set[type]]] = {
-    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Steerable, Rewindable}),
+    "walk": (lambda a: LatentWalk(WALK, a, walk_renderer, "m0"), rerender_walk, {Steerable, Rewindable, Tunable}),
     "steered-walk": (lambda a: SteeredWalk(WALK, a, walk_renderer, "m0", Offsets(STEPS, {"turn": 1.5})),
-                     rerender_walk, {Steerable, Rewindable}),
+                     rerender_walk, {Steerable, Rewindable, Tunable}),
     "feedback": (lambda a: FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
-                 rerender_feedback, set()),
+                 rerender_feedback, {Tunable}),
     "peep": (peep, rerender_peep, {Pressable, Stateful}),
     "keyframes": (lambda a: chain(LatentWalk(WALK, a, walk_renderer, "m0"), [((Tint(),), 3), ((), 1)]),
-                  rerender_keyframes, {Describable, Steerable, Rewindable}),
+                  rerender_keyframes, {Describable, Steerable, Refreshable, Rewindable}),
     "steered-keyframes": (lambda a: chain(SteeredWalk(WALK, a, walk_renderer, "m0", Offsets(STEPS, {"turn": 1.5})),
                                           [((Tint(),), 3), ((), 1)]), rerender_keyframes,
-                          {Describable, Steerable, Rewindable}),
+                          {Describable, Steerable, Refreshable, Rewindable}),
     "keyframes-feedback": (lambda a: chain(FeedbackLoop(LOOP, a, render_anchor, step, None, {"generator": "m0"}),
-                                           [((), 2)]), None, {Describable}),
+                                           [((), 2)]), None, {Describable, Refreshable, Rewindable}),
 }
+# Keyframes can go back only when the source inside can: around the feedback loop (forward only)
+# its rewind says no.
+FORWARD_ONLY = {"keyframes-feedback"}
 CAPABILITIES = {Pressable: "press", Describable: "describe", Stateful: "state", Steerable: "offsets",
-                Rewindable: "rewind"}
+                Tunable: "tunings", Refreshable: "refresh", Rewindable: "rewind"}
 
 
 def frames(name: str, n: int = FRAMES) -> tuple[Any, FakeAnchors, list[tuple[np.ndarray, dict[str, Any]]]]:
@@ -201,7 +205,19 @@ def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
         assert (cap in has) == callable(getattr(src, method, None))
     if Pressable in has:
         assert isinstance(src.press(), bool)
-    for cap in has - {Pressable, Steerable, Rewindable}:
+    if Refreshable in has:
+        src.refresh()
+        assert src.render(3)[0].shape == src.render(4)[0].shape
+    if Rewindable in has and name in FORWARD_ONLY:
+        assert not src.rewind(1)
+    elif Rewindable in has:  # back to a recent frame: the same frames again, bit for bit
+        again = [src.render(i) for i in range(1, 4)] if src.rewind(1) else None  # 0, 1, 2 were rendered
+        assert again is not None
+        _, _, first = frames(name, 4)
+        for (ia, ka), (ib, kb) in zip(again, first[1:4], strict=True):
+            assert np.array_equal(ia, ib) and ka == kb
+        assert not src.rewind(10_000)  # never rendered: it cannot go there
+    for cap in has - {Pressable, Refreshable, Rewindable, Steerable}:
         report = getattr(src, CAPABILITIES[cap])()
         assert isinstance(report, dict) and report and json.loads(json.dumps(report)) == report
     if Steerable in has:  # the sliders: a name it has is set and read back; an unknown name is refused
@@ -213,7 +229,7 @@ def test_capabilities_declared_are_the_ones_it_has_and_they_work(name):
             src.set_offset("nope", 1.0)
 
 
-@pytest.mark.parametrize("name", [n for n in SOURCES if Rewindable in SOURCES[n][2]])
+@pytest.mark.parametrize("name", [n for n in SOURCES if Rewindable in SOURCES[n][2] and n not in FORWARD_ONLY])
 def test_a_rewound_source_renders_again_frames_that_re_render_from_their_keys(name):
     src, anchors, out = frames(name, 16)
     assert src.rewind(13) and src.rewind(12)  # a few frames back: the anchors are still held
@@ -222,3 +238,31 @@ def test_a_rewound_source_renders_again_frames_that_re_render_from_their_keys(na
     for image, key in again:
         assert np.array_equal(SOURCES[name][1](key, anchors), image), key["frame"]
     assert not src.rewind(0)  # anchor 0 is gone: no way back, and it says so
+
+
+# A live knob of each tunable source, and a value it takes (app/controls.py sends these).
+TUNINGS = {"walk": [("tempo", 0.25), ("speed", 2.5), ("speed", 0.0)], "feedback": [("drift", 3.0), ("tempo", 0.75)]}
+
+
+@pytest.mark.parametrize("name", list(TUNINGS))
+def test_live_knobs_change_the_frames_and_every_key_still_re_renders_its_frame(name):
+    """Knobs turned while the source runs (from another thread, between frames): the frames after
+    differ from an untouched run's, and every key re-renders its frame from the anchors alone."""
+    build, rerender = SOURCES[name][0], SOURCES[name][1]
+    anchors, plain = FakeAnchors(), FakeAnchors()
+    src, ref = build(anchors), build(plain)
+    out, untouched = [], [ref.render(i) for i in range(FRAMES)]
+    for i in range(FRAMES):
+        if i in (5, 12, 13):
+            knob, value = TUNINGS[name][min((5, 12, 13).index(i), len(TUNINGS[name]) - 1)]
+            src.tune(knob, value)
+            assert src.tunings()[knob] == value
+        out.append(src.render(i))
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(out[6:], untouched[6:]))
+    for image, key in out:
+        assert json.loads(json.dumps(key)) == key
+        assert np.array_equal(rerender(key, anchors), image), key["frame"]
+    with pytest.raises(ValueError):
+        src.tune("warp", 1.0)
+    with pytest.raises(ValueError):
+        src.tune(TUNINGS[name][0][0], 1e9)

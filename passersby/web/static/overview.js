@@ -105,7 +105,8 @@
   }
 
   function showStatus(status) {
-    const rows = Object.entries(status).map(([key, value]) => {
+    // "controls" is shown as sliders (below), not as a row.
+    const rows = Object.entries(status).filter(([key]) => key !== 'controls').map(([key, value]) => {
       const row = document.createElement('tr');
       row.dataset.key = key;
       const th = document.createElement('th');
@@ -131,6 +132,7 @@
         showPauseButton();
       }
       showExactingness(status.exactingness);
+      showLive(status.controls);
     } catch (err) {
       note.textContent = 'Status unavailable – retrying.';
     }
@@ -199,6 +201,73 @@
     knobBusy = false;
     note.textContent = result.ok ? `Exactingness ${Number(knob.value).toFixed(2)}.` : `refused: ${result.error}`;
   });
+
+  // Live sliders: one per live control of each screen (status.controls.values), in the
+  // control's slider range (status.controls.ranges; "direction/*" for every direction). A
+  // change goes through POST /api/control with the token, like the buttons.
+  const live = document.getElementById('live');
+  const liveKnobs = new Map(); // "screen|control" -> {input, output}
+  let liveBusy = null; // the knob under the user's finger: not moved by the status
+
+  function rangeOf(ranges, name) {
+    return ranges[name] || (name.startsWith('direction/') ? ranges['direction/*'] : null);
+  }
+
+  function liveKnob(screen, name, range) {
+    const label = document.createElement('label');
+    label.className = 'knob';
+    const [lo, hi, stepSize] = range;
+    const output = document.createElement('output');
+    const input = document.createElement('input');
+    input.type = 'range';
+    input.min = String(lo);
+    input.max = String(hi);
+    input.step = String(stepSize);
+    input.dataset.screen = screen;
+    input.dataset.control = name;
+    input.disabled = Boolean(Passersby.lockedReason(cfg));
+    label.append(`${name} `, output, input);
+    input.addEventListener('input', () => { liveBusy = input; output.textContent = Number(input.value).toFixed(2); });
+    input.addEventListener('change', async () => {
+      const value = Number(input.value);
+      const result = await Passersby.sendControl(name, value, screen);
+      liveBusy = null;
+      note.textContent = result.ok ? `${screen} ${name} ${value.toFixed(2)}.` : `${name} refused: ${result.error}`;
+    });
+    return { label, input, output };
+  }
+
+  function showLive(controls) {
+    if (!controls || typeof controls.values !== 'object') return;
+    for (const [screen, values] of Object.entries(controls.values)) {
+      if (screen === '*') continue; // the whole installation's: pause and exactingness have their own
+      for (const [name, value] of Object.entries(values)) {
+        const range = rangeOf(controls.ranges || {}, name);
+        if (!range || typeof value !== 'number') continue;
+        const id = `${screen}|${name}`;
+        if (!liveKnobs.has(id)) {
+          let group = live.querySelector(`fieldset[data-screen="${CSS.escape(screen)}"]`);
+          if (!group) {
+            group = document.createElement('fieldset');
+            group.dataset.screen = screen;
+            const legend = document.createElement('legend');
+            legend.textContent = screen;
+            group.append(legend);
+            live.append(group);
+          }
+          const knob = liveKnob(screen, name, range);
+          group.append(knob.label);
+          liveKnobs.set(id, knob);
+        }
+        const knob = liveKnobs.get(id);
+        if (knob.input !== liveBusy) {
+          knob.input.value = String(value);
+          knob.output.textContent = value.toFixed(2);
+        }
+      }
+    }
+    live.hidden = liveKnobs.size === 0;
+  }
 
   async function capture(button) {
     const name = button.dataset.screen;
