@@ -177,3 +177,34 @@ def test_steered_faces_pass_the_critic_as_they_are_shown(tmp_path):
     render = make_renderer(g.float().eval(), "auto")
     scores = [face_score(im) for im in render(anchors + np.float32(3.0) * turn.step)]
     assert len(scores) >= 4 and min(scores) >= 0.8 - 1e-3, scores
+
+
+def test_a_midi_knob_turns_the_head_of_a_running_installations_screen(
+        tmp_path, tiny_model_file, tiny_enhancer_file, tiny_directions):
+    """The issue's "done when": a MIDI knob mapped to <screen>/direction/head-turn (an address
+    cannot hold the space) moves the screen's "head turn" slider through the control desk; the
+    2nd frame after it is steered, and it re-renders from its key."""
+    import mido
+
+    from passersby.app.controls import ControlDesk
+    from passersby.app.midi import Binding, Mapping, MidiIn
+
+    inst = build(_settings(tiny_model_file, tiny_enhancer_file, tiny_directions, offsets=""), tmp_path,
+                 realtime=False)
+    try:
+        desk = ControlDesk(inst.engine)
+        midi = MidiIn(Mapping([Binding("cc", 21, "right/direction/head-turn", lo=-3.0, hi=3.0)], ["right"]), desk)
+        inst.engine.start(pace=False)
+        before = inst.engine.take(0)
+        assert before.key.get("offsets", {}) == {}
+        midi.handle(mido.Message("control_change", control=21, value=127))  # the knob at its top: +3 std
+        after = [inst.engine.take(0) for _ in range(12)]
+        assert inst.engine.producers[0].source.offsets()["head turn"] == 3.0
+        assert desk.values()["right"]["direction/head turn"] == 3.0
+        amounts = [f.key.get("offsets", {}).get("pca-1", 0.0) for f in after]
+        assert amounts[1] > 0 and amounts[-1] == 3.0, amounts  # ramping in from the 2nd frame
+        rr = inst.rerenderer()
+        for f in after:
+            np.testing.assert_array_equal(rr.shown(f.key), f.image)
+    finally:
+        inst.close()
