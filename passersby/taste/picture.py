@@ -93,7 +93,7 @@ def expected_rbf(x: np.ndarray, centres: np.ndarray, bandwidth: float, var: np.n
     prod_j (bw² / (bw² + var_j))^(1/2): an uncertain picture is a little near everything.
 
     Example:
-        >>> float(expected_rbf(np.zeros((1, 2)), np.zeros((1, 2)), 1.0, np.ones(2))[0, 0])
+        >>> round(float(expected_rbf(np.zeros((1, 2)), np.zeros((1, 2)), 1.0, np.ones(2))[0, 0]), 6)
         0.5
     """
     b2 = np.full(x.shape[1], float(bandwidth) ** 2)
