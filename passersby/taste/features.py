@@ -29,6 +29,7 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
@@ -182,7 +183,7 @@ class FeatureCache:
             if self._memory is None:
                 self._con.close()
 
-    def __enter__(self) -> FeatureCache:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -9,7 +9,13 @@ import sqlite3
 import numpy as np
 import pytest
 
-from passersby.taste.features import FeatureCache, embed, feature_cache_path, true_features, z_key
+from passersby.taste.features import (
+    FeatureCache,
+    embed,
+    feature_cache_path,
+    true_features,
+    z_key,
+)
 
 
 class CountingRenderer:
