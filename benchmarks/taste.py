@@ -14,8 +14,11 @@ only ever sees latents and ratings):
                           statistic; the taste models see latents, or features predicted from them)
 
 Each curator swipes once with each taste model (--models): "z" (model.TasteModel, linear in z
-with the salience prior) and "picture" (picture.PictureTaste, over features of the picture
-predicted by the generator's feature head, taste/head.py), from the same seeds.
+with the salience prior) and "picture" (picture.PictureTaste: fitted on the TRUE EfficientNet-Lite0
+features of the faces the curator rated, which are rendered to be judged and embedded as the
+swipe app does, taste/features.py; candidates scored through the feature head's prediction,
+taste/head.py), from the same seeds; "picture-head" is the same model fitted on the head's
+predictions for the rated faces too (no embedding: what true features add).
 
 The curator swipes as the app would: `choose_next` picks the face, the taste judges it,
 `TasteModel.fit` refits on all ratings so far, with the salience prior of the shipped model
@@ -54,6 +57,7 @@ from rich.table import Table  # noqa: E402
 
 from _common import CpuMeter, busy_note, machine_info, median, write_json  # noqa: E402
 from passersby.taste.active import choose_next  # noqa: E402
+from passersby.taste.features import embed  # noqa: E402
 from passersby.taste.model import TasteModel, evaluate, roc_auc, salience_prior  # noqa: E402
 from passersby.taste.picture import PictureTaste, evaluate_picture  # noqa: E402
 from passersby.taste.steer import diversity, steer  # noqa: E402
@@ -64,7 +68,7 @@ BORDER = 0.12
 REFERENCE_PORTRAITS = ("girl-with-a-fan.jpg", "man-with-a-pipe-1892.jpg", "pope-julius-ii.jpg",
                        "portrait-of-a-lady.jpg", "the-geisha-kamekichi.jpg")
 TASTES = ("darker", "portraits", "masculine", "old", "warm")
-MODELS = ("z", "picture")
+MODELS = ("z", "picture", "picture-head")
 
 
 def base(rng: np.random.Generator) -> np.ndarray:
@@ -183,14 +187,17 @@ def stream_cell(model: Any, e: float, renderer: Callable, taste: Taste, n: int, 
             "diversity_pct_of_untrained": 100.0 * div / untrained_div}
 
 
-def fitter(kind: str, args: argparse.Namespace, prior: np.ndarray | None, head: Any) -> tuple[Callable, Callable]:
-    """(empty() -> model, fit(z, ratings) -> model, evaluate(z, ratings) -> dict) of taste model `kind`."""
+def fitter(kind: str, args: argparse.Namespace, prior: np.ndarray | None, head: Any) -> tuple[Callable, ...]:
+    """(empty() -> model, fit(z, ratings, features) -> model, evaluate(z, ratings, features) -> dict,
+    whether the model wants the true features of the rated faces) of taste model `kind`."""
     if kind == "z":
         return (lambda: TasteModel.empty(Z_DIM, args.features, prior=prior),
-                lambda z, r: TasteModel.fit(z, r, features=args.features, prior=prior),
-                lambda z, r: evaluate(z, r, features=args.features, prior=prior))
-    return (lambda: PictureTaste.empty(head, prior), lambda z, r: PictureTaste.fit(z, r, head, prior),
-            lambda z, r: evaluate_picture(z, r, head, prior))
+                lambda z, r, f: TasteModel.fit(z, r, features=args.features, prior=prior),
+                lambda z, r, f: evaluate(z, r, features=args.features, prior=prior), False)
+    true = kind == "picture"
+    return (lambda: PictureTaste.empty(head, prior),
+            lambda z, r, f: PictureTaste.fit(z, r, head, prior, features=f if true else None),
+            lambda z, r, f: evaluate_picture(z, r, head, prior, features=f if true else None), true)
 
 
 def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tuple[Callable, Callable, Callable],
@@ -199,28 +206,35 @@ def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tupl
 
     The rng depends on the curator only, not on the model: both models see the same draws.
     """
-    empty, fit, held_out = kind
+    empty, fit, held_out, wants_features = kind
     rng = np.random.default_rng([args.seed, index, 1])
     model = empty()
-    zs, ratings, fit_s, choose_s, cells = [], [], [], [], []
+    zs, ratings, feats, fit_s, choose_s, embed_s, cells = [], [], [], [], [], [], []
     for i in range(1, max(args.checkpoints) + 1):
         t0 = time.perf_counter()
         z = choose_next(model, base, rng, explore=args.explore)
         choose_s.append(time.perf_counter() - t0)
-        liked = bool(taste.likes(renderer(z[None].astype(np.float32)))[0])
+        image = renderer(z[None].astype(np.float32))  # the face the curator sees
+        liked = bool(taste.likes(image)[0])
+        if wants_features:  # as the swipe app's render worker does, before the face is shown
+            t0 = time.perf_counter()
+            feats.append(embed(image)[0])
+            embed_s.append(time.perf_counter() - t0)
         zs.append(z)
         ratings.append("like" if liked else "dislike")
+        f = np.stack(feats) if wants_features else None
         t0 = time.perf_counter()
-        model = fit(np.stack(zs), ratings)
+        model = fit(np.stack(zs), ratings, f)
         fit_s.append(time.perf_counter() - t0)
         if i in args.checkpoints:
             auc = roc_auc(model.prob(cal_z), cal_liked.astype(float))
             for e in args.exactingness:
                 cell = stream_cell(model, e, renderer, taste, args.anchors, args.seed, untrained_div)
                 cells.append({"swipes": i, "model_auc": auc, "l2": model.l2, **cell})
-    held = held_out(np.stack(zs), ratings)
+    held = held_out(np.stack(zs), ratings, np.stack(feats) if wants_features else None)
     both = [c + f for c, f in zip(choose_s, fit_s)]
     return {"cells": cells, "liked_while_swiping": ratings.count("like") / len(ratings), "held_out": held,
+            "embed_ms": {"median": 1e3 * median(embed_s), "max": 1e3 * max(embed_s)} if embed_s else None,
             "refit_ms": {"median": 1e3 * median(fit_s), "max": 1e3 * max(fit_s)},
             "choose_next_ms": {"median": 1e3 * median(choose_s), "max": 1e3 * max(choose_s)},
             "choose_and_refit_ms": {"median": 1e3 * median(both), "max": 1e3 * max(both)}}
@@ -334,7 +348,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--prior", default="salience", choices=("salience", "none"),
                     help="weight prior: model.salience_prior of the shipped model, or the identity")
     ap.add_argument("--prior-faces", type=int, default=512, help="faces rendered for the salience prior")
-    ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="taste models to compare")
+    ap.add_argument("--models", nargs="+", default=["z", "picture"], choices=MODELS, help="taste models to compare")
     ap.add_argument("--head-cache", type=Path, default=ROOT / "out" / "taste-home",
                     help="home whose cache/ holds (or receives) the feature head of the shipped model")
     ap.add_argument("--threads", type=int, default=1, help="renderer threads")
@@ -367,7 +381,7 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         prior = salience_prior(renderer, Z_DIM, n=args.prior_faces, seed=args.seed + 1000)
     prior_s = time.perf_counter() - t0
     head = None
-    if "picture" in args.models:
+    if any(m.startswith("picture") for m in args.models):
         from passersby.taste.head import cached_head
 
         head = cached_head(args.head_cache, info.hash, renderer, Z_DIM,

@@ -98,9 +98,10 @@ class TasteSettings:
     curator: str = _doc("Curator whose taste (`passersby taste`) the stream follows; empty = none.", default="")
     exactingness: float = _doc("0 = ignore the taste, 1 = only the faces it likes most; live knob on the "
                                "kiosk overview.", default=0.5, bounds=(0, 1))
-    model: str = _doc("What the taste is learnt from: 'picture' (what the faces look like: features of the "
-                      "picture predicted by the model's feature head, taste/head.py) or 'z' (linear in the "
-                      "latent, the model before issue 21). The swipe app and the stream must agree.",
+    model: str = _doc("What the taste is learnt from: 'picture' (what the faces look like: the rated faces' "
+                      "EfficientNet-Lite0 features, cached in <home>/cache/, taste/features.py; candidates' "
+                      "predicted by the model's feature head, taste/head.py) or 'z' (linear in the latent, the "
+                      "model before issue 21). The swipe app and the stream must agree.",
                       default="picture")
     min_critic: float = _doc("The critic: an anchor is shown only if dlib's face detector scores it at least "
                              "this (0 = a face is found, 1-2 = a clear one); -1 = no critic. Each judged "

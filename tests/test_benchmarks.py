@@ -225,6 +225,8 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
         (cell,) = m["cells"]
         assert cell["swipes"] == 3 and 0 <= cell["liked"] <= 1 and cell["diversity_pct_of_untrained"] > 0
         assert m["choose_and_refit_ms"]["median"] > 0
+    # The picture model learns from the rated faces' true features, embedded as the app would.
+    assert models["picture"]["embed_ms"]["median"] > 0 and models["z"]["embed_ms"] is None
     assert not (tmp_path / "home" / "cache").exists()  # the shipped model's head ships: nothing built
     assert "picture" in r.stdout and res["machine"]["cpu"]
 

@@ -66,8 +66,9 @@ class Installation:
 def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
     """(taste model, Exactingness knob) of the configured curator for this model, or (None, None).
 
-    The model is what the swipe app fits from the same ratings: taste.model 'picture' (PictureTaste
-    over the feature head's predicted picture features) or 'z' (TasteModel, linear in z).
+    The model is what the swipe app fits from the same ratings: taste.model 'picture' (PictureTaste:
+    the rated faces' true picture features, candidates' predicted by the feature head) or 'z'
+    (TasteModel, linear in z).
     """
     if not settings.taste.curator:
         return None, None
@@ -93,18 +94,24 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
     label0 = 0 if info.config.n_classes else None  # a conditional model: any class shows what moves the picture
     prior = cached_prior(home, info.hash, make_renderer(g, settings.model.runtime, settings.model.threads, label0),
                          info.config.z_dim)
-    head = None
+    head = features = None
     if settings.taste.model == "picture":
         import logging
 
+        from passersby.taste.features import FeatureCache, feature_cache_path, true_features
         from passersby.taste.head import cached_head
 
+        say = logging.getLogger("passersby").warning
+        render = make_renderer(g, settings.model.runtime, settings.model.threads, label0)
         # The shipped model's head ships in the package; another model's is built once (minutes).
-        head = cached_head(home, info.hash, make_renderer(g, settings.model.runtime, settings.model.threads, label0),
-                           info.config.z_dim, on_compute=lambda why: logging.getLogger("passersby").warning(
-                               "building the taste feature head of model %s (%s): once per model, minutes",
-                               info.hash, why))
-    return fit_taste(z, ratings, prior, head), Exactingness(settings.taste.exactingness)
+        head = cached_head(home, info.hash, render, info.config.z_dim, on_compute=lambda why: say(
+            "building the taste feature head of model %s (%s): once per model, minutes", info.hash, why))
+        # What the rated faces look like: embedded by the swipe app as it showed them; a profile
+        # from before that cache, or an imported one, is rendered and embedded here once (~0.1 s a face).
+        with FeatureCache(feature_cache_path(home, info.hash)) as cache:
+            features = true_features(z, cache, render, on_render=lambda n: say(
+                "taste: embedding %d rated faces of %s not in the feature cache (once)", n, settings.taste.curator))
+    return fit_taste(z, ratings, prior, head, features=features), Exactingness(settings.taste.exactingness)
 
 
 def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,

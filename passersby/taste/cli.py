@@ -126,14 +126,21 @@ def taste_main(
         dim = int(np.asarray(propose(np.random.default_rng(0))).shape[0])
         prior = cached_prior(home_dir, model_hash, renderer, dim, on_compute=lambda: typer.echo(
             "learning which latent directions change the picture (once per model, ~20 s)..."))
-        head = None
+        head = features = None
         if settings.taste.model == "picture":  # the stream fits the same model (app/installation.py)
+            from passersby.taste.features import FeatureCache, feature_cache_path
             from passersby.taste.head import cached_head
 
             head = cached_head(home_dir, model_hash, renderer, dim, on_compute=lambda why: typer.echo(
                 f"learning what this model's faces look like from their latents (once per model, "
                 f"minutes): {why}"))
-        _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label, prior, head)
+            features = FeatureCache(feature_cache_path(home_dir, model_hash))
+        try:
+            _serve(store, renderer, propose, model_hash, curator, host, port, token, seed, label, prior, head,
+                   features)
+        finally:
+            if features is not None:
+                features.close()
     except OSError as e:  # the address: "cannot listen on 127.0.0.1:8766: Address already in use"
         _fail(f"{e.strerror or e}; try another --port")
     except (CheckpointError, TasteStoreError, ValueError, RuntimeError) as e:
@@ -143,11 +150,12 @@ def taste_main(
 
 
 def _serve(store, renderer, propose, model_hash: str, curator: str, host: str, port: int,
-           token: Optional[str], seed: Optional[int], label: str, prior=None, head=None) -> None:
+           token: Optional[str], seed: Optional[int], label: str, prior=None, head=None, features=None) -> None:
     from passersby.taste.server import TasteServer
 
     server = TasteServer(store, renderer, propose, model_hash, curator, host=host, port=port, token=token,
-                         seed=seed, label="" if label == "any" else label, prior=prior, head=head)
+                         seed=seed, label="" if label == "any" else label, prior=prior, head=head,
+                         feature_cache=features)
     server.start()
     quit_event = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

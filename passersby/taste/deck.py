@@ -10,6 +10,11 @@ do the heavy work:
 - the model worker refits the taste model from the store after each rating (coalesced: a
   burst of ratings costs one refit) and measures it (held-out accuracy / AUC, `evaluate`).
 
+With a feature head (the picture taste), the render worker also embeds every face it renders
+(EfficientNet-Lite0, ~50 ms, ahead of the curator like the render) into the feature cache
+(features.py), so the refit learns from what the curator saw; rated faces missing there (a
+profile from before the cache, an import) are rendered and embedded once, on the render worker.
+
 When the model changes, the queue keeps its first `REFRESH_FROM` faces (the page may already
 show them) and the rest are chosen again with the new model, one at a time, each new face
 taking the place of an old one, so the queue never runs dry because of a refit. Faces
@@ -37,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from passersby.taste.active import choose_next
+from passersby.taste.features import FeatureCache, true_features
 from passersby.taste.model import RATINGS, TasteModel
 from passersby.taste.picture import evaluate_taste, fit_taste
 from passersby.taste.store import TasteStore, check_curator
@@ -103,12 +109,17 @@ class Deck:
         prior: the salience prior (taste/prior.py); None: isotropic.
         head: the generator's feature head (taste/head.py): the taste is learnt from what the
             faces look like (picture.PictureTaste); None: linear in z (model.TasteModel).
+        feature_cache: where the true features of faces are kept (features.py; the stream reads
+            the same file); None: in memory. Used only with a head.
+        embed: images -> true features (default features.embed, EfficientNet-Lite0).
     """
 
     def __init__(self, store: TasteStore, renderer: Callable[[np.ndarray], np.ndarray],
                  propose: Callable[[np.random.Generator], np.ndarray], model_hash: str, curator: str,
                  label: str = "", seed: int | None = None, prefetch: int = 4, jpeg_quality: int = 90,
-                 prior: np.ndarray | None = None, head: "FeatureHead | None" = None) -> None:
+                 prior: np.ndarray | None = None, head: "FeatureHead | None" = None,
+                 feature_cache: FeatureCache | None = None, embed: Callable[[np.ndarray], np.ndarray] | None = None
+                 ) -> None:
         if prefetch < 2:
             raise ValueError(f"prefetch must be >= 2, got {prefetch}")
         if not isinstance(model_hash, str) or not model_hash:
@@ -118,6 +129,10 @@ class Deck:
         self.prefetch, self.jpeg_quality = prefetch, jpeg_quality
         self.prior = prior  # taste/prior.py: the stream fits with the same one
         self.head = head  # taste/head.py: None = the z-only model (model.py); the stream uses the same
+        self.features = feature_cache if feature_cache is not None else FeatureCache(None)
+        if embed is None:
+            from passersby.taste.features import embed
+        self.embed = embed
         seeds = np.random.SeedSequence(seed).spawn(2)
         self._rng = np.random.default_rng(seeds[0])  # used in the render worker only
         gallery_rng = np.random.default_rng(seeds[1])
@@ -150,7 +165,7 @@ class Deck:
         self._dirty = asyncio.Event()
         self._changed = asyncio.Event()
         self.counts = await self._run(None, self.store.counts, self.curator, self.model_hash)
-        await self._learn_once()
+        await self._learn_once(embed_missing=False)
         self._tasks = [asyncio.create_task(self._fill_loop(), name="taste-fill"),
                        asyncio.create_task(self._learn_loop(), name="taste-learn")]
 
@@ -239,6 +254,8 @@ class Deck:
         """Render worker: choose with `model`, render, encode."""
         z = np.asarray(choose_next(model, self.propose, self._rng), np.float32)
         image = self.renderer(z[None])[0]
+        if self.head is not None:  # what the curator will see, for the refit after the rating
+            self.features.put(z[None], self.embed(image[None]))
         p = float(model.prob(z.astype(np.float64))[0])
         return Face(secrets.token_hex(8), z, encode_jpeg(image, self.jpeg_quality), p, version)
 
@@ -283,28 +300,49 @@ class Deck:
 
     # ------------------------------------------------------------ the taste model
 
-    def _fit(self) -> tuple[TasteModel, np.ndarray, list[str]]:
-        """Model worker: refit to every stored rating of this curator and model."""
+    def _read(self) -> tuple[np.ndarray, list[str], np.ndarray | None]:
+        """Model worker: every stored rating of this curator and model, with the cached true
+        features of the rated faces (None: no head, or some are not cached)."""
         z, ratings, _ = self.store.ratings(self.curator, self.model_hash)
-        model = fit_taste(z, ratings, self.prior, self.head, self.dim)
-        return model, z, ratings
+        if self.head is None:
+            return z, ratings, None
+        found = self.features.get(z)
+        dim = self.head.pca_mean.shape[0]
+        if any(f is None or f.shape != (dim,) for f in found):
+            return z, ratings, None
+        return z, ratings, np.stack(found) if found else np.zeros((0, dim), np.float32)
 
-    def _measure(self, z: np.ndarray, ratings: list[str]) -> dict[str, Any]:
+    def _true_features(self, z: np.ndarray) -> np.ndarray:
+        """Render worker: the true features of rated faces, rendering and embedding the missing ones."""
+        return true_features(z, self.features, self.renderer, embed=self.embed, dim=self.head.pca_mean.shape[0],
+                             on_render=lambda n: log.info("embedding %d rated faces not in the feature cache", n))
+
+    def _fit(self, z: np.ndarray, ratings: list[str], features: np.ndarray | None) -> TasteModel:
+        """Model worker: refit to every stored rating of this curator and model."""
+        return fit_taste(z, ratings, self.prior, self.head, self.dim, features)
+
+    def _measure(self, z: np.ndarray, ratings: list[str], features: np.ndarray | None) -> dict[str, Any]:
         """Model worker: held-out accuracy and AUC over the last EVAL_LAST ratings (5 fits)."""
         if not len(z):
             return {"accuracy": None, "auc": None, "n_eval": 0}
-        quality = evaluate_taste(z, ratings, self.prior, self.head, last=EVAL_LAST)
+        quality = evaluate_taste(z, ratings, self.prior, self.head, last=EVAL_LAST, features=features)
         return {"accuracy": _finite_or_none(quality["accuracy"]), "auc": _finite_or_none(quality["auc"]),
                 "n_eval": quality["n"]}
 
-    async def _learn_once(self) -> None:
-        model, z, ratings = await self._run(self._model_pool, self._fit)
+    async def _learn_once(self, embed_missing: bool = True) -> None:
+        z, ratings, features = await self._run(self._model_pool, self._read)
+        if self.head is not None and features is None and len(z):  # an old profile, an import: once
+            if embed_missing:
+                features = await self._run(self._render_pool, self._true_features, z)
+            else:  # at start: serve at once with the head's guesses, embed and refit in the background
+                self._dirty.set()
+        model = await self._run(self._model_pool, self._fit, z, ratings, features)
         self.model = model
         self.version += 1
         self._need.set()  # faces the old model chose get replaced (_fill_loop)
         # Measuring costs five fits (~0.6 s at 1000 ratings): skip it when a newer rating waits.
         if not self._dirty.is_set():
-            quality = await self._run(self._model_pool, self._measure, z, ratings)
+            quality = await self._run(self._model_pool, self._measure, z, ratings, features)
             self.quality = {**quality, "version": self.version}
 
     async def _learn_loop(self) -> None:

@@ -37,6 +37,8 @@ class TasteServer(ThreadedServer):
         jpeg_quality: 1..100.
         prior: the taste model's weight prior (taste/prior.py); None: isotropic.
         head: the generator's feature head (taste/head.py); None: the z-only taste model.
+        feature_cache: the true features of the faces shown (taste/features.py); None: in memory.
+        embed: images -> their true features (default: EfficientNet-Lite0, features.embed).
 
     Example:
         >>> with TasteServer(store, renderer, propose, info.hash, "ada", port=0) as server:  # starts a web server  # doctest: +SKIP
@@ -51,13 +53,14 @@ class TasteServer(ThreadedServer):
                  propose: Callable[[np.random.Generator], np.ndarray], model_hash: str, curator: str,
                  host: str = "127.0.0.1", port: int = 8766, token: str | None = None, seed: int | None = None,
                  *, label: str = "", prefetch: int = 4, jpeg_quality: int = 90,
-                 prior: np.ndarray | None = None, head=None) -> None:
+                 prior: np.ndarray | None = None, head=None, feature_cache=None, embed=None) -> None:
         if not 1 <= jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be 1..100, got {jpeg_quality}")
         super().__init__(host, port, token)
         # Built here, so a bad argument raises ValueError now; it starts in the server's loop.
         self.deck = Deck(store, renderer, propose, model_hash, curator, label=label, seed=seed,
-                         prefetch=prefetch, jpeg_quality=jpeg_quality, prior=prior, head=head)
+                         prefetch=prefetch, jpeg_quality=jpeg_quality, prior=prior, head=head,
+                         feature_cache=feature_cache, embed=embed)
         self.store = store
         self.curator = curator
         self._template = read_template()

@@ -33,15 +33,21 @@ def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path
     prior = cached_prior(tmp_path, info.hash, make_renderer(g.float().eval(), "auto"), 128)
     u = np.linalg.eigh(prior)[1][:, -1]
     with TasteStore(tmp_path / "taste.sqlite") as store:
-        for _ in range(300):
+        for _ in range(150):
             z = rng.standard_normal(128).astype(np.float32)
             store.add("ada", z, "like" if z @ u > 0.5 else "dislike", info.hash)
+        rated, _, _ = store.ratings("ada", info.hash)
     home = tmp_path
     inst = build(_settings(curator="ada", exactingness=1.0, model=model), home)
     try:
         assert inst.engine.status()["curator"] == "ada" and inst.engine.status()["exactingness"] == 1.0
         # 'picture' uses the head the package ships for its model: nothing is built or cached.
         assert not list((tmp_path / "cache").glob("taste-head-*"))
+        if model == "picture":  # a profile without true features: its faces rendered and embedded once
+            from passersby.taste.features import FeatureCache, feature_cache_path
+
+            with FeatureCache(feature_cache_path(home, info.hash)) as cache:
+                assert len(cache) == 150 and all(f is not None for f in cache.get(rated))
         inst.engine.hub.control("exactingness", 0.25)
         assert inst.engine.exactingness.value == 0.25
         inst.engine.hub.control("exactingness", 1.0)

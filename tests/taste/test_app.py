@@ -188,21 +188,76 @@ def test_model_refits_and_progress_reports_quality(server, store):
     assert server.deck.model.n == sum(p["by_rating"][r] for r in ("like", "dislike", "superlike"))
 
 
-def test_with_a_feature_head_the_app_learns_from_the_picture(tmp_path, renderer):
-    # The same app, the taste model over the head's predicted picture features (taste.model
-    # 'picture'): ratings refit a PictureTaste, the progress reports its held-out quality.
-    from passersby.taste.head import HeadConfig, fit_head
-    from passersby.taste.picture import PictureTaste
+def quadrants(images: np.ndarray) -> np.ndarray:
+    """(m, H, W, 3) -> (m, 12) mean colour of each quadrant: a cheap stand-in for EfficientNet."""
+    m, h, w, _ = images.shape
+    q = images[:, : h // 2 * 2, : w // 2 * 2].reshape(m, 2, h // 2, 2, w // 2, 3).mean((2, 4))
+    return q.reshape(m, 12) / 255.0 + 0.1
 
-    z = np.random.default_rng(0).standard_normal((300, 128))
-    head = fit_head(z, np.tanh(z @ np.random.default_rng(1).standard_normal((128, 12)) / 8) + 1.0, MODEL,
-                    HeadConfig(pca=4, hidden=16, epochs=5, landmarks=8))
-    with TasteStore(tmp_path / "taste.sqlite") as own, TasteServer(
-            own, renderer, propose, MODEL, "picture-curator", port=0, token=TOKEN, seed=3, head=head) as s:
+
+@pytest.fixture(scope="module")
+def picture_head(renderer):
+    """A feature head of the tiny generator over `quadrants` of its renders."""
+    from passersby.taste.head import HeadConfig, fit_head
+
+    z = np.random.default_rng(0).standard_normal((400, 128)).astype(np.float32)
+    return fit_head(z, quadrants(renderer(z)), MODEL, HeadConfig(pca=4, hidden=32, epochs=30, landmarks=8))
+
+
+class Counting:
+    def __init__(self, fn):
+        self.fn, self.faces = fn, 0
+
+    def __call__(self, images):
+        self.faces += len(images)
+        return self.fn(images)
+
+
+def test_with_a_feature_head_the_app_learns_from_the_picture(tmp_path, renderer, picture_head):
+    # The same app, the taste model over the picture (taste.model 'picture'): every face shown is
+    # embedded as it is rendered, ratings refit a PictureTaste on those true features, and the
+    # progress reports its held-out quality.
+    from passersby.taste.features import FeatureCache, feature_cache_path
+    from passersby.taste.picture import MIN_HEAD_R2, PictureTaste
+
+    assert picture_head.r2.mean() > MIN_HEAD_R2  # else the model would fit on the head's guesses
+    embed = Counting(quadrants)
+    with TasteStore(tmp_path / "taste.sqlite") as own, FeatureCache(feature_cache_path(tmp_path, MODEL)) as cache, \
+            TasteServer(own, renderer, propose, MODEL, "picture-curator", port=0, token=TOKEN, seed=3,
+                        head=picture_head, feature_cache=cache, embed=embed) as s:
         assert isinstance(s.deck.model, PictureTaste) and s.deck.model.n == 0
         rate_one_of_each(s)
-        assert isinstance(s.deck.model, PictureTaste) and s.deck.model.n == 2
+        assert isinstance(s.deck.model, PictureTaste) and s.deck.model.n == 2 and s.deck.model.true_features
+        z, _, _ = own.ratings("picture-curator", MODEL)
+        np.testing.assert_allclose(np.stack(cache.get(z)), quadrants(renderer(z.astype(np.float32))), atol=1e-6)
+        assert embed.faces == len(cache)  # each face embedded once, as it was rendered to be shown
         wait_for(lambda: get_json(s, "api/progress")[1]["n_eval"] > 0, what="evaluation")
+
+
+def test_a_profile_from_before_the_feature_cache_is_embedded_once(tmp_path, renderer, picture_head):
+    # Ratings stored before true features were kept (or imported): the app starts at once on the
+    # head's guesses, then renders and embeds the rated faces once and refits on them.
+    from passersby.taste.features import FeatureCache, feature_cache_path
+
+    rng = np.random.default_rng(4)
+    with TasteStore(tmp_path / "taste.sqlite") as own:
+        old = rng.standard_normal((30, 128)).astype(np.float32)
+        for i, z in enumerate(old):
+            own.add("veteran", z, ("like", "dislike", "skip")[i % 3], MODEL)
+        path = feature_cache_path(tmp_path, MODEL)
+        embed = Counting(quadrants)
+        with FeatureCache(path) as cache, TasteServer(
+                own, renderer, propose, MODEL, "veteran", port=0, token=TOKEN, seed=5, head=picture_head,
+                feature_cache=cache, embed=embed) as s:
+            wait_for(lambda: s.deck.model.true_features, what="the refit on true features")
+            assert s.deck.model.n == 20  # skips excluded
+            assert all(f is not None for f in cache.get(old))
+        first = embed.faces
+        with FeatureCache(path) as cache, TasteServer(
+                own, renderer, propose, MODEL, "veteran", port=0, token=TOKEN, seed=5, head=picture_head,
+                feature_cache=cache, embed=embed) as s:
+            assert s.deck.model.true_features  # a second start finds them cached: fitted on them at once
+            assert embed.faces - first <= s.deck.prefetch + 2  # only new faces to show were embedded
 
 
 def test_gallery_ranks_and_renders_faces(server):

@@ -162,3 +162,69 @@ def test_project_maps_true_features_to_what_the_head_predicts(head) -> None:
     assert true.shape == pred.shape == (400, 4)
     assert r2[0] > 0.8 and abs(r2.mean() - head.r2.mean()) < 0.15
     assert abs(true.std(0) - 1.0).max() < 0.2  # standardised on random faces
+
+
+def test_expected_rbf_is_the_average_over_the_heads_uncertainty() -> None:
+    from passersby.taste.picture import expected_rbf
+
+    rng = np.random.default_rng(12)
+    x, c = rng.standard_normal((3, 4)), rng.standard_normal((5, 4))
+    var = np.array([0.1, 0.5, 1.0, 2.0])
+    draws = x[:, None, :] + rng.standard_normal((3, 40000, 4)) * np.sqrt(var)  # t ~ N(x, diag(var))
+    monte_carlo = np.stack([expected_rbf(d, c, 1.3) .mean(0) for d in draws])  # (3, 5)
+    np.testing.assert_allclose(expected_rbf(x, c, 1.3, var), monte_carlo, atol=0.01)
+    np.testing.assert_allclose(expected_rbf(x, x, 2.0).diagonal(), 1.0)  # var None: the plain RBF
+
+
+def _near_three(head, seed):
+    """A hidden taste on the TRUE picture: its features close to one of three portraits."""
+    rng = np.random.default_rng(seed)
+    centres = head.project(picture_features(rng.standard_normal((3, D))))
+
+    def distance(z):
+        return np.linalg.norm(head.project(picture_features(z))[:, None] - centres[None], axis=2).min(1)
+
+    cut = np.percentile(distance(rng.standard_normal((2000, D))), 30)
+    return rng, lambda z: distance(z) < cut
+
+
+def test_picture_taste_learns_from_the_true_features_of_rated_faces(head) -> None:
+    from passersby.taste.picture import MAX_CENTRES, feature_weights
+
+    rng, liked = _near_three(head, 13)
+    z = rng.standard_normal((150, D))
+    f = picture_features(z)  # what the rated faces' renders really are
+    ratings = ["like" if v else "dislike" for v in liked(z)]
+    taste = PictureTaste.fit(z, ratings, head, features=f)
+    assert taste.true_features and taste.n == 150
+    # The kernel's centres are the rated faces as they really look (the last MAX_CENTRES).
+    np.testing.assert_allclose(taste.centres, (feature_weights(head) * head.project(f))[-MAX_CENTRES:])
+    guessed = PictureTaste.fit(z, ratings, head)
+    assert not guessed.true_features and not np.allclose(guessed.centres, taste.centres[: len(guessed.centres)])
+    test = rng.standard_normal((1000, D))  # candidates: only z, scored through the head
+    auc = roc_auc(taste.prob(test), liked(test).astype(float))
+    assert auc > 0.75 and auc > roc_auc(TasteModel.fit(z, ratings).prob(test), liked(test).astype(float)) + 0.05
+    back = PictureTaste.from_dict(taste.to_dict(), head)
+    np.testing.assert_array_equal(back.prob(test[:20]), taste.prob(test[:20]))
+    with pytest.raises(ValueError, match="features must be"):
+        PictureTaste.fit(z, ratings, head, features=f[:, :5])
+    with pytest.raises(ValueError, match="refit it from the ratings"):
+        PictureTaste.from_dict({**taste.to_dict(), "format": "passersby-picture-taste/1"}, head)
+    r = evaluate_picture(z, ratings, head, features=f, last=50)
+    assert r["n"] == 50 and r["auc"] > 0.7
+
+
+def test_a_head_that_sees_little_learns_from_its_own_guesses() -> None:
+    # An undertrained head (held-out R² ~0.05): what candidates can show is its guess, so the
+    # rated faces are fitted by their guesses too (MIN_HEAD_R2), not by features no candidate has.
+    z0 = np.random.default_rng(1).standard_normal((300, D))
+    poor = fit_head(z0, picture_features(z0), "synthetic", HeadConfig(samples=300, pca=4, hidden=16, epochs=10,
+                                                                         landmarks=16, seed=3))
+    assert poor.r2.mean() < 0.25
+    rng, liked = _near_three(poor, 7)
+    z = rng.standard_normal((150, D))
+    ratings = ["like" if v else "dislike" for v in liked(z)]
+    taste = PictureTaste.fit(z, ratings, poor, features=picture_features(z))
+    assert not taste.true_features
+    test = rng.standard_normal((1000, D))
+    assert roc_auc(taste.prob(test), liked(test).astype(float)) > 0.65
