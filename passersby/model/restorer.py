@@ -27,18 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from passersby.config import RestorerConfig
-
-
-class _Res(nn.Module):
-    """x + conv(relu(conv(x))) at constant shape (N, C, H, W)."""
-
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.a = nn.Conv2d(c, c, 3, 1, 1)
-        self.b = nn.Conv2d(c, c, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.b(F.relu(self.a(x)))
+from passersby.model.enhancer import Block  # x + conv(relu(conv(x))), the enhancer's own
 
 
 class Restorer(nn.Module):
@@ -60,7 +49,7 @@ class Restorer(nn.Module):
         w, d = cfg.width, cfg.deep
         self.inp = nn.Conv2d(12, w, 3, 1, 1)
         self.down = nn.Conv2d(w, d, 3, 2, 1)
-        self.blocks = nn.Sequential(*[_Res(d) for _ in range(cfg.blocks)])
+        self.blocks = nn.Sequential(*[Block(d) for _ in range(cfg.blocks)])
         self.up = nn.Conv2d(d, 4 * w, 1)
         self.out = nn.Conv2d(w, 12, 3, 1, 1)
         nn.init.zeros_(self.out.weight)
