@@ -450,9 +450,7 @@ class Engine:
         if not found:
             raise PermissionError(f"{'screen ' + repr(screen) if screen else 'no screen here'} has no live {knob!r}"
                                   f"{self._knobs_note(screen)}")
-        for p, src in found:
-            p.renew(lambda src=src: src.tune(knob, value))
-        return [p.plan.name for p, _ in found]
+        return self._renew_each(found, lambda src: src.tune(knob, value))
 
     def steer(self, direction: str, amount: float, screen: str | None = None) -> list[str]:
         """Offset every screen's latent (or `screen`'s alone) along latent direction `direction`
@@ -471,9 +469,7 @@ class Engine:
         if not found:
             raise PermissionError(f"{'screen ' + repr(screen) if screen else 'no screen here'} has no latent "
                                   f"directions (a walk with a directions file: `passersby directions`)")
-        for p, src in found:
-            p.renew(lambda src=src: src.set_offset(direction, amount))
-        return [p.plan.name for p, _ in found]
+        return self._renew_each(found, lambda src: src.set_offset(direction, amount))
 
     def live(self) -> dict[str, dict[str, float]]:
         """Per screen, its sources' live knobs and direction offsets now (JSON-able)."""
@@ -486,6 +482,13 @@ class Engine:
                 values.update({f"direction/{k}": v for k, v in src.offsets().items()})
             out[p.plan.name] = values
         return out
+
+    @staticmethod
+    def _renew_each(found: list[tuple[ScreenProducer, Any]], change: Callable[[Any], None]) -> list[str]:
+        """Apply `change(source)` to each (producer, source) as a live change; their screens' names."""
+        for p, src in found:
+            p.renew(lambda src=src: change(src))
+        return [p.plan.name for p, _ in found]
 
     def _screens(self, screen: str | None) -> list[ScreenProducer]:
         """Every producer, or `screen`'s alone (PermissionError naming the screens when none is)."""
