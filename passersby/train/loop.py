@@ -284,6 +284,18 @@ def latest_checkpoint(run: Path) -> Path | None:
     return cks[-1] if cks else None
 
 
+def _same_model(saved: dict | None, model: ModelConfig) -> bool:
+    """Whether a checkpoint's stored model config is `model`; a field added to ModelConfig after
+    the checkpoint was written (e.g. `restorer`) reads as its stored-file fallback, so an older
+    run folder still resumes."""
+    if not isinstance(saved, dict):
+        return False
+    try:
+        return ModelConfig.from_dict(saved) == model
+    except (TypeError, ValueError):
+        return False
+
+
 def resume(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path, rank: int = 0) -> None:
     """Restore the newest checkpoint of `run` into `ts`, refusing an incompatible one.
 
@@ -295,7 +307,7 @@ def resume(ts: TrainState, cfg: TrainConfig, data: TrainingSet, run: Path, rank:
         raise CheckpointError(f"{run}: nothing to resume (no checkpoints/step-*.safetensors) — drop --resume to start fresh")
     tensors, meta = load_train_state(path)
     saved = meta.get("train_config", {}).get("model")
-    if saved != cfg.model.to_dict():
+    if not _same_model(saved, cfg.model):
         raise CheckpointError(f"{path}: was trained with model config {saved}, this run asks for {cfg.model.to_dict()} — use the same options or a new --out")
     if meta.get("data_hash") != data.data_hash:
         raise CheckpointError(f"{path}: was trained on other data (hash {meta.get('data_hash')} ≠ {data.data_hash}) — resume with the same DATA")

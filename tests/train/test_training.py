@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from passersby.checkpoint import CheckpointError, load_model, load_train_state
+from passersby.checkpoint import CheckpointError, load_model, load_train_state, save_train_state
 from passersby.data.manifest import DatasetError
 from passersby.train.run import train
 
@@ -248,3 +248,15 @@ def test_unconditional_run_and_bad_schedule(prepared_data, train_config, tmp_pat
     with pytest.raises(ValueError, match="unknown augmentation"):
         train(prepared_data, tmp_path / "run2", train_config(augment="rotate"), steps=2, device="cpu",
               evaluate_metrics=False)
+
+
+def test_a_checkpoint_older_than_a_model_config_field_still_resumes(resumable, prepared_data, train_config):
+    # A run folder written before ModelConfig grew `restorer` stores no such key; it is the
+    # same model, so --resume must go on rather than call it "another model config".
+    ck = resumable / "checkpoints" / "step-00000001.safetensors"
+    tensors, meta = load_train_state(ck)
+    del meta["train_config"]["model"]["restorer"]
+    save_train_state(ck, tensors, {k: v for k, v in meta.items() if k not in ("format", "version", "passersby_version")})
+    assert "restorer" not in load_train_state(ck)[1]["train_config"]["model"]
+    row = train(prepared_data, resumable, train_config(), steps=2, device="cpu", resume_run=True, evaluate_metrics=False)
+    assert row["step"] == 2
