@@ -41,6 +41,7 @@ from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressab
 
 log = logging.getLogger("passersby")
 
+STORM_FRAMES = 2  # a live change this few frames after the last one does not drop the queue again (renew)
 HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
 SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
 
@@ -167,6 +168,8 @@ class FrameQueue(queue.Queue):
         super().__init__(maxsize=maxsize)
         self.generation = 0  # live changes so far
         self.dropped = 0  # frames dropped for live changes (rendered ahead, or in flight)
+        self.put_since_renew = maxsize  # frames put since the last change (a storm: fewer than STORM_FRAMES)
+        self.coalesced = 0  # changes that came in a storm: applied without dropping frames again
         self._stale_ok = False  # one frame from before the change may still be put (the queue was empty)
         # The index after the frame kept at a change: a source that can go back renders on from it
         # (no frame skipped); until the producer has taken it, nothing is put.
@@ -176,6 +179,7 @@ class FrameQueue(queue.Queue):
         """A live change: keep the head, drop the rest (returns how many), bump the generation."""
         with self.mutex:
             self.generation += 1
+            self.put_since_renew = 0
             n = max(0, len(self.queue) - 1)
             self._stale_ok = not self.queue  # no frame kept: the one in flight may be shown next
             for _ in range(n):
@@ -208,6 +212,7 @@ class FrameQueue(queue.Queue):
                     return False
                 self._stale_ok = False
             self._put(item)
+            self.put_since_renew += 1
             self.unfinished_tasks += 1
             self.not_empty.notify()
             return True
@@ -246,6 +251,13 @@ class ScreenProducer(threading.Thread):
         rendered ahead but the next one, so the frame after it shows the change."""
         with self._lock:  # one step for the producer: the knob, the refresh and the queue's generation
             change()
+            if self.frames.put_since_renew < STORM_FRAMES:
+                # A storm (a knob swept, an OSC flood): the last change dropped the queue less than
+                # STORM_FRAMES frames ago, so what is queued was rendered since, a change ago at most.
+                # Dropping it again would leave the screen nothing to show; the next frame rendered
+                # takes this change instead (it shows within STORM_FRAMES + 2 frames).
+                self.frames.coalesced += 1
+                return
             self._refresh = True
             self.frames.renew()
 

@@ -1,0 +1,45 @@
+"""Live changes in a storm (a knob swept, an OSC flood): a change that comes fewer than
+STORM_FRAMES frames after the last one is applied without dropping the queue again, so the screen
+always has frames to show; a change after a quiet spell still drops what was rendered ahead."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+from passersby.stream.engine import STORM_FRAMES, FrameQueue, ScreenProducer
+
+
+def _producer(size: int = 6) -> ScreenProducer:
+    p = ScreenProducer.__new__(ScreenProducer)  # only what renew uses: the queue, the lock, the flag
+    p.frames, p._lock, p._refresh = FrameQueue(size), threading.Lock(), False
+    return p
+
+
+def _fill(q: FrameQueue, start: int, n: int) -> None:
+    for i in range(start, start + n):
+        assert q.put_unless_stale(SimpleNamespace(index=i), q.generation, timeout=0.1)
+
+
+def test_a_change_after_a_quiet_spell_drops_what_was_rendered_ahead():
+    p, knob = _producer(), []
+    _fill(p.frames, 0, 6)
+    p.renew(lambda: knob.append(1))
+    assert knob == [1] and p.frames.qsize() == 1 and p.frames.generation == 1 and p._refresh
+
+
+def test_changes_in_a_storm_are_applied_but_drop_nothing_more_until_frames_come():
+    p, knob = _producer(), []
+    _fill(p.frames, 0, 6)
+    p.renew(lambda: knob.append(1))  # drops 1..5
+    assert p.frames.take_resume() == 1  # the producer goes back to the first dropped frame
+    _fill(p.frames, 1, STORM_FRAMES - 1)  # the producer has put fewer than STORM_FRAMES since
+    before = p.frames.qsize()
+    for v in (2, 3, 4):
+        p.renew(lambda v=v: knob.append(v))
+    assert knob == [1, 2, 3, 4]  # every value reaches the source (the next frame rendered shows it)
+    assert p.frames.generation == 1 and p.frames.qsize() == before and p.frames.coalesced == 3
+    _fill(p.frames, STORM_FRAMES, 1)  # STORM_FRAMES frames since the last drop: the next change drops again
+    p.renew(lambda: knob.append(5))
+    assert p.frames.take_resume() == 1
+    assert p.frames.generation == 2 and p.frames.qsize() == 1 and knob[-1] == 5
