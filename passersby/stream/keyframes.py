@@ -33,11 +33,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from passersby.stream.sources import FrameSource, Image, Key, Rewindable, Stage, Steerable, mix as blend, run_stages
+from passersby.stream.sources import FrameSource, Image, Key, Stage, Steerable, mix as blend, run_stages
 
 log = logging.getLogger("passersby")
 
 RAISE_MARGIN = 0.75  # raise only when the upper level is predicted to cost <= 75 % of the budget
+RECENT_KEYFRAMES = 32  # keyframes remembered for a live change (more than a queue of 12 frames holds)
 
 
 class Keyframes:
@@ -71,6 +72,9 @@ class Keyframes:
         self.level = self.top = start_level  # never raised above the level the start measurement chose
         self.costs: deque[float] = deque(maxlen=max(1, patience))  # seconds per displayed frame
         self.cache: dict[int, tuple[Image, Key]] = {}  # keyframe index -> (image, key)
+        # The latest keyframes rendered, index -> (image, key, level), up to RECENT_KEYFRAMES (one
+        # queue of frames rendered ahead): a live change keeps the one its kept frame blended from.
+        self.rendered: dict[int, tuple[Image, Key, int]] = {}
         self.lowered: list[dict[str, Any]] = []
         self.raised: list[dict[str, Any]] = []
         self.raise_after = raise_after  # seconds of headroom before going up; None: never
@@ -91,13 +95,33 @@ class Keyframes:
         return self.source
 
     def rewind(self, index: int) -> bool:
-        """Render on from `index` (sources.Rewindable) when the source inside can go back to its
-        keyframe; both keyframes around it are rendered again (with a live change)."""
+        """Render on from `index` (sources.Rewindable, after a live change) when the source inside
+        can go back. When `index` falls between two keyframes, the frame before it (kept, shown)
+        blended from the earlier one: that keyframe stays as it was rendered and only the later
+        one is rendered again, with the change (the source's `rewind_after`), so a change costs
+        one keyframe, not two, before the frame that shows it. Else both are rendered again."""
         first = index - index % self.every
+        if first < index and self._keep(first):
+            return True
         rewind = getattr(self.source, "rewind", None)
         if rewind is None or not rewind(first):
             return False
-        self.cache.clear()
+        for old in [i for i in self.cache if i >= first]:  # rendered before the change
+            del self.cache[old]
+        for old in [i for i in self.rendered if i >= first]:
+            del self.rendered[old]
+        return True
+
+    def _keep(self, first: int) -> bool:
+        """Keep keyframe `first` as rendered (at this level) and have the source render on after
+        it with the change; False when it is gone or the source cannot."""
+        kept = self.rendered.get(first)
+        after = getattr(self.source, "rewind_after", None)
+        if kept is None or kept[2] != self.level or after is None or not after(first):
+            return False
+        self.cache = {first: (kept[0], kept[1])}
+        for old in [i for i in self.rendered if i > first]:
+            del self.rendered[old]
         return True
 
     def refresh(self) -> None:
@@ -117,6 +141,9 @@ class Keyframes:
             image, key = run_stages(stages, *self.source.render(index))
             self.costs.extend([(self.clock() - t0) / every] * every)
             self.cache[index] = (image, {**key, "chain": {"level": self.level, "every": every}})
+            self.rendered[index] = (*self.cache[index], self.level)
+            while len(self.rendered) > RECENT_KEYFRAMES:
+                del self.rendered[min(self.rendered)]
             # Keep what blends still need: keyframes from `index - every` on (a lowered level
             # may reuse the last one).
             for old in [i for i in self.cache if i < index - every]:
@@ -240,15 +267,6 @@ class SteeredKeyframes(Keyframes):
 
     def offsets(self) -> dict[str, float]:
         return self.source.offsets()
-
-    def rewind(self, index: int) -> bool:
-        """Render again from frame `index`: from its keyframe on, if the source can (sources.Rewindable)."""
-        first = index - index % self.every
-        if not (isinstance(self.source, Rewindable) and self.source.rewind(first)):
-            return False
-        for old in [i for i in self.cache if i >= first]:  # rendered with the old offsets
-            del self.cache[old]
-        return True
 
 
 def chain(source: FrameSource, levels: Sequence[tuple[Sequence[Stage], int]], **kw: Any) -> Keyframes:

@@ -133,7 +133,9 @@ class Rewindable(Protocol):
     the anchors it still holds): `rewind(index)` -> whether the next `render` may be `index`.
     After a live change the engine renders the dropped frames again, with the change, so no
     frame is skipped; a source that cannot (the feedback loop runs forward) goes on from where
-    it is."""
+    it is. A source may also have `rewind_after(index)` -> bool: render on after `index`, which
+    stays as rendered, with the change taking effect there (Keyframes keeps the keyframe a
+    shown frame blended from; LatentWalk has it)."""
 
     def rewind(self, index: int) -> bool: ...
 
@@ -276,6 +278,28 @@ class LatentWalk:
         for i in [i for i in self._recent if i > index]:  # (index itself stays: it can be gone back to again)
             del self._recent[i]
         self.steering.rewind(index)  # the sliders' ramp goes on from the frame before `index`
+        return True
+
+    def rewind_after(self, index: int) -> bool:
+        """Render on after recent frame `index`, which stays as it was rendered (a keyframe already
+        shown, stream/keyframes.Keyframes.rewind): live changes made since take effect at it. The
+        walk's place there stays and a new rate moves it from there; the sliders ramp on from its
+        amounts. False when it is not recent or its anchors have left the walker's window.
+
+        Example:
+            >>> walk.render(10); walk.tune("speed", 2.0); walk.rewind_after(10)  # a walk built elsewhere  # doctest: +SKIP
+            True
+        """
+        u = self._recent.get(index)
+        if u is None or not self.walker.holds(u):
+            return False
+        if self._pivot is not None:
+            self._pivot = (index, u)
+        if self._pending:
+            self._apply(index)
+        for i in [i for i in self._recent if i > index]:
+            del self._recent[i]
+        self.steering.rewind(index + 1)  # the ramp goes on from frame `index`'s amounts
         return True
 
     def render(self, index: int) -> tuple[Image, Key]:

@@ -266,3 +266,64 @@ def test_live_knobs_change_the_frames_and_every_key_still_re_renders_its_frame(n
         src.tune("warp", 1.0)
     with pytest.raises(ValueError):
         src.tune(TUNINGS[name][0][0], 1e9)
+
+
+class CountingWalk(LatentWalk):
+    """The latent walk, recording which indices it renders (each one is a keyframe in Keyframes)."""
+
+    def __init__(self, *a, **kw) -> None:
+        super().__init__(*a, **kw)
+        self.calls: list[int] = []
+
+    def render(self, index):
+        self.calls.append(index)
+        return super().render(index)
+
+
+def test_a_live_change_between_keyframes_renders_only_the_next_keyframe_again():
+    """Frame 4 is kept (shown next) when a change comes; it blended from keyframe 3, which the
+    screen shows already: that one stays as rendered and only keyframes 6, 9, ... are rendered
+    again, with the change taking effect at 3 (the walk's place there, the sliders' ramp from there)."""
+    anchors = FakeAnchors()
+    walk = CountingWalk(WALK, anchors, walk_renderer, "m0", Offsets(STEPS))
+    src = Keyframes(walk, [((Tint(),), 3)])
+    shown = [src.render(i) for i in range(12)]  # rendered ahead to frame 11: keyframes 0 ... 12
+    assert walk.calls == [0, 3, 6, 9, 12]
+    place3 = walk._recent[3]
+    walk.tune("speed", 2.0)  # what ScreenProducer.renew does: the knobs, then refresh, then rewind
+    walk.set_offset("turn", 2.0)
+    src.refresh()
+    assert src.rewind(5)
+    again = [src.render(i) for i in range(5, 12)]
+    assert walk.calls[5:] == [6, 9, 12]  # keyframe 3 is not rendered again
+    (image5, key5), (image6, key6) = again[0], again[1]
+    assert key5["between"]["from"] == 3 and "timing" not in key5  # blends from keyframe 3 as frame 4 did
+    assert key5["between"]["next"]["timing"] == {"tempo": WALK.tempo, "speed": 2.0}
+    assert np.array_equal(image5, blend(shown[3][0], image6, 2 / 3))
+    assert not np.array_equal(image5, shown[5][0])  # the 2nd frame after the change shows it
+    # The walk moves at the new rate from keyframe 3's place; the slider ramps from keyframe 3's 0.
+    assert walk._recent[6] - place3 == pytest.approx(3 * 2.0 / (WALK.tempo * WALK.fps))
+    assert key6["offsets"] == {"yaw": 1.5}
+    for image, key in again:
+        assert np.array_equal(rerender_keyframes(key, anchors), image), key["frame"]
+
+
+def test_a_live_change_before_a_keyframe_or_long_after_renders_both_again():
+    """When the frame after the kept one is a keyframe there is nothing to keep; when the kept
+    keyframe is no longer remembered, both keyframes around the next frame are rendered again."""
+    anchors = FakeAnchors()
+    walk = CountingWalk(WALK, anchors, walk_renderer, "m0")
+    src = Keyframes(walk, [((Tint(),), 3)])
+    for i in range(12):
+        src.render(i)
+    walk.tune("speed", 0.5)
+    src.refresh()
+    assert src.rewind(6)
+    [src.render(i) for i in range(6, 10)]
+    assert walk.calls[5:] == [6, 9]
+    src.rendered.pop(6)  # as if rendered too long ago to be remembered
+    walk.tune("speed", 1.5)
+    src.refresh()
+    assert src.rewind(7)
+    key7 = src.render(7)[1]
+    assert walk.calls[7:] == [6, 9] and key7["timing"]["speed"] == 1.5
