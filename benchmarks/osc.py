@@ -235,8 +235,9 @@ def latency(desk: ControlDesk, kiosk: Kiosk, hub, port: int, mode: str, screen: 
 
 
 def _shows(key: dict[str, Any], mode: str, value: float) -> bool:
-    if mode == "walk":
-        return (key.get("timing") or {}).get("speed") == value
+    if mode == "walk":  # the frame, or the keyframe it blends toward (the kept keyframe stays as shown)
+        nxt = (key.get("between") or {}).get("next") or {}
+        return value in ((key.get("timing") or {}).get("speed"), (nxt.get("timing") or {}).get("speed"))
     drifts = (key.get("segment") or {}).get("drifts") or []
     return bool(drifts) and drifts[-1][1] == value
 

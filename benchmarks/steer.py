@@ -30,6 +30,16 @@ from passersby.settings import ScreenSettings, load_settings
 SCREEN, NAME, ID = "turn", "head turn", "yaw"
 
 
+def shown_amount(key: dict[str, Any]) -> float:
+    """The slider amount a frame shows: its own, or between two keyframes the blend of its
+    keyframe's and the next one's (a change keeps the keyframe already shown, stream/keyframes)."""
+    own = key.get("offsets", {}).get(ID, 0.0)
+    between = key.get("between")
+    if not between:
+        return own
+    return (1 - between["mix"]) * own + between["mix"] * between["next"].get("offsets", {}).get(ID, 0.0)
+
+
 class Published:
     """The amounts of the frames the pacer publishes on SCREEN, in order (hub subscription)."""
 
@@ -41,7 +51,7 @@ class Published:
     def _on(self, frame) -> None:  # noqa: ANN001 - stream/frames.Frame
         if frame.screen == SCREEN:
             with self.lock:
-                self.amounts.append(frame.key.get("offsets", {}).get(ID, 0.0))
+                self.amounts.append(shown_amount(frame.key))
 
     def count(self) -> int:
         with self.lock:
