@@ -143,6 +143,7 @@ def phase(e, seconds: float, sender: subprocess.Popen | None = None) -> dict[str
     """Displayed fps, late ticks and intervals of the pacer over `seconds` (with the flood running)."""
     p = e.pacer
     shown0, late0 = dict(p.shown), dict(p.late)
+    live0 = {q.plan.name: (q.frames.generation, q.frames.coalesced) for q in e.producers}
     n0 = {s: p.intervals[s].n for s in e.screens}
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -158,6 +159,9 @@ def phase(e, seconds: float, sender: subprocess.Popen | None = None) -> dict[str
         out["late_frames"][s] = p.late[s] - late0[s]
         out["intervals_ms"][s] = {"p50": float(np.percentile(iv, 50)), "p99": float(np.percentile(iv, 99)),
                                   "max": float(iv.max())}
+    # Live changes that dropped frames rendered ahead (renews) and those merged in a storm (coalesced).
+    out["renews"] = {q.plan.name: q.frames.generation - live0[q.plan.name][0] for q in e.producers}
+    out["coalesced"] = {q.plan.name: q.frames.coalesced - live0[q.plan.name][1] for q in e.producers}
     if sender is not None:
         sent, send_s = sender.stdout.read().split()
         sender.wait(timeout=30)

@@ -41,7 +41,13 @@ from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressab
 
 log = logging.getLogger("passersby")
 
-STORM_FRAMES = 2  # a live change this few frames after the last one does not drop the queue again (renew)
+# Live changes (FrameQueue.renew): after a calm spell a change keeps only the frame shown next, so the
+# 2nd frame shows it. Changes coming one after another (a knob swept, an OSC flood) keep 2 (the 3rd
+# frame shows them: the producer gets two ticks to render a keyframe again, where one tick left the
+# screen without a frame ~1 change in 4 at 40 changes/s), and one that comes fewer than STORM_FRAMES
+# frames put after the last drops nothing more (the next frame rendered takes it: within 4 frames).
+CALM_FRAMES = 8  # frames shown since the last change for the next one to count as after a calm spell
+STORM_FRAMES = 2  # frames put since the last change under which the next one drops nothing
 HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
 SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
 
@@ -154,7 +160,8 @@ class FrameQueue(queue.Queue):
     """The bounded queue of frames rendered ahead, with what a live change needs: drop all but
     the frame shown next, and refuse every frame rendered before the change but that one (or,
     when the queue was empty, but the one in flight), so the change shows from the 2nd frame
-    after it. Both happen under the queue's own lock, so no stale frame slips in between.
+    after it. Both happen under the queue's own lock, so no stale frame slips in between. In a
+    storm of changes (the last one fewer than CALM_FRAMES frames shown ago) it keeps 2.
 
     Example:
         >>> q = FrameQueue(4); [q.put(i) for i in range(3)] and None
@@ -168,7 +175,8 @@ class FrameQueue(queue.Queue):
         super().__init__(maxsize=maxsize)
         self.generation = 0  # live changes so far
         self.dropped = 0  # frames dropped for live changes (rendered ahead, or in flight)
-        self.put_since_renew = maxsize  # frames put since the last change (a storm: fewer than STORM_FRAMES)
+        self.put_since_renew = STORM_FRAMES  # frames put since the last change (a storm: fewer than STORM_FRAMES)
+        self.taken_since_renew = CALM_FRAMES  # frames taken (shown) since the last change (none yet: calm)
         self.coalesced = 0  # changes that came in a storm: applied without dropping frames again
         self._stale_ok = False  # one frame from before the change may still be put (the queue was empty)
         # The index after the frame kept at a change: a source that can go back renders on from it
@@ -176,15 +184,17 @@ class FrameQueue(queue.Queue):
         self.resume_at: int | None = None
 
     def renew(self) -> int:
-        """A live change: keep the head, drop the rest (returns how many), bump the generation."""
+        """A live change: keep the frame shown next (the next two when the last change was fewer
+        than CALM_FRAMES frames shown ago), drop the rest (returns how many), bump the generation."""
         with self.mutex:
             self.generation += 1
-            self.put_since_renew = 0
-            n = max(0, len(self.queue) - 1)
-            self._stale_ok = not self.queue  # no frame kept: the one in flight may be shown next
+            keep = 1 if self.taken_since_renew >= CALM_FRAMES else 2
+            self.put_since_renew = self.taken_since_renew = 0
+            n = max(0, len(self.queue) - keep)
+            self._stale_ok = len(self.queue) < keep  # fewer kept: the one in flight may be shown next
             for _ in range(n):
                 self.queue.pop()
-            head = getattr(self.queue[0], "index", None) if self.queue else None
+            head = getattr(self.queue[-1], "index", None) if self.queue else None
             if head is not None:  # (an empty queue keeps a resume not yet taken: its frame was shown)
                 self.resume_at = head + 1
             self.dropped += n
@@ -216,6 +226,10 @@ class FrameQueue(queue.Queue):
             self.unfinished_tasks += 1
             self.not_empty.notify()
             return True
+
+    def _get(self) -> Any:  # (under the queue's lock, from get)
+        self.taken_since_renew += 1
+        return super()._get()
 
     def take_resume(self) -> int | None:
         """The index to render on from after a change (then forgotten), or None."""

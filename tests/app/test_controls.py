@@ -225,7 +225,7 @@ def test_config_show_prints_the_running_installations_live_values(tmp_path: Path
 def test_a_change_reaches_a_chain_of_keyframes_within_2_frames(tmp_path: Path) -> None:
     """A walk inside Keyframes (a keyframe every 3rd frame, blends between, as a lowered chain
     runs): the frames after the kept one blend toward keyframes rendered with the change, none skipped."""
-    from passersby.stream.engine import Engine, ScreenPlan
+    from passersby.stream.engine import CALM_FRAMES, Engine, ScreenPlan
     from passersby.stream.keyframes import Keyframes
     from passersby.stream.sources import LatentWalk
 
@@ -238,8 +238,8 @@ def test_a_change_reaches_a_chain_of_keyframes_within_2_frames(tmp_path: Path) -
         e.start(pace=False)
         wait_full(e)
         for trial, speed in enumerate((2.0, 0.5, 1.5, 3.0)):
-            if trial:
-                e.take(0)  # a change at another phase of the keyframes
+            if trial:  # a calm spell (not a storm of changes), then a change at another phase of the keyframes
+                [e.take(0) for _ in range(CALM_FRAMES - 4 + trial % 3)]
             desk.apply("walk/speed", speed, "masculine")
             after = [e.take(0) for _ in range(4)]
             # From the 2nd frame on each blends toward a keyframe rendered with the change; the kept frame's
