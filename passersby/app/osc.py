@@ -10,8 +10,10 @@ ones it stood for) and, for a client that asked with `/passersby/reply i 1`, an 
 `/passersby/error ss` (address, why) to the address it sends from; accepted ones are answered
 `/passersby/ok s` (address) then. Nothing a client sends ends the server.
 
-A flood cannot slow the stream: the server reads at most `max_rate` datagrams a second and then
-stops reading until the next second (the kernel drops what overflows the socket's small buffer,
+A flood cannot slow the stream: the server reads at most `max_rate` datagrams a second, a tenth
+of them in each tenth of a second (read in one burst a second, 1,000 datagrams held the interpreter
+just when a change needed its frames rendered again), and then stops reading until the next tenth
+(the kernel drops what overflows the socket's small buffer,
 counted in /proc/net/udp: `dropped`); what it reads together is applied once per address, the
 last value winning; and a control only swaps a value and drops frames rendered ahead
 (stream/engine.FrameQueue), it renders nothing itself.
@@ -39,6 +41,7 @@ PREFIX = "/passersby/"
 WARN_EVERY_S = 10.0  # one warning line per kind of refusal in this time
 MAX_REPLY_CLIENTS = 64
 BATCH = 512  # datagrams read together at most (then applied, the last value per address winning)
+RATE_WINDOW_S = 0.1  # max_rate is spread over windows this long (max_rate x RATE_WINDOW_S in each)
 RCVBUF = 256 * 1024  # the socket's receive buffer: a few hundred small datagrams
 REPLIES_PER_S = 200  # per client: an answer to each message, but a flood gets no flood back
 
@@ -109,7 +112,7 @@ class OscServer:
         self.replies: dict[tuple, list[float]] = {}  # client address -> [window start, answers in it]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="passersby-osc", daemon=True)
-        self._window = [0.0, 0]  # [start of this second, datagrams read in it]
+        self._window = [0.0, 0]  # [start of this window (RATE_WINDOW_S), datagrams read in it]
 
     def start(self) -> "OscServer":
         self._thread.start()
@@ -135,12 +138,12 @@ class OscServer:
 
     def _read_batch(self) -> list[tuple[bytes, tuple]]:
         """The datagrams waiting now (at least one, or none after 0.2 s), at most BATCH. Past
-        max_rate in a second the server stops reading until the next second: the kernel drops
+        this tenth of a second's share of max_rate the server stops reading until the next: the kernel drops
         what overflows the socket's small buffer, so a flood costs this process nothing."""
         batch: list[tuple[bytes, tuple]] = []
         if self._spent():
             self.warn("flood", f"more than {self.max_rate} messages a second; the rest are dropped unread")
-            self._stop.wait(max(0.001, self._window[0] + 1.0 - self.clock()))
+            self._stop.wait(max(0.001, self._window[0] + RATE_WINDOW_S - self.clock()))
             return batch
         self.sock.settimeout(0.2)
         while len(batch) < BATCH and not self._spent():
@@ -156,11 +159,11 @@ class OscServer:
         return batch
 
     def _spent(self) -> bool:
-        """Whether this second's max_rate datagrams have been read."""
+        """Whether this window's share of max_rate (max_rate x RATE_WINDOW_S) has been read."""
         now = self.clock()
-        if now - self._window[0] >= 1.0:
+        if now - self._window[0] >= RATE_WINDOW_S:
             self._window = [now, 0]
-        return self._window[1] >= self.max_rate
+        return self._window[1] >= max(1, round(self.max_rate * RATE_WINDOW_S))
 
     def dropped(self) -> int | None:
         """Datagrams the kernel dropped for this socket (its buffer full: a flood past
