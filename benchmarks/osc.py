@@ -255,6 +255,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--queue", type=int, default=12, help="frames rendered ahead per screen")
     ap.add_argument("--warmup", type=float, default=20.0, help="seconds paced before measuring (compiled graphs, "
                                                                "the chain settling on its level)")
+    ap.add_argument("--sender-nice", type=int, default=0, help="run the flood's sender at this niceness (19: it "
+                    "yields the cores, as a sender on another machine would; default 0: it competes)")
     ap.add_argument("--max-rate", type=int, default=None, help="[osc] max_rate (default: the setting's)")
     ap.add_argument("--json-flood", type=Path, default=None)
     ap.add_argument("--json-latency", type=Path, default=None)
@@ -283,7 +285,9 @@ def main(argv: list[str]) -> int:
         flood["reference"] = phase(e, args.seconds)
         data = flood_datagrams(args.mode, e.screens)
         stats0 = server.stats()
-        sender = subprocess.Popen([sys.executable, "-c", SENDER, str(server.port), str(args.rate), str(args.seconds), "1"],
+        # --sender-nice: the sender yields the cores (in a room it runs on another machine).
+        nice = ["nice", "-n", str(args.sender_nice)] if args.sender_nice else []
+        sender = subprocess.Popen([*nice, sys.executable, "-c", SENDER, str(server.port), str(args.rate), str(args.seconds), "1"],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         sender.stdin.write(" ".join(d.hex() for d in data))
         sender.stdin.close()
