@@ -42,11 +42,13 @@ from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressab
 log = logging.getLogger("passersby")
 
 # Live changes (FrameQueue.renew): after a calm spell a change keeps only the frame shown next, so the
-# 2nd frame shows it. Changes coming one after another (a knob swept, an OSC flood) keep 2 (the 3rd
-# frame shows them: the producer gets two ticks to render a keyframe again, where one tick left the
-# screen without a frame ~1 change in 4 at 40 changes/s), and one that comes fewer than STORM_FRAMES
-# frames put after the last drops nothing more (the next frame rendered takes it: within 4 frames).
+# 2nd frame shows it. Changes coming one after another (a knob swept, an OSC flood) keep STORM_KEEP:
+# the producer gets that many ticks to render a keyframe again (with 1, a screen lost ~1 tick in 4 at
+# 40 changes/s; with 2, 6 in 300 in the OSC flood; with 3, none: benchmarks/osc.py). One that comes
+# fewer than STORM_FRAMES frames put after the last drops nothing more (the next frame rendered takes
+# it). So in a storm a change shows within STORM_KEEP + STORM_FRAMES frames.
 CALM_FRAMES = 8  # frames shown since the last change for the next one to count as after a calm spell
+STORM_KEEP = 3  # frames kept at a change in a storm
 STORM_FRAMES = 2  # frames put since the last change under which the next one drops nothing
 HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
 SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
@@ -161,7 +163,7 @@ class FrameQueue(queue.Queue):
     the frame shown next, and refuse every frame rendered before the change but that one (or,
     when the queue was empty, but the one in flight), so the change shows from the 2nd frame
     after it. Both happen under the queue's own lock, so no stale frame slips in between. In a
-    storm of changes (the last one fewer than CALM_FRAMES frames shown ago) it keeps 2.
+    storm of changes (the last one fewer than CALM_FRAMES frames shown ago) it keeps STORM_KEEP.
 
     Example:
         >>> q = FrameQueue(4); [q.put(i) for i in range(3)] and None
@@ -184,11 +186,11 @@ class FrameQueue(queue.Queue):
         self.resume_at: int | None = None
 
     def renew(self) -> int:
-        """A live change: keep the frame shown next (the next two when the last change was fewer
-        than CALM_FRAMES frames shown ago), drop the rest (returns how many), bump the generation."""
+        """A live change: keep the frame shown next (the next STORM_KEEP when the last change was
+        fewer than CALM_FRAMES frames shown ago), drop the rest (returns how many), bump the generation."""
         with self.mutex:
             self.generation += 1
-            keep = 1 if self.taken_since_renew >= CALM_FRAMES else 2
+            keep = 1 if self.taken_since_renew >= CALM_FRAMES else STORM_KEEP
             self.put_since_renew = self.taken_since_renew = 0
             n = max(0, len(self.queue) - keep)
             self._stale_ok = len(self.queue) < keep  # fewer kept: the one in flight may be shown next

@@ -249,3 +249,28 @@ def test_a_change_reaches_a_chain_of_keyframes_within_2_frames(tmp_path: Path) -
             assert all(f.key.get("timing", {}).get("speed") == speed for f in after[1:] if "between" not in f.key)
             assert after[3].key["timing"]["speed"] == speed
             assert [f.index for f in after] == list(range(after[0].index, after[0].index + 4))
+
+
+def test_in_a_storm_of_changes_each_shows_within_the_storm_bound(tmp_path: Path) -> None:
+    """A knob swept (a change before every frame shown): no frame is skipped, and each change shows
+    by the (STORM_KEEP + STORM_FRAMES)-th frame after it (its value, or a later one)."""
+    from passersby.stream.engine import STORM_FRAMES, STORM_KEEP
+
+    values = [3.0 + 0.25 * k for k in range(30)]  # increasing: "this value or a later one" is >=
+    with live_engine(tmp_path) as e:
+        desk = ControlDesk(e)
+        e.start(pace=False)
+        wait_full(e)
+        frames, applied_at = [], []
+        for v in values:
+            desk.apply("tempo", v, "masculine")
+            applied_at.append(len(frames))
+            frames.append(e.take(0))
+        frames += [e.take(0) for _ in range(STORM_KEEP + STORM_FRAMES)]
+        coalesced = e.producers[0].frames.coalesced
+    assert [f.index for f in frames] == list(range(frames[0].index, frames[0].index + len(frames)))
+    bound = STORM_KEEP + STORM_FRAMES
+    shown = [f.key.get("timing", {}).get("tempo", WALK.tempo) for f in frames]
+    late = [(v, shown[at + bound - 1]) for v, at in zip(values, applied_at) if shown[at + bound - 1] < v]
+    assert not late, late
+    assert coalesced > 0 and shown[-1] == values[-1]

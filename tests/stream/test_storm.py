@@ -1,6 +1,6 @@
 """Live changes in a storm (a knob swept, an OSC flood): a change that comes fewer than
 STORM_FRAMES frames after the last one is applied without dropping the queue again, and one that
-comes fewer than CALM_FRAMES after it keeps two frames, not one, so the screen always has frames to
+comes fewer than CALM_FRAMES after it keeps STORM_KEEP frames, not one, so the screen always has frames to
 show; a change after a calm spell keeps only the frame shown next (the 2nd frame shows it)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-from passersby.stream.engine import CALM_FRAMES, STORM_FRAMES, FrameQueue, ScreenProducer
+from passersby.stream.engine import CALM_FRAMES, STORM_FRAMES, STORM_KEEP, FrameQueue, ScreenProducer
 
 
 def _producer(size: int = 6) -> ScreenProducer:
@@ -40,10 +40,10 @@ def test_changes_in_a_storm_are_applied_but_drop_nothing_more_until_frames_come(
         p.renew(lambda v=v: knob.append(v))
     assert knob == [1, 2, 3, 4]  # every value reaches the source (the next frame rendered shows it)
     assert p.frames.generation == 1 and p.frames.qsize() == before and p.frames.coalesced == 3
-    _fill(p.frames, STORM_FRAMES, 1)  # STORM_FRAMES frames since the last drop: the next change drops again,
-    p.renew(lambda: knob.append(5))  # keeping two frames (the last change is not CALM_FRAMES old)
-    assert p.frames.take_resume() == 2
-    assert p.frames.generation == 2 and p.frames.qsize() == 2 and knob[-1] == 5
+    _fill(p.frames, STORM_FRAMES, 3)  # STORM_FRAMES frames and more since the last drop: the next change drops
+    p.renew(lambda: knob.append(5))  # again, keeping STORM_KEEP frames (the last change is not CALM_FRAMES old)
+    assert p.frames.take_resume() == STORM_KEEP
+    assert p.frames.generation == 2 and p.frames.qsize() == STORM_KEEP and knob[-1] == 5
 
 
 def test_after_a_calm_spell_a_change_keeps_only_the_frame_shown_next_again():
@@ -55,8 +55,8 @@ def test_after_a_calm_spell_a_change_keeps_only_the_frame_shown_next_again():
     assert p.frames.take_resume() == 1 and p.frames.qsize() == 1
     _fill(p.frames, 1, CALM_FRAMES + 2)  # refilled, but nothing shown since: still a storm
     p.renew(lambda: None)
-    assert p.frames.take_resume() == 2 and p.frames.qsize() == 2
-    _fill(p.frames, 2, CALM_FRAMES + 2)
+    assert p.frames.take_resume() == STORM_KEEP and p.frames.qsize() == STORM_KEEP
+    _fill(p.frames, STORM_KEEP, CALM_FRAMES)
     for _ in range(CALM_FRAMES):  # the screen shows CALM_FRAMES frames: calm again
         p.frames.get_nowait()
     p.renew(lambda: None)
