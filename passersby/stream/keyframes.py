@@ -38,7 +38,9 @@ from passersby.stream.sources import FrameSource, Image, Key, Stage, Steerable, 
 log = logging.getLogger("passersby")
 
 RAISE_MARGIN = 0.75  # raise only when the upper level is predicted to cost <= 75 % of the budget
-RECENT_KEYFRAMES = 32  # keyframes remembered for a live change (more than a queue of 12 frames holds)
+# Keyframes remembered for a live change: a queue of 12 frames at a keyframe every 2nd holds 7; each
+# is one picture (512 x 512 x 3 uint8 after the enhancer: 0.8 MB), so at most ~10 MB a screen.
+RECENT_KEYFRAMES = 12
 
 
 class Keyframes:
@@ -141,9 +143,10 @@ class Keyframes:
             image, key = run_stages(stages, *self.source.render(index))
             self.costs.extend([(self.clock() - t0) / every] * every)
             self.cache[index] = (image, {**key, "chain": {"level": self.level, "every": every}})
-            self.rendered[index] = (*self.cache[index], self.level)
-            while len(self.rendered) > RECENT_KEYFRAMES:
-                del self.rendered[min(self.rendered)]
+            if every > 1:  # (with a keyframe every frame there is nothing between to keep one for)
+                self.rendered[index] = (*self.cache[index], self.level)
+                while len(self.rendered) > RECENT_KEYFRAMES:
+                    del self.rendered[min(self.rendered)]
             # Keep what blends still need: keyframes from `index - every` on (a lowered level
             # may reuse the last one).
             for old in [i for i in self.cache if i < index - every]:
