@@ -16,7 +16,7 @@ just when a change needed its frames rendered again), and then stops reading unt
 (the kernel drops what overflows the socket's small buffer,
 counted in /proc/net/udp: `dropped`); what it reads together is applied once per address, the
 last value winning; and a control only swaps a value and drops frames rendered ahead
-(stream/engine.FrameQueue), it renders nothing itself.
+(stream/frame_queue.FrameQueue), it renders nothing itself.
 """
 
 from __future__ import annotations

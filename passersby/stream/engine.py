@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from passersby.stream.frame_queue import STORM_FRAMES, FrameQueue
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
@@ -41,15 +42,6 @@ from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressab
 
 log = logging.getLogger("passersby")
 
-# Live changes (FrameQueue.renew): after a calm spell a change keeps only the frame shown next, so the
-# 2nd frame shows it. Changes coming one after another (a knob swept, an OSC flood) keep STORM_KEEP:
-# the producer gets that many ticks to render a keyframe again (with 1, a screen lost ~1 tick in 4 at
-# 40 changes/s; with 2, 6 in 300 in the OSC flood; with 3, none: benchmarks/osc.py). One that comes
-# fewer than STORM_FRAMES frames put after the last drops nothing more (the next frame rendered takes
-# it). So in a storm a change shows within STORM_KEEP + STORM_FRAMES frames.
-CALM_FRAMES = 8  # frames shown since the last change for the next one to count as after a calm spell
-STORM_KEEP = 3  # frames kept at a change in a storm
-STORM_FRAMES = 2  # frames put since the last change under which the next one drops nothing
 HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
 SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
 
@@ -158,88 +150,6 @@ class LedgerAnchors:
             self.ledger = None
 
 
-class FrameQueue(queue.Queue):
-    """The bounded queue of frames rendered ahead, with what a live change needs: drop all but
-    the frame shown next, and refuse every frame rendered before the change but that one (or,
-    when the queue was empty, but the one in flight), so the change shows from the 2nd frame
-    after it. Both happen under the queue's own lock, so no stale frame slips in between. In a
-    storm of changes (the last one fewer than CALM_FRAMES frames shown ago) it keeps STORM_KEEP.
-
-    Example:
-        >>> q = FrameQueue(4); [q.put(i) for i in range(3)] and None
-        >>> q.renew(), q.qsize(), q.generation
-        (2, 1, 1)
-        >>> q.put_unless_stale("old", generation=0, timeout=0.1), q.put_unless_stale("new", 1, 0.1)
-        (False, True)
-    """
-
-    def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize=maxsize)
-        self.generation = 0  # live changes so far
-        self.dropped = 0  # frames dropped for live changes (rendered ahead, or in flight)
-        self.put_since_renew = STORM_FRAMES  # frames put since the last change (a storm: fewer than STORM_FRAMES)
-        self.taken_since_renew = CALM_FRAMES  # frames taken (shown) since the last change (none yet: calm)
-        self.coalesced = 0  # changes that came in a storm: applied without dropping frames again
-        self._stale_ok = False  # one frame from before the change may still be put (the queue was empty)
-        # The index after the frame kept at a change: a source that can go back renders on from it
-        # (no frame skipped); until the producer has taken it, nothing is put.
-        self.resume_at: int | None = None
-
-    def renew(self) -> int:
-        """A live change: keep the frame shown next (the next STORM_KEEP when the last change was
-        fewer than CALM_FRAMES frames shown ago), drop the rest (returns how many), bump the generation."""
-        with self.mutex:
-            self.generation += 1
-            keep = 1 if self.taken_since_renew >= CALM_FRAMES else STORM_KEEP
-            self.put_since_renew = self.taken_since_renew = 0
-            n = max(0, len(self.queue) - keep)
-            self._stale_ok = len(self.queue) < keep  # fewer kept: the one in flight may be shown next
-            for _ in range(n):
-                self.queue.pop()
-            head = getattr(self.queue[-1], "index", None) if self.queue else None
-            if head is not None:  # (an empty queue keeps a resume not yet taken: its frame was shown)
-                self.resume_at = head + 1
-            self.dropped += n
-            self.unfinished_tasks = max(0, self.unfinished_tasks - n)
-            self.not_full.notify_all()
-            return n
-
-    def put_unless_stale(self, item: Any, generation: int, timeout: float) -> bool:
-        """Put `item` (rendered at `generation`) unless a live change came since (then only the
-        first such frame, and only when the change found the queue empty); returns whether it
-        was put; queue.Full after `timeout` s without room."""
-        with self.not_full:
-            deadline = time.monotonic() + timeout
-            while self._qsize() >= self.maxsize:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise queue.Full
-                self.not_full.wait(left)
-            if self.resume_at is not None:  # the producer goes back first
-                self.dropped += 1
-                return False
-            if generation != self.generation:
-                if not self._stale_ok:
-                    self.dropped += 1
-                    return False
-                self._stale_ok = False
-            self._put(item)
-            self.put_since_renew += 1
-            self.unfinished_tasks += 1
-            self.not_empty.notify()
-            return True
-
-    def _get(self) -> Any:  # (under the queue's lock, from get)
-        self.taken_since_renew += 1
-        return super()._get()
-
-    def take_resume(self) -> int | None:
-        """The index to render on from after a change (then forgotten), or None."""
-        with self.mutex:
-            r, self.resume_at = self.resume_at, None
-            return r
-
-
 class ScreenProducer(threading.Thread):
     """Renders one screen's frames, in order, into a bounded queue (its own thread)."""
 
@@ -260,7 +170,7 @@ class ScreenProducer(threading.Thread):
         """Jump to the next anchor (a deliberate cut) and drop frames rendered ahead."""
         with self._lock:
             self._skip_to = -1
-        _drain(self.frames)
+        self.frames.forget()
 
     def renew(self, change: Callable[[], None]) -> None:
         """Apply a live change (`change()`: a knob of the source turned) and drop the frames
@@ -271,7 +181,7 @@ class ScreenProducer(threading.Thread):
                 # A storm (a knob swept, an OSC flood): the last change dropped the queue less than
                 # STORM_FRAMES frames ago, so what is queued was rendered since, a change ago at most.
                 # Dropping it again would leave the screen nothing to show; the next frame rendered
-                # takes this change instead (it shows within STORM_FRAMES + 2 frames).
+                # takes this change instead (it shows within STORM_KEEP + STORM_FRAMES frames: frame_queue.py).
                 self.frames.coalesced += 1
                 return
             self._refresh = True
@@ -319,14 +229,6 @@ class ScreenProducer(threading.Thread):
         self.render_seconds.append(seconds)
         self.render_times.observe(seconds)
         return Frame(self.plan.name, index, image, {**key, "screen": self.plan.name})
-
-
-def _drain(q: queue.Queue) -> None:
-    while True:
-        try:
-            q.get_nowait()
-        except queue.Empty:
-            return
 
 
 class Engine:

@@ -122,7 +122,7 @@ class Pacer(threading.Thread):
         for p in self.engine.producers:
             name = p.plan.name
             try:
-                frame = p.frames.get_nowait()
+                frame = p.frames.take_ready()  # (a frame dropped at a change stands in for a late one)
             except queue.Empty:
                 self.late[name] += 1
                 continue

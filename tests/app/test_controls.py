@@ -225,7 +225,8 @@ def test_config_show_prints_the_running_installations_live_values(tmp_path: Path
 def test_a_change_reaches_a_chain_of_keyframes_within_2_frames(tmp_path: Path) -> None:
     """A walk inside Keyframes (a keyframe every 3rd frame, blends between, as a lowered chain
     runs): the frames after the kept one blend toward keyframes rendered with the change, none skipped."""
-    from passersby.stream.engine import CALM_FRAMES, Engine, ScreenPlan
+    from passersby.stream.engine import Engine, ScreenPlan
+    from passersby.stream.frame_queue import CALM_FRAMES
     from passersby.stream.keyframes import Keyframes
     from passersby.stream.sources import LatentWalk
 
@@ -254,7 +255,7 @@ def test_a_change_reaches_a_chain_of_keyframes_within_2_frames(tmp_path: Path) -
 def test_in_a_storm_of_changes_each_shows_within_the_storm_bound(tmp_path: Path) -> None:
     """A knob swept (a change before every frame shown): no frame is skipped, and each change shows
     by the (STORM_KEEP + STORM_FRAMES)-th frame after it (its value, or a later one)."""
-    from passersby.stream.engine import STORM_FRAMES, STORM_KEEP
+    from passersby.stream.frame_queue import STORM_FRAMES, STORM_KEEP
 
     values = [3.0 + 0.25 * k for k in range(30)]  # increasing: "this value or a later one" is >=
     with live_engine(tmp_path) as e:

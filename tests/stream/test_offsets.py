@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from passersby.stream.engine import LedgerAnchors
+from passersby.stream.frame_queue import CALM_FRAMES
 from passersby.stream.ledger import LedgerError, LedgerSpec
 from passersby.stream.offsets import DirectionSteps, Offsets, apply_offsets, clamp
 from passersby.stream.sources import LatentWalk, Steerable
@@ -252,14 +253,16 @@ def test_frames_rendered_again_ramp_on_from_the_frame_shown_before_them(tmp_path
         wait_for(lambda: p.frames.qsize() == 12)
         engine.steer("head turn", 3.0, "s")
         wait_for(lambda: p.frames.qsize() == 12 and queued_amounts()[-1] == 3.0)
-        shown = [engine.take(0) for _ in range(2)]  # 0 and 1 (0.5); 2 .. 13 wait, ramped 1.0 .. 3.0
+        # 0 .. 7 (0.0, 0.5 ... 3.0): CALM_FRAMES shown, so the next change is not a storm and keeps 1
+        shown = [engine.take(0) for _ in range(CALM_FRAMES)]
         wait_for(lambda: p.frames.qsize() == 12)
-        engine.steer("head turn", -3.0, "s")  # 2 stays; 3 on are rendered again from 2's 1.0
-        wait_for(lambda: len(q := queued_amounts()) > 1 and q[1] != 1.5)
+        engine.steer("head turn", -1.0, "s")  # 8 stays (3.0); 9 on are rendered again from 8's 3.0
+        wait_for(lambda: len(q := queued_amounts()) > 1 and q[1] != 3.0)
         shown += [engine.take(0) for _ in range(14)]
     finally:
         engine.stop()
-    assert [f.index for f in shown] == list(range(16))
+    assert [f.index for f in shown] == list(range(CALM_FRAMES + 14))
     amounts = [f.key.get("offsets", {}).get("yaw", 0.0) for f in shown]
-    assert amounts[:5] == [0.0, 0.5, 1.0, 0.5, 0.0] and amounts[-1] == -3.0, amounts
+    assert amounts[:CALM_FRAMES + 3] == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.0, 3.0, 2.5, 2.0], amounts
+    assert amounts[-1] == -1.0, amounts
     assert all(abs(b - a) <= 0.5 + 1e-9 for a, b in zip(amounts, amounts[1:])), amounts

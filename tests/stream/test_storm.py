@@ -5,10 +5,14 @@ show; a change after a calm spell keeps only the frame shown next (the 2nd frame
 
 from __future__ import annotations
 
+import queue
 import threading
 from types import SimpleNamespace
 
-from passersby.stream.engine import CALM_FRAMES, STORM_FRAMES, STORM_KEEP, FrameQueue, ScreenProducer
+import pytest
+
+from passersby.stream.engine import ScreenProducer
+from passersby.stream.frame_queue import CALM_FRAMES, STORM_FRAMES, STORM_KEEP, FrameQueue
 
 
 def _producer(size: int = 6) -> ScreenProducer:
@@ -61,3 +65,38 @@ def test_after_a_calm_spell_a_change_keeps_only_the_frame_shown_next_again():
         p.frames.get_nowait()
     p.renew(lambda: None)
     assert p.frames.take_resume() == p.frames.queue[0].index + 1 and p.frames.qsize() == 1
+
+
+def test_a_frame_dropped_at_a_change_stands_in_when_the_changed_one_is_late():
+    """The pacer (take_ready) shows the dropped frame of the next index rather than lose the tick;
+    that index is then done: the producer's frame of it is refused and the next one is shown."""
+    q = FrameQueue(8)
+    _fill(q, 0, 6)
+    assert q.renew() == 5 and q.take_resume() == 1  # frames 1..5 dropped
+    assert q.take_ready().index == 0
+    stand_in = q.take_ready()  # the changed frame 1 is not rendered yet
+    assert stand_in.index == 1 and q.stood_in == 1
+    assert not q.put_unless_stale(SimpleNamespace(index=1), q.generation, timeout=0.1)  # shown already
+    assert q.put_unless_stale(SimpleNamespace(index=2), q.generation, timeout=0.1)
+    assert q.take_ready().index == 2
+    assert q.take_ready().index == 3 and q.stood_in == 2  # late again: the next spare, in order
+    assert q.put_unless_stale(SimpleNamespace(index=4), q.generation, timeout=0.1)
+    assert q.take_ready().index == 4 and q.stood_in == 2
+    q2 = FrameQueue(8)
+    _fill(q2, 0, 4)
+    q2.renew()
+    assert q2.take_resume() == 1 and q2.take_ready().index == 0
+    _fill(q2, 1, 3)  # the changed frames came in time: no stand-in, and the spares of their indices go
+    assert [q2.take_ready().index for _ in range(3)] == [1, 2, 3] and q2.stood_in == 0
+    with pytest.raises(queue.Empty):
+        q2.take_ready()
+
+
+def test_a_cut_forgets_the_spares():
+    q = FrameQueue(8)
+    _fill(q, 0, 6)
+    q.renew()
+    q.forget()  # next_anchor: nothing of before may show
+    assert q.qsize() == 0
+    with pytest.raises(queue.Empty):
+        q.take_ready()
