@@ -143,7 +143,7 @@ def phase(e, seconds: float, sender: subprocess.Popen | None = None) -> dict[str
     """Displayed fps, late ticks and intervals of the pacer over `seconds` (with the flood running)."""
     p = e.pacer
     shown0, late0 = dict(p.shown), dict(p.late)
-    live0 = {q.plan.name: (q.frames.generation, q.frames.coalesced) for q in e.producers}
+    live0 = {q.plan.name: (q.frames.generation, q.frames.coalesced, q.frames.stood_in) for q in e.producers}
     n0 = {s: p.intervals[s].n for s in e.screens}
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < seconds:
@@ -162,6 +162,8 @@ def phase(e, seconds: float, sender: subprocess.Popen | None = None) -> dict[str
     # Live changes that dropped frames rendered ahead (renews) and those merged in a storm (coalesced).
     out["renews"] = {q.plan.name: q.frames.generation - live0[q.plan.name][0] for q in e.producers}
     out["coalesced"] = {q.plan.name: q.frames.coalesced - live0[q.plan.name][1] for q in e.producers}
+    # Frames dropped at a change shown because the changed one was not ready (frame_queue.take_ready).
+    out["stood_in"] = {q.plan.name: q.frames.stood_in - live0[q.plan.name][2] for q in e.producers}
     if sender is not None:
         sent, send_s = sender.stdout.read().split()
         sender.wait(timeout=30)
@@ -304,7 +306,10 @@ def main(argv: list[str]) -> int:
         flood["machine_end"] = machine_info()
         write_json(args.json_flood, flood)
         console.print(f"latency: {args.trials} trials, OSC -> first changed frame at the kiosk client ...")
+        late0, stood0 = e.pacer.late[e.screens[0]], e.producers[0].frames.stood_in
         lat = latency(desk, kiosk, e.hub, server.port, args.mode, e.screens[0], args.trials)
+        # Calm changes, one at a time: ticks lost (late) and frames dropped at a change shown in their stead.
+        lat.update(late_ticks=e.pacer.late[e.screens[0]] - late0, stood_in=e.producers[0].frames.stood_in - stood0)
         lat.update(machine=machine_info(), args=flood["args"], chains=e.status().get("chains"))
         write_json(args.json_latency, lat)
         kiosk.stop.set()
@@ -322,6 +327,9 @@ def main(argv: list[str]) -> int:
             t.add_row(name, s, f"{ph['fps_per_screen'][s]:.2f}", str(ph["late_frames"][s]), f"{iv['p50']:.1f}",
                       f"{iv['p99']:.1f}", f"{iv['max']:.1f}")
     console.print(t)
+    console.print(f"changes that dropped frames / merged in a storm / dropped frames shown in a late one's stead: "
+                  f"{flood['flood']['renews']} / {flood['flood']['coalesced']} / {flood['flood']['stood_in']}; "
+                  f"latency trials: {lat['late_ticks']} late ticks, {lat['stood_in']} stood in")
     console.print(f"flood: sent {flood['flood'].get('flood_sent')} ({flood['flood'].get('flood_rate_achieved', 0):.0f}/s); "
                   f"server: {flood['flood']['server']}; desk: {flood['desk']}")
     console.print(f"latency OSC -> changed frame at the kiosk client: median {lat['median_ms']:.1f} ms, p99 "
