@@ -38,16 +38,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from passersby.taste.evidence import block_precisions
 from passersby.taste.head import FeatureHead
 from passersby.taste.model import (
     TasteModel,
+    _design,
+    _fit_l2,
+    _labels,
     _as_latents,
     _prior_factor,
     _rated_latents,
     roc_auc,
 )
 
-FORMAT = "passersby-picture-taste/2"
+FORMAT = "passersby-picture-taste/3"
+OLD_FORMATS = ("passersby-picture-taste/2",)  # load with the fixed block scales of their time (Z_SCALE, 1, 1)
 # Prior std of the z block relative to the picture blocks. Offline simulation of 50 active swipes
 # over 4,000 renders with true features (10 seeds; best-of-64 liked, portraits / masculine):
 # 0.125: 75 / 83 %, 0.25: 84 / 87 %, 0.5: 68 / 87 %. (The model before true features: 0.5.)
@@ -61,6 +66,10 @@ MIN_RESIDUAL = 0.05  # floor of a component's unexplained variance (1 - R²): no
 # undertrained head, R² 0.05: AUC 0.5 fitted on true features, 0.72 on the head's guesses; the
 # shipped head: R² 0.50). Such a head's own predictions stand in for the true features.
 MIN_HEAD_R2 = 0.25
+# Each block's prior strength chosen by the evidence (evidence.py) once this many ratings are in;
+# before, one strength for all (model.L2_GRID) with the z block at Z_SCALE.
+BLOCK_EVIDENCE = True
+MIN_RATINGS_FOR_BLOCKS = 10
 
 
 def salient_basis(prior: np.ndarray | None, z_dim: int, r: int = SALIENT_DIRECTIONS) -> np.ndarray:
@@ -115,6 +124,37 @@ def _bandwidth(centres: np.ndarray, g: np.ndarray) -> float:
     return float(max(np.median(d[np.triu_indices(len(centres), 1)]), 1e-3))
 
 
+def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None
+                ) -> tuple[TasteModel, tuple[float, float, float]]:
+    """The inner model over the blocks x = [z block (n, r), picture (n, k), near (n, c)], and the blocks' scales.
+
+    First one strength for all (l2 on model.L2_GRID, or the given l2; the z block at Z_SCALE);
+    then, with BLOCK_EVIDENCE and l2 None, a precision per block by the evidence
+    (evidence.block_precisions) from there. The scales go into phi, so the inner model's prior
+    is N(0, I) (its l2 is 1).
+    """
+    sizes = [b.shape[1] for b in x]
+    fixed = np.array([Z_SCALE, 1.0, 1.0])
+    keep, y, s = _labels(ratings, len(x[0]))
+    if not keep.any():
+        return TasteModel.empty(sum(sizes)), (Z_SCALE, 1.0, 1.0)
+    design = _design(np.hstack([v * b for v, b in zip(fixed, x)]), "z")[keep]  # (n', d + 1): x * fixed, bias
+    shared, theta, hess = _fit_l2(design, y, s, l2)
+    scales = fixed / np.sqrt(shared)  # prior std of each block's weights on the unscaled x
+    column = np.append(np.full(sum(sizes), 1.0 / np.sqrt(shared)), 1.0)  # design column -> phi column factor
+    if BLOCK_EVIDENCE and l2 is None and keep.sum() >= MIN_RATINGS_FOR_BLOCKS:
+        unscale = np.append(np.repeat(fixed, sizes), 1.0)
+        alpha, theta, hess = block_precisions(design / unscale, y, s, np.repeat(np.arange(3), sizes),
+                                              1.0 / scales**2, theta=theta * unscale)
+        scales = 1.0 / np.sqrt(alpha)
+        column = np.append(np.repeat(scales, sizes), 1.0)  # fitted on the unscaled x now
+    # phi's column = design column * c, so its weight is theta / c and its covariance H^-1 / (c c^T).
+    cov = np.linalg.inv(hess) / (column[:, None] * column[None, :])
+    v = theta / column
+    inner = TasteModel(v[:-1].copy(), float(v[-1]), 0.5 * (cov + cov.T), int(keep.sum()), 1.0)
+    return inner, (float(scales[0]), float(scales[1]), float(scales[2]))
+
+
 @dataclass(frozen=True, eq=False)
 class PictureTaste:
     """P(like | z) through the picture, with its posterior uncertainty.
@@ -129,6 +169,8 @@ class PictureTaste:
         centres: (c, k) g-scaled PCA scores of the kernel's centres (rated faces), c may be 0.
         bandwidth: the kernel's length scale.
         true_features: whether the rated faces were fitted with their true features.
+        scales: prior std of each block of phi (z, picture, near) relative to the inner
+            model's: chosen per fit by the evidence (BLOCK_EVIDENCE, evidence.py).
     Example:
         >>> taste = PictureTaste.fit(z, ratings, head, features=f)  # doctest: +SKIP
     """
@@ -139,8 +181,11 @@ class PictureTaste:
     centres: np.ndarray
     bandwidth: float
     true_features: bool = False
+    scales: tuple[float, float, float] = (Z_SCALE, 1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if len(self.scales) != 3 or not all(np.isfinite(v) and v > 0 for v in self.scales):
+            raise ValueError(f"scales must be three positive numbers (z, picture, near), got {self.scales}")
         if self.basis.ndim != 2 or self.basis.shape[0] != self.head.z_dim:
             raise ValueError(f"basis {self.basis.shape} does not match the head's {self.head.z_dim}-d latents")
         if self.centres.ndim != 2 or self.centres.shape[1] != self.head.dim:
@@ -205,15 +250,17 @@ class PictureTaste:
         centres = (g * t)[rated][-MAX_CENTRES:]  # (c, k)
         basis = salient_basis(prior, head.z_dim)
         bw = _bandwidth(centres, g)
-        x = np.hstack([Z_SCALE * (z @ basis), g * t, expected_rbf(g * t, centres, bw)])
-        return cls(head, basis, TasteModel.fit(x, ratings, l2=l2), centres, bw, features is not None)
+        x = [z @ basis, g * t, expected_rbf(g * t, centres, bw)]  # the blocks of phi, unscaled
+        inner, scales = _fit_blocks(x, ratings, l2)
+        return cls(head, basis, inner, centres, bw, features is not None, scales)
 
     def phi(self, z: np.ndarray) -> np.ndarray:
         """(m, z_dim) candidate latents -> (m, r + k + c) their expected features (head prediction)."""
         g = feature_weights(self.head)
         p = g * self.head(z)  # (m, k)
         var = np.maximum(1.0 - self.head.r2, MIN_RESIDUAL) * g * g  # (k,) what the head does not see
-        return np.hstack([Z_SCALE * (z @ self.basis), p, expected_rbf(p, self.centres, self.bandwidth, var)])
+        sz, sf, sk = self.scales
+        return np.hstack([sz * (z @ self.basis), sf * p, sk * expected_rbf(p, self.centres, self.bandwidth, var)])
 
     def moments(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the logit at each latent: (m,), (m,)."""
@@ -237,21 +284,24 @@ class PictureTaste:
         """JSON-able description of the fit; the head is referenced by its model hash, not copied."""
         return {"format": FORMAT, "model_hash": self.head.model_hash, "basis": self.basis.tolist(),
                 "centres": self.centres.tolist(), "bandwidth": self.bandwidth,
-                "true_features": self.true_features, "inner": self.inner.to_dict()}
+                "true_features": self.true_features, "scales": list(self.scales), "inner": self.inner.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict, head: FeatureHead) -> PictureTaste:
         """Inverse of to_dict, given the same model's head; ValueError otherwise (and for a
-        fit of the model before this one, "/1": refit it from the ratings)."""
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
+        fit of the model before true features, "/1": refit it from the ratings). A "/2" fit
+        (one prior strength for all blocks) loads and scores as it did."""
+        if not isinstance(d, dict) or d.get("format") not in (FORMAT, *OLD_FORMATS):
             raise ValueError(f"not a saved picture taste of this version (expected format {FORMAT!r}); "
                              "refit it from the ratings")
+        # "/2" had no per-block scales: its phi is this one's at (Z_SCALE, 1, 1), so it scores the same.
+        scales = tuple(float(v) for v in d.get("scales", (Z_SCALE, 1.0, 1.0)))
         if d.get("model_hash") != head.model_hash:
             raise ValueError(f"saved picture taste is for model {d.get('model_hash')}, the head for {head.model_hash}")
         try:
             return cls(head, np.asarray(d["basis"], np.float64), TasteModel.from_dict(d["inner"]),
                        np.asarray(d["centres"], np.float64).reshape(-1, head.dim), float(d["bandwidth"]),
-                       bool(d["true_features"]))
+                       bool(d["true_features"]), scales)
         except KeyError as e:
             raise ValueError(f"saved picture taste lacks the field {e.args[0]!r}") from None
 
