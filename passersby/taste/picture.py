@@ -38,10 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from passersby.taste.evidence import block_precisions
+from passersby.taste.evidence import _dual_newton, block_precisions, dual_block_precisions
 from passersby.taste.head import FeatureHead
 from passersby.taste.model import (
+    BIAS_STD,
+    L2_GRID,
     TasteModel,
+    _newton,
+    _precisions,
     _design,
     _fit_l2,
     _labels,
@@ -68,7 +72,7 @@ MIN_RESIDUAL = 0.05  # floor of a component's unexplained variance (1 - R²): no
 MIN_HEAD_R2 = 0.25
 # Each block's prior strength chosen by the evidence (evidence.py) once this many ratings are in;
 # before, one strength for all (model.L2_GRID) with the z block at Z_SCALE.
-BLOCK_EVIDENCE = True
+BLOCK_EVIDENCE = "true"  # "off": one strength; "true": chosen on the rated faces' true features; "head": on the head's guesses
 MIN_RATINGS_FOR_BLOCKS = 10
 
 
@@ -124,34 +128,64 @@ def _bandwidth(centres: np.ndarray, g: np.ndarray) -> float:
     return float(max(np.median(d[np.triu_indices(len(centres), 1)]), 1e-3))
 
 
-def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None
-                ) -> tuple[TasteModel, tuple[float, float, float]]:
-    """The inner model over the blocks x = [z block (n, r), picture (n, k), near (n, c)], and the blocks' scales.
+def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | None, blocks: bool) -> np.ndarray:
+    """(3,) prior precisions of the blocks x (unscaled, rated rows only) by the evidence.
 
-    First one strength for all (l2 on model.L2_GRID, or the given l2; the z block at Z_SCALE);
-    then, with BLOCK_EVIDENCE and l2 None, a precision per block by the evidence
-    (evidence.block_precisions) from there. The scales go into phi, so the inner model's prior
-    is N(0, I) (its l2 is 1).
+    One strength for all first (model.L2_GRID, or l2 when given; the z block at Z_SCALE), then
+    with `blocks` one per block (evidence.py), from there. In the dual (n x n Gram matrices)
+    while there are fewer ratings than features, else in weight space.
     """
     sizes = [b.shape[1] for b in x]
     fixed = np.array([Z_SCALE, 1.0, 1.0])
+    if len(y) >= sum(sizes):
+        design = _design(np.hstack([v * b for v, b in zip(fixed, x)]), "z")
+        shared, theta, _ = _fit_l2(design, y, s, l2)
+        alpha = shared / fixed**2
+        if blocks:
+            unscale = np.append(np.repeat(fixed, sizes), 1.0)
+            alpha = block_precisions(design / unscale, y, s, np.repeat(np.arange(3), sizes), alpha,
+                                     theta=theta * unscale)[0]
+        return alpha
+    grams = [b @ b.T for b in x]  # (n, n) each
+    if l2 is not None:
+        alpha = float(l2) / fixed**2
+    else:
+        best, worse, a = None, 0, np.zeros(len(y))
+        for v in L2_GRID:  # strong to weak, as model._fit_l2 (same evidence, in n dimensions)
+            _, a, _, ev = _dual_newton(sum(g * (fz**2 / v) for g, fz in zip(grams, fixed)) + BIAS_STD**2, y, s, a)
+            if best is None or ev > best[0]:
+                best, worse = (ev, v), 0
+            else:
+                worse += 1
+                if worse == 2:
+                    break
+        alpha = best[1] / fixed**2
+    if blocks:
+        alpha = dual_block_precisions(grams, y, s, alpha)[0]
+    return alpha
+
+
+def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None,
+                select: list[np.ndarray] | None = None) -> tuple[TasteModel, tuple[float, float, float]]:
+    """The inner model over the blocks x = [z block (n, r), picture (n, k), near (n, c)], and the blocks' scales.
+
+    The blocks' prior strengths are chosen on `select` (default x: see BLOCK_EVIDENCE), the
+    weights fitted on x at those strengths. The scales go into phi, so the inner model's prior
+    is N(0, I) (its l2 is 1).
+    """
+    sizes = [b.shape[1] for b in x]
     keep, y, s = _labels(ratings, len(x[0]))
     if not keep.any():
         return TasteModel.empty(sum(sizes)), (Z_SCALE, 1.0, 1.0)
-    design = _design(np.hstack([v * b for v, b in zip(fixed, x)]), "z")[keep]  # (n', d + 1): x * fixed, bias
-    shared, theta, hess = _fit_l2(design, y, s, l2)
-    scales = fixed / np.sqrt(shared)  # prior std of each block's weights on the unscaled x
-    column = np.append(np.full(sum(sizes), 1.0 / np.sqrt(shared)), 1.0)  # design column -> phi column factor
-    if BLOCK_EVIDENCE and l2 is None and keep.sum() >= MIN_RATINGS_FOR_BLOCKS:
-        unscale = np.append(np.repeat(fixed, sizes), 1.0)
-        alpha, theta, hess = block_precisions(design / unscale, y, s, np.repeat(np.arange(3), sizes),
-                                              1.0 / scales**2, theta=theta * unscale)
-        scales = 1.0 / np.sqrt(alpha)
-        column = np.append(np.repeat(scales, sizes), 1.0)  # fitted on the unscaled x now
-    # phi's column = design column * c, so its weight is theta / c and its covariance H^-1 / (c c^T).
-    cov = np.linalg.inv(hess) / (column[:, None] * column[None, :])
-    v = theta / column
-    inner = TasteModel(v[:-1].copy(), float(v[-1]), 0.5 * (cov + cov.T), int(keep.sum()), 1.0)
+    rows = [b[keep] for b in (x if select is None else select)]
+    alpha = _strengths(rows, y, s, l2, BLOCK_EVIDENCE != "off" and l2 is None
+                       and keep.sum() >= MIN_RATINGS_FOR_BLOCKS)
+    scales = 1.0 / np.sqrt(alpha)
+    column = np.append(np.repeat(scales, sizes), 1.0)
+    design = _design(np.hstack(x), "z")[keep] * column  # phi's columns: the prior is N(0, I) on them
+    theta, hess = _newton(design, y, s, _precisions(sum(sizes), 1.0), np.zeros(sum(sizes) + 1))
+    cov = np.linalg.inv(hess)
+    inner = TasteModel(theta[:-1].copy(), float(theta[-1]), 0.5 * (cov + cov.T), int(keep.sum()), 1.0)
     return inner, (float(scales[0]), float(scales[1]), float(scales[2]))
 
 
@@ -251,7 +285,12 @@ class PictureTaste:
         basis = salient_basis(prior, head.z_dim)
         bw = _bandwidth(centres, g)
         x = [z @ basis, g * t, expected_rbf(g * t, centres, bw)]  # the blocks of phi, unscaled
-        inner, scales = _fit_blocks(x, ratings, l2)
+        select = None
+        if BLOCK_EVIDENCE == "head" and features is not None:  # strengths for what candidates show
+            p = g * head(z)
+            var = np.maximum(1.0 - head.r2, MIN_RESIDUAL) * g * g
+            select = [x[0], p, expected_rbf(p, centres, bw, var)]
+        inner, scales = _fit_blocks(x, ratings, l2, select)
         return cls(head, basis, inner, centres, bw, features is not None, scales)
 
     def phi(self, z: np.ndarray) -> np.ndarray:
