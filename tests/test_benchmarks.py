@@ -214,7 +214,8 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
     out = tmp_path / "taste.json"
     r = subprocess.run([sys.executable, "benchmarks/taste.py", "--tastes", "warm", "--anchors", "4", "--checkpoints",
                         "3", "--calibration", "20", "--prior-faces", "150", "--exactingness", "1.0",
-                        "--server-ratings", "2", "--head-cache", str(tmp_path / "home"), "--json", str(out)],
+                        "--server-ratings", "2", "--curators", "2", "--head-cache", str(tmp_path / "home"),
+                        "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout's passersby, not an installed one
     assert r.returncode == 0, r.stdout + r.stderr
@@ -229,6 +230,11 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
     assert models["picture"]["embed_ms"]["median"] > 0 and models["z"]["embed_ms"] is None
     assert not (tmp_path / "home" / "cache").exists()  # the shipped model's head ships: nothing built
     assert "picture" in r.stdout and res["machine"]["cpu"]
+    # --curators 2: a second curator with its own draws; the first is the run's own cells.
+    for m in models.values():
+        first, second = m["curators"]
+        assert first[0]["liked"] == m["cells"][0]["liked"] and second[0]["swipes"] == 3
+    assert "2 curators: liked" in r.stdout
 
 
 def test_steer_benchmark_reports_latency_both_ways(tmp_path: Path) -> None:

@@ -70,9 +70,13 @@ MIN_RESIDUAL = 0.05  # floor of a component's unexplained variance (1 - R²): no
 # undertrained head, R² 0.05: AUC 0.5 fitted on true features, 0.72 on the head's guesses; the
 # shipped head: R² 0.50). Such a head's own predictions stand in for the true features.
 MIN_HEAD_R2 = 0.25
-# Each block's prior strength chosen by the evidence (evidence.py) once this many ratings are in;
-# before, one strength for all (model.L2_GRID) with the z block at Z_SCALE.
-BLOCK_EVIDENCE = "true"  # "off": one strength; "true": chosen on the rated faces' true features; "head": on the head's guesses
+# How the blocks' prior strengths are chosen. "off": one strength for all (model.L2_GRID by the
+# evidence; the z block at Z_SCALE of the others). "true": then one per block by the evidence
+# (evidence.py) on the rated faces' true features; "head": the same on the head's guesses (what
+# candidates show), weights still fitted on the true features. Measured offline (6 curators x
+# 5 tastes, docs/taste/levers.md): per-block strengths never beat one strength at 50 ratings
+# (type-II ML on so few ratings shrinks whole blocks to the bound), so "off" ships.
+BLOCK_EVIDENCE = "off"
 MIN_RATINGS_FOR_BLOCKS = 10
 
 
@@ -128,16 +132,18 @@ def _bandwidth(centres: np.ndarray, g: np.ndarray) -> float:
     return float(max(np.median(d[np.triu_indices(len(centres), 1)]), 1e-3))
 
 
-def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | None, blocks: bool) -> np.ndarray:
+def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | None, blocks: bool,
+               dual: bool | None = None) -> np.ndarray:
     """(3,) prior precisions of the blocks x (unscaled, rated rows only) by the evidence.
 
     One strength for all first (model.L2_GRID, or l2 when given; the z block at Z_SCALE), then
     with `blocks` one per block (evidence.py), from there. In the dual (n x n Gram matrices)
-    while there are fewer ratings than features, else in weight space.
+    while there are fewer ratings than features (dual None), else in weight space; the same
+    evidence either way (tests/taste/test_evidence.py).
     """
     sizes = [b.shape[1] for b in x]
     fixed = np.array([Z_SCALE, 1.0, 1.0])
-    if len(y) >= sum(sizes):
+    if not (len(y) < sum(sizes) if dual is None else dual):
         design = _design(np.hstack([v * b for v, b in zip(fixed, x)]), "z")
         shared, theta, _ = _fit_l2(design, y, s, l2)
         alpha = shared / fixed**2

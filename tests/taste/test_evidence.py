@@ -85,6 +85,7 @@ def test_a_taste_that_is_a_direction_in_z_gets_a_free_z_block(head, monkeypatch)
     truth = (test @ direction > 0).astype(float)
     from passersby.taste.model import roc_auc
 
+    monkeypatch.setattr(picture, "BLOCK_EVIDENCE", "true")
     chosen = picture.PictureTaste.fit(z, ratings, head)
     monkeypatch.setattr(picture, "BLOCK_EVIDENCE", "off")
     shared = picture.PictureTaste.fit(z, ratings, head)
@@ -113,3 +114,20 @@ def test_block_scales_round_trip_and_a_format_2_fit_loads_and_scores_as_before(h
     np.testing.assert_allclose(x[:, :D], picture.Z_SCALE * z[:3] @ two.basis)
     with pytest.raises(ValueError, match="scales must be three positive numbers"):
         picture.PictureTaste.from_dict({**taste.to_dict(), "scales": [1.0, 0.0, 1.0]}, head)
+
+
+@pytest.mark.parametrize("blocks", [False, True])
+def test_strengths_are_the_same_in_the_dual_and_in_weight_space(blocks) -> None:
+    from passersby.taste.model import L2_GRID
+    from passersby.taste.picture import _strengths
+
+    x, y, s, b = _problem(seed=2, n=45)
+    parts = [x[:, b == i] for i in range(3)]
+    dual = _strengths(parts, y, s, None, blocks, dual=True)
+    weights = _strengths(parts, y, s, None, blocks, dual=False)
+    if not blocks:  # one strength from the grid: the same grid point, whichever form
+        np.testing.assert_allclose(dual, weights)
+        assert any(np.isclose(dual[1], v) for v in L2_GRID)
+    else:
+        np.testing.assert_allclose(dual, weights, rtol=0.05)
+    np.testing.assert_allclose(_strengths(parts, y, s, 3.0, False), 3.0 / np.array([0.25, 1.0, 1.0]) ** 2)
