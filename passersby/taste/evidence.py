@@ -98,8 +98,21 @@ def dual_block_precisions(grams: list[np.ndarray], y: np.ndarray, s: np.ndarray,
     With K = sum_b G_b / alpha_b + BIAS_STD² 1 1^T, at the mode a = s (y - p), and
     M = W^½ B^-1 W^½:   |w_b|² = a^T G_b a / alpha_b²,   gamma_b = tr(M G_b) / alpha_b.
 
-    Returns (alpha (B,), a (n,) the dual weights at the mode, log evidence). The weights of
-    block b are X_b^T a / alpha_b, the bias BIAS_STD² sum(a).
+    Args:
+        grams: B Gram matrices (n, n) of the blocks' unscaled features.
+        y: (n,) labels in {0, 1}; s: (n,) their weights.
+        start: (B,) starting precisions.
+        rounds: fixed-point rounds at most.
+    Returns:
+        (alpha (B,), a (n,) the dual weights at the mode, log evidence). The weights of block
+        b are X_b^T a / alpha_b, the bias BIAS_STD² sum(a). As block_precisions, the start is
+        returned if the rounds end at a lower evidence.
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> x1, x2 = rng.standard_normal((30, 3)), rng.standard_normal((30, 3))
+        >>> alpha, a, ev = dual_block_precisions([x1 @ x1.T, x2 @ x2.T], (x1[:, 0] > 0) * 1.0, np.ones(30), np.ones(2))
+        >>> bool(alpha[1] > 10 * alpha[0])
+        True
     """
     alpha = np.clip(np.asarray(start, np.float64), *ALPHA_RANGE)
     ones = np.full((len(y), len(y)), BIAS_STD**2)

@@ -11,6 +11,10 @@ of the picture's EfficientNet-Lite0 PCA scores t (head.py's space, k = 32):
             g * t                 (k,)  "more of this": the picture's scores, prior shape g²
             RBF(g * t, g * t_i)   (c,) ] "near these": similarity to the c most recent rated faces
 
+Each block has its own prior scale (`scales`: Z_SCALE, 1, 1 by default, all over one strength
+l2 chosen by the evidence on model.L2_GRID; BLOCK_EVIDENCE can choose one per block, evidence.py).
+The fit runs in the dual (n x n) while there are fewer ratings than features: ~3x faster at 50.
+
 Rated faces were rendered to be shown, so their t is TRUE (features.py: embedded once, cached);
 a candidate's is only predicted by the feature head, t ~ N(h(z), diag(1 - R²)) (head.py: no
 render, ~1 ms for 64), so a candidate's phi is the EXPECTED one under that uncertainty: h(z)
