@@ -137,8 +137,10 @@ def _bandwidth(centres: np.ndarray, g: np.ndarray) -> float:
 
 
 def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | None, blocks: bool,
-               dual: bool | None = None) -> np.ndarray:
-    """(3,) prior precisions of the blocks x (unscaled, rated rows only) by the evidence.
+               dual: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(3,) prior precisions of the blocks x (unscaled, rated rows only) by the evidence, and the
+    dual weights a (n,) of the fit under them (None in weight space): the MAP's weights on block
+    b are X_b^T a / alpha_b, a start from which the final fit needs one Newton step.
 
     One strength for all first (model.L2_GRID, or l2 when given; the z block at Z_SCALE), then
     with `blocks` one per block (evidence.py), from there. In the dual (n x n Gram matrices)
@@ -155,24 +157,25 @@ def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | No
             unscale = np.append(np.repeat(fixed, sizes), 1.0)
             alpha = block_precisions(design / unscale, y, s, np.repeat(np.arange(3), sizes), alpha,
                                      theta=theta * unscale)[0]
-        return alpha
+        return alpha, None
     grams = [b @ b.T for b in x]  # (n, n) each
     if l2 is not None:
         alpha = float(l2) / fixed**2
+        a = _dual_newton(sum(g / v for g, v in zip(grams, alpha)) + BIAS_STD**2, y, s, np.zeros(len(y)))[1]
     else:
         best, worse, a = None, 0, np.zeros(len(y))
         for v in L2_GRID:  # strong to weak, as model._fit_l2 (same evidence, in n dimensions)
             _, a, _, ev = _dual_newton(sum(g * (fz**2 / v) for g, fz in zip(grams, fixed)) + BIAS_STD**2, y, s, a)
             if best is None or ev > best[0]:
-                best, worse = (ev, v), 0
+                best, worse = (ev, v, a), 0
             else:
                 worse += 1
                 if worse == 2:
                     break
-        alpha = best[1] / fixed**2
+        alpha, a = best[1] / fixed**2, best[2]
     if blocks:
-        alpha = dual_block_precisions(grams, y, s, alpha)[0]
-    return alpha
+        alpha, a, _ = dual_block_precisions(grams, y, s, alpha)
+    return alpha, a
 
 
 def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None,
@@ -188,12 +191,14 @@ def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None,
     if not keep.any():
         return TasteModel.empty(sum(sizes)), (Z_SCALE, 1.0, 1.0)
     rows = [b[keep] for b in (x if select is None else select)]
-    alpha = _strengths(rows, y, s, l2, BLOCK_EVIDENCE != "off" and l2 is None
-                       and keep.sum() >= MIN_RATINGS_FOR_BLOCKS)
+    alpha, a = _strengths(rows, y, s, l2, BLOCK_EVIDENCE != "off" and l2 is None
+                          and keep.sum() >= MIN_RATINGS_FOR_BLOCKS)
     scales = 1.0 / np.sqrt(alpha)
     column = np.append(np.repeat(scales, sizes), 1.0)
     design = _design(np.hstack(x), "z")[keep] * column  # phi's columns: the prior is N(0, I) on them
-    theta, hess = _newton(design, y, s, _precisions(sum(sizes), 1.0), np.zeros(sum(sizes) + 1))
+    # From the dual's MAP (weights design^T a, bias BIAS_STD² sum a): one step polishes it.
+    start = np.zeros(sum(sizes) + 1) if a is None else np.append(design[:, :-1].T @ a, BIAS_STD**2 * a.sum())
+    theta, hess = _newton(design, y, s, _precisions(sum(sizes), 1.0), start)
     cov = np.linalg.inv(hess)
     inner = TasteModel(theta[:-1].copy(), float(theta[-1]), 0.5 * (cov + cov.T), int(keep.sum()), 1.0)
     return inner, (float(scales[0]), float(scales[1]), float(scales[2]))

@@ -123,11 +123,12 @@ def test_strengths_are_the_same_in_the_dual_and_in_weight_space(blocks) -> None:
 
     x, y, s, b = _problem(seed=2, n=45)
     parts = [x[:, b == i] for i in range(3)]
-    dual = _strengths(parts, y, s, None, blocks, dual=True)
-    weights = _strengths(parts, y, s, None, blocks, dual=False)
+    dual, a = _strengths(parts, y, s, None, blocks, dual=True)
+    weights, none = _strengths(parts, y, s, None, blocks, dual=False)
+    assert a.shape == (45,) and none is None
     if not blocks:  # one strength from the grid: the same grid point, whichever form
         np.testing.assert_allclose(dual, weights)
         assert any(np.isclose(dual[1], v) for v in L2_GRID)
     else:
         np.testing.assert_allclose(dual, weights, rtol=0.05)
-    np.testing.assert_allclose(_strengths(parts, y, s, 3.0, False), 3.0 / np.array([0.25, 1.0, 1.0]) ** 2)
+    np.testing.assert_allclose(_strengths(parts, y, s, 3.0, False)[0], 3.0 / np.array([0.25, 1.0, 1.0]) ** 2)
