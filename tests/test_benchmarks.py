@@ -237,6 +237,28 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
     assert "2 curators: liked" in r.stdout
 
 
+def test_taste_levers_builds_a_judged_pool_and_compares_variants_over_curators(tmp_path: Path) -> None:
+    out, pool = tmp_path / "levers.json", tmp_path / "pool.npz"
+    r = subprocess.run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--pool-size", "120",
+                        "--tastes", "warm", "--variants", "shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5",
+                        "--curators", "2", "--swipes", "12", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    p = np.load(pool)
+    assert len(p["z"]) == 120 and p["f"].shape == (120, 1280) and p["ref"].shape == (5, 1280)
+    res = json.loads(out.read_text())
+    rows = res["results"]["warm"]
+    assert set(rows) == {"shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5"}
+    for row in rows.values():
+        assert len(row["liked50"]) == 2 and all(0 <= v <= 1 for v in row["liked50"])
+    assert rows["shipped"]["liked50"] != rows["z"]["liked50"] or rows["shipped"]["auc50"] != rows["z"]["auc50"]
+    bad = subprocess.run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--variants", "NOPE=1",
+                          "--curators", "1", "--swipes", "3", "--tastes", "warm"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert bad.returncode != 0 and "unknown override 'NOPE=1'" in bad.stderr
+
+
 def test_steer_benchmark_reports_latency_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "steer.json"
     r = subprocess.run([sys.executable, "benchmarks/steer.py", "--moves", "1", "--apart", "0.5", "--json", str(out)],
