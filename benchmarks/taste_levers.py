@@ -90,7 +90,8 @@ def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head
     from passersby.taste.model import TasteModel
 
     explore = 0.7
-    defaults = {k: getattr(picture, k) for k in ("BLOCK_EVIDENCE", "Z_SCALE", "MIN_RATINGS_FOR_BLOCKS", "MAX_CENTRES")}
+    defaults = {k: getattr(picture, k) for k in ("BLOCK_EVIDENCE", "Z_SCALE", "MIN_RATINGS_FOR_BLOCKS", "MAX_CENTRES",
+                                                 "BANDWIDTH_FACTORS")}
     for k, v in defaults.items():  # every variant starts from the package as it is
         setattr(picture, k, v)
     picture._bandwidth = _BANDWIDTH
@@ -108,7 +109,10 @@ def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head
             picture._bandwidth = lambda c, g, k=float(value): k * _BANDWIDTH(c, g)
         elif key in defaults:
             cur = defaults[key]
-            setattr(picture, key, value if isinstance(cur, str) else type(cur)(float(value)))
+            if isinstance(cur, tuple):  # "BANDWIDTH_FACTORS=0.5/0.7/1"
+                setattr(picture, key, tuple(float(v) for v in value.split("/")))
+            else:
+                setattr(picture, key, value if isinstance(cur, str) else type(cur)(float(value)))
         else:
             raise SystemExit(f"unknown override {part!r} in variant {variant!r}")
     if z_only:

@@ -46,6 +46,7 @@ from passersby.taste.evidence import _dual_newton, block_precisions, dual_block_
 from passersby.taste.head import FeatureHead
 from passersby.taste.model import (
     BIAS_STD,
+    _log_evidence,
     L2_GRID,
     TasteModel,
     _newton,
@@ -81,6 +82,9 @@ MIN_HEAD_R2 = 0.25
 # 5 tastes, docs/taste/levers.md): per-block strengths never beat one strength at 50 ratings
 # (type-II ML on so few ratings shrinks whole blocks to the bound), so "off" ships.
 BLOCK_EVIDENCE = "off"
+# Kernel bandwidths tried, as factors of the median distance between the centres; with more than
+# one, each fit keeps the one with the best evidence (_choose_bandwidth).
+BANDWIDTH_FACTORS: tuple[float, ...] = (1.0,)
 MIN_RATINGS_FOR_BLOCKS = 10
 
 
@@ -137,10 +141,11 @@ def _bandwidth(centres: np.ndarray, g: np.ndarray) -> float:
 
 
 def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | None, blocks: bool,
-               dual: bool | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(3,) prior precisions of the blocks x (unscaled, rated rows only) by the evidence, and the
+               dual: bool | None = None) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """(3,) prior precisions of the blocks x (unscaled, rated rows only) by the evidence, the
     dual weights a (n,) of the fit under them (None in weight space): the MAP's weights on block
-    b are X_b^T a / alpha_b, a start from which the final fit needs one Newton step.
+    b are X_b^T a / alpha_b, a start from which the final fit needs one Newton step; and the
+    log evidence of the one-strength fit.
 
     One strength for all first (model.L2_GRID, or l2 when given; the z block at Z_SCALE), then
     with `blocks` one per block (evidence.py), from there. In the dual (n x n Gram matrices)
@@ -151,17 +156,18 @@ def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | No
     fixed = np.array([Z_SCALE, 1.0, 1.0])
     if not (len(y) < sum(sizes) if dual is None else dual):
         design = _design(np.hstack([v * b for v, b in zip(fixed, x)]), "z")
-        shared, theta, _ = _fit_l2(design, y, s, l2)
+        shared, theta, hess = _fit_l2(design, y, s, l2)
+        ev = _log_evidence(design, y, s, _precisions(sum(sizes), shared), theta, hess)
         alpha = shared / fixed**2
         if blocks:
             unscale = np.append(np.repeat(fixed, sizes), 1.0)
             alpha = block_precisions(design / unscale, y, s, np.repeat(np.arange(3), sizes), alpha,
                                      theta=theta * unscale)[0]
-        return alpha, None
+        return alpha, None, ev
     grams = [b @ b.T for b in x]  # (n, n) each
     if l2 is not None:
         alpha = float(l2) / fixed**2
-        a = _dual_newton(sum(g / v for g, v in zip(grams, alpha)) + BIAS_STD**2, y, s, np.zeros(len(y)))[1]
+        _, a, _, ev = _dual_newton(sum(g / v for g, v in zip(grams, alpha)) + BIAS_STD**2, y, s, np.zeros(len(y)))
     else:
         best, worse, a = None, 0, np.zeros(len(y))
         for v in L2_GRID:  # strong to weak, as model._fit_l2 (same evidence, in n dimensions)
@@ -172,10 +178,31 @@ def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | No
                 worse += 1
                 if worse == 2:
                     break
-        alpha, a = best[1] / fixed**2, best[2]
+        ev, alpha, a = best[0], best[1] / fixed**2, best[2]
     if blocks:
         alpha, a, _ = dual_block_precisions(grams, y, s, alpha)
-    return alpha, a
+    return alpha, a, ev
+
+
+def _choose_bandwidth(xz: np.ndarray, xf: np.ndarray, centres: np.ndarray, median: float,
+                      ratings: Sequence[str], l2: float | None) -> float:
+    """The kernel's bandwidth: median * the factor of BANDWIDTH_FACTORS with the best evidence.
+
+    Each factor is a different "near these" block; the one-strength fit's evidence (the l2 grid
+    maximised, as _strengths) compares them. With one factor, l2 given, or fewer than
+    MIN_RATINGS_FOR_BLOCKS ratings: median * the first.
+    """
+    keep = np.array([r != "skip" for r in ratings], bool)
+    if len(BANDWIDTH_FACTORS) == 1 or l2 is not None or keep.sum() < MIN_RATINGS_FOR_BLOCKS or not len(centres):
+        return median * BANDWIDTH_FACTORS[0]
+    _, y, s = _labels(ratings, len(xz))
+    best = None
+    for factor in BANDWIDTH_FACTORS:
+        rows = [xz[keep], xf[keep], expected_rbf(xf[keep], centres, median * factor)]
+        ev = _strengths(rows, y, s, None, False)[2]
+        if best is None or ev > best[0]:
+            best = (ev, factor)
+    return median * best[1]
 
 
 def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None,
@@ -191,8 +218,8 @@ def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None,
     if not keep.any():
         return TasteModel.empty(sum(sizes)), (Z_SCALE, 1.0, 1.0)
     rows = [b[keep] for b in (x if select is None else select)]
-    alpha, a = _strengths(rows, y, s, l2, BLOCK_EVIDENCE != "off" and l2 is None
-                          and keep.sum() >= MIN_RATINGS_FOR_BLOCKS)
+    alpha, a, _ = _strengths(rows, y, s, l2, BLOCK_EVIDENCE != "off" and l2 is None
+                             and keep.sum() >= MIN_RATINGS_FOR_BLOCKS)
     scales = 1.0 / np.sqrt(alpha)
     column = np.append(np.repeat(scales, sizes), 1.0)
     design = _design(np.hstack(x), "z")[keep] * column  # phi's columns: the prior is N(0, I) on them
@@ -298,7 +325,7 @@ class PictureTaste:
         rated = np.array([r != "skip" for r in ratings], bool) if len(ratings) == len(z) else np.ones(len(z), bool)
         centres = (g * t)[rated][-MAX_CENTRES:]  # (c, k)
         basis = salient_basis(prior, head.z_dim)
-        bw = _bandwidth(centres, g)
+        bw = _choose_bandwidth(z @ basis, g * t, centres, _bandwidth(centres, g), ratings, l2)
         x = [z @ basis, g * t, expected_rbf(g * t, centres, bw)]  # the blocks of phi, unscaled
         select = None
         if BLOCK_EVIDENCE == "head" and features is not None:  # strengths for what candidates show

@@ -123,12 +123,38 @@ def test_strengths_are_the_same_in_the_dual_and_in_weight_space(blocks) -> None:
 
     x, y, s, b = _problem(seed=2, n=45)
     parts = [x[:, b == i] for i in range(3)]
-    dual, a = _strengths(parts, y, s, None, blocks, dual=True)
-    weights, none = _strengths(parts, y, s, None, blocks, dual=False)
+    dual, a, ev_dual = _strengths(parts, y, s, None, blocks, dual=True)
+    weights, none, ev_weights = _strengths(parts, y, s, None, blocks, dual=False)
     assert a.shape == (45,) and none is None
+    assert ev_dual == pytest.approx(ev_weights, abs=1e-6)  # the one-strength fit's evidence, either form
     if not blocks:  # one strength from the grid: the same grid point, whichever form
         np.testing.assert_allclose(dual, weights)
         assert any(np.isclose(dual[1], v) for v in L2_GRID)
     else:
         np.testing.assert_allclose(dual, weights, rtol=0.05)
     np.testing.assert_allclose(_strengths(parts, y, s, 3.0, False)[0], 3.0 / np.array([0.25, 1.0, 1.0]) ** 2)
+
+
+def test_the_kernel_bandwidth_is_chosen_by_the_evidence_among_the_factors(head, monkeypatch) -> None:
+    import passersby.taste.picture as picture
+
+    rng = np.random.default_rng(9)
+    z = rng.standard_normal((50, D))
+    ratings = ["like" if v > 0 else "dislike" for v in head(z)[:, 0] * head(z)[:, 1]]
+    median = picture.PictureTaste.fit(z, ratings, head).bandwidth  # the shipped single factor: 1.0
+    calls = []
+    real = picture._strengths
+    monkeypatch.setattr(picture, "_strengths", lambda *a, **k: calls.append(a[0][2].shape) or real(*a, **k))
+    monkeypatch.setattr(picture, "BANDWIDTH_FACTORS", (0.25, 0.5, 1.0, 2.0))
+    chosen = picture.PictureTaste.fit(z, ratings, head)
+    assert len(calls) == 4 + 1  # one evidence per factor, then the fit at the chosen one
+    assert any(np.isclose(chosen.bandwidth, median * f) for f in (0.25, 0.5, 1.0, 2.0))
+    evidences = {f: real([z @ chosen.basis, picture.feature_weights(head) * head(z),
+                          picture.expected_rbf(picture.feature_weights(head) * head(z), chosen.centres, median * f)],
+                         np.array([r == "like" for r in ratings], float), np.ones(50), None, False)[2]
+                 for f in (0.25, 0.5, 1.0, 2.0)}
+    assert np.isclose(chosen.bandwidth, median * max(evidences, key=evidences.get))
+    calls.clear()
+    few = picture.PictureTaste.fit(z[:5], ratings[:5], head)
+    assert len(calls) == 1  # too few ratings to choose: the first factor, no evidence compared
+    assert few.bandwidth == pytest.approx(0.25 * picture._bandwidth(few.centres, picture.feature_weights(head)))
