@@ -362,6 +362,21 @@ def report(console: Console, res: dict[str, Any]) -> None:
         console.print(f"[yellow]{note}[/yellow]")
 
 
+def set_picture(overrides: str) -> None:
+    """Set taste/picture.py's constants named in "KEY=VALUE+KEY=VALUE" (a tuple's values '/'-joined)."""
+    import passersby.taste.picture as picture
+
+    for part in filter(None, overrides.split("+")):
+        key, _, value = part.partition("=")
+        cur = getattr(picture, key, None)
+        if cur is None or not key.isupper():
+            raise SystemExit(f"error: --picture: {key!r} is not a constant of passersby/taste/picture.py")
+        if isinstance(cur, tuple):
+            setattr(picture, key, tuple(float(v) for v in value.split("/")))
+        else:
+            setattr(picture, key, value if isinstance(cur, str) else type(cur)(float(value)))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tastes", nargs="+", default=list(TASTES), choices=TASTES)
@@ -382,9 +397,13 @@ def main(argv: list[str]) -> int:
                     help="ratings timed through the taste app's HTTP server (0: skip)")
     ap.add_argument("--curators", type=int, default=1,
                     help="curators per taste and model, each with its own draws: the run-to-run spread (mean, min, max)")
+    ap.add_argument("--picture", default="",
+                    help="overrides of taste/picture.py's constants for a lever, '+'-joined: "
+                         "BLOCK_EVIDENCE=true+BANDWIDTH_FACTORS=0.5/0.7/1 (benchmarks/taste_levers.py's syntax)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    set_picture(args.picture)
     console = Console(width=130)
     result = run(args, console)
     report(console, result)

@@ -90,9 +90,8 @@ def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head
     from passersby.taste.model import TasteModel
 
     explore = 0.7
-    defaults = {k: getattr(picture, k) for k in ("BLOCK_EVIDENCE", "Z_SCALE", "MIN_RATINGS_FOR_BLOCKS", "MAX_CENTRES",
-                                                 "BANDWIDTH_FACTORS")}
-    for k, v in defaults.items():  # every variant starts from the package as it is
+    defaults = _SHIPPED
+    for k, v in defaults.items():  # every variant starts from the package as it is, not from the last variant
         setattr(picture, k, v)
     picture._bandwidth = _BANDWIDTH
     z_only = False
@@ -150,6 +149,7 @@ def curator(fit: Callable, explore: float, z: np.ndarray, like: np.ndarray, seed
 
 
 _BANDWIDTH: Callable = None  # type: ignore[assignment]  # picture._bandwidth as shipped, set in main
+_SHIPPED: dict[str, Any] = {}  # picture's constants as shipped, read in main before any variant
 
 
 def main(argv: list[str]) -> int:
@@ -174,6 +174,8 @@ def main(argv: list[str]) -> int:
     from passersby.taste.model import salience_prior
 
     _BANDWIDTH = picture._bandwidth
+    _SHIPPED.update({k: getattr(picture, k) for k in ("BLOCK_EVIDENCE", "Z_SCALE", "MIN_RATINGS_FOR_BLOCKS",
+                                                      "MAX_CENTRES", "BANDWIDTH_FACTORS")})
     meter = CpuMeter()
     pool = np.load(args.pool)
     z, f = pool["z"].astype(np.float64), pool["f"].astype(np.float64)
