@@ -201,7 +201,8 @@ def fitter(kind: str, args: argparse.Namespace, prior: np.ndarray | None, head: 
 
 
 def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tuple[Callable, Callable, Callable],
-          cal_z: np.ndarray, cal_liked: np.ndarray, untrained_div: float, index: int, curator: int = 0) -> dict[str, Any]:
+          cal_z: np.ndarray, cal_liked: np.ndarray, untrained_div: float, index: int,
+          curator: int = 0) -> dict[str, Any]:
     """One curator with one taste model: --swipes swipes, stream cells at each checkpoint.
 
     The rng depends on the curator only, not on the model: both models see the same draws.
@@ -396,7 +397,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--server-ratings", type=int, default=20,
                     help="ratings timed through the taste app's HTTP server (0: skip)")
     ap.add_argument("--curators", type=int, default=1,
-                    help="curators per taste and model, each with its own draws: the run-to-run spread (mean, min, max)")
+                    help="curators per taste and model, each with its own draws: the run-to-run spread "
+                         "(mean, min, max)")
     ap.add_argument("--picture", default="",
                     help="overrides of taste/picture.py's constants for a lever, '+'-joined: "
                          "BLOCK_EVIDENCE=true+BANDWIDTH_FACTORS=0.5/0.7/1 (benchmarks/taste_levers.py's syntax)")
@@ -452,7 +454,8 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         runs = {m: swipe(taste, renderer, args, fitter(m, args, prior, head), cal_z, cal_liked, untrained_div, index)
                 for m in args.models}
         for m in args.models:  # the run-to-run spread: the same taste swiped by other curators (other draws)
-            others = [swipe(taste, renderer, args, fitter(m, args, prior, head), cal_z, cal_liked, untrained_div, index, c)
+            kind = fitter(m, args, prior, head)
+            others = [swipe(taste, renderer, args, kind, cal_z, cal_liked, untrained_div, index, c)
                       for c in range(1, args.curators)]
             runs[m]["curators"] = [_cells_summary(r) for r in [runs[m], *others]]
         res["tastes"][taste.name] = {"calibration_liked": float(cal_liked.mean()),

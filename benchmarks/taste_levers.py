@@ -81,7 +81,8 @@ def judgements(pool: Any) -> dict[str, np.ndarray]:
     sim = sim.max(1)
     return {"portraits": sim >= np.percentile(sim, 70), "masculine": pool["masc"] == 1.0,
             "old": pool["age"] >= np.nanpercentile(pool["age"], 70),
-            "darker": pool["dark"] < np.percentile(pool["dark"], 30), "warm": pool["warm"] >= np.percentile(pool["warm"], 70)}
+            "darker": pool["dark"] < np.percentile(pool["dark"], 30),
+            "warm": pool["warm"] >= np.percentile(pool["warm"], 70)}
 
 
 def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head: Any) -> tuple[Callable, float]:
@@ -144,7 +145,8 @@ def curator(fit: Callable, explore: float, z: np.ndarray, like: np.ndarray, seed
         if i in (min(25, swipes), swipes):
             srng = np.random.default_rng([seed, 2])
             anchors = [(c := srng.choice(n, CANDIDATES))[int(np.argmax(model.prob(z[c])))] for _ in range(ANCHORS)]
-            out[i] = {"liked": float(like[anchors].mean()), "auc": roc_auc(model.prob(z[test]), like[test].astype(float))}
+            out[i] = {"liked": float(like[anchors].mean()),
+                      "auc": roc_auc(model.prob(z[test]), like[test].astype(float))}
     return {"cells": out, "refit_ms": 1e3 * median(times)}
 
 
@@ -195,8 +197,9 @@ def main(argv: list[str]) -> int:
                    "auc50": [r["cells"][args.swipes]["auc"] for r in runs], "refit_ms": [r["refit_ms"] for r in runs]}
             res["results"].setdefault(taste, {})[variant] = row
             print(f"{taste:10s} {variant:30s} liked at 25: {np.mean(row['liked25']):.2f}  at {args.swipes}: "
-                  f"{np.mean(row['liked50']):.2f} (min {np.min(row['liked50']):.2f}, max {np.max(row['liked50']):.2f})  "
-                  f"AUC {np.mean(row['auc50']):.3f} (min {np.min(row['auc50']):.3f})  refit {median(row['refit_ms']):.0f} ms",
+                  f"{np.mean(row['liked50']):.2f} (min {np.min(row['liked50']):.2f}, "
+                  f"max {np.max(row['liked50']):.2f})  AUC {np.mean(row['auc50']):.3f} "
+                  f"(min {np.min(row['auc50']):.3f})  refit {median(row['refit_ms']):.0f} ms",
                   flush=True)
     res["cpu"] = meter.stop()
     res["machine_end"] = machine_info()

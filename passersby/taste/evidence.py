@@ -138,7 +138,8 @@ def dual_block_precisions(grams: list[np.ndarray], y: np.ndarray, s: np.ndarray,
 
 
 def block_precisions(x: np.ndarray, y: np.ndarray, s: np.ndarray, blocks: np.ndarray, start: np.ndarray,
-                     rounds: int = ROUNDS, theta: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     rounds: int = ROUNDS, theta: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-block prior precisions of a Bayesian logistic regression, by Laplace evidence.
 
     Args:
