@@ -158,3 +158,21 @@ def test_the_kernel_bandwidth_is_chosen_by_the_evidence_among_the_factors(head, 
     few = picture.PictureTaste.fit(z[:5], ratings[:5], head)
     assert len(calls) == 1  # too few ratings to choose: the first factor, no evidence compared
     assert few.bandwidth == pytest.approx(0.25 * picture._bandwidth(few.centres, picture.feature_weights(head)))
+
+
+def test_the_dual_fit_takes_one_rating_repeated_faces_superlikes_and_skips(head) -> None:
+    import passersby.taste.picture as picture
+
+    rng = np.random.default_rng(11)
+    z = rng.standard_normal((6, D))
+    one = picture.PictureTaste.fit(z[:1], ["like"], head)
+    assert one.n == 1 and one.prob(z[1:]).shape == (5,)
+    twice = np.vstack([z[:3], z[:3]])  # the same faces rated twice: a singular Gram matrix, a regular B
+    same = picture.PictureTaste.fit(twice, ["like", "dislike", "superlike", "like", "dislike", "skip"], head)
+    assert same.n == 5 and np.all(np.isfinite(same.prob(z)))
+    # A superlike counts twice (weight s = 2 in the dual): that face is liked more surely than after a like.
+    superliked = picture.PictureTaste.fit(z[:4], ["superlike", "dislike", "dislike", "like"], head, l2=1.0)
+    liked = picture.PictureTaste.fit(z[:4], ["like", "dislike", "dislike", "like"], head, l2=1.0)
+    assert superliked.prob(z[:1])[0] > liked.prob(z[:1])[0] + 0.01
+    skipped = picture.PictureTaste.fit(z[:2], ["skip", "skip"], head)
+    np.testing.assert_allclose(skipped.prob(z), 0.5)
