@@ -201,13 +201,15 @@ def fitter(kind: str, args: argparse.Namespace, prior: np.ndarray | None, head: 
 
 
 def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tuple[Callable, Callable, Callable],
-          cal_z: np.ndarray, cal_liked: np.ndarray, untrained_div: float, index: int) -> dict[str, Any]:
+          cal_z: np.ndarray, cal_liked: np.ndarray, untrained_div: float, index: int,
+          curator: int = 0) -> dict[str, Any]:
     """One curator with one taste model: --swipes swipes, stream cells at each checkpoint.
 
     The rng depends on the curator only, not on the model: both models see the same draws.
     """
     empty, fit, held_out, wants_features = kind
-    rng = np.random.default_rng([args.seed, index, 1])
+    # Curator 0 keeps the draws of the runs before --curators; others swipe their own sequence.
+    rng = np.random.default_rng([args.seed, index, 1] if curator == 0 else [args.seed, index, 1, curator])
     model = empty()
     zs, ratings, feats, fit_s, choose_s, embed_s, cells = [], [], [], [], [], [], []
     for i in range(1, max(args.checkpoints) + 1):
@@ -238,6 +240,29 @@ def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tupl
             "refit_ms": {"median": 1e3 * median(fit_s), "max": 1e3 * max(fit_s)},
             "choose_next_ms": {"median": 1e3 * median(choose_s), "max": 1e3 * max(choose_s)},
             "choose_and_refit_ms": {"median": 1e3 * median(both), "max": 1e3 * max(both)}}
+
+
+def _cells_summary(run: dict[str, Any]) -> list[dict[str, float]]:
+    """One curator's stream cells, short: swipes, exactingness, liked, model AUC, choose + refit median."""
+    return [{"swipes": c["swipes"], "exactingness": c["exactingness"], "liked": c["liked"], "model_auc": c["model_auc"],
+             "choose_and_refit_ms": run["choose_and_refit_ms"]["median"]} for c in run["cells"]]
+
+
+def _spread(res: dict[str, Any]) -> list[str]:
+    """Lines of mean, min and max over curators of each cell (only with --curators > 1)."""
+    lines = []
+    for name, r in res["tastes"].items():
+        for m, x in r["models"].items():
+            cur = x.get("curators", [])
+            if len(cur) < 2:
+                continue
+            for i, c in enumerate(cur[0]):
+                liked = [k[i]["liked"] for k in cur]
+                auc = [k[i]["model_auc"] for k in cur]
+                lines.append(f"{name} / {m} at {c['swipes']} swipes, e {c['exactingness']:.1f}, {len(cur)} curators: "
+                             f"liked {np.mean(liked):.0%} ({min(liked):.0%}-{max(liked):.0%}), "
+                             f"AUC {np.mean(auc):.2f} ({min(auc):.2f}-{max(auc):.2f})")
+    return lines
 
 
 def _prior_summary(prior: np.ndarray | None, seconds: float) -> dict[str, Any] | None:
@@ -327,6 +352,8 @@ def report(console: Console, res: dict[str, Any]) -> None:
         h = res["head"]
         console.print(f"feature head: {h['samples']} faces, held-out R² of its {len(h['r2'])} components: mean "
                       f"{h['r2_mean']:.2f}, first 8 {h['r2_first8']:.2f}")
+    for line in _spread(res):
+        console.print(line)
     console.print(f"CPU: {res['machine']['cpu']} ({' '.join(res['machine']['simd_flags'])})")
     if res.get("masculine_no_face") is not None:
         console.print(f"masculine screen: no face found in {res['masculine_no_face']:.0%} of random faces "
@@ -334,6 +361,21 @@ def report(console: Console, res: dict[str, Any]) -> None:
     note = busy_note(res["cpu"])
     if note:
         console.print(f"[yellow]{note}[/yellow]")
+
+
+def set_picture(overrides: str) -> None:
+    """Set taste/picture.py's constants named in "KEY=VALUE+KEY=VALUE" (a tuple's values '/'-joined)."""
+    import passersby.taste.picture as picture
+
+    for part in filter(None, overrides.split("+")):
+        key, _, value = part.partition("=")
+        cur = getattr(picture, key, None)
+        if cur is None or not key.isupper():
+            raise SystemExit(f"error: --picture: {key!r} is not a constant of passersby/taste/picture.py")
+        if isinstance(cur, tuple):
+            setattr(picture, key, tuple(float(v) for v in value.split("/")))
+        else:
+            setattr(picture, key, value if isinstance(cur, str) else type(cur)(float(value)))
 
 
 def main(argv: list[str]) -> int:
@@ -354,9 +396,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--threads", type=int, default=1, help="renderer threads")
     ap.add_argument("--server-ratings", type=int, default=20,
                     help="ratings timed through the taste app's HTTP server (0: skip)")
+    ap.add_argument("--curators", type=int, default=1,
+                    help="curators per taste and model, each with its own draws: the run-to-run spread "
+                         "(mean, min, max)")
+    ap.add_argument("--picture", default="",
+                    help="overrides of taste/picture.py's constants for a lever, '+'-joined: "
+                         "BLOCK_EVIDENCE=true+BANDWIDTH_FACTORS=0.5/0.7/1 (benchmarks/taste_levers.py's syntax)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    set_picture(args.picture)
     console = Console(width=130)
     result = run(args, console)
     report(console, result)
@@ -404,6 +453,11 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
         cal_liked = taste.rule(taste.calibration)
         runs = {m: swipe(taste, renderer, args, fitter(m, args, prior, head), cal_z, cal_liked, untrained_div, index)
                 for m in args.models}
+        for m in args.models:  # the run-to-run spread: the same taste swiped by other curators (other draws)
+            kind = fitter(m, args, prior, head)
+            others = [swipe(taste, renderer, args, kind, cal_z, cal_liked, untrained_div, index, c)
+                      for c in range(1, args.curators)]
+            runs[m]["curators"] = [_cells_summary(r) for r in [runs[m], *others]]
         res["tastes"][taste.name] = {"calibration_liked": float(cal_liked.mean()),
                                      "threshold": taste.threshold,
                                      "untrained_liked": float(taste.likes(untrained).mean()), "models": runs}

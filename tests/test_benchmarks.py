@@ -214,7 +214,9 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
     out = tmp_path / "taste.json"
     r = subprocess.run([sys.executable, "benchmarks/taste.py", "--tastes", "warm", "--anchors", "4", "--checkpoints",
                         "3", "--calibration", "20", "--prior-faces", "150", "--exactingness", "1.0",
-                        "--server-ratings", "2", "--head-cache", str(tmp_path / "home"), "--json", str(out)],
+                        "--server-ratings", "2", "--curators", "2", "--picture", "BANDWIDTH_FACTORS=0.5/1",
+                        "--head-cache", str(tmp_path / "home"),
+                        "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout's passersby, not an installed one
     assert r.returncode == 0, r.stdout + r.stderr
@@ -229,6 +231,37 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
     assert models["picture"]["embed_ms"]["median"] > 0 and models["z"]["embed_ms"] is None
     assert not (tmp_path / "home" / "cache").exists()  # the shipped model's head ships: nothing built
     assert "picture" in r.stdout and res["machine"]["cpu"]
+    # --curators 2: a second curator with its own draws; the first is the run's own cells.
+    for m in models.values():
+        first, second = m["curators"]
+        assert first[0]["liked"] == m["cells"][0]["liked"] and second[0]["swipes"] == 3
+    assert "2 curators: liked" in r.stdout
+    assert res["args"]["picture"] == "BANDWIDTH_FACTORS=0.5/1"
+
+
+def test_taste_levers_builds_a_judged_pool_and_compares_variants_over_curators(tmp_path: Path) -> None:
+    out, pool = tmp_path / "levers.json", tmp_path / "pool.npz"
+    r = subprocess.run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--pool-size", "120",
+                        "--tastes", "warm", "--variants", "shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5", "Z_SCALE=0.25",
+                        "--curators", "2", "--swipes", "12", "--json", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    p = np.load(pool)
+    assert len(p["z"]) == 120 and p["f"].shape == (120, 1280) and p["ref"].shape == (5, 1280)
+    res = json.loads(out.read_text())
+    rows = res["results"]["warm"]
+    assert set(rows) == {"shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5", "Z_SCALE=0.25"}
+    # Each variant starts from the package as shipped: the shipped Z_SCALE after another variant is the shipped model.
+    assert rows["Z_SCALE=0.25"]["liked50"] == rows["shipped"]["liked50"]
+    assert rows["Z_SCALE=0.25"]["auc50"] == rows["shipped"]["auc50"]
+    for row in rows.values():
+        assert len(row["liked50"]) == 2 and all(0 <= v <= 1 for v in row["liked50"])
+    assert rows["shipped"]["liked50"] != rows["z"]["liked50"] or rows["shipped"]["auc50"] != rows["z"]["auc50"]
+    bad = subprocess.run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--variants", "NOPE=1",
+                          "--curators", "1", "--swipes", "3", "--tastes", "warm"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert bad.returncode != 0 and "unknown override 'NOPE=1'" in bad.stderr
 
 
 def test_steer_benchmark_reports_latency_both_ways(tmp_path: Path) -> None:

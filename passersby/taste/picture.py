@@ -11,6 +11,10 @@ of the picture's EfficientNet-Lite0 PCA scores t (head.py's space, k = 32):
             g * t                 (k,)  "more of this": the picture's scores, prior shape g²
             RBF(g * t, g * t_i)   (c,) ] "near these": similarity to the c most recent rated faces
 
+Each block has its own prior scale (`scales`: Z_SCALE, 1, 1 by default, all over one strength
+l2 chosen by the evidence on model.L2_GRID; BLOCK_EVIDENCE can choose one per block, evidence.py).
+The fit runs in the dual (n x n) while there are fewer ratings than features: ~3x faster at 50.
+
 Rated faces were rendered to be shown, so their t is TRUE (features.py: embedded once, cached);
 a candidate's is only predicted by the feature head, t ~ N(h(z), diag(1 - R²)) (head.py: no
 render, ~1 ms for 64), so a candidate's phi is the EXPECTED one under that uncertainty: h(z)
@@ -38,16 +42,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from passersby.taste.evidence import _dual_newton, block_precisions, dual_block_precisions
 from passersby.taste.head import FeatureHead
 from passersby.taste.model import (
+    BIAS_STD,
+    _log_evidence,
+    L2_GRID,
     TasteModel,
+    _newton,
+    _precisions,
+    _design,
+    _fit_l2,
+    _labels,
     _as_latents,
     _prior_factor,
     _rated_latents,
     roc_auc,
 )
 
-FORMAT = "passersby-picture-taste/2"
+FORMAT = "passersby-picture-taste/3"
+OLD_FORMATS = ("passersby-picture-taste/2",)  # load with the fixed block scales of their time (Z_SCALE, 1, 1)
 # Prior std of the z block relative to the picture blocks. Offline simulation of 50 active swipes
 # over 4,000 renders with true features (10 seeds; best-of-64 liked, portraits / masculine):
 # 0.125: 75 / 83 %, 0.25: 84 / 87 %, 0.5: 68 / 87 %. (The model before true features: 0.5.)
@@ -61,6 +75,17 @@ MIN_RESIDUAL = 0.05  # floor of a component's unexplained variance (1 - R²): no
 # undertrained head, R² 0.05: AUC 0.5 fitted on true features, 0.72 on the head's guesses; the
 # shipped head: R² 0.50). Such a head's own predictions stand in for the true features.
 MIN_HEAD_R2 = 0.25
+# How the blocks' prior strengths are chosen. "off": one strength for all (model.L2_GRID by the
+# evidence; the z block at Z_SCALE of the others). "true": then one per block by the evidence
+# (evidence.py) on the rated faces' true features; "head": the same on the head's guesses (what
+# candidates show), weights still fitted on the true features. Measured offline (6 curators x
+# 5 tastes, docs/taste/levers.md): per-block strengths never beat one strength at 50 ratings
+# (type-II ML on so few ratings shrinks whole blocks to the bound), so "off" ships.
+BLOCK_EVIDENCE = "off"
+# Kernel bandwidths tried, as factors of the median distance between the centres; with more than
+# one, each fit keeps the one with the best evidence (_choose_bandwidth).
+BANDWIDTH_FACTORS: tuple[float, ...] = (1.0,)
+MIN_RATINGS_FOR_BLOCKS = 10
 
 
 def salient_basis(prior: np.ndarray | None, z_dim: int, r: int = SALIENT_DIRECTIONS) -> np.ndarray:
@@ -115,6 +140,97 @@ def _bandwidth(centres: np.ndarray, g: np.ndarray) -> float:
     return float(max(np.median(d[np.triu_indices(len(centres), 1)]), 1e-3))
 
 
+def _strengths(x: list[np.ndarray], y: np.ndarray, s: np.ndarray, l2: float | None, blocks: bool,
+               dual: bool | None = None) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """(3,) prior precisions of the blocks x (unscaled, rated rows only) by the evidence, the
+    dual weights a (n,) of the fit under them (None in weight space): the MAP's weights on block
+    b are X_b^T a / alpha_b, a start from which the final fit needs one Newton step; and the
+    log evidence of the one-strength fit.
+
+    One strength for all first (model.L2_GRID, or l2 when given; the z block at Z_SCALE), then
+    with `blocks` one per block (evidence.py), from there. In the dual (n x n Gram matrices)
+    while there are fewer ratings than features (dual None), else in weight space; the same
+    evidence either way (tests/taste/test_evidence.py).
+    """
+    sizes = [b.shape[1] for b in x]
+    fixed = np.array([Z_SCALE, 1.0, 1.0])
+    if not (len(y) < sum(sizes) if dual is None else dual):
+        design = _design(np.hstack([v * b for v, b in zip(fixed, x)]), "z")
+        shared, theta, hess = _fit_l2(design, y, s, l2)
+        ev = _log_evidence(design, y, s, _precisions(sum(sizes), shared), theta, hess)
+        alpha = shared / fixed**2
+        if blocks:
+            unscale = np.append(np.repeat(fixed, sizes), 1.0)
+            alpha = block_precisions(design / unscale, y, s, np.repeat(np.arange(3), sizes), alpha,
+                                     theta=theta * unscale)[0]
+        return alpha, None, ev
+    grams = [b @ b.T for b in x]  # (n, n) each
+    if l2 is not None:
+        alpha = float(l2) / fixed**2
+        _, a, _, ev = _dual_newton(sum(g / v for g, v in zip(grams, alpha)) + BIAS_STD**2, y, s, np.zeros(len(y)))
+    else:
+        best, worse, a = None, 0, np.zeros(len(y))
+        for v in L2_GRID:  # strong to weak, as model._fit_l2 (same evidence, in n dimensions)
+            _, a, _, ev = _dual_newton(sum(g * (fz**2 / v) for g, fz in zip(grams, fixed)) + BIAS_STD**2, y, s, a)
+            if best is None or ev > best[0]:
+                best, worse = (ev, v, a), 0
+            else:
+                worse += 1
+                if worse == 2:
+                    break
+        ev, alpha, a = best[0], best[1] / fixed**2, best[2]
+    if blocks:
+        alpha, a, _ = dual_block_precisions(grams, y, s, alpha)
+    return alpha, a, ev
+
+
+def _choose_bandwidth(xz: np.ndarray, xf: np.ndarray, centres: np.ndarray, median: float,
+                      ratings: Sequence[str], l2: float | None) -> float:
+    """The kernel's bandwidth: median * the factor of BANDWIDTH_FACTORS with the best evidence.
+
+    Each factor is a different "near these" block; the one-strength fit's evidence (the l2 grid
+    maximised, as _strengths) compares them. With one factor, l2 given, or fewer than
+    MIN_RATINGS_FOR_BLOCKS ratings: median * the first.
+    """
+    keep = np.array([r != "skip" for r in ratings], bool)
+    if len(BANDWIDTH_FACTORS) == 1 or l2 is not None or keep.sum() < MIN_RATINGS_FOR_BLOCKS or not len(centres):
+        return median * BANDWIDTH_FACTORS[0]
+    _, y, s = _labels(ratings, len(xz))
+    best = None
+    for factor in BANDWIDTH_FACTORS:
+        rows = [xz[keep], xf[keep], expected_rbf(xf[keep], centres, median * factor)]
+        ev = _strengths(rows, y, s, None, False)[2]
+        if best is None or ev > best[0]:
+            best = (ev, factor)
+    return median * best[1]
+
+
+def _fit_blocks(x: list[np.ndarray], ratings: Sequence[str], l2: float | None,
+                select: list[np.ndarray] | None = None) -> tuple[TasteModel, tuple[float, float, float]]:
+    """The inner model over the blocks x = [z block (n, r), picture (n, k), near (n, c)], and the blocks' scales.
+
+    The blocks' prior strengths are chosen on `select` (default x: see BLOCK_EVIDENCE), the
+    weights fitted on x at those strengths. The scales go into phi, so the inner model's prior
+    is N(0, I) (its l2 is 1).
+    """
+    sizes = [b.shape[1] for b in x]
+    keep, y, s = _labels(ratings, len(x[0]))
+    if not keep.any():
+        return TasteModel.empty(sum(sizes)), (Z_SCALE, 1.0, 1.0)
+    rows = [b[keep] for b in (x if select is None else select)]
+    alpha, a, _ = _strengths(rows, y, s, l2, BLOCK_EVIDENCE != "off" and l2 is None
+                             and keep.sum() >= MIN_RATINGS_FOR_BLOCKS)
+    scales = 1.0 / np.sqrt(alpha)
+    column = np.append(np.repeat(scales, sizes), 1.0)
+    design = _design(np.hstack(x), "z")[keep] * column  # phi's columns: the prior is N(0, I) on them
+    # From the dual's MAP (weights design^T a, bias BIAS_STD² sum a): one step polishes it.
+    start = np.zeros(sum(sizes) + 1) if a is None else np.append(design[:, :-1].T @ a, BIAS_STD**2 * a.sum())
+    theta, hess = _newton(design, y, s, _precisions(sum(sizes), 1.0), start)
+    cov = np.linalg.inv(hess)
+    inner = TasteModel(theta[:-1].copy(), float(theta[-1]), 0.5 * (cov + cov.T), int(keep.sum()), 1.0)
+    return inner, (float(scales[0]), float(scales[1]), float(scales[2]))
+
+
 @dataclass(frozen=True, eq=False)
 class PictureTaste:
     """P(like | z) through the picture, with its posterior uncertainty.
@@ -129,6 +245,8 @@ class PictureTaste:
         centres: (c, k) g-scaled PCA scores of the kernel's centres (rated faces), c may be 0.
         bandwidth: the kernel's length scale.
         true_features: whether the rated faces were fitted with their true features.
+        scales: prior std of each block of phi (z, picture, near) relative to the inner
+            model's: chosen per fit by the evidence (BLOCK_EVIDENCE, evidence.py).
     Example:
         >>> taste = PictureTaste.fit(z, ratings, head, features=f)  # doctest: +SKIP
     """
@@ -139,8 +257,11 @@ class PictureTaste:
     centres: np.ndarray
     bandwidth: float
     true_features: bool = False
+    scales: tuple[float, float, float] = (Z_SCALE, 1.0, 1.0)
 
     def __post_init__(self) -> None:
+        if len(self.scales) != 3 or not all(np.isfinite(v) and v > 0 for v in self.scales):
+            raise ValueError(f"scales must be three positive numbers (z, picture, near), got {self.scales}")
         if self.basis.ndim != 2 or self.basis.shape[0] != self.head.z_dim:
             raise ValueError(f"basis {self.basis.shape} does not match the head's {self.head.z_dim}-d latents")
         if self.centres.ndim != 2 or self.centres.shape[1] != self.head.dim:
@@ -204,16 +325,23 @@ class PictureTaste:
         rated = np.array([r != "skip" for r in ratings], bool) if len(ratings) == len(z) else np.ones(len(z), bool)
         centres = (g * t)[rated][-MAX_CENTRES:]  # (c, k)
         basis = salient_basis(prior, head.z_dim)
-        bw = _bandwidth(centres, g)
-        x = np.hstack([Z_SCALE * (z @ basis), g * t, expected_rbf(g * t, centres, bw)])
-        return cls(head, basis, TasteModel.fit(x, ratings, l2=l2), centres, bw, features is not None)
+        bw = _choose_bandwidth(z @ basis, g * t, centres, _bandwidth(centres, g), ratings, l2)
+        x = [z @ basis, g * t, expected_rbf(g * t, centres, bw)]  # the blocks of phi, unscaled
+        select = None
+        if BLOCK_EVIDENCE == "head" and features is not None:  # strengths for what candidates show
+            p = g * head(z)
+            var = np.maximum(1.0 - head.r2, MIN_RESIDUAL) * g * g
+            select = [x[0], p, expected_rbf(p, centres, bw, var)]
+        inner, scales = _fit_blocks(x, ratings, l2, select)
+        return cls(head, basis, inner, centres, bw, features is not None, scales)
 
     def phi(self, z: np.ndarray) -> np.ndarray:
         """(m, z_dim) candidate latents -> (m, r + k + c) their expected features (head prediction)."""
         g = feature_weights(self.head)
         p = g * self.head(z)  # (m, k)
         var = np.maximum(1.0 - self.head.r2, MIN_RESIDUAL) * g * g  # (k,) what the head does not see
-        return np.hstack([Z_SCALE * (z @ self.basis), p, expected_rbf(p, self.centres, self.bandwidth, var)])
+        sz, sf, sk = self.scales
+        return np.hstack([sz * (z @ self.basis), sf * p, sk * expected_rbf(p, self.centres, self.bandwidth, var)])
 
     def moments(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the logit at each latent: (m,), (m,)."""
@@ -237,21 +365,24 @@ class PictureTaste:
         """JSON-able description of the fit; the head is referenced by its model hash, not copied."""
         return {"format": FORMAT, "model_hash": self.head.model_hash, "basis": self.basis.tolist(),
                 "centres": self.centres.tolist(), "bandwidth": self.bandwidth,
-                "true_features": self.true_features, "inner": self.inner.to_dict()}
+                "true_features": self.true_features, "scales": list(self.scales), "inner": self.inner.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict, head: FeatureHead) -> PictureTaste:
         """Inverse of to_dict, given the same model's head; ValueError otherwise (and for a
-        fit of the model before this one, "/1": refit it from the ratings)."""
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
+        fit of the model before true features, "/1": refit it from the ratings). A "/2" fit
+        (one prior strength for all blocks) loads and scores as it did."""
+        if not isinstance(d, dict) or d.get("format") not in (FORMAT, *OLD_FORMATS):
             raise ValueError(f"not a saved picture taste of this version (expected format {FORMAT!r}); "
                              "refit it from the ratings")
+        # "/2" had no per-block scales: its phi is this one's at (Z_SCALE, 1, 1), so it scores the same.
+        scales = tuple(float(v) for v in d.get("scales", (Z_SCALE, 1.0, 1.0)))
         if d.get("model_hash") != head.model_hash:
             raise ValueError(f"saved picture taste is for model {d.get('model_hash')}, the head for {head.model_hash}")
         try:
             return cls(head, np.asarray(d["basis"], np.float64), TasteModel.from_dict(d["inner"]),
                        np.asarray(d["centres"], np.float64).reshape(-1, head.dim), float(d["bandwidth"]),
-                       bool(d["true_features"]))
+                       bool(d["true_features"]), scales)
         except KeyError as e:
             raise ValueError(f"saved picture taste lacks the field {e.args[0]!r}") from None
 
