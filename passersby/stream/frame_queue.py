@@ -71,7 +71,7 @@ class FrameQueue(queue.Queue):
                 frame = self.queue.pop()
                 index = getattr(frame, "index", None)
                 if index is not None:
-                    self._spare.setdefault(index, frame)  # (a spare of an earlier change is older: it stays)
+                    self._spare[index] = frame  # (newer than a spare of an earlier change: nearer what shows next)
             head = getattr(self.queue[-1], "index", None) if self.queue else None
             if head is not None:  # (an empty queue keeps a resume not yet taken: its frame was shown)
                 self.resume_at = head + 1

@@ -100,3 +100,20 @@ def test_a_cut_forgets_the_spares():
     assert q.qsize() == 0
     with pytest.raises(queue.Empty):
         q.take_ready()
+
+
+def test_the_newest_dropped_frame_of_an_index_stands_in():
+    """Two changes in a row: the frame of an index rendered after the first (with it) is the one that
+    stands in, not the one from before both."""
+    q = FrameQueue(8)
+    for i in range(4):
+        assert q.put_unless_stale(SimpleNamespace(index=i, tag="old"), q.generation, timeout=0.1)
+    q.renew()  # calm: keeps 0, drops old 1..3
+    assert q.take_resume() == 1
+    for i in range(1, 4):
+        assert q.put_unless_stale(SimpleNamespace(index=i, tag="new"), q.generation, timeout=0.1)
+    q.renew()  # a storm (nothing shown since): keeps STORM_KEEP = 3 (0, new 1, new 2), drops new 3
+    assert [f.index for f in q.queue] == [0, 1, 2]
+    assert [q.take_ready().index for _ in range(3)] == [0, 1, 2]
+    stand_in = q.take_ready()
+    assert (stand_in.index, stand_in.tag, q.stood_in) == (3, "new", 1)
