@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -284,15 +284,19 @@ def latest_checkpoint(run: Path) -> Path | None:
     return cks[-1] if cks else None
 
 
-def _same_model(saved: dict | None, model: ModelConfig) -> bool:
-    """Whether a checkpoint's stored model config is `model`; a field added to ModelConfig after
-    the checkpoint was written (e.g. `restorer`) reads as its stored-file fallback, so an older
-    run folder still resumes."""
+def _same_model(saved: dict | None, model: Any) -> bool:
+    """Whether a checkpoint's stored model config is `model` (a ModelConfig, or the enhancer's or
+    painter's config, which share this resume); a field added to the config after the checkpoint
+    was written (e.g. ModelConfig.restorer) reads as the class's stored-file fallback
+    (`from_dict`), so an older run folder still resumes."""
     if not isinstance(saved, dict):
         return False
+    if saved == model.to_dict():
+        return True
+    from_dict = getattr(type(model), "from_dict", None)
     try:
-        return ModelConfig.from_dict(saved) == model
-    except (TypeError, ValueError):
+        return from_dict is not None and from_dict(saved) == model
+    except (KeyError, TypeError, ValueError):
         return False
 
 
