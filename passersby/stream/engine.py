@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from passersby.stream.frame_queue import STORM_FRAMES, FrameQueue
+from passersby.stream.frame_queue import FrameQueue
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
 from passersby.stream.heap import HeapTrimmer
@@ -177,15 +177,8 @@ class ScreenProducer(threading.Thread):
         rendered ahead but the next one, so the frame after it shows the change."""
         with self._lock:  # one step for the producer: the knob, the refresh and the queue's generation
             change()
-            if self.frames.put_since_renew < STORM_FRAMES:
-                # A storm (a knob swept, an OSC flood): the last change dropped the queue less than
-                # STORM_FRAMES frames ago, so what is queued was rendered since, a change ago at most.
-                # Dropping it again would leave the screen nothing to show; the next frame rendered
-                # takes this change instead (it shows within STORM_KEEP + STORM_FRAMES frames: frame_queue.py).
-                self.frames.coalesced += 1
-                return
-            self._refresh = True
-            self.frames.renew()
+            if self.frames.renew() is not None:  # (None: a storm, the change merged: frame_queue.py)
+                self._refresh = True
 
     def run(self) -> None:
         index = 0

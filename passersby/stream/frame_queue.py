@@ -58,10 +58,16 @@ class FrameQueue(queue.Queue):
         self._last: int | None = None  # index of the last frame taken
         self._done: int | None = None  # frames up to this index were shown from _spare: refuse them
 
-    def renew(self) -> int:
+    def renew(self) -> int | None:
         """A live change: keep the frame shown next (the next STORM_KEEP when the last change was
-        fewer than CALM_FRAMES frames shown ago), drop the rest (returns how many), bump the generation."""
+        fewer than CALM_FRAMES frames shown ago), drop the rest (returns how many), bump the
+        generation. None, dropping nothing, when the producer has put fewer than STORM_FRAMES
+        frames since the last change: what is queued was rendered since, and dropping it again
+        would leave the screen nothing to show (the next frame rendered takes the change)."""
         with self.mutex:
+            if self.put_since_renew < STORM_FRAMES:
+                self.coalesced += 1
+                return None
             self.generation += 1
             keep = 1 if self.taken_since_renew >= CALM_FRAMES else STORM_KEEP
             self.put_since_renew = self.taken_since_renew = 0
