@@ -85,12 +85,12 @@ def judgements(pool: Any) -> dict[str, np.ndarray]:
             "warm": pool["warm"] >= np.percentile(pool["warm"], 70)}
 
 
-def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head: Any) -> tuple[Callable, float]:
+def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head: Any) -> tuple[Callable, float, int]:
     """(fit(rated indices, ratings) -> model scoring latents, explore) for a variant name."""
     import passersby.taste.picture as picture
     from passersby.taste.model import TasteModel
 
-    explore = 0.7
+    explore, rerank = 0.7, 0
     defaults = _SHIPPED
     for k, v in defaults.items():  # every variant starts from the package as it is, not from the last variant
         setattr(picture, k, v)
@@ -105,6 +105,12 @@ def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head
         key, _, value = part.partition("=")
         if key == "explore":
             explore = float(value)
+        elif key == "head":  # another feature head file for the same generator (head.FeatureHead.load)
+            from passersby.taste.head import FeatureHead
+
+            head = FeatureHead.load(Path(value), head.model_hash)
+        elif key == "rerank":  # the stream renders its K most liked candidates and re-scores them seen
+            rerank = int(value)
         elif key == "bandwidth":
             picture._bandwidth = lambda c, g, k=float(value): k * _BANDWIDTH(c, g)
         elif key in defaults:
@@ -116,11 +122,22 @@ def make_fit(variant: str, z: np.ndarray, f: np.ndarray, prior: np.ndarray, head
         else:
             raise SystemExit(f"unknown override {part!r} in variant {variant!r}")
     if z_only:
-        return (lambda idx, r: TasteModel.fit(z[idx], r, prior=prior)), explore
-    return (lambda idx, r: picture.PictureTaste.fit(z[idx], r, head, prior, features=f[idx])), explore
+        return (lambda idx, r: TasteModel.fit(z[idx], r, prior=prior)), explore, 0
+    return (lambda idx, r: picture.PictureTaste.fit(z[idx], r, head, prior, features=f[idx])), explore, rerank
 
 
-def curator(fit: Callable, explore: float, z: np.ndarray, like: np.ndarray, seed: int, swipes: int) -> dict[str, Any]:
+def best(model: Any, cand: np.ndarray, z: np.ndarray, f: np.ndarray, rerank: int) -> int:
+    """The stream's anchor among pool faces `cand`: the most liked, or, with rerank K, the most liked
+    of the K best guesses once rendered (their true features)."""
+    p = model.prob(z[cand])
+    if rerank <= 1:
+        return int(cand[int(np.argmax(p))])
+    top = cand[np.argsort(-p)[:rerank]]
+    return int(top[int(np.argmax(model.prob_seen(z[top], f[top])))])
+
+
+def curator(fit: Callable, explore: float, z: np.ndarray, like: np.ndarray, seed: int, swipes: int,
+            f: np.ndarray | None = None, rerank: int = 0) -> dict[str, Any]:
     """One simulated curator; the draws depend on the seed only, not on the variant."""
     from passersby.taste.active import information_gain
     from passersby.taste.model import roc_auc
@@ -144,7 +161,7 @@ def curator(fit: Callable, explore: float, z: np.ndarray, like: np.ndarray, seed
         times.append(time.perf_counter() - t0)
         if i in (min(25, swipes), swipes):
             srng = np.random.default_rng([seed, 2])
-            anchors = [(c := srng.choice(n, CANDIDATES))[int(np.argmax(model.prob(z[c])))] for _ in range(ANCHORS)]
+            anchors = [best(model, srng.choice(n, CANDIDATES), z, f, rerank) for _ in range(ANCHORS)]
             out[i] = {"liked": float(like[anchors].mean()),
                       "auc": roc_auc(model.prob(z[test]), like[test].astype(float))}
     return {"cells": out, "refit_ms": 1e3 * median(times)}
@@ -190,8 +207,8 @@ def main(argv: list[str]) -> int:
                            "pool_faces": len(z), "results": {}}
     for taste in args.tastes:
         for variant in args.variants:
-            fit, explore = make_fit(variant, z, f, prior, head)
-            runs = [curator(fit, explore, z, likes[taste], s, args.swipes) for s in range(args.curators)]
+            fit, explore, rerank = make_fit(variant, z, f, prior, head)
+            runs = [curator(fit, explore, z, likes[taste], s, args.swipes, f, rerank) for s in range(args.curators)]
             row = {"liked25": [r["cells"][min(25, args.swipes)]["liked"] for r in runs],
                    "liked50": [r["cells"][args.swipes]["liked"] for r in runs],
                    "auc50": [r["cells"][args.swipes]["auc"] for r in runs], "refit_ms": [r["refit_ms"] for r in runs]}

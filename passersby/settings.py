@@ -107,6 +107,10 @@ class TasteSettings:
                              "this (0 = a face is found, 1-2 = a clear one); -1 = no critic. Each judged "
                              "candidate is rendered first (~45 ms): high values slow new faces down.",
                              default=-1.0, bounds=(-1, 4))
+    rerank: int = _doc("Picture taste: the candidates it likes most by their predicted looks that are rendered "
+                       "and re-ranked by what they really show, per anchor (0 = none). Each costs a render and "
+                       "an embedding (~0.1 s of one core), done ahead in the screen's claim thread.",
+                       default=4, bounds=(0, 16))
 
 
 @dataclass(frozen=True)

@@ -130,14 +130,23 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
 
         if taste is not None and offsets is not None and offsets.steps.ids:
             taste = ShiftedTaste(taste, offsets)
+        k = settings.taste.rerank if getattr(taste, "true_features", False) else 0
+        look = _look(g, m.runtime, label_index, offsets) if k > 1 else None
         # Without a taste, every candidate is liked alike: the critic alone decides.
         propose = steer(propose, taste if taste is not None else TasteModel.empty(cfg.z_dim),
                         knob if knob is not None else 0.0, critic=critic,
-                        min_critic=None if critic is None else settings.taste.min_critic)
+                        min_critic=None if critic is None else settings.taste.min_critic,
+                        look=look, rerank=k if look is not None else 0)
+        # Rendering candidates (the critic, the look) would stall the screen's frames: claim ahead.
+        ahead = critic is not None or look is not None
+    else:
+        ahead = False
     if screen.source == "peep":  # stills on a press: no chain levels, the enhancer (if any) on each face
-        return ScreenPlan(name=screen.name, propose=propose, make_source=_peep_factory(g, info, settings, label_index, chain))
+        return ScreenPlan(name=screen.name, propose=propose, make_source=_peep_factory(g, info, settings, label_index, chain),
+                          ahead=ahead)
     make = _source_factory(g, info, screen, settings, label_index, painter, offsets)
-    return ScreenPlan(name=screen.name, propose=propose, make_source=_chained(make, screen, settings, chain))
+    return ScreenPlan(name=screen.name, propose=propose, make_source=_chained(make, screen, settings, chain),
+                      ahead=ahead)
 
 
 def _peep_factory(g: torch.nn.Module, info: ModelInfo, settings: Settings, label_index: int | None,
@@ -247,6 +256,25 @@ def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
     return score
 
 
+def _look(g: torch.nn.Module, runtime: str, label_index: int | None,
+          offsets: "Offsets | None" = None) -> Callable[[np.ndarray], np.ndarray]:
+    """(k, z_dim) candidates -> (k, 1280) the true features of their faces as they will be shown
+    (moved by the slider targets), for the taste's re-rank (taste/steer.ranked). Its own renderer
+    and feature extractor: it runs inside the ledger claim, in the screen's claim-ahead thread."""
+    from passersby.metrics.features import FeatureExtractor
+    from passersby.taste.features import EMBED_BATCH, embed
+
+    render = make_renderer(g, runtime, 1, label_index)
+    fx = FeatureExtractor(batch_size=EMBED_BATCH)  # built once: the network is the slow part to load
+
+    def look(z: np.ndarray) -> np.ndarray:
+        z = np.asarray(z, np.float32)
+        delta = offsets.delta() if offsets is not None else None
+        return embed(render(z if delta is None else z + delta), fx)
+
+    return look
+
+
 class ShiftedTaste:
     """A taste (TasteModel, PictureTaste) that judges each candidate anchor moved by a screen's
     slider targets (stream/offsets.Offsets.delta): the face as it will be shown.
@@ -263,6 +291,11 @@ class ShiftedTaste:
     def prob(self, z: np.ndarray) -> np.ndarray:
         delta = self.offsets.delta()
         return self.taste.prob(z if delta is None else np.asarray(z) + delta)
+
+    def prob_seen(self, z: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Rendered candidates (the look renders them moved, as shown): their z moved too."""
+        delta = self.offsets.delta()
+        return self.taste.prob_seen(z if delta is None else np.asarray(z) + delta, features)
 
     def __getattr__(self, name: str):
         return getattr(self.taste, name)

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from passersby.stream.claims import LedgerAnchors
 from passersby.stream.frame_queue import FrameQueue
 from passersby.stream.frames import Frame, FrameHub
 from passersby.stream.health import RenderTimes, health, metrics_text
@@ -42,8 +43,6 @@ from passersby.stream.sources import (Anchors, Describable, FrameSource, Pressab
 
 log = logging.getLogger("passersby")
 
-HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
-SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
 
 
 @dataclass(frozen=True)
@@ -57,97 +56,15 @@ class ScreenPlan:
         propose: rng -> (z_dim,) float latent; must draw all randomness from rng.
         make_source: Anchors -> FrameSource (e.g. `sources.LatentWalk(walk, anchors, renderer, hash)`).
         stages: picture-to-picture steps applied to every frame, in order (stream/sources.Stage).
+        ahead: claim each next anchor in a thread of its own while this one shows (claims.py):
+            for a proposer that renders candidates (a critic, the taste's re-rank).
     """
 
     name: str
     propose: Callable[[np.random.Generator], np.ndarray]
     make_source: Callable[[Anchors], FrameSource]
     stages: tuple[Stage, ...] = ()
-
-
-class LedgerAnchors:
-    """A screen's anchors (sources.Anchors): each call claims the channel's next anchor in the ledger.
-
-    Opened lazily in the thread that first calls it (an SQLite connection stays in its thread).
-    """
-
-    def __init__(self, ledger: LedgerSpec | Path, z_dim: int, channel: str, propose: Callable, model_hash: str,
-                 seed: int | None, hold: threading.Event | None = None) -> None:
-        self.spec, self.z_dim, self.channel = as_spec(ledger), z_dim, channel
-        self.propose, self.model_hash, self.seed = propose, model_hash, seed
-        self.ledger: Ledger | None = None  # opened on the first claim
-        self.by_position: dict[int, int] = {}  # walk anchor position -> ledger id (recent ones)
-        self.claimed = 0
-        # Set (by the engine, while it runs live): a claim the ledger cannot record (a full
-        # disk, a locked database) is retried until it can, instead of ending the screen. No
-        # new face is shown meanwhile - never repeating beats being available.
-        self.hold = hold
-        self.stop = threading.Event()
-        self._failed = ""  # the last failed claim's error, while claims are retried
-        self._claim_since: float | None = None  # monotonic start of the claim in progress
-
-    @property
-    def waiting(self) -> str:
-        """Why the screen waits for the ledger ("" when it does not): a failed claim being retried,
-        or a claim that has not returned for SLOW_CLAIM_S (an edition console whose lease is spent
-        waits inside the claim for the shared ledger). Health calls this degraded, not failing:
-        the screen holds its frame by design and the process is well.
-
-        Example:
-            >>> LedgerAnchors(Path("/tmp/l.sqlite"), 4, "s", None, "h", 0).waiting
-            ''
-        """
-        if self._failed:
-            return self._failed
-        since = self._claim_since
-        if since is not None and time.monotonic() - since > SLOW_CLAIM_S:
-            return f"the ledger has not answered a claim for {time.monotonic() - since:.0f} s"
-        return ""
-
-    def _claim(self) -> tuple[int, np.ndarray]:
-        self._claim_since = time.monotonic()
-        try:
-            if self.ledger is None:
-                self.ledger = self.spec.open(self.z_dim, self.channel, self.seed)
-            return self.ledger.claim(self.channel, self.propose, self.model_hash)
-        finally:
-            self._claim_since = None
-
-    def __call__(self) -> np.ndarray:
-        delay = HOLD_FIRST_S
-        while True:
-            try:
-                anchor_id, z = self._claim()
-                break
-            except LedgerError as e:
-                if self.hold is None or not self.hold.is_set() or self.stop.is_set():
-                    raise
-                if not self._failed:
-                    log.warning("screen %s: the ledger cannot record a new face (%s); no new face until it can", self.channel, e)
-                self._failed = str(e)
-                self.close()  # a fresh connection on the next try
-                if self.stop.wait(delay):
-                    raise
-                delay = min(HOLD_MAX_S, delay * 2)
-        if self._failed:
-            log.warning("screen %s: the ledger records again; new faces resume", self.channel)
-            self._failed = ""
-        # The source calls once per anchor, in order: call k is claim position k.
-        self.by_position[self.claimed] = anchor_id
-        self.claimed += 1
-        return z
-
-    def ledger_ids(self, positions: list[int]) -> list[int]:
-        """Ledger ids of claim positions (forgetting older ones: memory stays bounded)."""
-        out = [self.by_position[p] for p in positions]
-        for old in [p for p in self.by_position if p < positions[0] - 8]:
-            del self.by_position[old]
-        return out
-
-    def close(self) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
-            self.ledger = None
+    ahead: bool = False
 
 
 class ScreenProducer(threading.Thread):
@@ -261,7 +178,7 @@ class Engine:
         self.hold_on_ledger_errors = threading.Event()  # set while paced (live): wait for the ledger
         self.producers = [
             ScreenProducer(p, LedgerAnchors(ledger, z_dim, p.name, p.propose, model_hash, seed,
-                                            self.hold_on_ledger_errors), queue_size)
+                                            self.hold_on_ledger_errors, ahead=p.ahead), queue_size)
             for p in plans
         ]
         self.ledger_spec = as_spec(ledger)

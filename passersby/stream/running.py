@@ -32,7 +32,7 @@ class Named(Protocol):
 
 
 class ScreenAnchors(Protocol):
-    """A screen's ledger claims as health reads them (stream/engine.LedgerAnchors): faces
+    """A screen's ledger claims as health reads them (stream/claims.LedgerAnchors): faces
     claimed this run, why it waits for the ledger ("" when it does not), and the open backend
     (an edition console's lease says `last_state` and `shared`; others have neither)."""
 

@@ -29,11 +29,14 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 
 from passersby.sqlite_open import open_sqlite
+
+if TYPE_CHECKING:
+    from passersby.metrics.features import FeatureExtractor
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,11 @@ def feature_cache_path(home: Path, model_hash: str) -> Path:
     return Path(home) / "cache" / f"taste-features-{model_hash}.sqlite"
 
 
-def embed(images: np.ndarray) -> np.ndarray:
+def embed(images: np.ndarray, extractor: "FeatureExtractor | None" = None) -> np.ndarray:
     """(m, H, W, 3) uint8 renders -> (m, 1280) float32 EfficientNet-Lite0 features, L2-normalised.
+
+    extractor: a metrics.features.FeatureExtractor to reuse (None: a new one; loading it is most
+    of the cost of embedding one face).
 
     Example:
         >>> embed(np.zeros((2, 64, 64, 3), np.uint8)).shape
@@ -62,7 +68,8 @@ def embed(images: np.ndarray) -> np.ndarray:
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"embed takes (m, H, W, 3) uint8 images, got {images.shape} {images.dtype}")
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # (m, 3, H, W)
-    f = FeatureExtractor(batch_size=EMBED_BATCH).extract(x).numpy().astype(np.float64)  # (m, 1280)
+    fx = extractor if extractor is not None else FeatureExtractor(batch_size=EMBED_BATCH)
+    f = fx.extract(x).numpy().astype(np.float64)  # (m, 1280)
     return (f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 

@@ -343,6 +343,31 @@ class PictureTaste:
         sz, sf, sk = self.scales
         return np.hstack([sz * (z @ self.basis), sf * p, sk * expected_rbf(p, self.centres, self.bandwidth, var)])
 
+    def phi_seen(self, z: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """(m, z_dim) latents, (m, F) true features of their renders -> (m, r + k + c) their exact phi."""
+        g = feature_weights(self.head)
+        t = g * self.head.project(np.asarray(features, np.float64))  # (m, k) seen, no residual
+        sz, sf, sk = self.scales
+        return np.hstack([sz * (z @ self.basis), sf * t, sk * expected_rbf(t, self.centres, self.bandwidth)])
+
+    def moments_seen(self, z: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of the logit of RENDERED faces (their true features): (m,), (m,).
+
+        What `moments` guesses through the head, known: for re-ranking the few best candidates.
+        Example:
+            >>> taste.moments_seen(z[:4], true_features(render(z[:4])))[0].shape  # doctest: +SKIP
+            (4,)
+        """
+        z = _as_latents(z)
+        if z.shape[1] != self.z_dim or len(features) != len(z):
+            raise ValueError(f"z {z.shape} and features {np.shape(features)} must be (m, {self.z_dim}) and (m, F)")
+        return self.inner.moments(self.phi_seen(z, features))
+
+    def prob_seen(self, z: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """(m,) P(like) of rendered faces, averaged over the posterior."""
+        mean, var = self.moments_seen(z, features)
+        return 1.0 / (1.0 + np.exp(-np.clip(mean / np.sqrt(1.0 + np.pi * var / 8.0), -40, 40)))
+
     def moments(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the logit at each latent: (m,), (m,)."""
         z = _as_latents(z)

@@ -82,7 +82,8 @@ def steer(propose: Callable[[np.random.Generator], np.ndarray],
           model: TasteModel | Callable[[], TasteModel],
           exactingness: Exactingness | float, max_candidates: int = 64,
           critic: Callable[[np.ndarray], float] | None = None,
-          min_critic: float | None = None) -> Callable[[np.random.Generator], np.ndarray]:
+          min_critic: float | None = None, look: Callable[[np.ndarray], np.ndarray] | None = None,
+          rerank: int = 0) -> Callable[[np.random.Generator], np.ndarray]:
     """A proposer that prefers liked faces.
 
     Args:
@@ -96,6 +97,12 @@ def steer(propose: Callable[[np.random.Generator], np.ndarray],
             the critic runs only until one passes; if none of a round of M passes, another
             round is drawn, up to CRITIC_DRAWS * max_candidates draws, and then the candidate
             with the best critic score is returned.
+        look, rerank: optional, given together: look renders candidates (k, d) as they will be
+            shown and gives their true picture features (k, F); the `rerank` candidates the
+            model likes most by its guess are looked at and re-ranked by what they show
+            (`prob_seen`, picture.PictureTaste). Only for a model fitted on true features; its
+            cost (rerank renders + embeddings per anchor) is why the engine claims anchors
+            ahead in a worker thread when it is on (stream/claims.LedgerAnchors `ahead`).
     Returns:
         rng -> (d,) anchor. At exactingness 0 without a critic, exactly `propose(rng)`.
     Example:
@@ -109,6 +116,8 @@ def steer(propose: Callable[[np.random.Generator], np.ndarray],
         raise ValueError(f"max_candidates must be a positive integer, got {max_candidates}")
     if (critic is None) != (min_critic is None):
         raise ValueError("critic and min_critic must be given together")
+    if int(rerank) != rerank or rerank < 0 or (rerank > 1 and look is None):
+        raise ValueError(f"rerank must be a whole number >= 0, given with look when above 1; got {rerank}")
     if not isinstance(exactingness, Exactingness):
         exactingness = Exactingness(exactingness)  # validates now, not at the first anchor
     # A model (TasteModel, picture.PictureTaste: anything with prob) or a callable returning one.
@@ -121,22 +130,45 @@ def steer(propose: Callable[[np.random.Generator], np.ndarray],
             if m == 1:
                 return propose(rng)  # bit-identical to the unsteered stream
             pool = np.stack([np.asarray(propose(rng)) for _ in range(m)])
-            return pool[int(np.argmax(current().prob(pool)))]
-        return _gated(propose, current(), rng, m, CRITIC_DRAWS * max_candidates, critic, float(min_critic))
+            return pool[int(ranked(current(), pool, look, rerank)[0])]
+        return _gated(propose, current(), rng, m, CRITIC_DRAWS * max_candidates, critic, float(min_critic),
+                      look, rerank)
 
     return steered
 
 
+def ranked(model: TasteModel, pool: np.ndarray, look: Callable[[np.ndarray], np.ndarray] | None = None,
+           rerank: int = 0) -> np.ndarray:
+    """Indices of the (m, d) candidates, most liked first: by the model's guess, the first
+    `rerank` of them re-ordered by what they show once rendered (look, prob_seen).
+
+    A stable sort keeps draw order among equal probabilities (e.g. an empty model).
+
+    Example:
+        >>> m = TasteModel(np.array([1.0, 0.0]), 0.0, np.eye(3) * 1e-6, 10, 1.0)
+        >>> ranked(m, np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 0.0]])).tolist()
+        [1, 2, 0]
+    """
+    if len(pool) == 1:
+        return np.zeros(1, int)
+    order = np.argsort(-model.prob(pool), kind="stable")
+    if rerank > 1 and look is not None and getattr(model, "true_features", False) and model.n > 0:
+        top = order[:rerank]  # (k,) the best guesses: rendered and embedded, k renders per anchor
+        seen = model.prob_seen(pool[top], look(pool[top]))
+        order = np.concatenate([top[np.argsort(-seen, kind="stable")], order[rerank:]])
+    return order
+
+
 def _gated(propose: Callable, model: TasteModel, rng: np.random.Generator, m: int, limit: int,
-           critic: Callable[[np.ndarray], float], min_critic: float) -> np.ndarray:
+           critic: Callable[[np.ndarray], float], min_critic: float,
+           look: Callable | None = None, rerank: int = 0) -> np.ndarray:
     """The most liked candidate that passes the critic; rounds of m draws, at most max(m, limit)."""
     best, best_score, drawn = None, -math.inf, 0
     limit = max(m, limit)
     while drawn < limit:
         pool = [propose(rng) for _ in range(min(m, limit - drawn))]
         drawn += len(pool)
-        # A stable sort keeps draw order among equal probabilities (e.g. an empty model).
-        order = np.argsort(-model.prob(np.stack(pool)), kind="stable") if len(pool) > 1 else [0]
+        order = ranked(model, np.stack(pool), look, rerank)
         for i in order:
             score = float(critic(pool[i]))
             if score >= min_critic:

@@ -48,6 +48,8 @@ def test_the_stream_follows_a_curators_taste_and_the_knob_is_live(tmp_path: Path
 
             with FeatureCache(feature_cache_path(home, info.hash)) as cache:
                 assert len(cache) == 150 and all(f is not None for f in cache.get(rated))
+        # The picture taste looks at its best guesses (taste.rerank): claimed ahead, off the frames' thread.
+        assert inst.engine.producers[0].anchors.ahead == (model == "picture")
         inst.engine.hub.control("exactingness", 0.25)
         assert inst.engine.exactingness.value == 0.25
         inst.engine.hub.control("exactingness", 1.0)

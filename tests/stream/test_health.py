@@ -70,10 +70,10 @@ def test_metrics_match_the_engines_counters(tmp_path: Path) -> None:
 def test_a_ledger_that_cannot_record_holds_the_screens_and_they_resume_by_themselves(tmp_path: Path, monkeypatch):
     """Issue 11: a full disk ended `serve` (a LedgerError traceback). Never repeating beats being
     available: no new face while the ledger cannot record, and back by itself when it can."""
-    import passersby.stream.engine as engine_mod
+    import passersby.stream.claims as claims_mod
     from passersby.stream.ledger import LedgerError, SqliteLedger
 
-    monkeypatch.setattr(engine_mod, "HOLD_FIRST_S", 0.05)
+    monkeypatch.setattr(claims_mod, "HOLD_FIRST_S", 0.05)
     full = {"on": False}
     claim = SqliteLedger.claim
 

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 import pytest
 
-from passersby.stream.engine import LedgerAnchors
+from passersby.stream.claims import LedgerAnchors
 from passersby.stream.frame_queue import CALM_FRAMES
 from passersby.stream.ledger import LedgerError, LedgerSpec
 from passersby.stream.offsets import DirectionSteps, Offsets, apply_offsets, clamp

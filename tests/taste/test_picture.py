@@ -228,3 +228,24 @@ def test_a_head_that_sees_little_learns_from_its_own_guesses() -> None:
     assert not taste.true_features
     test = rng.standard_normal((1000, D))
     assert roc_auc(taste.prob(test), liked(test).astype(float)) > 0.65
+
+
+def test_seen_candidates_are_scored_on_their_true_features_and_rank_better(head) -> None:
+    """prob_seen: a rendered candidate's P(like) from what it really looks like; on the same
+    candidates it ranks the hidden taste better than the head's guess (the re-rank lever,
+    benchmarks/taste_levers.py `rerank=K`)."""
+    rng, liked = _near_three(head, 21)
+    z = rng.standard_normal((150, D))
+    ratings = ["like" if v else "dislike" for v in liked(z)]
+    taste = PictureTaste.fit(z, ratings, head, features=picture_features(z))
+    test = rng.standard_normal((1000, D))
+    truth = liked(test).astype(float)
+    seen = taste.prob_seen(test, picture_features(test))
+    assert seen.shape == (1000,) and np.all((seen > 0) & (seen < 1))
+    assert roc_auc(seen, truth) > roc_auc(taste.prob(test), truth) + 0.02
+    # Where the head's guess is the truth, seeing changes only the kernel's uncertainty term.
+    exact = taste.phi_seen(test[:5], picture_features(test[:5]))
+    assert exact.shape == taste.phi(test[:5]).shape
+    np.testing.assert_allclose(exact[:, : taste.basis.shape[1]], taste.phi(test[:5])[:, : taste.basis.shape[1]])
+    with pytest.raises(ValueError, match="must be"):
+        taste.moments_seen(test[:3], picture_features(test[:2]))

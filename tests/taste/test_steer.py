@@ -136,3 +136,38 @@ def test_candidate_counts_and_diversity() -> None:
     assert diversity(np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 0.0]])) == pytest.approx(10 / 3)
     assert np.isnan(diversity(np.zeros((1, 3))))
     assert diversity(np.random.default_rng(7).standard_normal((300, D))) == pytest.approx(np.sqrt(2 * D), rel=0.02)
+
+
+class _Seeing:
+    """A taste whose guess (prob) sees only z[0] and whose look (prob_seen) sees the truth z[1]."""
+
+    true_features, n = True, 10
+
+    def prob(self, z: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.asarray(z)[:, 0]))
+
+    def prob_seen(self, z: np.ndarray, features: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-features[:, 0]))
+
+
+def test_the_best_guesses_are_looked_at_and_the_best_seen_is_kept() -> None:
+    looked: list[int] = []
+
+    def look(z: np.ndarray) -> np.ndarray:  # "render and embed": here the picture is z[1]
+        looked.append(len(z))
+        return np.asarray(z)[:, 1:2]
+
+    rng = np.random.default_rng(4)
+    pool = rng.standard_normal((64, D))
+    guess = np.argsort(-pool[:, 0])[:4]
+    z = steer(lambda r: r.standard_normal(D), _Seeing(), 1.0, look=look, rerank=4)(np.random.default_rng(4))
+    assert looked == [4]  # one look per anchor, at the 4 best guesses only
+    np.testing.assert_array_equal(z, pool[guess[np.argmax(pool[guess, 1])]])
+    plain = steer(lambda r: r.standard_normal(D), _Seeing(), 1.0)(np.random.default_rng(4))
+    np.testing.assert_array_equal(plain, pool[guess[0]])  # without the look: the best guess
+    # A z model (no true features) is never looked at; exactingness 0 draws once, no look.
+    steer(lambda r: r.standard_normal(D), TasteModel.empty(D), 1.0, look=look, rerank=4)(rng)
+    steer(lambda r: r.standard_normal(D), _Seeing(), 0.0, look=look, rerank=4)(rng)
+    assert looked == [4]
+    with pytest.raises(ValueError, match="rerank"):
+        steer(lambda r: r.standard_normal(D), _Seeing(), 1.0, rerank=4)

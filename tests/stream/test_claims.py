@@ -1,0 +1,98 @@
+"""A screen's claims: in its own thread or ahead in a worker (stream/claims.py), never a face twice."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from passersby.stream.claims import LedgerAnchors
+from passersby.stream.ledger import LedgerError, LedgerSpec, SqliteLedger
+
+D = 8
+
+
+def _anchors(path, propose, ahead: bool) -> LedgerAnchors:
+    return LedgerAnchors(LedgerSpec(path), D, "s", propose, "m0", seed=3, ahead=ahead)
+
+
+def test_claiming_ahead_gives_the_same_anchors_in_the_same_order_from_a_thread_of_its_own(tmp_path) -> None:
+    threads: list[str] = []
+
+    def propose(rng):
+        threads.append(threading.current_thread().name)
+        return rng.standard_normal(D)
+
+    plain = _anchors(tmp_path / "a.sqlite", propose, ahead=False)
+    first = np.stack([plain() for _ in range(5)])
+    plain.close()
+    assert set(threads) == {threading.current_thread().name}
+    threads.clear()
+    ahead = _anchors(tmp_path / "b.sqlite", propose, ahead=True)
+    assert ahead.ahead and not plain.ahead
+    second = np.stack([ahead() for _ in range(5)])
+    ahead.close()
+    np.testing.assert_array_equal(first, second)  # same seed, same RNG, same order
+    assert ahead.claimed == 5 and ahead.ledger_ids([3, 4]) == plain.ledger_ids([3, 4])
+    assert threads and all(t.startswith("passersby-claims-s") for t in threads)
+
+
+def test_the_next_anchor_is_recorded_while_this_one_shows_and_stays_unused_after_close(tmp_path) -> None:
+    release = threading.Event()
+    blocked = threading.Event()
+
+    def propose(rng):
+        if blocked.is_set():
+            release.wait(10)  # an expensive proposal (a critic, a look at the candidates)
+        return rng.standard_normal(D)
+
+    path = tmp_path / "l.sqlite"
+    anchors = _anchors(path, propose, ahead=True)
+    anchors()
+    deadline = time.monotonic() + 10
+    while _rows(path) < 2 and time.monotonic() < deadline:  # the next face, claimed while this one shows
+        time.sleep(0.02)
+    assert _rows(path) == 2
+    blocked.set()  # from now on a proposal takes as long as we like
+    got: list[np.ndarray] = []
+    taker = threading.Thread(target=lambda: got.append(anchors()))
+    taker.start()
+    taker.join(5)
+    assert got, "the screen waited for a proposal although the next face was ready"
+    release.set()
+    anchors.close()  # waits for the claim made ahead: recorded, never shown
+    with SqliteLedger.open_existing(path) as led:
+        rows = led.recent("s", 10)
+    assert len(rows) == 3 and any(np.allclose(got[0], r) for _, r in rows)
+    anchors.close()  # twice: harmless
+
+
+def _rows(path) -> int:
+    if not path.exists():
+        return 0
+    with SqliteLedger.open_existing(path) as led:
+        return len(led.recent("s", 10))
+
+
+def test_a_claim_that_fails_ahead_raises_in_the_screens_thread(tmp_path) -> None:
+    calls = {"n": 0}
+
+    def propose(rng):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            raise LedgerError("the proposer found nothing new")
+        return rng.standard_normal(D)
+
+    anchors = _anchors(tmp_path / "l.sqlite", propose, ahead=True)
+    anchors()
+    with pytest.raises(LedgerError):
+        anchors()
+    anchors.close()
+
+
+def test_closing_before_any_claim_opens_nothing(tmp_path) -> None:
+    anchors = _anchors(tmp_path / "l.sqlite", lambda rng: rng.standard_normal(D), ahead=True)
+    anchors.close()
+    assert not (tmp_path / "l.sqlite").exists()
