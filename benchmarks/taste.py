@@ -25,7 +25,8 @@ The curator swipes as the app would: `choose_next` picks the face, the taste jud
 (`model.salience_prior`, from 512 renders that no taste sees; --prior none for the isotropic
 one). Before training and after 25, 50 and 100 swipes
 the stream (`steer` over the unsteered proposer z ~ N(0, I)) draws --anchors anchors at
-exactingness 0.5 and 1.0; they are rendered and judged by the hidden taste. Reported: share of
+exactingness 0.5 and 1.0 (the picture model's stream looks at its --rerank best guesses, rendered and
+embedded, as the installation's does: taste.rerank); they are rendered and judged by the hidden taste. Reported: share of
 streamed anchors liked, their diversity (mean pairwise distance; % of the untrained stream's),
 the model's AUC against the hidden taste on the calibration faces, and the time to refit after
 a rating and to choose the next face; and, through the taste app's HTTP server, the time from a
@@ -60,6 +61,7 @@ from passersby.taste.active import choose_next  # noqa: E402
 from passersby.taste.features import embed  # noqa: E402
 from passersby.taste.model import TasteModel, evaluate, roc_auc, salience_prior  # noqa: E402
 from passersby.taste.picture import PictureTaste, evaluate_picture  # noqa: E402
+from passersby.settings import TasteSettings  # noqa: E402
 from passersby.taste.steer import diversity, steer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -177,14 +179,31 @@ def make_tastes(names: list[str], calibration: np.ndarray) -> list[Taste]:
 
 
 def stream_cell(model: Any, e: float, renderer: Callable, taste: Taste, n: int, seed: int,
-                untrained_div: float) -> dict[str, Any]:
-    st = steer(base, model, e)
+                untrained_div: float, rerank: int = 0) -> dict[str, Any]:
+    look = None
+    if rerank > 1:  # as the installation's look (app/installation._look): render, then embed
+        fx = _extractor()
+        look = lambda z: embed(renderer(np.asarray(z, np.float32)), fx)  # noqa: E731
+    st = steer(base, model, e, look=look, rerank=rerank if look is not None else 0)
     rng = np.random.default_rng([seed, 2])
     anchors = np.stack([st(rng) for _ in range(n)])
     liked = taste.likes(renderer(anchors.astype(np.float32)))
     div = diversity(anchors)
     return {"exactingness": e, "liked": float(liked.mean()), "diversity": div,
             "diversity_pct_of_untrained": 100.0 * div / untrained_div}
+
+
+_EXTRACTOR: list[Any] = []
+
+
+def _extractor() -> Any:
+    """One EfficientNet-Lite0 extractor for every look of the run (building it is the slow part)."""
+    if not _EXTRACTOR:
+        from passersby.metrics.features import FeatureExtractor
+        from passersby.taste.features import EMBED_BATCH
+
+        _EXTRACTOR.append(FeatureExtractor(batch_size=EMBED_BATCH))
+    return _EXTRACTOR[0]
 
 
 def fitter(kind: str, args: argparse.Namespace, prior: np.ndarray | None, head: Any) -> tuple[Callable, ...]:
@@ -231,7 +250,8 @@ def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tupl
         if i in args.checkpoints:
             auc = roc_auc(model.prob(cal_z), cal_liked.astype(float))
             for e in args.exactingness:
-                cell = stream_cell(model, e, renderer, taste, args.anchors, args.seed, untrained_div)
+                cell = stream_cell(model, e, renderer, taste, args.anchors, args.seed, untrained_div,
+                                   args.rerank if wants_features else 0)
                 cells.append({"swipes": i, "model_auc": auc, "l2": model.l2, **cell})
     held = held_out(np.stack(zs), ratings, np.stack(feats) if wants_features else None)
     both = [c + f for c, f in zip(choose_s, fit_s)]
@@ -402,6 +422,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--picture", default="",
                     help="overrides of taste/picture.py's constants for a lever, '+'-joined: "
                          "BLOCK_EVIDENCE=true+BANDWIDTH_FACTORS=0.5/0.7/1 (benchmarks/taste_levers.py's syntax)")
+    ap.add_argument("--rerank", type=int, default=TasteSettings().rerank,
+                    help="the stream's look: the picture model's best guesses rendered and re-ranked per anchor "
+                         "(taste.rerank; 0 = the head's guesses alone)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)

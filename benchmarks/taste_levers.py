@@ -17,8 +17,9 @@ the model's AUC on 1,500 pool faces at 50, the median refit time.
 
 A variant is a '+'-joined list of overrides of taste/picture.py's constants (e.g.
 "BLOCK_EVIDENCE=true", "Z_SCALE=0.5+BLOCK_EVIDENCE=head"), "explore=0.5", "bandwidth=0.7" (times
-the kernel's median-distance bandwidth), or "z" (the z-only model.TasteModel); "shipped" is the
-package as it is.
+the kernel's median-distance bandwidth), "rerank=K" (the stream renders its K best guesses and keeps
+the best seen: taste/steer.ranked, with the pool's true features), "head=PATH" (another feature head
+file of the shipped model), or "z" (the z-only model.TasteModel); "shipped" is the package as it is.
 
 Usage:
     python benchmarks/taste_levers.py --pool out/taste-pool.npz --pool-size 5000   # builds the pool once (~2 h)

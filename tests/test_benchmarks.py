@@ -214,7 +214,7 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
     out = tmp_path / "taste.json"
     r = subprocess.run([sys.executable, "benchmarks/taste.py", "--tastes", "warm", "--anchors", "4", "--checkpoints",
                         "3", "--calibration", "20", "--prior-faces", "150", "--exactingness", "1.0",
-                        "--server-ratings", "2", "--curators", "2", "--picture", "BANDWIDTH_FACTORS=0.5/1",
+                        "--server-ratings", "2", "--curators", "2", "--picture", "BANDWIDTH_FACTORS=0.5/1", "--rerank", "2",
                         "--head-cache", str(tmp_path / "home"),
                         "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
@@ -236,14 +236,14 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
         first, second = m["curators"]
         assert first[0]["liked"] == m["cells"][0]["liked"] and second[0]["swipes"] == 3
     assert "2 curators: liked" in r.stdout
-    assert res["args"]["picture"] == "BANDWIDTH_FACTORS=0.5/1"
+    assert res["args"]["picture"] == "BANDWIDTH_FACTORS=0.5/1" and res["args"]["rerank"] == 2
 
 
 def test_taste_levers_builds_a_judged_pool_and_compares_variants_over_curators(tmp_path: Path) -> None:
     out, pool = tmp_path / "levers.json", tmp_path / "pool.npz"
     r = subprocess.run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--pool-size", "120",
                         "--tastes", "warm", "--variants", "shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5", "Z_SCALE=0.25",
-                        "--curators", "2", "--swipes", "12", "--json", str(out)],
+                        "rerank=3", "--curators", "2", "--swipes", "12", "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -251,7 +251,8 @@ def test_taste_levers_builds_a_judged_pool_and_compares_variants_over_curators(t
     assert len(p["z"]) == 120 and p["f"].shape == (120, 1280) and p["ref"].shape == (5, 1280)
     res = json.loads(out.read_text())
     rows = res["results"]["warm"]
-    assert set(rows) == {"shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5", "Z_SCALE=0.25"}
+    assert set(rows) == {"shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5", "Z_SCALE=0.25", "rerank=3"}
+    assert rows["rerank=3"]["auc50"] == rows["shipped"]["auc50"]  # the same model: only the stream's pick looks
     # Each variant starts from the package as shipped: the shipped Z_SCALE after another variant is the shipped model.
     assert rows["Z_SCALE=0.25"]["liked50"] == rows["shipped"]["liked50"]
     assert rows["Z_SCALE=0.25"]["auc50"] == rows["shipped"]["auc50"]
