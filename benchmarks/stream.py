@@ -39,7 +39,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from _common import CpuMeter, busy_note, machine_info, peak_gflops, setting, write_json
+from _common import CpuMeter, busy_note, machine_info, median, peak_gflops, setting, write_json
 from passersby.settings import load_settings
 from passersby.app.installation import build
 
@@ -229,6 +229,11 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         st = e.status()
         pct = e.pacer.interval_percentiles((50, 99))
         worst = {n: {"ms": 1000 * w[0], "ended_s_after_start": w[1] - m0, "frame": w[2]} for n, w in e.pacer.worst.items()}
+        # How long a claim took (the proposal: with a taste's look it renders candidates) and where it ran.
+        claims = {p.plan.name: {"ahead": p.anchors.ahead, "n": len(p.anchors.claim_seconds),
+                                "median_ms": 1000 * median(list(p.anchors.claim_seconds)) if p.anchors.claim_seconds else None,
+                                "max_ms": 1000 * max(p.anchors.claim_seconds, default=float("nan"))}
+                  for p in e.producers}
         last = e.hub.latest(e.screens[0])
         side = None if last is None else int(last.image.shape[0])
     finally:
@@ -245,7 +250,7 @@ def live(runtime: str, seconds: float, threads: int, sink: str, queue: int, deco
         "worst_interval": worst,
         "late_frames": st["late_frames"], "render_ms_median": st["render_ms"],
         "frames_received_by_web_clients": None if clients is None else dict(clients.received),
-        "faces": st["faces_this_run"], "frame_side": side, "chains": st.get("chains"), "chain_start": st.get("chain_start"),
+        "faces": st["faces_this_run"], "claims": claims, "frame_side": side, "chains": st.get("chains"), "chain_start": st.get("chain_start"),
         "burst": burst, "chain_timeline": timeline,
     }
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -73,6 +74,7 @@ class LedgerAnchors:
         self._claim_since: float | None = None  # monotonic start of the claim in progress
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"passersby-claims-{channel}") if ahead else None
         self._next: Future | None = None  # the claim made ahead
+        self.claim_seconds: deque[float] = deque(maxlen=100)  # recent claims' durations (proposal + ledger)
 
     @property
     def ahead(self) -> bool:
@@ -97,11 +99,13 @@ class LedgerAnchors:
         return ""
 
     def _claim(self) -> tuple[int, np.ndarray]:
-        self._claim_since = time.monotonic()
+        self._claim_since = since = time.monotonic()
         try:
             if self.ledger is None:
                 self.ledger = self.spec.open(self.z_dim, self.channel, self.seed)
-            return self.ledger.claim(self.channel, self.propose, self.model_hash)
+            got = self.ledger.claim(self.channel, self.propose, self.model_hash)
+            self.claim_seconds.append(time.monotonic() - since)
+            return got
         finally:
             self._claim_since = None
 
