@@ -72,6 +72,7 @@ class LedgerAnchors:
         self.stop = threading.Event()
         self._failed = ""  # the last failed claim's error, while claims are retried
         self._claim_since: float | None = None  # monotonic start of the claim in progress
+        self._taking_since: float | None = None  # ahead: since when the screen waits for the claim made ahead
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"passersby-claims-{channel}") if ahead else None
         self._next: Future | None = None  # the claim made ahead
         self.claim_seconds: deque[float] = deque(maxlen=100)  # recent claims' durations (proposal + ledger)
@@ -93,7 +94,8 @@ class LedgerAnchors:
         """
         if self._failed:
             return self._failed
-        since = self._claim_since
+        # Ahead, a slow claim is only waited for when the screen asks for its face before it is ready.
+        since = self._taking_since if self._worker is not None else self._claim_since
         if since is not None and time.monotonic() - since > SLOW_CLAIM_S:
             return f"the ledger has not answered a claim for {time.monotonic() - since:.0f} s"
         return ""
@@ -137,7 +139,11 @@ class LedgerAnchors:
         else:
             ready = self._next if self._next is not None else self._worker.submit(self._claim_held)
             self._next = None
-            anchor_id, z = ready.result()  # a failed claim raises here, in the screen's thread
+            self._taking_since = time.monotonic()
+            try:
+                anchor_id, z = ready.result()  # a failed claim raises here, in the screen's thread
+            finally:
+                self._taking_since = None
             if not self.stop.is_set():
                 self._next = self._worker.submit(self._claim_held)  # the next face, while this one shows
         # The source calls once per anchor, in order: call k is claim position k.

@@ -97,3 +97,30 @@ def test_closing_before_any_claim_opens_nothing(tmp_path) -> None:
     anchors = _anchors(tmp_path / "l.sqlite", lambda rng: rng.standard_normal(D), ahead=True)
     anchors.close()
     assert not (tmp_path / "l.sqlite").exists()
+
+
+def test_ahead_a_slow_claim_is_waiting_only_while_the_screen_waits_for_it(tmp_path, monkeypatch) -> None:
+    import passersby.stream.claims as claims
+
+    monkeypatch.setattr(claims, "SLOW_CLAIM_S", 0.05)
+    release = threading.Event()
+    calls = {"n": 0}
+
+    def propose(rng):
+        calls["n"] += 1
+        if calls["n"] >= 2:
+            release.wait(10)  # the claim made ahead is slow
+        return rng.standard_normal(D)
+
+    anchors = _anchors(tmp_path / "l.sqlite", propose, ahead=True)
+    anchors()
+    time.sleep(0.2)
+    assert anchors.waiting == ""  # slow, but the screen shows its face and asks for nothing
+    taker = threading.Thread(target=anchors)
+    taker.start()
+    time.sleep(0.2)
+    assert "has not answered a claim" in anchors.waiting  # now the screen holds its frame for it
+    release.set()
+    taker.join(5)
+    assert anchors.waiting == ""
+    anchors.close()
