@@ -1,7 +1,7 @@
 """What the rated faces really look like: their EfficientNet-Lite0 features, kept in a cache.
 
 The picture taste (picture.py) scores *candidates* through the feature head's prediction
-(head.py: z -> features, no render, R² ~0.6), but every *rated* face was rendered anyway, to be
+(head.py: z -> features, no render, R² ~0.5), but every *rated* face was rendered anyway, to be
 shown to the curator: its true features cost one EfficientNet pass (~50 ms on one core) and teach
 the model what the curator actually saw, not the head's blurred guess of it. The swipe app embeds
 each face when it renders it; the stream reads the same cache and renders (once) what is missing,

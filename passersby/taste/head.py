@@ -59,11 +59,11 @@ class HeadConfig:
     """
 
     # Held-out R² (shipped model): 0.41 from 6,000 faces, 0.50 from 12,000, 0.53 / 0.575 / 0.587 from
-    # 16k / 29k / 37k. The shipped model's head (in the package) is built from 36,864 (~45 min of a 2-core
-    # CPU, once); another model's is built from this default at its first start (~15 min).
+    # 16k / 29k / 37k; but the 37k head streamed fewer liked faces in benchmarks/taste.py (portraits
+    # 81-91 % against 83-95 % on 4 seeds, docs/taste/levers.md): 12,000 ships (~15 min once per model).
     samples: int = 12000
     pca: int = 32
-    hidden: int = 128  # 256: R² 0.60 from 37k faces, but worse tastes offline (docs/taste/levers.md)
+    hidden: int = 128  # 256: R² 0.60 from 37k faces, worse tastes offline (docs/taste/levers.md)
     epochs: int = 20  # 60 epochs overfit (5.6k faces: held-out R² 0.16 vs 0.43); 12k faces: 30 epochs 0.46, 20 0.50
     holdout: float = 0.1
     landmarks: int = 64

@@ -73,7 +73,7 @@ MIN_RESIDUAL = 0.05  # floor of a component's unexplained variance (1 - R²): no
 # Below this mean held-out R² the head's guesses are all a candidate has, and a model fitted on
 # true features explains the ratings by what candidates cannot show (a synthetic check with an
 # undertrained head, R² 0.05: AUC 0.5 fitted on true features, 0.72 on the head's guesses; the
-# shipped head: R² 0.59, 0.50 before 2026-12-07). Such a head's own predictions stand in for the true features.
+# shipped head: R² 0.50). Such a head's own predictions stand in for the true features.
 MIN_HEAD_R2 = 0.25
 # How the blocks' prior strengths are chosen. "off": one strength for all (model.L2_GRID by the
 # evidence; the z block at Z_SCALE of the others). "true": then one per block by the evidence
