@@ -4,7 +4,7 @@
 `passersby prepare ... --split held-out`) and --n random faces of a model, gives all of them the
 same size (--size, Lanczos from the 256² aligned crops), shuffles them with --seed and writes:
 
-- OUT/sheet-SEED.jpg: an 8-column grid, every face numbered 1..2n beneath it: what the judge sees;
+- OUT/sheet-SEED.jpg (and .png, the same decoded pixels): an 8-column grid, every face numbered 1..2n beneath it: what the judge sees;
 - OUT/key-SEED.json: which numbers are generated, the real files, the model's hash, the latent
   seed: what the judge must never see (keep it apart until scoring).
 
@@ -119,6 +119,11 @@ def make(args: argparse.Namespace) -> int:
     sheet = args.out / f"sheet-{args.seed}.jpg"
     # One JPEG for the whole sheet: every face gets the same compression, real or generated.
     sheet_image(shown, numbers).save(sheet, quality=92)
+    # The same pixels, losslessly, for judges whose image viewer shows PNG only (the agents' does).
+    from PIL import Image
+
+    with Image.open(sheet) as im:
+        im.save(sheet.with_suffix(".png"))
     key = {"seed": args.seed, "n": args.n, "size": args.size, "sheet": sheet.name, "model": model,
            "real_set": str(args.real),
            "generated": sorted(int(p + 1) for p in np.flatnonzero(order >= args.n)),

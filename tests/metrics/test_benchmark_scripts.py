@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import PORTRAITS
@@ -103,6 +104,8 @@ def test_blind_benchmark_makes_a_sheet_and_scores_judges(tmp_path, tiny_model_fi
 
     with Image.open(out / "sheet-5.jpg") as im:  # 12 faces of 48 px in 8 columns: 2 rows
         assert im.size[0] > 8 * 48 and im.size[1] > 2 * 48
+        with Image.open(out / "sheet-5.png") as png:  # for a viewer that shows PNG only: the same pixels
+            assert png.format == "PNG" and np.array_equal(np.asarray(png), np.asarray(im))
     gen = key["generated"]
     assert len(gen) == 6 and len(key["real"]) == 6 and set(gen).isdisjoint(int(k) for k in key["real"])
     assert sorted(gen + [int(k) for k in key["real"]]) == list(range(1, 13))
