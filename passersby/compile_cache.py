@@ -53,7 +53,7 @@ def compile_cache_dir(env: Mapping[str, str] | None = None) -> Path | None:
 def model_key(module: torch.nn.Module, shapes: list[tuple[int, ...]], tag: str) -> str:
     """sha256 (24 hex) of what makes the converted model: class, its source file, weights and
     buffers, input shapes, `tag` (e.g. the precision), the OpenVINO and passersby versions."""
-    import openvino as ov
+    ov = quiet_openvino()
 
     from passersby import __version__
 
@@ -72,6 +72,47 @@ def model_key(module: torch.nn.Module, shapes: list[tuple[int, ...]], tag: str) 
     return h.hexdigest()[:24]
 
 
+def no_telemetry() -> None:
+    """Make OpenVINO's model converter send no usage telemetry: openvino_telemetry's consent check
+    answers "declined" (what `opt_in_out --opt_out` would write to the user's home, without writing it).
+
+    Why: the converter reports each conversion to Google Analytics unless a consent file says no
+    (no file counts as yes), from a thread pool, by *forking* a process
+    (openvino_telemetry.backend.backend_ga4). An installation has no business phoning home, and a
+    fork from a thread can deadlock the child (seen: the CI's pytest hung at exit, waiting for such a
+    child stuck on a lock it inherited mid-fork). Idempotent; nothing to do without openvino_telemetry.
+
+    Example:
+        >>> no_telemetry()
+        >>> from openvino_telemetry.utils.opt_in_checker import OptInChecker
+        >>> OptInChecker().check(False).name
+        'DECLINED'
+    """
+    try:
+        import openvino_telemetry.main as telemetry
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult
+    except ImportError:
+        return
+    # Telemetry.init asks the checker on every conversion (init_ovc_telemetry re-inits the singleton).
+    telemetry.OptInChecker.check = lambda self, *a, **k: ConsentCheckResult.DECLINED
+    existing = getattr(telemetry.Telemetry, "_SingletonMetaClass__single_instance", None)
+    if existing is not None:
+        existing.consent = False
+
+
+def quiet_openvino() -> Any:
+    """`import openvino`, with its telemetry off first: importing it already sends an event (no_telemetry).
+
+    Example:
+        >>> quiet_openvino().__name__
+        'openvino'
+    """
+    no_telemetry()
+    import openvino
+
+    return openvino
+
+
 def ov_model(core: Any, module: torch.nn.Module, example: tuple[torch.Tensor, ...], tag: str = "",
              convert: Callable[[], Any] | None = None) -> Any:
     """`module` as an OpenVINO model: read from the cache when it holds it, else converted (and
@@ -84,7 +125,7 @@ def ov_model(core: Any, module: torch.nn.Module, example: tuple[torch.Tensor, ..
         tag: anything else that changes the converted model (e.g. "input=[1, 128]").
         convert: () -> ov.Model; default `ov.convert_model(module, example_input=example)`.
     """
-    import openvino as ov
+    ov = quiet_openvino()
 
     def fresh() -> Any:
         with warnings.catch_warnings():
@@ -123,7 +164,7 @@ def _set_blob_cache(core: Any, root: Path) -> None:
 
 def _save(model: Any, root: Path, key: str) -> None:
     """Write the IR under temporary names, then rename: .bin first, .xml (the mark) last."""
-    import openvino as ov
+    ov = quiet_openvino()
 
     tmp = root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
     try:

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from passersby.compile_cache import ov_model
+from passersby.compile_cache import ov_model, quiet_openvino
 from passersby.config import RUNTIMES  # defined there: settings name them without importing torch
 from passersby.model.fused import FusedGenerator, fuse, to_uint8
 from passersby.model.generator import Generator
@@ -159,7 +159,7 @@ def _compiled(fused: FusedGenerator, threads: int) -> Renderer:
 
 
 def _openvino(fused: FusedGenerator, threads: int) -> Renderer:
-    import openvino as ov
+    ov = quiet_openvino()
 
     core = ov.Core()
     caps = core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -239,7 +239,7 @@ def make_loop_step(painter: torch.nn.Module, name: str = "auto", threads: int = 
 
 
 def _openvino_step(module: torch.nn.Module, side: int, threads: int):
-    import openvino as ov
+    ov = quiet_openvino()
 
     core = ov.Core()
     model = ov_model(core, module, (torch.zeros(1, 3, side, side), torch.zeros(1, side, side, 2)), "loop step")
@@ -288,7 +288,7 @@ def make_upscaler(enhancer: torch.nn.Module, name: str = "auto", threads: int = 
 
 def _openvino_image(module: torch.nn.Module, side: int, threads: int, allow_bf16: bool):
     """One-input picture network (1, 3, side, side) compiled with OpenVINO for one thread group."""
-    import openvino as ov
+    ov = quiet_openvino()
 
     core = ov.Core()
     bf16 = allow_bf16 and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")

@@ -47,7 +47,7 @@ def tiny_enhancer():
 @pytest.fixture
 def conversions(monkeypatch) -> list[str]:
     """Counts OpenVINO conversions (the slow step the cache saves)."""
-    import openvino as ov
+    ov = compile_cache.quiet_openvino()  # a plain import would send telemetry (compile_cache.no_telemetry)
 
     calls, real = [], ov.convert_model
 
@@ -139,3 +139,23 @@ def test_the_key_is_the_same_in_another_process(tmp_path):
                            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
             for seed in (1, 2, 3)}
     assert len(keys) == 1 and len(keys.pop()) == 24
+
+
+def test_a_conversion_sends_no_telemetry(monkeypatch, tiny_generator):
+    """OpenVINO's converter reports each conversion by forking a process from a thread (a CI run hung
+    at exit on such a child): after passersby converts a model, no such process is started."""
+    import multiprocessing
+    import time
+
+    import openvino_telemetry.main as telemetry
+
+    monkeypatch.setenv("PASSERSBY_COMPILE_CACHE", "off")
+    monkeypatch.delenv("CI", raising=False)  # openvino_telemetry declines by itself in a CI job
+    monkeypatch.setattr(telemetry.OptInChecker, "check", telemetry.OptInChecker.check)  # restored after
+    started = []
+    monkeypatch.setattr(multiprocessing.Process, "start", lambda self: started.append(self))
+    make_renderer(tiny_generator, "openvino")
+    make_renderer(tiny_generator, "openvino")  # the second conversion re-inits the telemetry singleton
+    time.sleep(0.5)  # the telemetry's thread pool would have forked by now
+    assert started == []
+    assert telemetry.Telemetry().consent is False
