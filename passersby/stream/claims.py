@@ -39,6 +39,10 @@ log = logging.getLogger("passersby")
 
 HOLD_FIRST_S, HOLD_MAX_S = 1.0, 30.0  # retries of a ledger that cannot record: 1, 2, 4 ... 30 s apart
 SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's spent lease waits up to 10 s)
+# After the ledger records again, the screen still shows its old frame until the source has claimed what it
+# needs (a walk: several anchors, each a claim that may wait for a fresh lease) and rendered: for this long it
+# is "resuming", not hung (health would otherwise call an old frame failing; seen in an edition's outage test).
+RESUME_GRACE_S = 10.0
 
 
 class LedgerAnchors:
@@ -73,6 +77,7 @@ class LedgerAnchors:
         self._failed = ""  # the last failed claim's error, while claims are retried
         self._claim_since: float | None = None  # monotonic start of the claim in progress
         self._taking_since: float | None = None  # ahead: since when the screen waits for the claim made ahead
+        self._resumed_at: float | None = None  # when the ledger recorded again after failed claims
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"passersby-claims-{channel}") if ahead else None
         self._next: Future | None = None  # the claim made ahead
         self.claim_seconds: deque[float] = deque(maxlen=100)  # recent claims' durations (proposal + ledger)
@@ -80,6 +85,13 @@ class LedgerAnchors:
     @property
     def ahead(self) -> bool:
         return self._worker is not None
+
+    @property
+    def resuming(self) -> bool:
+        """Whether the ledger recorded again less than RESUME_GRACE_S ago, after failed claims: the
+        screen's old frame may still be up while the source claims and renders (health: not hung)."""
+        resumed = self._resumed_at
+        return resumed is not None and time.monotonic() - resumed < RESUME_GRACE_S
 
     @property
     def waiting(self) -> str:
@@ -130,6 +142,7 @@ class LedgerAnchors:
                 delay = min(HOLD_MAX_S, delay * 2)
         if self._failed:
             log.warning("screen %s: the ledger records again; new faces resume", self.channel)
+            self._resumed_at = time.monotonic()
             self._failed = ""
         return got
 

@@ -63,6 +63,9 @@ def health(engine: "Running") -> dict[str, Any]:
         elif p.anchors.waiting:  # holding its last frame until the ledger records again: not hung
             level = max(level, 1)
             reasons.append(f"screen {name} shows no new face: the ledger cannot record (waiting, retrying)")
+        elif getattr(p.anchors, "resuming", False) and (age is None or age > FAILING_AGE_S):
+            level = max(level, 1)  # the ledger records again; the source claims and renders its next face
+            reasons.append(f"screen {name} resumes: the ledger records again")
         elif engine.pacer is not None and not paused and (age > FAILING_AGE_S if age is not None
                                                           else now - engine.pacer.started > FAILING_AGE_S):
             # (nothing shown yet: failing only once the pacer has run FAILING_AGE_S without a frame)

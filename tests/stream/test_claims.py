@@ -124,3 +124,26 @@ def test_ahead_a_slow_claim_is_waiting_only_while_the_screen_waits_for_it(tmp_pa
     taker.join(5)
     assert anchors.waiting == ""
     anchors.close()
+
+
+def test_after_the_ledger_records_again_the_screen_is_resuming_for_a_while(tmp_path, monkeypatch) -> None:
+    import passersby.stream.claims as claims
+
+    monkeypatch.setattr(claims, "HOLD_FIRST_S", 0.01)
+    monkeypatch.setattr(claims, "RESUME_GRACE_S", 0.3)
+    hold = threading.Event()
+    hold.set()
+    fails = {"n": 2}
+
+    def propose(rng):
+        if fails["n"] > 0:
+            fails["n"] -= 1
+            raise LedgerError("the disk is full")
+        return rng.standard_normal(D)
+
+    anchors = LedgerAnchors(LedgerSpec(tmp_path / "l.sqlite"), D, "s", propose, "m0", seed=3, hold=hold)
+    anchors()  # two failed claims, retried, then recorded
+    assert anchors.resuming and anchors.waiting == ""  # health: an old frame now is resuming, not hung
+    time.sleep(0.4)
+    assert not anchors.resuming
+    anchors.close()
