@@ -238,6 +238,12 @@ def _painter(settings: Settings, realtime: bool = True):
     return net, info, k, seconds
 
 
+def _as_shown(z: np.ndarray, offsets: "Offsets | None") -> np.ndarray:
+    """Latent(s) moved by the screen's slider targets: the face as it will be shown."""
+    delta = offsets.delta() if offsets is not None else None
+    return z if delta is None else z + delta
+
+
 def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
             offsets: "Offsets | None" = None) -> Callable[[np.ndarray], float]:
     """z -> the face detector's score of the rendered face (data/faces.face_score), moved by the
@@ -250,8 +256,7 @@ def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
 
     def score(z: np.ndarray) -> float:
         z = np.asarray(z, np.float32)
-        delta = offsets.delta() if offsets is not None else None
-        return face_score(render((z if delta is None else z + delta)[None])[0])
+        return face_score(render(_as_shown(z, offsets)[None])[0])
 
     return score
 
@@ -269,8 +274,7 @@ def _look(g: torch.nn.Module, runtime: str, label_index: int | None,
 
     def look(z: np.ndarray) -> np.ndarray:
         z = np.asarray(z, np.float32)
-        delta = offsets.delta() if offsets is not None else None
-        return embed(render(z if delta is None else z + delta), fx)
+        return embed(render(_as_shown(z, offsets)), fx)
 
     return look
 

@@ -338,17 +338,18 @@ class PictureTaste:
     def phi(self, z: np.ndarray) -> np.ndarray:
         """(m, z_dim) candidate latents -> (m, r + k + c) their expected features (head prediction)."""
         g = feature_weights(self.head)
-        p = g * self.head(z)  # (m, k)
         var = np.maximum(1.0 - self.head.r2, MIN_RESIDUAL) * g * g  # (k,) what the head does not see
-        sz, sf, sk = self.scales
-        return np.hstack([sz * (z @ self.basis), sf * p, sk * expected_rbf(p, self.centres, self.bandwidth, var)])
+        return self._blocks(z, g * self.head(z), var)
 
     def phi_seen(self, z: np.ndarray, features: np.ndarray) -> np.ndarray:
         """(m, z_dim) latents, (m, F) true features of their renders -> (m, r + k + c) their exact phi."""
         g = feature_weights(self.head)
-        t = g * self.head.project(np.asarray(features, np.float64))  # (m, k) seen, no residual
+        return self._blocks(z, g * self.head.project(np.asarray(features, np.float64)), None)  # seen: no residual
+
+    def _blocks(self, z: np.ndarray, t: np.ndarray, var: np.ndarray | None) -> np.ndarray:
+        """phi from latents (m, z_dim) and g-scaled picture scores t (m, k), uncertain by var (k,) or exact."""
         sz, sf, sk = self.scales
-        return np.hstack([sz * (z @ self.basis), sf * t, sk * expected_rbf(t, self.centres, self.bandwidth)])
+        return np.hstack([sz * (z @ self.basis), sf * t, sk * expected_rbf(t, self.centres, self.bandwidth, var)])
 
     def moments_seen(self, z: np.ndarray, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of the logit of RENDERED faces (their true features): (m,), (m,).
