@@ -76,9 +76,12 @@ def test_refusals_at_start_name_the_setting(tmp_path, tiny_model_file, tiny_enha
     with pytest.raises(ValueError, match=r"screens.offsets of 'right': no direction 'tilt' in the direction file; it has pca-0, head turn, pca-2"):
         build(_settings(tiny_model_file, tiny_enhancer_file, tiny_directions, "tilt=1"), tmp_path)
     # The shipped model's file belongs to the shipped model, not to this one.
+    from passersby.checkpoint import file_hash
     from passersby.model.load import default_directions_path
+    from passersby.sample import default_model_path
 
-    with pytest.raises(ValueError, match=r"model.directions: .* holds the directions of model ffa635e066c237f7"):
+    shipped = file_hash(default_model_path())
+    with pytest.raises(ValueError, match=rf"model.directions: .* holds the directions of model {shipped}"):
         build(_settings(tiny_model_file, tiny_enhancer_file, default_directions_path()), tmp_path)
     with pytest.raises(ValueError, match="this model has no shipped direction file"):
         build(_settings(tiny_model_file, tiny_enhancer_file, ""), tmp_path)
