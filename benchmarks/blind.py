@@ -46,6 +46,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     mk.add_argument("--out", type=Path, required=True, help="folder for sheet-SEED.jpg and key-SEED.json")
     mk.add_argument("--n", type=int, default=32, help="faces of each kind (default 32)")
     mk.add_argument("--size", type=int, default=160, help="side of each face in pixels (default 160)")
+    mk.add_argument("--choose", type=int, default=4, help="--steer screens: candidates each face is chosen "
+                    "from, as model.choose (default 4; 0 = pushed to the file's offsets)")
     mk.add_argument("--steer", choices=("none", "screens"), default="none",
                     help="none: random faces; screens: half masculine, half feminine, as the screens show them")
     sc = sub.add_parser("score", help="score a judge's answer against a key")
@@ -64,17 +66,41 @@ def _resize(faces: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.LANCZOS)) for f in faces])
 
 
-def _generated(model: str, n: int, seed: int, steer: str) -> tuple[np.ndarray, dict[str, Any]]:
+def _generated(model: str, n: int, seed: int, steer: str, choose: int) -> tuple[np.ndarray, dict[str, Any]]:
+    from passersby.model.load import load_choice
     from passersby.sample import default_model_path, sample
 
     path = default_model_path() if model == "default" else Path(model)
     if steer == "none":
         faces, info = sample(path, n, seed)
-    else:
-        a, info = sample(path, n // 2, seed, class_name="masculine")
+        return faces, {"path": str(info.path), "hash": info.hash, "latent_seed": seed, "steer": steer}
+    a, info = sample(path, n // 2, seed, class_name="masculine")
+    choice = load_choice(info) if choose > 1 else None
+    if choice is None:  # pushed to the file's offsets, as a screen with model.choose = 0
         b, _ = sample(path, n - n // 2, seed + 1, class_name="feminine")
         faces = np.concatenate([a, b])
-    return faces, {"path": str(info.path), "hash": info.hash, "latent_seed": seed, "steer": steer}
+    else:  # chosen, as the installation's screens choose (model/choose.py)
+        faces = np.concatenate([_chosen(path, n // 2, seed, "masculine", choice, choose),
+                                _chosen(path, n - n // 2, seed + 1, "feminine", choice, choose)])
+    return faces, {"path": str(info.path), "hash": info.hash, "latent_seed": seed, "steer": steer,
+                   "choose": choose if choice is not None else 0}
+
+
+def _chosen(path: Path, n: int, seed: int, label: str, choice: Any, k: int) -> np.ndarray:
+    """n faces of a screen of `label` that chooses among k candidates, as the installation draws them."""
+    from passersby.checkpoint import load_model
+    from passersby.metrics.features import FeatureExtractor
+    from passersby.model.choose import choosing_proposer, sex_reader
+    from passersby.model.load import load_direction
+    from passersby.runtime import make_renderer
+
+    g, info = load_model(path)
+    render = make_renderer(g.float().eval(), "torch", 1)
+    d = load_direction(info.meta)
+    propose = choosing_proposer(info.config.z_dim, d.vector, choice, label, k,
+                                sex_reader(render, FeatureExtractor(), choice, label))
+    rng = np.random.default_rng([seed, 7])
+    return render(np.stack([propose(rng) for _ in range(n)]).astype(np.float32))
 
 
 def sheet_image(faces: np.ndarray, numbers: list[int]) -> Any:
@@ -110,7 +136,7 @@ def make(args: argparse.Namespace) -> int:
         return 2
     rng = np.random.default_rng(args.seed)
     real_idx = rng.choice(len(ref.images), size=args.n, replace=False)
-    fake, model = _generated(args.model, args.n, 10_000 + args.seed, args.steer)
+    fake, model = _generated(args.model, args.n, 10_000 + args.seed, args.steer, args.choose)
     faces = np.concatenate([_resize(ref.images[real_idx], args.size), _resize(fake, args.size)])
     order = rng.permutation(2 * args.n)  # position p shows face order[p]
     shown = faces[order]

@@ -54,6 +54,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                     "(default: about 6 per anchor)")
     ap.add_argument("--no-unsteered", action="store_true", help="skip the unsteered comparison screen")
     ap.add_argument("--runtime", default=None, help="renderer runtime (default: the settings', auto)")
+    ap.add_argument("--choose", type=int, default=None, help="model.choose: candidates a labelled screen "
+                    "renders and chooses from (default: the settings', 4; 0 = every face pushed to the offset)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet, one row per screen (JPEG)")
@@ -67,7 +69,7 @@ def stream_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from passersby.settings import ScreenSettings, load_settings
 
     overrides = {"stream.seed": args.seed, "model.path": str(args.model) if args.model else None,
-                 "walk.fps": args.fps, "model.runtime": args.runtime}
+                 "walk.fps": args.fps, "model.runtime": args.runtime, "model.choose": args.choose}
     base = load_settings(None, overrides, search=False)
     path = Path(base.model.path) if base.model.path else default_model_path()
     _g, info = load_model(path)
@@ -76,7 +78,8 @@ def stream_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     screens = tuple(ScreenSettings(lab or "unsteered", lab, i) for i, lab in enumerate(labels))
     settings = dataclasses.replace(base, screens=screens)
     how = "classes " + ", ".join(info.config.class_names) if conditional else "latent direction"
-    return settings, {"path": str(path), "hash": info.hash, "conditional": conditional, "screens_by": how}
+    return settings, {"path": str(path), "hash": info.hash, "conditional": conditional, "screens_by": how,
+                      "choose": settings.model.choose}
 
 
 def sample_stream(settings: Any, frames: int, every: int) -> dict[str, list[tuple[int, np.ndarray]]]:

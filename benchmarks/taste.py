@@ -221,10 +221,12 @@ def fitter(kind: str, args: argparse.Namespace, prior: np.ndarray | None, head: 
 
 def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tuple[Callable, Callable, Callable],
           cal_z: np.ndarray, cal_liked: np.ndarray, untrained_div: float, index: int,
-          curator: int = 0) -> dict[str, Any]:
+          curator: int = 0, cal_feats: np.ndarray | None = None) -> dict[str, Any]:
     """One curator with one taste model: --swipes swipes, stream cells at each checkpoint.
 
     The rng depends on the curator only, not on the model: both models see the same draws.
+    `cal_feats` (n, F): the calibration faces' true features; a model fitted on true features is
+    also scored on them ("model_auc_seen": the AUC of the judgement the look makes).
     """
     empty, fit, held_out, wants_features = kind
     # Curator 0 keeps the draws of the runs before --curators; others swipe their own sequence.
@@ -249,10 +251,12 @@ def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tupl
         fit_s.append(time.perf_counter() - t0)
         if i in args.checkpoints:
             auc = roc_auc(model.prob(cal_z), cal_liked.astype(float))
+            seen = (roc_auc(model.prob_seen(cal_z, cal_feats), cal_liked.astype(float))
+                    if wants_features and cal_feats is not None else None)
             for e in args.exactingness:
                 cell = stream_cell(model, e, renderer, taste, args.anchors, args.seed, untrained_div,
                                    args.rerank if wants_features else 0)
-                cells.append({"swipes": i, "model_auc": auc, "l2": model.l2, **cell})
+                cells.append({"swipes": i, "model_auc": auc, "model_auc_seen": seen, "l2": model.l2, **cell})
     held = held_out(np.stack(zs), ratings, np.stack(feats) if wants_features else None)
     both = [c + f for c, f in zip(choose_s, fit_s)]
     return {"cells": cells, "liked_while_swiping": ratings.count("like") / len(ratings), "held_out": held,
@@ -265,6 +269,7 @@ def swipe(taste: Taste, renderer: Callable, args: argparse.Namespace, kind: tupl
 def _cells_summary(run: dict[str, Any]) -> list[dict[str, float]]:
     """One curator's stream cells, short: swipes, exactingness, liked, model AUC, choose + refit median."""
     return [{"swipes": c["swipes"], "exactingness": c["exactingness"], "liked": c["liked"], "model_auc": c["model_auc"],
+             "model_auc_seen": c.get("model_auc_seen"),
              "choose_and_refit_ms": run["choose_and_refit_ms"]["median"]} for c in run["cells"]]
 
 
@@ -279,9 +284,11 @@ def _spread(res: dict[str, Any]) -> list[str]:
             for i, c in enumerate(cur[0]):
                 liked = [k[i]["liked"] for k in cur]
                 auc = [k[i]["model_auc"] for k in cur]
+                seen = [k[i]["model_auc_seen"] for k in cur if k[i].get("model_auc_seen") is not None]
                 lines.append(f"{name} / {m} at {c['swipes']} swipes, e {c['exactingness']:.1f}, {len(cur)} curators: "
                              f"liked {np.mean(liked):.0%} ({min(liked):.0%}-{max(liked):.0%}), "
-                             f"AUC {np.mean(auc):.2f} ({min(auc):.2f}-{max(auc):.2f})")
+                             f"AUC {np.mean(auc):.2f} ({min(auc):.2f}-{max(auc):.2f})"
+                             + (f", as seen {np.mean(seen):.2f} ({min(seen):.2f}-{max(seen):.2f})" if seen else ""))
     return lines
 
 
@@ -333,16 +340,19 @@ def report(console: Console, res: dict[str, Any]) -> None:
     models = res["args"]["models"]
     t = Table(title=f"share of streamed anchors the hidden taste likes ({res['args']['anchors']} anchors a cell), "
                     + " / ".join(models))
-    for col in ("taste", "swipes", "exactingness", "liked", "% diversity of untrained", "model AUC"):
+    for col in ("taste", "swipes", "exactingness", "liked", "% diversity of untrained", "model AUC",
+                "AUC as seen"):
         t.add_column(col, justify="right")
     for name, r in res["tastes"].items():
-        t.add_row(name, "0", "any", f"{r['untrained_liked']:.0%}", "100%", "—")
+        t.add_row(name, "0", "any", f"{r['untrained_liked']:.0%}", "100%", "—", "—")
         cells = [r["models"][m]["cells"] for m in models]
         for row in zip(*cells):
             c = row[0]
             t.add_row("", str(c["swipes"]), f"{c['exactingness']:.1f}", " / ".join(f"{x['liked']:.0%}" for x in row),
                       " / ".join(f"{x['diversity_pct_of_untrained']:.0f}%" for x in row),
-                      " / ".join(f"{x['model_auc']:.2f}" for x in row))
+                      " / ".join(f"{x['model_auc']:.2f}" for x in row),
+                      " / ".join("—" if x.get("model_auc_seen") is None else f"{x['model_auc_seen']:.2f}"
+                                 for x in row))
         t.add_section()
     console.print(t)
     s = Table(title="the curator's side")
@@ -460,6 +470,9 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
                            on_compute=lambda why: console.print(f"building the feature head ({why}) ..."))
     cal_z = np.random.default_rng([args.seed, 0]).standard_normal((args.calibration, Z_DIM))
     calibration = renderer(cal_z.astype(np.float32))
+    cal_feats = None
+    if any(m == "picture" for m in args.models):  # true features of the calibration faces (AUC as seen)
+        cal_feats = embed(calibration, _extractor())
     untrained_rng = np.random.default_rng([args.seed, 2])  # the stream's seed: steer at e = 0
     untrained_z = np.stack([base(untrained_rng) for _ in range(args.anchors)])
     untrained = renderer(untrained_z.astype(np.float32))
@@ -474,11 +487,12 @@ def run(args: argparse.Namespace, console: Console) -> dict[str, Any]:
     for index, taste in enumerate(make_tastes(args.tastes, calibration)):
         console.print(f"curator {index + 1}: {taste.name} ...")
         cal_liked = taste.rule(taste.calibration)
-        runs = {m: swipe(taste, renderer, args, fitter(m, args, prior, head), cal_z, cal_liked, untrained_div, index)
+        runs = {m: swipe(taste, renderer, args, fitter(m, args, prior, head), cal_z, cal_liked, untrained_div, index,
+                      cal_feats=cal_feats)
                 for m in args.models}
         for m in args.models:  # the run-to-run spread: the same taste swiped by other curators (other draws)
             kind = fitter(m, args, prior, head)
-            others = [swipe(taste, renderer, args, kind, cal_z, cal_liked, untrained_div, index, c)
+            others = [swipe(taste, renderer, args, kind, cal_z, cal_liked, untrained_div, index, c, cal_feats)
                       for c in range(1, args.curators)]
             runs[m]["curators"] = [_cells_summary(r) for r in [runs[m], *others]]
         res["tastes"][taste.name] = {"calibration_liked": float(cal_liked.mean()),

@@ -55,6 +55,12 @@ class ModelSettings:
     directions: str = _doc("Direction file: the model's named latent directions, the screens' sliders "
                            "(`passersby directions MODEL --out FILE`); empty = the file shipped for the shipped "
                            "model, none for another model.", default="")
+    choose: int = _doc("Labelled screens of an unconditional model: candidates drawn near the typical face "
+                       "(the direction's small offset) and rendered per anchor; the model's sex probe keeps "
+                       "the one that reads most clearly as the screen's label (model/choose.py). Each costs "
+                       "a render and the probe's features (~0.1 s of one core), done ahead in the screen's "
+                       "claim thread. 0 = every face pushed to the file's screen offset (before v4); a "
+                       "screen with a taste or a critic pushes too.", default=4, bounds=(0, 16))
 
 
 @dataclass(frozen=True)

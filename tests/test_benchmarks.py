@@ -34,8 +34,8 @@ def test_stream_benchmark_reports_every_figure(tmp_path: Path) -> None:
         assert res["live"]["fps_per_screen"][s] > 0
         assert 0 < res["live"]["intervals_ms"][s]["p50"] <= res["live"]["intervals_ms"][s]["p99"]
         assert res["live"]["frames_received_by_web_clients"][s] > 0
-        claims = res["live"]["claims"][s]  # no taste, no critic: claimed in the producer thread
-        assert claims["ahead"] is False and claims["n"] >= 1 and claims["median_ms"] > 0
+        claims = res["live"]["claims"][s]  # labelled screens choose their faces: claimed ahead (model.choose)
+        assert claims["ahead"] is True and claims["n"] >= 1 and claims["median_ms"] > 0
     assert "speed-up" in r.stdout and "p99" in r.stdout
 
 
@@ -231,6 +231,8 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
         assert m["choose_and_refit_ms"]["median"] > 0
     # The picture model learns from the rated faces' true features, embedded as the app would.
     assert models["picture"]["embed_ms"]["median"] > 0 and models["z"]["embed_ms"] is None
+    # ... and is also scored on what the calibration faces look like (the look's judgement); the z model is not.
+    assert 0 <= models["picture"]["cells"][0]["model_auc_seen"] <= 1 and models["z"]["cells"][0]["model_auc_seen"] is None
     assert not (tmp_path / "home" / "cache").exists()  # the shipped model's head ships: nothing built
     assert "picture" in r.stdout and res["machine"]["cpu"]
     # --curators 2: a second curator with its own draws; the first is the run's own cells.

@@ -18,8 +18,9 @@ import torch
 from passersby.checkpoint import ModelInfo
 from passersby.app.chain import plan_chains
 from passersby.app.directions import installation_directions, screen_offsets
+from passersby.model.choose import choosing_proposer
 from passersby.model.direction import steered_proposer
-from passersby.model.load import load_generator, screen_steering
+from passersby.model.load import load_choice, load_generator, screen_steering
 from passersby.home import ledger_spec, resolve_home
 from passersby.runtime import make_renderer, resolve
 from passersby.scratch import ScratchDir
@@ -124,7 +125,14 @@ def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, se
     # which judge each candidate as it will be shown, moved by the sliders' targets.
     offsets = screen_offsets(screen, directions) if screen.source == "walk" else None
     critic = _critic(g, m.runtime, label_index, offsets) if settings.taste.min_critic > -1.0 else None
-    if taste is not None or critic is not None:
+    choice = load_choice(info) if screen.label and vector is not None and m.choose > 1 else None
+    if choice is not None and taste is None and critic is None:
+        # Faces chosen near the typical face, not pushed far along the direction (model/choose.py);
+        # rendering the candidates would stall the screen's frames: claimed ahead.
+        propose = choosing_proposer(cfg.z_dim, vector, choice, screen.label, m.choose,
+                                    _sex_reader(g, m.runtime, choice, screen.label, offsets))
+        ahead = True
+    elif taste is not None or critic is not None:
         from passersby.taste.model import TasteModel
         from passersby.taste.steer import steer
 
@@ -259,6 +267,18 @@ def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
         return face_score(render(_as_shown(z, offsets)[None])[0])
 
     return score
+
+
+def _sex_reader(g: torch.nn.Module, runtime: str, choice, label: str,
+                offsets: "Offsets | None" = None) -> Callable[[np.ndarray], np.ndarray]:
+    """model/choose.sex_reader on each candidate as it will be shown (moved by the slider
+    targets). Its own renderer and feature extractor: it runs inside the ledger claim, in the
+    screen's claim-ahead thread."""
+    from passersby.metrics.features import FeatureExtractor
+    from passersby.model.choose import sex_reader
+
+    render = make_renderer(g, runtime, 1, None)
+    return sex_reader(lambda z: render(_as_shown(z, offsets)), FeatureExtractor(), choice, label)
 
 
 def _look(g: torch.nn.Module, runtime: str, label_index: int | None,

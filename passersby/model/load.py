@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import torch
 
     from passersby.checkpoint import ModelInfo
+    from passersby.model.choose import ScreenChoice
     from passersby.model.direction import LabelDirection
 
 DEFAULT_MODEL = "default.safetensors"
@@ -157,3 +158,28 @@ def screen_steering(info: "ModelInfo", label: str, field: str = "label",
         raise ValueError(f"{info.path}: has no masculine/feminine direction for {field} {label!r}; "
                          "run `passersby direction`, or show unsteered faces")
     return None, direction.vector, direction.scale_for(label)
+
+
+def load_choice(info: "ModelInfo") -> "ScreenChoice | None":
+    """The sex probe and small offsets a labelled screen chooses its faces with (model/choose.py),
+    stored with the direction by `passersby direction` (files from before v4 have none).
+
+    Raises:
+        ValueError: the stored entry is malformed (names the file and what to do).
+
+    Example:
+        >>> g, info = load_generator()
+        >>> load_choice(info).scale_for("masculine")
+        2.0
+    """
+    from passersby.model.choose import ScreenChoice
+
+    if info.config.n_classes:
+        return None
+    d = info.meta.get("directions", {}).get("sex", {}).get("choice")
+    if not d:
+        return None
+    try:
+        return ScreenChoice.from_dict(d)
+    except ValueError as e:
+        raise ValueError(f"{info.path}: {e}; run `passersby direction` again, or set model.choose = 0") from e

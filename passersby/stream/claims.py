@@ -45,6 +45,27 @@ SLOW_CLAIM_S = 2.0  # a claim running longer waits for the ledger (an edition's 
 RESUME_GRACE_S = 10.0
 
 
+CLAIM_NICENESS = 10  # the claim thread's nice increment (Linux): frames first, the next face with what is left
+
+
+def background_priority() -> None:
+    """Lower the calling thread's CPU priority (Linux: threads are tasks with their own nice value).
+
+    A claim made ahead renders and reads candidates (a look, a screen's choice: up to ~1 s of a
+    core) while the screen shows frames due every 33 ms; at equal priority it takes the cores
+    from the frame producers exactly when a frame is due. At nice +10 the scheduler gives it
+    about a tenth of a contended core, and all of an idle one; the claim has a whole anchor's
+    time (seconds) to finish. Elsewhere (no per-thread nice) nothing changes.
+    """
+    import os
+
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + CLAIM_NICENESS)
+    except (AttributeError, OSError):  # not Linux, or not permitted: the claim runs at normal priority
+        pass
+
+
 class LedgerAnchors:
     """A screen's anchors (sources.Anchors): each call claims the channel's next anchor in the ledger.
 
@@ -78,7 +99,8 @@ class LedgerAnchors:
         self._claim_since: float | None = None  # monotonic start of the claim in progress
         self._taking_since: float | None = None  # ahead: since when the screen waits for the claim made ahead
         self._resumed_at: float | None = None  # when the ledger recorded again after failed claims
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"passersby-claims-{channel}") if ahead else None
+        self._worker = (ThreadPoolExecutor(1, thread_name_prefix=f"passersby-claims-{channel}",
+                                           initializer=background_priority) if ahead else None)
         self._next: Future | None = None  # the claim made ahead
         self.claim_seconds: deque[float] = deque(maxlen=100)  # recent claims' durations (proposal + ledger)
 

@@ -26,62 +26,22 @@ import numpy as np
 import torch
 
 from passersby.checkpoint import load_model, save_model
+from passersby.metrics.probe_features import BATCH, PROBES, _luma, grey, probe_features  # noqa: F401 (re-exported)
+from passersby.model.choose import ScreenChoice
 from passersby.model.direction import (
     LABELS, LabelDirection, fit_latent_direction, fit_linear_direction, fit_probe, orthogonalise,
 )
 from passersby.sample import latents, render
 
-BATCH = 50
-PROBES = ("descriptor", "effnet")
 SCALES = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0)  # candidate offsets (std of z) tried when no scale is given
+CHOICE_PROBE = "grey"  # the features a choosing screen's probe reads (model/choose.py)
 GOOD_AGREEMENT = 0.9  # smallest scale whose steered faces the probe reads right this often wins
-
-
-def _effnet(images_uint8: np.ndarray, fx) -> np.ndarray:
-    """(n, H, W, 3) uint8 -> (n, 1280) EfficientNet-Lite0 features."""
-    out = []
-    for i in range(0, len(images_uint8), BATCH):
-        x = torch.from_numpy(images_uint8[i : i + BATCH]).permute(0, 3, 1, 2).float() / 127.5 - 1
-        out.append(fx.extract(x).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 1280), np.float32)
-
-
-def _luma(images_uint8: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 RGB -> (...) float32 Rec. 601 luma."""
-    return images_uint8.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def grey(images_uint8: np.ndarray) -> np.ndarray:
-    """(n, H, W, 3) uint8 -> the same images in grey (luma copied to 3 channels)."""
-    return np.repeat(np.rint(_luma(images_uint8))[..., None], 3, -1).astype(np.uint8)
 
 
 def face_brightness(images_uint8: np.ndarray) -> np.ndarray:
     """(n, H, W, 3) uint8 -> (n,) mean luma of the central half (where aligned faces are)."""
     h, w = images_uint8.shape[1:3]
     return _luma(images_uint8[:, h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]).mean((1, 2))
-
-
-def probe_features(images_uint8: np.ndarray, fx, probe: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features the sex probe sees, and which images have a detected face.
-
-    Args:
-        images_uint8: (n, H, W, 3) uint8 RGB. fx: a FeatureExtractor. probe: one of PROBES.
-    Returns:
-        (feats (k, D), found (n,) bool): features of the k images with a face (HOG detector
-        of passersby.metrics.faces), in order; D = 128 + 1280 for "descriptor", 1280 for "effnet".
-    """
-    from passersby.metrics.face_descriptor import face_descriptors
-    from passersby.metrics.faces import find_faces
-
-    faces = find_faces(list(images_uint8))
-    found = np.array([f is not None for f in faces], bool)
-    if probe == "effnet":
-        return _effnet(images_uint8[found], fx), found
-    if probe != "descriptor":
-        raise ValueError(f"probe must be one of {PROBES}, got {probe!r}")
-    desc, _ = face_descriptors(list(images_uint8), faces)  # (k, 128)
-    return np.hstack([desc, _effnet(grey(images_uint8[found]), fx)]), found
 
 
 def _labelled_real(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +99,7 @@ def choose_scale(checks: list[dict[str, float]], face_floor: float, slack: float
 
 def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, scale: float | None = None,
                   n_eval: int = 100, probe: str = "descriptor",
-                  n_check: int = 60) -> tuple[LabelDirection, dict[str, Any]]:
+                  n_check: int = 60) -> tuple[LabelDirection, dict[str, Any], ScreenChoice]:
     """Fit the direction for `model` from `data_dir`'s labels and measure it.
 
     Args:
@@ -153,11 +113,14 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
         probe: which features the sex probe sees (PROBES; see the module docstring).
 
     Returns:
-        (direction, report) where report holds probe accuracy, the scale checks and the
-        classifier's agreement.
+        (direction, report, choice): report holds probe accuracy, the scale checks and the
+        classifier's agreement; choice is the probe with the offsets the probe's rule chose, with
+        which a labelled screen chooses its faces (model/choose.py). The direction's own offsets
+        are the same unless `scale` is given; a user may raise them in the file, the choice keeps
+        the rule's.
 
     Example:
-        >>> d, report = fit_direction(Path("model.safetensors"), Path("data/portraits"))  # a model and a prepared dataset; a long run  # doctest: +SKIP
+        >>> d, report, choice = fit_direction(Path("model.safetensors"), Path("data/portraits"))  # a model and a prepared dataset; a long run  # doctest: +SKIP
     """
     from passersby.metrics.features import FeatureExtractor
 
@@ -200,7 +163,13 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
     direction = LabelDirection(d, chosen["masculine"], probe_acc,
                                None if chosen["feminine"] == chosen["masculine"] else chosen["feminine"])
     report.update(_judged(g, direction, latents(n_eval, info.config.z_dim, seed + 1), probe_model, fx, probe))
-    return direction, report
+    # The screens' own probe reads grey EfficientNet features only (cheap, and it leaves the GIL
+    # to the frames: model/choose.py); the same faces and labels as the direction's probe.
+    grey_feats, grey_found = probe_features(real, fx, CHOICE_PROBE)
+    choice_probe, choice_acc = fit_probe(grey_feats, real_y[grey_found], np.random.default_rng(seed))
+    report["choice_probe_heldout_accuracy"] = choice_acc
+    choice = ScreenChoice(choice_probe, CHOICE_PROBE, chosen["masculine"], chosen["feminine"])
+    return direction, report, choice
 
 
 def _judged(g, direction: LabelDirection, z_eval: torch.Tensor, probe_model, fx, probe: str) -> dict[str, Any]:
@@ -220,11 +189,13 @@ def _judged(g, direction: LabelDirection, z_eval: torch.Tensor, probe_model, fx,
             "classifier_unsteered": label_agreement(list(render(g, z_eval)), ["masculine"] * len(z_eval))}
 
 
-def write_with_direction(model: Path, out: Path, direction: LabelDirection, report: dict) -> None:
-    """Copy `model` to `out` with the direction and its report in the metadata."""
+def write_with_direction(model: Path, out: Path, direction: LabelDirection, report: dict,
+                         choice: ScreenChoice | None = None) -> None:
+    """Copy `model` to `out` with the direction, the screens' choice (probe and offsets) and the
+    direction's report in the metadata."""
     g, info = load_model(model)
     meta = {k: v for k, v in info.meta.items() if k not in ("format", "version", "config", "passersby_version")}
-    meta["directions"] = {"sex": direction.to_dict()}
+    meta["directions"] = {"sex": {**direction.to_dict(), **({"choice": choice.to_dict()} if choice else {})}}
     meta["direction_report"] = report
     half = any(t == "F16" for t in _dtypes(model))
     save_model(out, g, info.config, meta, half=half)

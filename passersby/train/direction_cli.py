@@ -44,8 +44,8 @@ def direction_command(
         typer.secho(f"error: --probe must be one of {', '.join(PROBES)}, got {probe!r}", fg="red", err=True)
         raise typer.Exit(1)
     try:
-        direction, report = fit_direction(src, data, n=n, seed=seed, scale=scale, n_eval=n_eval, probe=probe)
-        write_with_direction(src, out, direction, report)
+        direction, report, choice = fit_direction(src, data, n=n, seed=seed, scale=scale, n_eval=n_eval, probe=probe)
+        write_with_direction(src, out, direction, report, choice)
     except (CheckpointError, DatasetError, ValueError, RuntimeError) as e:
         typer.secho(f"error: {e}", fg="red", err=True)
         raise typer.Exit(1)

@@ -77,7 +77,8 @@ def test_labelled_screens_push_anchors_along_the_models_direction(tmp_path: Path
 
     _, info = load_model(default_model_path())
     d = load_direction(info.meta)
-    s = dataclasses.replace(load_settings(None, {"stream.seed": 1}, search=False),
+    # model.choose = 0: every anchor pushed to the file's offset (the choosing screens: below).
+    s = dataclasses.replace(load_settings(None, {"stream.seed": 1, "model.choose": 0}, search=False),
                             screens=(ScreenSettings("m", "masculine", 0), ScreenSettings("f", "feminine", 1)))
     inst = build(s, tmp_path)
     try:
@@ -113,3 +114,35 @@ def test_the_critic_only_lets_clear_faces_through(tmp_path: Path) -> None:
     assert len(scores) >= 4 and min(scores) >= 0.8 - 1e-3, scores
     random_scores = [face_score(im) for im in render(np.random.default_rng(3).standard_normal((12, 128)).astype(np.float32))]
     assert min(random_scores) < 0.8  # the gate did something: random faces are not all this clear
+
+
+@pytest.mark.parametrize("choose", [4, 0])
+def test_labelled_screens_choose_their_faces_near_the_typical_face(tmp_path: Path, choose: int) -> None:
+    from passersby.model.load import load_choice, load_direction
+
+    _, info = load_model(default_model_path())
+    choice, d = load_choice(info), load_direction(info.meta)
+    assert choice.scale < d.scale_for("masculine") and choice.feminine_scale < d.scale_for("feminine")
+    s = load_settings(None, {"stream.seed": 5, "walk.tempo": 0.2, "model.choose": choose}, search=False)
+    s = dataclasses.replace(s, screens=(ScreenSettings("m", "masculine", 0), ScreenSettings("f", "feminine", 1)))
+    inst = build(s, tmp_path)
+    try:
+        # Choosing renders candidates: claimed ahead, off the frames' thread; pushing does not.
+        assert [p.anchors.ahead for p in inst.engine.producers] == [choose > 1] * 2
+        for p, label, sign in zip(inst.engine.producers, ("masculine", "feminine"), (1, -1)):
+            z = p.anchors.propose(np.random.default_rng(0))
+            want = (choice if choose > 1 else d).scale_for(label)
+            assert np.isclose(z @ d.vector, sign * want, atol=1e-6)
+        inst.engine.start(pace=False)
+        for _ in range(8):
+            assert inst.engine.take(0).image.shape[-1] == 3 and inst.engine.take(1).image.shape[-1] == 3
+    finally:
+        inst.close()
+    # A screen with a critic (or a taste) chooses by those: its faces are pushed as before.
+    critic = dataclasses.replace(s, taste=TasteSettings(min_critic=0.0), screens=s.screens[:1])
+    inst = build(critic, tmp_path / "critic")
+    try:
+        z = inst.engine.producers[0].anchors.propose(np.random.default_rng(0))
+        assert np.isclose(z @ d.vector, d.scale_for("masculine"), atol=1e-6)
+    finally:
+        inst.close()

@@ -147,3 +147,27 @@ def test_after_the_ledger_records_again_the_screen_is_resuming_for_a_while(tmp_p
     time.sleep(0.4)
     assert not anchors.resuming
     anchors.close()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "setpriority"), reason="per-thread nice is Linux's")
+def test_a_claim_made_ahead_runs_at_a_lower_cpu_priority_than_the_frames(tmp_path) -> None:
+    import os
+
+    from passersby.stream.claims import CLAIM_NICENESS
+
+    seen: list[int] = []
+
+    def propose(rng):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return rng.standard_normal(D)
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    ahead = _anchors(tmp_path / "n.sqlite", propose, ahead=True)
+    ahead(), ahead()
+    ahead.close()
+    plain = _anchors(tmp_path / "p.sqlite", propose, ahead=False)
+    plain()
+    plain.close()
+    # Ahead: the worker's claims at +10 (capped at 19); in the screen's own thread: unchanged.
+    assert seen[:2] == [min(19, mine + CLAIM_NICENESS)] * 2 and seen[-1] == mine
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from passersby.cli import app
 from passersby.checkpoint import load_model
 from passersby.sample import default_model_path
-from passersby.model.load import load_direction
+from passersby.model.load import load_choice, load_direction
 from passersby.train.direction import SCALES, choose_scale, face_brightness, fit_direction, grey, write_with_direction
 
 
@@ -33,7 +33,7 @@ def test_choose_scale_prefers_the_smallest_good_one_and_keeps_faces() -> None:
 
 def test_fit_direction_on_the_shipped_model(prepared_data, tmp_path) -> None:
     src = default_model_path()
-    d, report = fit_direction(src, prepared_data, n=60, seed=0, n_eval=6, n_check=6)
+    d, report, choice = fit_direction(src, prepared_data, n=60, seed=0, n_eval=6, n_check=6)
     assert np.isclose(np.linalg.norm(d.vector), 1.0)
     assert report["probe"] == "descriptor" and 0 < report["n_real_labelled"] <= 11
     assert report["scale"] in SCALES and report["feminine_scale"] in SCALES
@@ -43,11 +43,17 @@ def test_fit_direction_on_the_shipped_model(prepared_data, tmp_path) -> None:
     assert -1.0 <= report["cos_raw_vs_final"] <= 1.0 + 1e-9
     assert report["classifier"]["n"] == 12 and report["classifier_unsteered"]["n"] == 6
     out = tmp_path / "with-dir.safetensors"
-    write_with_direction(src, out, d, report)
+    # The screens' choice: the probe itself, at the offsets its rule chose.
+    assert choice.kind == "grey" and choice.probe.w.shape == (1280,) and 0 <= report["choice_probe_heldout_accuracy"] <= 1
+    assert (choice.scale, choice.feminine_scale) == (report["scale"], report["feminine_scale"])
+    write_with_direction(src, out, d, report, choice)
     _, info = load_model(out)
     back = load_direction(info.meta)
     assert np.allclose(back.vector, d.vector) and back.scale == report["scale"]
     assert back.scale_for("feminine") == report["feminine_scale"]
+    stored = load_choice(info)
+    assert stored.scale == choice.scale and np.allclose(stored.probe.w, choice.probe.w)
+    assert stored.probe.b == choice.probe.b and np.allclose(stored.probe.mean, choice.probe.mean)
 
 
 def test_direction_cli_refuses_an_unknown_probe_and_unlabelled_data(prepared_data, tmp_path) -> None:
