@@ -35,7 +35,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from _common import CpuMeter, busy_note, cpu_line, lscpu, machine_info, write_json
+from _common import CpuMeter, busy_note, cpu_line, lscpu, machine_info, setting, write_json
 
 SCREEN_LABELS = ("masculine", "feminine")
 
@@ -56,6 +56,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--runtime", default=None, help="renderer runtime (default: the settings', auto)")
     ap.add_argument("--choose", type=int, default=None, help="model.choose: candidates a labelled screen "
                     "renders and chooses from (default: the settings', 4; 0 = every face pushed to the offset)")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a passersby setting, e.g. taste.curator=ada (repeatable)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--sheet", type=Path, default=None, help="contact sheet, one row per screen (JPEG)")
@@ -69,7 +71,8 @@ def stream_settings(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     from passersby.settings import ScreenSettings, load_settings
 
     overrides = {"stream.seed": args.seed, "model.path": str(args.model) if args.model else None,
-                 "walk.fps": args.fps, "model.runtime": args.runtime, "model.choose": args.choose}
+                 "walk.fps": args.fps, "model.runtime": args.runtime, "model.choose": args.choose,
+                 **dict(setting(kv) for kv in getattr(args, "setting", []))}
     base = load_settings(None, overrides, search=False)
     path = Path(base.model.path) if base.model.path else default_model_path()
     _g, info = load_model(path)
