@@ -80,14 +80,14 @@ def _generated(model: str, n: int, seed: int, steer: str, choose: int) -> tuple[
         b, _ = sample(path, n - n // 2, seed + 1, class_name="feminine")
         faces = np.concatenate([a, b])
     else:  # chosen, as the installation's screens choose (model/choose.py)
-        faces = np.concatenate([_chosen(path, n // 2, seed, "masculine", choice, choose),
-                                _chosen(path, n - n // 2, seed + 1, "feminine", choice, choose)])
+        faces = _chosen(path, {"masculine": (n // 2, seed), "feminine": (n - n // 2, seed + 1)}, choice, choose)
     return faces, {"path": str(info.path), "hash": info.hash, "latent_seed": seed, "steer": steer,
                    "choose": choose if choice is not None else 0}
 
 
-def _chosen(path: Path, n: int, seed: int, label: str, choice: Any, k: int) -> np.ndarray:
-    """n faces of a screen of `label` that chooses among k candidates, as the installation draws them."""
+def _chosen(path: Path, screens: dict[str, tuple[int, int]], choice: Any, k: int) -> np.ndarray:
+    """Faces of screens that choose among k candidates, as the installation draws them:
+    screens {label: (n, seed)} -> (sum n, H, W, 3), in the order given."""
     from passersby.checkpoint import load_model
     from passersby.metrics.features import FeatureExtractor
     from passersby.model.choose import choosing_proposer, sex_reader
@@ -95,12 +95,14 @@ def _chosen(path: Path, n: int, seed: int, label: str, choice: Any, k: int) -> n
     from passersby.runtime import make_renderer
 
     g, info = load_model(path)
-    render = make_renderer(g.float().eval(), "torch", 1)
+    render, fx = make_renderer(g.float().eval(), "torch", 1), FeatureExtractor()
     d = load_direction(info.meta)
-    propose = choosing_proposer(info.config.z_dim, d.vector, choice, label, k,
-                                sex_reader(render, FeatureExtractor(), choice, label))
-    rng = np.random.default_rng([seed, 7])
-    return render(np.stack([propose(rng) for _ in range(n)]).astype(np.float32))
+    out = []
+    for label, (n, seed) in screens.items():
+        propose = choosing_proposer(info.config.z_dim, d.vector, choice, label, k, sex_reader(render, fx, choice, label))
+        rng = np.random.default_rng([seed, 7])
+        out.append(render(np.stack([propose(rng) for _ in range(n)]).astype(np.float32)))
+    return np.concatenate(out)
 
 
 def sheet_image(faces: np.ndarray, numbers: list[int]) -> Any:

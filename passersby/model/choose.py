@@ -28,9 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from passersby.metrics.probe_features import PROBES
 from passersby.model.direction import LABELS, FeatureProbe, steered_proposer
-
-PROBE_KINDS = ("descriptor", "effnet", "grey")  # metrics/probe_features.PROBES
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class ScreenChoice:
             kind, scale, fem = str(d["kind"]), float(d["scale"]), float(d["feminine_scale"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"the direction's screen choice is malformed ({e!r})") from e
-        if kind not in PROBE_KINDS or not (probe.mean.shape == probe.std.shape == probe.w.shape):
+        if kind not in PROBES or not (probe.mean.shape == probe.std.shape == probe.w.shape):
             raise ValueError(f"the direction's screen choice is malformed (probe kind {kind!r}, "
                              f"shapes {probe.mean.shape}, {probe.w.shape})")
         return cls(probe, kind, scale, fem)

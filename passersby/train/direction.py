@@ -27,6 +27,7 @@ import torch
 
 from passersby.checkpoint import load_model, save_model
 from passersby.metrics.probe_features import BATCH, PROBES, _luma, grey, probe_features  # noqa: F401 (re-exported)
+from passersby.metrics.face_descriptor import DESCRIPTOR_DIM
 from passersby.model.choose import ScreenChoice
 from passersby.model.direction import (
     LABELS, LabelDirection, fit_latent_direction, fit_linear_direction, fit_probe, orthogonalise,
@@ -165,7 +166,10 @@ def fit_direction(model: Path, data_dir: Path, n: int = 1000, seed: int = 0, sca
     report.update(_judged(g, direction, latents(n_eval, info.config.z_dim, seed + 1), probe_model, fx, probe))
     # The screens' own probe reads grey EfficientNet features only (cheap, and it leaves the GIL
     # to the frames: model/choose.py); the same faces and labels as the direction's probe.
-    grey_feats, grey_found = probe_features(real, fx, CHOICE_PROBE)
+    if probe == "descriptor":  # its last 1280 columns are the grey features, of the same found faces
+        grey_feats, grey_found = real_feats[:, DESCRIPTOR_DIM:], real_found
+    else:
+        grey_feats, grey_found = probe_features(real, fx, CHOICE_PROBE)
     choice_probe, choice_acc = fit_probe(grey_feats, real_y[grey_found], np.random.default_rng(seed))
     report["choice_probe_heldout_accuracy"] = choice_acc
     choice = ScreenChoice(choice_probe, CHOICE_PROBE, chosen["masculine"], chosen["feminine"])
