@@ -215,14 +215,19 @@ def test_a_knob_turned_all_the_time_never_starves_the_screen_nor_jumps(tmp_path)
         t = threading.Thread(target=knob)
         t.start()
         frames = [engine.take(0, timeout=10) for _ in range(150)]
+        # On a loaded machine the knob's thread can lag the unpaced screen: keep taking (and give
+        # the knob the GIL between frames) until its turns have shown, at most 3,000 frames.
+        while len({f.key.get("offsets", {}).get("yaw", 0.0) for f in frames}) <= 5 and len(frames) < 3000:
+            stop.wait(0.002)
+            frames.append(engine.take(0, timeout=10))
     finally:
         stop.set()
         t.join()
         engine.stop()
-    assert [f.index for f in frames] == list(range(150))
+    assert [f.index for f in frames] == list(range(len(frames)))  # never starved: every frame, in order
     amounts = [f.key.get("offsets", {}).get("yaw", 0.0) for f in frames]
     assert all(abs(b - a) <= 0.5 + 1e-9 for a, b in zip(amounts, amounts[1:])), amounts  # smooth
-    assert len(set(amounts)) > 5
+    assert len(set(amounts)) > 5  # the knob's turns reach the screen
 
 
 def test_steering_a_screen_that_cannot_be_steered_is_refused(tmp_path):
