@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +16,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run for a benchmark script, but a run past `timeout` fails with every thread's
+    stack (python -X faulthandler dumps them on SIGABRT) instead of a bare TimeoutExpired: a hang
+    seen once in CI (the memory soak, 300 s) must say where it hung."""
+    assert cmd[0] == sys.executable
+    p = subprocess.Popen([cmd[0], "-X", "faulthandler", *cmd[1:]], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=kw.pop("cwd", ROOT), **{k: v for k, v in kw.items()
+                                                                                           if k not in ("capture_output", "text")})
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGABRT)
+        out, err = p.communicate()
+        pytest.fail(f"{' '.join(cmd[1:3])} ran past {timeout} s; its threads:\n{err[-20000:]}")
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
 def test_stream_benchmark_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "stream.json"
-    r = subprocess.run([sys.executable, "benchmarks/stream.py", "--seconds", "3", "--throughput-seconds", "1",
+    r = run([sys.executable, "benchmarks/stream.py", "--seconds", "3", "--throughput-seconds", "1",
                         "--sink", "web", "--burst", "1:1", "--raise-after", "5", "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -42,7 +60,7 @@ def test_stream_benchmark_reports_every_figure(tmp_path: Path) -> None:
 @pytest.mark.parametrize("parallel", [False, True], ids=["in-turn", "parallel"])
 def test_recipes_benchmark_trains_both_recipes_and_measures(tmp_path: Path, prepared_data: Path, parallel: bool) -> None:
     out, plot = tmp_path / "recipes.json", tmp_path / "recipes.png"
-    r = subprocess.run([sys.executable, "benchmarks/recipes.py", str(prepared_data), "--minutes", "0.03",
+    r = run([sys.executable, "benchmarks/recipes.py", str(prepared_data), "--minutes", "0.03",
                         "--eval-every", "0.03", "--n", "8", "--json", str(out), "--plot", str(plot)]
                        + (["--parallel"] if parallel else []),
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -57,7 +75,7 @@ def test_recipes_benchmark_trains_both_recipes_and_measures(tmp_path: Path, prep
 
 def test_sizes_benchmark_reports_fps_and_cost_per_width(tmp_path: Path) -> None:
     out = tmp_path / "sizes.json"
-    r = subprocess.run([sys.executable, "benchmarks/sizes.py", "--ngf", "8,16", "--seconds", "1", "--json", str(out)],
+    r = run([sys.executable, "benchmarks/sizes.py", "--ngf", "8,16", "--seconds", "1", "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(out.read_text())
@@ -81,7 +99,7 @@ def test_feedback_soak_benchmark_reports_collapses_faces_changes_and_repeats(tmp
     painter = tmp_path / "painter.safetensors"
     save_model(painter, Painter(cfg).eval(), cfg, {"step": 0})
     out, sheet, video = tmp_path / "soak.json", tmp_path / "minute.jpg", tmp_path / "loop.mp4"
-    r = subprocess.run([sys.executable, "benchmarks/feedback.py", "--painter", str(painter), "--frames", "70",
+    r = run([sys.executable, "benchmarks/feedback.py", "--painter", str(painter), "--frames", "70",
                         "--tempo", "1", "--crossfade", "0.2", "--gap", "1", "--video-seconds", "1", "--json", str(out), "--sheet", str(sheet),
                         "--video", str(video)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -96,7 +114,7 @@ def test_feedback_soak_benchmark_reports_collapses_faces_changes_and_repeats(tmp
 
 def test_peep_capture_benchmark_reports_latency_equality_and_prints(tmp_path: Path) -> None:
     out, example = tmp_path / "pc.json", tmp_path / "example"
-    r = subprocess.run([sys.executable, "benchmarks/peep_capture.py", "--presses", "2", "--captures", "1",
+    r = run([sys.executable, "benchmarks/peep_capture.py", "--presses", "2", "--captures", "1",
                         "--modes", "walk", "--print-sizes", "A5", "--dpi", "72", "--json", str(out),
                         "--example", str(example)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -110,7 +128,7 @@ def test_peep_capture_benchmark_reports_latency_equality_and_prints(tmp_path: Pa
 
 def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
     out, plot = tmp_path / "soak.json", tmp_path / "soak.png"
-    r = subprocess.run([sys.executable, "benchmarks/memory_soak.py", "--minutes", "0.12", "--every", "2",
+    r = run([sys.executable, "benchmarks/memory_soak.py", "--minutes", "0.12", "--every", "2",
                         "--warmup", "0", "--json", str(out), "--plot", str(plot)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -125,7 +143,7 @@ def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
     lo, hi = res["rss_slope_ci95_mb_per_hour"]
     assert lo <= res["rss_slope_mb_per_hour_after_warmup"] <= hi and res["rss_bound_mb_per_day"] >= 0
     again = tmp_path / "again.json"  # --analyze: the same samples summarized again, another warm-up
-    r = subprocess.run([sys.executable, "benchmarks/memory_soak.py", "--analyze", str(out), "--warmup", "0.02",
+    r = run([sys.executable, "benchmarks/memory_soak.py", "--analyze", str(out), "--warmup", "0.02",
                         "--json", str(again)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res2 = json.loads(again.read_text())
@@ -134,7 +152,7 @@ def test_memory_soak_benchmark_samples_and_fits_a_slope(tmp_path: Path) -> None:
 
 def test_memory_soak_of_the_engine_alone_with_settings(tmp_path: Path) -> None:
     out = tmp_path / "noweb.json"
-    r = subprocess.run([sys.executable, "benchmarks/memory_soak.py", "--minutes", "0.05", "--every", "1",
+    r = run([sys.executable, "benchmarks/memory_soak.py", "--minutes", "0.05", "--every", "1",
                         "--warmup", "0", "--no-web", "--setting", "enhancer.mode=off", "--setting", "walk.fps=10",
                         "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -191,7 +209,7 @@ def test_memory_summary_finds_a_step_and_bounds_the_slope() -> None:
 
 def test_edition_benchmark_reports_claims_latency_and_lease_cover(tmp_path: Path, pg_server) -> None:
     out = tmp_path / "edition.json"
-    r = subprocess.run([sys.executable, "benchmarks/edition.py", "--seconds", "0.5", "--consoles", "1,2", "--lease", "20",
+    r = run([sys.executable, "benchmarks/edition.py", "--seconds", "0.5", "--consoles", "1,2", "--lease", "20",
                         "--face-every", "6", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     res = json.loads(out.read_text())
@@ -204,7 +222,7 @@ def test_edition_benchmark_reports_claims_latency_and_lease_cover(tmp_path: Path
 
 def test_feedback_replay_benchmark_rerenders_bit_for_bit_from_kept_states(tmp_path: Path) -> None:
     out = tmp_path / "replay.json"
-    r = subprocess.run([sys.executable, "benchmarks/feedback_replay.py", "--seconds", "5", "--tempo", "1.5",
+    r = run([sys.executable, "benchmarks/feedback_replay.py", "--seconds", "5", "--tempo", "1.5",
                         "--frames", "3", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(out.read_text())
@@ -214,7 +232,7 @@ def test_feedback_replay_benchmark_rerenders_bit_for_bit_from_kept_states(tmp_pa
 
 def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path) -> None:
     out = tmp_path / "taste.json"
-    r = subprocess.run([sys.executable, "benchmarks/taste.py", "--tastes", "warm", "--anchors", "4", "--checkpoints",
+    r = run([sys.executable, "benchmarks/taste.py", "--tastes", "warm", "--anchors", "4", "--checkpoints",
                         "3", "--calibration", "20", "--prior-faces", "150", "--exactingness", "1.0",
                         "--server-ratings", "2", "--curators", "2", "--picture", "BANDWIDTH_FACTORS=0.5/1", "--rerank", "2",
                         "--head-cache", str(tmp_path / "home"),
@@ -245,7 +263,7 @@ def test_taste_benchmark_compares_both_models_on_the_same_swipes(tmp_path: Path)
 
 def test_taste_levers_builds_a_judged_pool_and_compares_variants_over_curators(tmp_path: Path) -> None:
     out, pool = tmp_path / "levers.json", tmp_path / "pool.npz"
-    r = subprocess.run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--pool-size", "120",
+    r = run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--pool-size", "120",
                         "--tastes", "warm", "--variants", "shipped", "z", "BLOCK_EVIDENCE=true+explore=0.5", "Z_SCALE=0.25",
                         "rerank=3", "--curators", "2", "--swipes", "12", "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=600,
@@ -263,7 +281,7 @@ def test_taste_levers_builds_a_judged_pool_and_compares_variants_over_curators(t
     for row in rows.values():
         assert len(row["liked50"]) == 2 and all(0 <= v <= 1 for v in row["liked50"])
     assert rows["shipped"]["liked50"] != rows["z"]["liked50"] or rows["shipped"]["auc50"] != rows["z"]["auc50"]
-    bad = subprocess.run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--variants", "NOPE=1",
+    bad = run([sys.executable, "benchmarks/taste_levers.py", "--pool", str(pool), "--variants", "NOPE=1",
                           "--curators", "1", "--swipes", "3", "--tastes", "warm"], cwd=ROOT, capture_output=True,
                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert bad.returncode != 0 and "unknown override 'NOPE=1'" in bad.stderr
@@ -271,7 +289,7 @@ def test_taste_levers_builds_a_judged_pool_and_compares_variants_over_curators(t
 
 def test_steer_benchmark_reports_latency_both_ways(tmp_path: Path) -> None:
     out = tmp_path / "steer.json"
-    r = subprocess.run([sys.executable, "benchmarks/steer.py", "--moves", "1", "--apart", "0.5", "--json", str(out)],
+    r = run([sys.executable, "benchmarks/steer.py", "--moves", "1", "--apart", "0.5", "--json", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})  # this checkout's package
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
@@ -283,7 +301,7 @@ def test_steer_benchmark_reports_latency_both_ways(tmp_path: Path) -> None:
     assert res["machine_start"]["cpu"] and res["queue"] == 12
 def test_osc_benchmark_reports_every_figure(tmp_path: Path) -> None:
     flood, lat = tmp_path / "flood.json", tmp_path / "latency.json"
-    r = subprocess.run([sys.executable, "benchmarks/osc.py", "--seconds", "1", "--rate", "500", "--trials", "3",
+    r = run([sys.executable, "benchmarks/osc.py", "--seconds", "1", "--rate", "500", "--trials", "3",
                         "--warmup", "1", "--json-flood", str(flood), "--json-latency", str(lat)],
                        cwd=ROOT, capture_output=True, text=True, timeout=300,
                        env={**os.environ, "PYTHONPATH": str(ROOT)})
