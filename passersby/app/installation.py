@@ -115,40 +115,55 @@ def _taste(settings: Settings, home: Path, info: ModelInfo, g: torch.nn.Module):
     return fit_taste(z, ratings, prior, head, features=features), Exactingness(settings.taste.exactingness)
 
 
-def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
-                 taste=None, knob=None, painter=None, chain=None, directions=None) -> ScreenPlan:
-    cfg = info.config
-    label_index, vector, scale = screen_steering(info, screen.label, f"screens.label of {screen.name!r}")
-    m = settings.model
-    propose = steered_proposer(cfg.z_dim, vector, scale, screen.label)
-    # The screen's sliders (walk screens): shared by its source and by the critic and the taste,
-    # which judge each candidate as it will be shown, moved by the sliders' targets.
-    offsets = screen_offsets(screen, directions) if screen.source == "walk" else None
+def _proposal(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
+              steering: tuple, offsets: "Offsets | None", taste=None, knob=None) -> tuple[Callable, bool]:
+    """How a screen draws its anchors: (rng -> latent, whether to claim ahead).
+
+    One of three ways: a labelled screen of a model with a stored sex probe and no taste or critic
+    chooses its faces near the typical face (model/choose.py); a taste or a critic steers the
+    draws (taste/steer.py); otherwise plain draws, pushed along the direction for a label.
+    Rendering candidates (the choice, a critic, the taste's look) would stall the screen's frames:
+    those claim ahead, in the screen's claim thread.
+    """
+    label_index, vector, scale = steering
+    m, z_dim = settings.model, info.config.z_dim
+    propose = steered_proposer(z_dim, vector, scale, screen.label)
     critic = _critic(g, m.runtime, label_index, offsets) if settings.taste.min_critic > -1.0 else None
     choice = load_choice(info) if screen.label and vector is not None and m.choose > 1 else None
     if choice is not None and taste is None and critic is None:
-        # Faces chosen near the typical face, not pushed far along the direction (model/choose.py);
-        # rendering the candidates would stall the screen's frames: claimed ahead.
-        propose = choosing_proposer(cfg.z_dim, vector, choice, screen.label, m.choose,
-                                    _sex_reader(g, m.runtime, choice, screen.label, offsets))
-        ahead = True
-    elif taste is not None or critic is not None:
-        from passersby.taste.model import TasteModel
-        from passersby.taste.steer import steer
+        return choosing_proposer(z_dim, vector, choice, screen.label, m.choose,
+                                 _sex_reader(g, m.runtime, choice, screen.label, offsets)), True
+    if taste is None and critic is None:
+        return propose, False
+    return _steered_by_taste(g, propose, z_dim, settings, label_index, offsets, taste, knob, critic)
 
-        if taste is not None and offsets is not None and offsets.steps.ids:
-            taste = ShiftedTaste(taste, offsets)
-        k = settings.taste.rerank if getattr(taste, "true_features", False) else 0
-        look = _look(g, m.runtime, label_index, offsets) if k > 1 else None
-        # Without a taste, every candidate is liked alike: the critic alone decides.
-        propose = steer(propose, taste if taste is not None else TasteModel.empty(cfg.z_dim),
-                        knob if knob is not None else 0.0, critic=critic,
-                        min_critic=None if critic is None else settings.taste.min_critic,
-                        look=look, rerank=k if look is not None else 0)
-        # Rendering candidates (the critic, the look) would stall the screen's frames: claim ahead.
-        ahead = critic is not None or look is not None
-    else:
-        ahead = False
+
+def _steered_by_taste(g: torch.nn.Module, propose: Callable, z_dim: int, settings: Settings, label_index: int | None,
+                      offsets: "Offsets | None", taste, knob, critic) -> tuple[Callable, bool]:
+    """The proposer steered by a taste and/or gated by a critic (taste/steer.steer), and whether it
+    renders its candidates (a critic, or the taste's look: then it claims ahead)."""
+    from passersby.taste.model import TasteModel
+    from passersby.taste.steer import steer
+
+    if taste is not None and offsets is not None and offsets.steps.ids:
+        taste = ShiftedTaste(taste, offsets)
+    k = settings.taste.rerank if getattr(taste, "true_features", False) else 0
+    look = _look(g, settings.model.runtime, label_index, offsets) if k > 1 else None
+    # Without a taste, every candidate is liked alike: the critic alone decides.
+    steered = steer(propose, taste if taste is not None else TasteModel.empty(z_dim),
+                    knob if knob is not None else 0.0, critic=critic,
+                    min_critic=None if critic is None else settings.taste.min_critic,
+                    look=look, rerank=k if look is not None else 0)
+    return steered, critic is not None or look is not None
+
+
+def _screen_plan(g: torch.nn.Module, info: ModelInfo, screen: ScreenSettings, settings: Settings,
+                 taste=None, knob=None, painter=None, chain=None, directions=None) -> ScreenPlan:
+    label_index, vector, scale = screen_steering(info, screen.label, f"screens.label of {screen.name!r}")
+    # The screen's sliders (walk screens): shared by its source and by the critic and the taste,
+    # which judge each candidate as it will be shown, moved by the sliders' targets.
+    offsets = screen_offsets(screen, directions) if screen.source == "walk" else None
+    propose, ahead = _proposal(g, info, screen, settings, (label_index, vector, scale), offsets, taste, knob)
     if screen.source == "peep":  # stills on a press: no chain levels, the enhancer (if any) on each face
         return ScreenPlan(name=screen.name, propose=propose, make_source=_peep_factory(g, info, settings, label_index, chain),
                           ahead=ahead)
