@@ -4,7 +4,7 @@ samples). Writes blind sheets paired with v4's random sheets (same seeds: same r
 places) via benchmarks/blind.py."""
 import sys
 from pathlib import Path
-import numpy as np, torch, cv2
+import numpy as np, torch
 sys.path.insert(0, "benchmarks")
 import blind
 from passersby.sample import load_generator, render
@@ -12,17 +12,8 @@ from passersby.metrics.features import FeatureExtractor
 from passersby.metrics.probe_features import _effnet, grey
 torch.set_num_threads(2)
 K = int(sys.argv[1]); out = Path(sys.argv[2]); seeds = [int(s) for s in sys.argv[3].split(",")]
-d = np.load("runs/real/feats.npz"); REF = d["train_g"].astype(np.float32)
-gen_imgs = np.load("runs/real/gen_imgs.npy")
-def sharp(faces):
-    return np.array([cv2.Laplacian(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F)[80:220, 60:196].var() for f in faces])
-def nn3(e):
-    D = (e ** 2).sum(1)[:, None] - 2 * e @ REF.T + (REF ** 2).sum(1)[None]
-    return np.sort(D, 1)[:, :3].mean(1)
-NN, SH = nn3(d["gen_g"][:1000]), np.log(sharp(gen_imgs[:1000]))
-STATS = (NN.mean(), NN.std(), SH.mean(), SH.std())
-def realism(faces, e):
-    return -(nn3(e) - STATS[0]) / STATS[1] + (np.log(sharp(faces)) - STATS[2]) / STATS[3]
+sys.path.insert(0, "docs/model-v4/after-ship")
+from realism_lib import realism  # the score (z-scored by 1,000 of the model's samples)
 fx = FeatureExtractor()
 g, info = load_generator(Path("runs/r3/model-6714.safetensors"))
 def generated(model, n, seed, steer, choose):
