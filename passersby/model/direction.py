@@ -2,7 +2,7 @@
 
 Class conditioning collapsed on the portraits (more than a third of the titles name no sex,
 and a projection discriminator that sees labels on only some real images let the generator
-collapse to one face per class: docs/previous-model/conditional-collapse.png). So the default
+collapse to one face per class: docs/previous-model/conditional-collapse.jpg). So the default
 model is unconditional and its masculine/feminine screens come from a direction:
 
 1. A *feature probe*: logistic regression on EfficientNet-Lite0 features of the training

@@ -56,7 +56,7 @@ def train_command(
         False, "--conditional/--unconditional",
         help="Condition on the dataset's feminine/masculine labels (one generator, one class per screen). "
         "Off by default: on the portraits it collapsed to one face per class with the fastgan recipe "
-        "(docs/previous-model/conditional-collapse.png) and, within 500 steps, with the projected one "
+        "(docs/previous-model/conditional-collapse.jpg) and, within 500 steps, with the projected one "
         "(the mode-seeking term restored variety in colour only); use `passersby direction` instead."),
     init: Optional[Path] = typer.Option(None, help="Start from this model file's weights (same kind and size; "
                                         "the discriminator starts fresh): fine-tuning, e.g. the shipped painter."),
