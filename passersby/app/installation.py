@@ -267,6 +267,22 @@ def _as_shown(z: np.ndarray, offsets: "Offsets | None") -> np.ndarray:
     return z if delta is None else z + delta
 
 
+# Candidates (the screens' choice, a critic, the taste's look) are rendered in background threads
+# (a screen's claim thread, an edition's lease worker) beside the screens' own renderers. Two
+# OpenVINO renderers called from two such threads at once hung for good: both claim threads stuck
+# copying their input into their infer requests, a benchmark's installation waiting for its first
+# faces (benchmarks/memory_soak.py under load, 1 start in ~40; stacks in docs/operations/
+# claim-hang-openvino.txt). So candidates render with the fused generator in PyTorch, which runs
+# in any number of threads (4 faces: 46 ms against OpenVINO's 37 ms on the AVX-512 machine).
+CANDIDATE_RUNTIME = "torch-fused"
+
+
+def _candidate_renderer(g: torch.nn.Module, runtime: str, label_index: int | None):
+    """The renderer a background thread judges candidates with: PyTorch (fused), or the GPU's
+    where the installation renders there."""
+    return make_renderer(g, runtime if resolve(runtime) == "cuda" else CANDIDATE_RUNTIME, 1, label_index)
+
+
 def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
             offsets: "Offsets | None" = None) -> Callable[[np.ndarray], float]:
     """z -> the face detector's score of the rendered face (data/faces.face_score), moved by the
@@ -275,7 +291,7 @@ def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
     edition's console, in the lease worker thread: stream/ledger/leased.py), never in two at once."""
     from passersby.data.faces import face_score
 
-    render = make_renderer(g, runtime, 1, label_index)
+    render = _candidate_renderer(g, runtime, label_index)
 
     def score(z: np.ndarray) -> float:
         z = np.asarray(z, np.float32)
@@ -292,7 +308,7 @@ def _sex_reader(g: torch.nn.Module, runtime: str, choice, label: str,
     from passersby.metrics.features import FeatureExtractor
     from passersby.model.choose import sex_reader
 
-    render = make_renderer(g, runtime, 1, None)
+    render = _candidate_renderer(g, runtime, None)
     return sex_reader(lambda z: render(_as_shown(z, offsets)), FeatureExtractor(), choice, label)
 
 
@@ -304,7 +320,7 @@ def _look(g: torch.nn.Module, runtime: str, label_index: int | None,
     from passersby.metrics.features import FeatureExtractor
     from passersby.taste.features import EMBED_BATCH, embed
 
-    render = make_renderer(g, runtime, 1, label_index)
+    render = _candidate_renderer(g, runtime, label_index)
     fx = FeatureExtractor(batch_size=EMBED_BATCH)  # built once: the network is the slow part to load
 
     def look(z: np.ndarray) -> np.ndarray:

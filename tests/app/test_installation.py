@@ -146,3 +146,24 @@ def test_labelled_screens_choose_their_faces_near_the_typical_face(tmp_path: Pat
         assert np.isclose(z @ d.vector, d.scale_for("masculine"), atol=1e-6)
     finally:
         inst.close()
+
+
+def test_candidates_are_judged_with_a_pytorch_renderer_in_every_background_thread(monkeypatch) -> None:
+    """The choice, the critic and the look render their candidates in claim / lease threads; two
+    OpenVINO renderers called from two such threads hung for good (docs/operations/
+    claim-hang-openvino.txt), so they ask for the fused PyTorch generator whatever the screens run."""
+    from passersby.app import installation
+
+    asked = []
+    monkeypatch.setattr(installation, "make_renderer", lambda g, name, threads=1, label=None: asked.append(name) or (lambda z: z))
+    installation._critic(None, "auto", None)
+    installation._look(None, "auto", None)
+    installation._sex_reader(None, "auto", None, "feminine")
+    assert asked == ["torch-fused"] * 3
+    monkeypatch.undo()
+    g, info = load_model(default_model_path())
+    z = np.random.default_rng(0).standard_normal((2, info.config.z_dim)).astype(np.float32)
+    from passersby.runtime import make_renderer
+
+    fused, ref = installation._candidate_renderer(g.float().eval(), "auto", None)(z), make_renderer(g, "torch")(z)
+    assert fused.shape == ref.shape and np.abs(fused.astype(int) - ref.astype(int)).mean() < 1.0  # the same faces
