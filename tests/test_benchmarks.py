@@ -16,14 +16,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
-    """subprocess.run for a benchmark script, but a run past `timeout` fails with every thread's
-    stack (python -X faulthandler dumps them on SIGABRT) instead of a bare TimeoutExpired: a hang
-    seen once in CI (the memory soak, 300 s) must say where it hung."""
-    assert cmd[0] == sys.executable
+def run(cmd: list[str], timeout: float, cwd: Path = ROOT, env: dict[str, str] | None = None,
+        capture_output: bool = True, text: bool = True) -> subprocess.CompletedProcess:
+    """subprocess.run(..., capture_output=True, text=True) for a benchmark script, but a run past
+    `timeout` fails with every thread's stack (python -X faulthandler dumps them on SIGABRT)
+    instead of a bare TimeoutExpired: a hang must say where it hung (one did:
+    docs/operations/claim-hang-openvino.txt)."""
+    assert cmd[0] == sys.executable and capture_output and text
     p = subprocess.Popen([cmd[0], "-X", "faulthandler", *cmd[1:]], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, cwd=kw.pop("cwd", ROOT), **{k: v for k, v in kw.items()
-                                                                                           if k not in ("capture_output", "text")})
+                         stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

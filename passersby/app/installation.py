@@ -286,9 +286,9 @@ def _candidate_renderer(g: torch.nn.Module, runtime: str, label_index: int | Non
 def _critic(g: torch.nn.Module, runtime: str, label_index: int | None,
             offsets: "Offsets | None" = None) -> Callable[[np.ndarray], float]:
     """z -> the face detector's score of the rendered face (data/faces.face_score), moved by the
-    screen's slider targets first (the face as it will be shown). Its own
-    renderer: it runs inside the ledger claim, in the screen's producer thread (or, on an
-    edition's console, in the lease worker thread: stream/ledger/leased.py), never in two at once."""
+    screen's slider targets first (the face as it will be shown). Its own renderer: it runs
+    inside the ledger claim, in the screen's claim-ahead thread (or, on an edition's console, in
+    the lease worker thread: stream/ledger/leased.py), never in two at once."""
     from passersby.data.faces import face_score
 
     render = _candidate_renderer(g, runtime, label_index)
